@@ -1,0 +1,28 @@
+# Every target delegates to a script under hack/.
+.PHONY: all build unit integration test verify bench demo clean
+
+all: build
+
+build:
+	hack/build.sh
+
+unit:
+	hack/unit.sh
+
+integration:
+	hack/integration.sh
+
+test:
+	hack/test.sh
+
+verify:
+	hack/verify.sh
+
+bench:
+	hack/bench.sh
+
+demo:
+	hack/demo.sh
+
+clean:
+	rm -rf _output

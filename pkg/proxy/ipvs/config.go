@@ -1,0 +1,86 @@
+package ipvs
+
+import (
+	"net/netip"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/kubernetes/pkg/proxy/healthcheck"
+	proxyutil "k8s.io/kubernetes/pkg/proxy/util"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
+)
+
+// DummyDevice is the interface that holds every service address.
+const DummyDevice = "kube-ipvs0"
+
+// TerminationPolicyAnnotation overrides, per Service, what happens to the
+// real server of an endpoint that stops being used:
+//
+//	"immediate": delete the real server and its conntrack entries in the
+//	             same sync (what the IPVSImmediateTermination gate does);
+//	"graceful":  upstream's behaviour: weight 0, deleted once its
+//	             connections drain (TCP; UDP and SCTP are deleted at once).
+//
+// Any other value is ignored (and reported) and the gate decides.
+const TerminationPolicyAnnotation = "ipvs-proxy.kubernetes.io/termination-policy"
+
+// Config is what one proxier (one IP family) needs from the
+// KubeProxyConfiguration, the flags and the node.
+type Config struct {
+	IPFamily v1.IPFamily
+	NodeName string
+	// NodeIP is the node's primary IP of this family (may be invalid when
+	// the node has none of this family).
+	NodeIP netip.Addr
+
+	SyncPeriod    time.Duration
+	MinSyncPeriod time.Duration
+
+	// Scheduler is the IPVS scheduler ("rr" when empty).
+	Scheduler string
+	// SchedulerFlags are IP_VS_SVC_F_SCHED* bits added to every virtual server.
+	SchedulerFlags uint32
+	// ExcludeCIDRs: real servers and virtual servers in these ranges are
+	// never deleted by the proxier's cleanup of unknown objects.
+	ExcludeCIDRs []netip.Prefix
+	StrictARP    bool
+	// TCPTimeout, TCPFinTimeout, UDPTimeout are the IPVS timeouts; zero
+	// leaves the kernel's value.
+	TCPTimeout    time.Duration
+	TCPFinTimeout time.Duration
+	UDPTimeout    time.Duration
+
+	MasqueradeAll bool
+	MasqueradeBit int
+	// LocalDetector tells pod traffic from other traffic (detectLocalMode).
+	LocalDetector proxyutil.LocalTrafficDetector
+	// NodePortAddresses are CIDRs or "primary"; empty means all local addresses.
+	NodePortAddresses []string
+
+	// ImmediateTermination is the IPVSImmediateTermination feature gate.
+	ImmediateTermination bool
+}
+
+// Deps are the kernel interfaces and servers the proxier works through.
+type Deps struct {
+	IPVS      ipvs.Interface
+	IPSet     ipset.Interface
+	IPTables  iptables.Interface
+	NetDev    netdev.Interface
+	Conntrack conntrack.Interface
+	Sysctl    sysctl.Interface
+	// KernelVersion like "6.1.0-56-amd64" decides conn_reuse_mode.
+	KernelVersion string
+	Recorder      events.EventRecorder
+	// HealthServer may be nil (tests).
+	HealthServer *healthcheck.ProxyHealthServer
+	// ServiceHealthServer may be nil: a fake is used then.
+	ServiceHealthServer healthcheck.ServiceHealthServer
+}

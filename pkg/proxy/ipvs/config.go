@@ -83,4 +83,6 @@ type Deps struct {
 	HealthServer *healthcheck.ProxyHealthServer
 	// ServiceHealthServer may be nil: a fake is used then.
 	ServiceHealthServer healthcheck.ServiceHealthServer
+	// Metrics may be nil: unregistered metrics are used then.
+	Metrics *Metrics
 }

@@ -11,9 +11,11 @@ const (
 type Interface interface {
 	// Save returns the table in iptables-save format.
 	Save(table string) ([]byte, error)
-	// Restore applies data (iptables-restore format, one table, without
-	// COMMIT handling by the caller) with --noflush: chains it declares are
-	// flushed and rewritten, others are left alone.
+	// Restore applies data to one table with iptables-restore --noflush.
+	// data holds only chain declarations (":KUBE-FOO - [0:0]") and rules
+	// ("-A KUBE-FOO ..."); Restore itself writes the "*table" line before
+	// and "COMMIT" after. Declared chains are created or flushed and
+	// rewritten; other chains are left alone.
 	Restore(table string, data []byte) error
 	// EnsureJump makes sure the built-in chain starts with (prepend) a rule
 	// that jumps to target with the given extra match arguments.

@@ -8,12 +8,12 @@ type Type string
 
 // The set types we use.
 const (
-	HashIP          Type = "hash:ip"
-	HashIPPort      Type = "hash:ip,port"
-	HashIPPortIP    Type = "hash:ip,port,ip"
-	HashIPPortNet   Type = "hash:ip,port,net"
-	HashNet         Type = "hash:net"
-	BitmapPort      Type = "bitmap:port"
+	HashIP        Type = "hash:ip"
+	HashIPPort    Type = "hash:ip,port"
+	HashIPPortIP  Type = "hash:ip,port,ip"
+	HashIPPortNet Type = "hash:ip,port,net"
+	HashNet       Type = "hash:net"
+	BitmapPort    Type = "bitmap:port"
 )
 
 // Family of a set: "inet" or "inet6" (ignored for bitmap:port).

@@ -1,0 +1,248 @@
+package ipset
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// kernel is Interface over the ipset netlink protocol, in the network
+// namespace of the calling thread.
+type kernel struct{}
+
+// New returns the kernel's IP sets. Set comments are not supported by the
+// netlink library and are dropped; bitmap:port sets read back with an empty
+// Family.
+func New() Interface { return kernel{} }
+
+func (kernel) List() ([]Contents, error) {
+	var results []netlink.IPSetResult
+	err := guard(func() (err error) {
+		results, err = netlink.IpsetListAll()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list ip sets: %w", kernelError(err, syscall.EEXIST))
+	}
+	return mergeResults(results), nil
+}
+
+// mergeResults turns the dump's messages into sets: the kernel splits a
+// large set over several messages, each naming the set, and only the
+// first carries the header.
+func mergeResults(results []netlink.IPSetResult) []Contents {
+	var sets []Contents
+	index := map[string]int{}
+	for _, r := range results {
+		i, seen := index[r.SetName]
+		if !seen {
+			i = len(sets)
+			index[r.SetName] = i
+			sets = append(sets, Contents{Set: setFromKernel(r)})
+		}
+		for _, e := range r.Entries {
+			sets[i].Entries = append(sets[i].Entries, entryFromKernel(sets[i].Type, e))
+		}
+	}
+	return sets
+}
+
+// setFromKernel reads a set header from a dump message.
+func setFromKernel(r netlink.IPSetResult) Set {
+	s := Set{Name: r.SetName, Type: Type(r.TypeName)}
+	switch {
+	case s.Type == BitmapPort:
+		s.PortRange = fmt.Sprintf("%d-%d", r.PortFrom, r.PortTo)
+	case r.Family == unix.AF_INET6:
+		s.Family = Inet6
+	default:
+		s.Family = Inet
+	}
+	return s
+}
+
+// entryFromKernel reads a member of a set of type t.
+func entryFromKernel(t Type, k netlink.IPSetEntry) Entry {
+	var e Entry
+	ip, _ := netip.AddrFromSlice(k.IP)
+	ip2, _ := netip.AddrFromSlice(k.IP2)
+	ip, ip2 = ip.Unmap(), ip2.Unmap()
+	if k.Port != nil {
+		e.Port = *k.Port
+	}
+	if k.Protocol != nil && t != BitmapPort {
+		e.Protocol = protocolName(*k.Protocol)
+	}
+	switch t {
+	case HashNet:
+		e.Net = netip.PrefixFrom(ip, int(k.CIDR))
+	case HashIPPortNet:
+		e.IP, e.Net = ip, netip.PrefixFrom(ip2, int(k.CIDR2))
+	default:
+		e.IP, e.IP2 = ip, ip2
+	}
+	return e
+}
+
+func (kernel) CreateSet(s Set) error {
+	s, err := validateSet(s)
+	if err != nil {
+		return fmt.Errorf("create ip set %s: %w", s.Name, err)
+	}
+	opts := netlink.IpsetCreateOptions{Family: unix.AF_INET}
+	if s.Family == Inet6 {
+		opts.Family = unix.AF_INET6
+	}
+	if s.Type == BitmapPort {
+		opts.PortFrom, opts.PortTo, _ = parsePortRange(s.PortRange)
+	}
+	klog.V(4).InfoS("Creating ip set", "set", s.Name, "type", s.Type, "family", s.Family)
+	err = guard(func() error { return netlink.IpsetCreate(s.Name, string(s.Type), opts) })
+	if err != nil {
+		return fmt.Errorf("create ip set %s: %w", s.Name, kernelError(err, syscall.EEXIST))
+	}
+	return nil
+}
+
+func (kernel) DestroySet(name string) error {
+	klog.V(4).InfoS("Destroying ip set", "set", name)
+	// The library's IpsetDestroy omits NLM_F_EXCL, with which the kernel
+	// answers ENOENT for a missing set instead of success.
+	setName := nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name))
+	if err := request(nl.IPSET_CMD_DESTROY, setName); err != nil {
+		return fmt.Errorf("destroy ip set %s: %w", name, kernelError(err, syscall.EEXIST))
+	}
+	return nil
+}
+
+func (kernel) AddEntry(set string, e Entry) error {
+	klog.V(4).InfoS("Adding ip set entry", "set", set, "entry", e)
+	if err := addDel(nl.IPSET_CMD_ADD, netlink.IpsetAdd, set, e); err != nil {
+		return fmt.Errorf("add %s to ip set %s: %w", e, set, kernelError(err, syscall.EEXIST))
+	}
+	return nil
+}
+
+func (kernel) DeleteEntry(set string, e Entry) error {
+	klog.V(4).InfoS("Deleting ip set entry", "set", set, "entry", e)
+	if err := addDel(nl.IPSET_CMD_DEL, netlink.IpsetDel, set, e); err != nil {
+		return fmt.Errorf("delete %s from ip set %s: %w", e, set, kernelError(err, syscall.ENOENT))
+	}
+	return nil
+}
+
+// addDel encodes e and sends it with op (IpsetAdd or IpsetDel), or itself
+// with cmd for a bitmap:port member: the library adds a protocol attribute
+// to every port, which the kernel's bitmap:port refuses.
+func addDel(cmd int, op func(string, *netlink.IPSetEntry) error, set string, e Entry) error {
+	if e == (Entry{Port: e.Port}) {
+		return request(cmd, nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(set)), portData(e.Port))
+	}
+	k, err := entryToKernel(e)
+	if err != nil {
+		return err
+	}
+	return guard(func() error { return op(set, k) })
+}
+
+// portData is the data attribute of a bitmap:port member.
+func portData(port uint16) *nl.RtAttr {
+	data := nl.NewRtAttr(nl.IPSET_ATTR_DATA|int(nl.NLA_F_NESTED), nil)
+	data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_PORT|int(nl.NLA_F_NET_BYTEORDER), binary.BigEndian.AppendUint16(nil, port)))
+	return data
+}
+
+// request sends one ipset command, built with the library's nl layer, for
+// the cases its high-level API gets wrong. NLM_F_EXCL makes the kernel
+// refuse what exists on add and what is missing on delete and destroy.
+func request(cmd int, attrs ...nl.NetlinkRequestData) error {
+	req := nl.NewNetlinkRequest(cmd|unix.NFNL_SUBSYS_IPSET<<8, unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_EXCL)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_NETLINK, Version: nl.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
+	for _, attr := range attrs {
+		req.AddData(attr)
+	}
+	_, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	var errno syscall.Errno
+	if errors.As(err, &errno) && errno >= nl.IPSET_ERR_PRIVATE {
+		return nl.IPSetError(errno)
+	}
+	return err
+}
+
+// entryToKernel encodes an entry without knowing its set's type: a network
+// is the second element when an IP comes first (hash:ip,port,net), else the
+// only one (hash:net); a port without IP or network is a bitmap:port member.
+// Where the library would silently change the request (drop a /0 CIDR,
+// default a missing protocol to tcp) the kernel's error is returned instead.
+func entryToKernel(e Entry) (*netlink.IPSetEntry, error) {
+	k := &netlink.IPSetEntry{}
+	if e.IP.IsValid() {
+		k.IP = e.IP.Unmap().AsSlice()
+	}
+	if e.IP2.IsValid() {
+		k.IP2 = e.IP2.Unmap().AsSlice()
+	}
+	if e.Net.IsValid() {
+		if e.Net.Bits() == 0 || e.IP2.IsValid() {
+			return nil, ipsetError{code: nl.IPSET_ERR_INVALID_CIDR, errno: syscall.EINVAL}
+		}
+		addr, bits := e.Net.Addr().Unmap().AsSlice(), uint8(e.Net.Bits())
+		if e.IP.IsValid() {
+			k.IP2, k.CIDR2 = addr, bits
+		} else {
+			k.IP, k.CIDR = addr, bits
+		}
+	}
+	port := e.Port
+	switch {
+	case e.Protocol != "":
+		num, ok := protocolNumber(e.Protocol)
+		if !ok {
+			return nil, ipsetError{code: errInvalidProto, errno: syscall.EINVAL}
+		}
+		k.Protocol, k.Port = &num, &port
+	case e.IP.IsValid() && e.Port != 0:
+		return nil, ipsetError{code: errMissingProto, errno: syscall.EINVAL}
+	case !e.IP.IsValid() && !e.Net.IsValid():
+		k.Port = &port
+	}
+	return k, nil
+}
+
+// kernelError gives an error from the library the errno it means: the
+// kernel answers IPSET_ERR_EXIST both to a duplicate (EEXIST) and to
+// deleting a missing entry (ENOENT), so the caller says which.
+func kernelError(err error, existErrno syscall.Errno) error {
+	var code nl.IPSetError
+	if !errors.As(err, &code) {
+		return err
+	}
+	switch code {
+	case nl.IPSET_ERR_EXIST:
+		return ipsetError{code: code, errno: existErrno}
+	case nl.IPSET_ERR_BUSY, nl.IPSET_ERR_REFERENCED:
+		return ipsetError{code: code, errno: syscall.EBUSY}
+	case nl.IPSET_ERR_MAX_SETS:
+		return ipsetError{code: code, errno: syscall.ENOSPC}
+	}
+	return ipsetError{code: code, errno: syscall.EINVAL}
+}
+
+// guard turns a panic of the library into an error: it asserts that every
+// request error is a syscall.Errno, which socket errors are not.
+func guard(call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("netlink ipset request: %v", r)
+		}
+	}()
+	return call()
+}

@@ -2,22 +2,223 @@ package ipvs
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/proxy"
+	"k8s.io/kubernetes/pkg/proxy/healthcheck"
+	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
+	"k8s.io/kubernetes/pkg/proxy/runner"
 )
 
 // Proxier programs one IP family's services into IPVS. It implements
 // k8s.io/kubernetes/pkg/proxy.Provider.
-type Proxier struct{}
+type Proxier struct {
+	cfg           Config
+	deps          Deps
+	logger        klog.Logger
+	metrics       *Metrics
+	nodePortCIDRs []netip.Prefix
 
-// NewProxier checks the kernel prerequisites (sysctls, dummy device) and
-// returns a proxier ready for informer events; SyncLoop runs it.
-func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
-	return nil, errors.New("not implemented yet")
+	serviceChanges   *proxy.ServiceChangeTracker
+	endpointsChanges *proxy.EndpointsChangeTracker
+	serviceHealth    healthcheck.ServiceHealthServer
+	syncRunner       *runner.BoundedFrequencyRunner
+	initialized      atomic.Bool
+
+	mu                   sync.Mutex // guards the fields below and every sync
+	svcPortMap           proxy.ServicePortMap
+	endpointsMap         proxy.EndpointsMap
+	topologyLabels       map[string]string
+	servicesSynced       bool
+	endpointSlicesSynced bool
+	// firstSync is true until a sync succeeds: that sync also removes
+	// weight-0 real servers left by an earlier run.
+	firstSync bool
+	// lastFullSync is when the proxier last re-checked everything it does
+	// not re-read on every sync (rules, jumps, device, sysctls).
+	lastFullSync time.Time
+	lastNAT      []byte
+	lastFilter   []byte
 }
 
-// CleanupLeftovers removes every IPVS service, address, ipset, chain and
-// rule that the proxier creates (kube-proxy --cleanup). It reports whether
-// anything failed.
-func CleanupLeftovers(ctx context.Context, deps Deps) error {
-	return errors.New("not implemented yet")
+var _ proxy.Provider = &Proxier{}
+
+// NewProxier checks the kernel prerequisites (sysctls, dummy device,
+// timeouts) and returns a proxier ready for informer events; SyncLoop runs it.
+func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
+	logger := klog.FromContext(ctx).WithValues("ipFamily", cfg.IPFamily)
+	npCIDRs, err := parseFamilyCIDRs(cfg.NodePortAddresses, cfg.IPFamily)
+	if err != nil {
+		return nil, fmt.Errorf("nodePortAddresses: %w", err)
+	}
+	if cfg.MinSyncPeriod > cfg.SyncPeriod {
+		return nil, fmt.Errorf("ipvs minSyncPeriod %v is longer than syncPeriod %v", cfg.MinSyncPeriod, cfg.SyncPeriod)
+	}
+	if cfg.SyncPeriod <= 0 {
+		return nil, fmt.Errorf("ipvs syncPeriod must be positive, got %v", cfg.SyncPeriod)
+	}
+	p := &Proxier{
+		cfg: cfg, deps: deps, logger: logger, metrics: deps.Metrics, nodePortCIDRs: npCIDRs,
+		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
+		firstSync: true, serviceHealth: deps.ServiceHealthServer,
+	}
+	if p.metrics == nil {
+		p.metrics = NewMetrics()
+	}
+	if p.serviceHealth == nil {
+		p.serviceHealth = healthcheck.NewFakeServiceHealthServer()
+	}
+	p.serviceChanges = proxy.NewServiceChangeTracker(cfg.IPFamily, p.makeServicePort, nil)
+	p.endpointsChanges = proxy.NewEndpointsChangeTracker(cfg.IPFamily, cfg.NodeName, p.makeEndpoint, nil)
+	if err := p.prepareKernel(); err != nil {
+		return nil, err
+	}
+	p.syncRunner = runner.NewBoundedFrequencyRunner("ipvs-sync-"+string(cfg.IPFamily), p.syncProxyRules, cfg.MinSyncPeriod, time.Second, cfg.SyncPeriod)
+	logger.V(2).Info("IPVS proxier ready", "scheduler", cfg.scheduler(), "syncPeriod", cfg.SyncPeriod,
+		"minSyncPeriod", cfg.MinSyncPeriod, "immediateTermination", cfg.ImmediateTermination)
+	return p, nil
+}
+
+func parseFamilyCIDRs(cidrs []string, family v1.IPFamily) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range cidrs {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("invalid CIDR %q: %w", s, err)
+		}
+		if inFamily(pfx.Addr(), family) {
+			out = append(out, pfx.Masked())
+		}
+	}
+	return out, nil
+}
+
+// makeServicePort wraps newServicePort to report bad service ports once,
+// when the Service changes.
+func (p *Proxier) makeServicePort(port *v1.ServicePort, svc *v1.Service, base *proxy.BaseServicePortInfo) proxy.ServicePort {
+	sp := newServicePort(port, svc, base).(*servicePort)
+	if sp.invalid != "" {
+		p.logger.Error(nil, "Skipping invalid service port", "service", klog.KObj(svc), "port", port.Name, "reason", sp.invalid)
+		p.event(svc, "InvalidServicePort", fmt.Sprintf("port %q skipped: %s", port.Name, sp.invalid))
+	}
+	if v := svc.Annotations[TerminationPolicyAnnotation]; v != "" && sp.policy == "" {
+		p.logger.Error(nil, "Ignoring unknown termination policy", "service", klog.KObj(svc), "annotation", TerminationPolicyAnnotation, "value", v)
+	}
+	return sp
+}
+
+func (p *Proxier) makeEndpoint(info *proxy.BaseEndpointInfo, name *proxy.ServicePortName) proxy.Endpoint {
+	ep := newEndpoint(info, name).(*endpoint)
+	if ep.invalid != "" {
+		p.logger.Error(nil, "Skipping invalid endpoint", "service", name, "endpoint", info.String(), "reason", ep.invalid)
+	}
+	return ep
+}
+
+func (p *Proxier) event(svc *v1.Service, reason, note string) {
+	if p.deps.Recorder != nil {
+		p.deps.Recorder.Eventf(svc, nil, v1.EventTypeWarning, reason, "Sync", note)
+	}
+}
+
+// Sync queues a sync as soon as minSyncPeriod allows.
+func (p *Proxier) Sync() {
+	if p.deps.HealthServer != nil {
+		p.deps.HealthServer.QueuedUpdate(p.cfg.IPFamily)
+	}
+	proxymetrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(p.cfg.IPFamily)).SetToCurrentTime()
+	p.syncRunner.Run()
+}
+
+// SyncLoop runs the periodic and queued syncs; it does not return.
+func (p *Proxier) SyncLoop() {
+	if p.deps.HealthServer != nil {
+		p.deps.HealthServer.Updated(p.cfg.IPFamily)
+	}
+	proxymetrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(p.cfg.IPFamily)).SetToCurrentTime()
+	p.syncRunner.Loop(make(chan struct{}))
+}
+
+// OnServiceAdd is part of proxy.Provider.
+func (p *Proxier) OnServiceAdd(svc *v1.Service) { p.OnServiceUpdate(nil, svc) }
+
+// OnServiceUpdate is part of proxy.Provider.
+func (p *Proxier) OnServiceUpdate(old, svc *v1.Service) {
+	if p.serviceChanges.Update(sanitizeService(old), sanitizeService(svc)) && p.initialized.Load() {
+		p.Sync()
+	}
+}
+
+// OnServiceDelete is part of proxy.Provider.
+func (p *Proxier) OnServiceDelete(svc *v1.Service) { p.OnServiceUpdate(svc, nil) }
+
+// OnServiceSynced is part of proxy.Provider.
+func (p *Proxier) OnServiceSynced() {
+	p.mu.Lock()
+	p.servicesSynced = true
+	p.initialized.Store(p.endpointSlicesSynced)
+	p.mu.Unlock()
+	_ = p.syncProxyRules()
+}
+
+// OnEndpointSliceAdd is part of proxy.Provider.
+func (p *Proxier) OnEndpointSliceAdd(s *discovery.EndpointSlice) { p.endpointSliceChanged(s, false) }
+
+// OnEndpointSliceUpdate is part of proxy.Provider.
+func (p *Proxier) OnEndpointSliceUpdate(_, s *discovery.EndpointSlice) {
+	p.endpointSliceChanged(s, false)
+}
+
+// OnEndpointSliceDelete is part of proxy.Provider.
+func (p *Proxier) OnEndpointSliceDelete(s *discovery.EndpointSlice) { p.endpointSliceChanged(s, true) }
+
+func (p *Proxier) endpointSliceChanged(s *discovery.EndpointSlice, removed bool) {
+	if p.endpointsChanges.EndpointSliceUpdate(s, removed) && p.initialized.Load() {
+		p.Sync()
+	}
+}
+
+// OnEndpointSlicesSynced is part of proxy.Provider.
+func (p *Proxier) OnEndpointSlicesSynced() {
+	p.mu.Lock()
+	p.endpointSlicesSynced = true
+	p.initialized.Store(p.servicesSynced)
+	p.mu.Unlock()
+	_ = p.syncProxyRules()
+}
+
+// OnTopologyChange is part of proxy.Provider.
+func (p *Proxier) OnTopologyChange(labels map[string]string) {
+	p.mu.Lock()
+	p.topologyLabels = labels
+	p.mu.Unlock()
+	p.logger.V(4).Info("Node topology labels changed", "labels", labels)
+	p.Sync()
+}
+
+// OnServiceCIDRsChanged is part of proxy.Provider; IPVS mode needs nothing from it.
+func (p *Proxier) OnServiceCIDRsChanged(_ []string) {}
+
+// sanitizeService fills what upstream's tracker assumes the API server
+// guarantees, so a malformed object cannot crash the proxier: ClientIP
+// affinity without a timeout gets the API default (3 hours).
+func sanitizeService(svc *v1.Service) *v1.Service {
+	if svc == nil || svc.Spec.SessionAffinity != v1.ServiceAffinityClientIP {
+		return svc
+	}
+	c := svc.Spec.SessionAffinityConfig
+	if c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+		return svc
+	}
+	svc = svc.DeepCopy()
+	timeout := int32(v1.DefaultClientIPServiceAffinitySeconds)
+	svc.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: &timeout}}
+	return svc
 }

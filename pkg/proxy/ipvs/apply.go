@@ -1,0 +1,126 @@
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"k8s.io/klog/v2"
+)
+
+// applier runs a plan against the kernel in a safe order and collects
+// errors instead of stopping: one failing object must not keep the others
+// from being programmed. Any error makes the sync fail, which schedules a
+// full resync.
+type applier struct {
+	deps   *Deps
+	logger klog.Logger
+	errs   []error
+	// deleted counts real servers deleted, by reason.
+	deleted map[string]int
+	flushed int
+}
+
+func (a *applier) do(err error) bool {
+	if err != nil {
+		a.logger.Error(err, "Kernel operation failed; will resync")
+		a.errs = append(a.errs, err)
+		return false
+	}
+	return true
+}
+
+// apply runs the plan: sets and their new members first (the rules match
+// them), the iptables rules, then addresses, virtual and real servers, then removals, and the
+// conntrack flush last, once no real server can take the flows again.
+func (a *applier) apply(p *plan, syncRules func() error) error {
+	a.applySets(p)
+	a.do(syncRules())
+	a.applyAddresses(p.bind, true)
+	a.applyServices(p)
+	a.applyDests(p)
+	a.flushConntrack(p)
+	a.applyServiceDeletes(p)
+	a.applyAddresses(p.unbind, false)
+	for _, e := range p.delEntries {
+		a.logger.V(4).Info("Deleting ipset entry", "set", e.set, "entry", e.entry)
+		a.do(a.deps.IPSet.DeleteEntry(e.set, e.entry))
+	}
+	return errors.Join(a.errs...)
+}
+
+func (a *applier) applySets(p *plan) {
+	for _, name := range p.destroySets {
+		a.logger.V(2).Info("Recreating ipset with the wrong type", "set", name)
+		a.do(a.deps.IPSet.DestroySet(name))
+	}
+	for _, s := range p.createSets {
+		a.logger.V(4).Info("Creating ipset", "set", s.Name, "type", s.Type)
+		a.do(a.deps.IPSet.CreateSet(s))
+	}
+	for _, e := range p.addEntries {
+		a.logger.V(4).Info("Adding ipset entry", "set", e.set, "entry", e.entry)
+		a.do(a.deps.IPSet.AddEntry(e.set, e.entry))
+	}
+}
+
+func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
+	for _, addr := range addrs {
+		if bind {
+			a.logger.V(4).Info("Binding address", "device", DummyDevice, "address", addr)
+			a.do(a.deps.NetDev.AddAddress(DummyDevice, addr))
+		} else {
+			a.logger.V(4).Info("Unbinding address", "device", DummyDevice, "address", addr)
+			a.do(a.deps.NetDev.DeleteAddress(DummyDevice, addr))
+		}
+	}
+}
+
+func (a *applier) applyServices(p *plan) {
+	for _, s := range p.addServices {
+		a.logger.V(4).Info("Adding virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
+		a.do(a.deps.IPVS.AddService(s))
+	}
+	for _, s := range p.updateServices {
+		a.logger.V(4).Info("Updating virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
+		a.do(a.deps.IPVS.UpdateService(s))
+	}
+}
+
+func (a *applier) applyDests(p *plan) {
+	for _, c := range p.addDests {
+		a.logger.V(4).Info("Adding real server", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey)
+		a.do(a.deps.IPVS.AddDestination(c.service, c.dest))
+	}
+	for _, c := range p.reweighDests {
+		a.logger.V(4).Info("Setting real server weight", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
+		a.do(a.deps.IPVS.UpdateDestination(c.service, c.dest))
+	}
+	for _, c := range p.deleteDests {
+		a.logger.V(4).Info("Deleting real server", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey,
+			"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
+		if a.do(a.deps.IPVS.DeleteDestination(c.service, c.dest.DestinationKey)) {
+			a.deleted[c.reason]++
+		}
+	}
+}
+
+func (a *applier) flushConntrack(p *plan) {
+	if len(p.conntrack) == 0 {
+		return
+	}
+	n, err := a.deps.Conntrack.Delete(p.conntrack)
+	if err != nil {
+		err = fmt.Errorf("delete conntrack entries of %d removed endpoints: %w", len(p.conntrack), err)
+	}
+	a.do(err)
+	a.flushed += n
+	a.logger.V(4).Info("Deleted conntrack entries of removed endpoints", "filters", len(p.conntrack), "entries", n)
+}
+
+func (a *applier) applyServiceDeletes(p *plan) {
+	for _, vs := range p.deleteServices {
+		a.logger.V(4).Info("Deleting virtual server", "virtualServer", vs.ServiceKey, "realServers", len(vs.Destinations))
+		a.do(a.deps.IPVS.DeleteService(vs.ServiceKey))
+	}
+}

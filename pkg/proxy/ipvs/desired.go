@@ -1,0 +1,307 @@
+package ipvs
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/kubernetes/pkg/proxy"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// wantedService is one IPVS virtual server the proxier wants, with the real
+// servers it wants behind it (all at weight 1).
+type wantedService struct {
+	service ipvs.Service
+	dests   map[ipvs.DestinationKey]struct{}
+	// immediate: a real server that stops being wanted is deleted at once
+	// (and its conntrack entries flushed) instead of drained at weight 0.
+	immediate bool
+	name      proxy.ServicePortName
+}
+
+// desiredState is the whole dataplane one proxier wants, as plain values.
+type desiredState struct {
+	services map[ipvs.ServiceKey]*wantedService
+	// bound are the addresses wanted on kube-ipvs0.
+	bound map[netip.Addr]struct{}
+	// sets are the wanted members of every set we own, by IPv4 name
+	// (setName gives the kernel's name for the family).
+	sets map[string]entrySet
+	// lbNoNodeAccess are load-balancer ip:port entries with source ranges
+	// that exclude the node: the node itself must not reach them.
+	lbNoNodeAccess []ipset.Entry
+}
+
+// buildInput is everything the desired state is a function of.
+type buildInput struct {
+	services       proxy.ServicePortMap
+	endpoints      proxy.EndpointsMap
+	nodeName       string
+	nodeIP         netip.Addr
+	topologyLabels map[string]string
+	// otherAddrs are the node's addresses outside kube-ipvs0: an external
+	// IP that is one of them is not bound on kube-ipvs0.
+	otherAddrs map[netip.Addr]struct{}
+	// nodePortAddrs are the addresses NodePort virtual servers listen on.
+	nodePortAddrs []netip.Addr
+	cfg           *Config
+}
+
+// buildDesired computes the desired state; it reads nothing but its input.
+func buildDesired(in buildInput) *desiredState {
+	d := &desiredState{
+		services: make(map[ipvs.ServiceKey]*wantedService),
+		bound:    make(map[netip.Addr]struct{}),
+		sets:     make(map[string]entrySet),
+	}
+	for _, def := range setDefinitions() {
+		d.sets[def.name] = entrySet{}
+	}
+	for name, port := range in.services {
+		sp, ok := port.(*servicePort)
+		if !ok || sp.invalid != "" {
+			continue // reported when the Service changed
+		}
+		b := portBuilder{in: in, d: d, name: name, sp: sp, proto: strings.ToLower(string(sp.Protocol()))}
+		b.build()
+	}
+	ipvsIPs := d.set(setIPVSAddresses)
+	for a := range d.bound {
+		ipvsIPs.add(ipset.Entry{IP: a})
+	}
+	return d
+}
+
+// set returns the wanted members of a set, by its IPv4 name.
+func (d *desiredState) set(name string) entrySet { return d.sets[name] }
+
+// portBuilder adds one service port's virtual servers and set members.
+type portBuilder struct {
+	in    buildInput
+	d     *desiredState
+	name  proxy.ServicePortName
+	sp    *servicePort
+	proto string
+	// cluster and local are the endpoints upstream's CategorizeEndpoints picks.
+	cluster, local []proxy.Endpoint
+}
+
+func (b *portBuilder) build() {
+	eps := usableEndpoints(b.in.endpoints[b.name])
+	b.cluster, b.local, _, _ = proxy.CategorizeEndpoints(eps, b.sp, b.in.nodeName, b.in.topologyLabels)
+	b.addLoopBack(eps)
+	b.addClusterIP()
+	b.addExternalIPs()
+	b.addLoadBalancers()
+	b.addNodePorts()
+	if hc := b.sp.HealthCheckNodePort(); hc > 0 && hc <= 65535 {
+		b.d.set(setHealthCheckPort).add(ipset.Entry{Protocol: "tcp", Port: uint16(hc)})
+	}
+}
+
+// usableEndpoints drops endpoints that cannot be programmed (reported when
+// their EndpointSlice changed).
+func usableEndpoints(eps []proxy.Endpoint) []proxy.Endpoint {
+	out := make([]proxy.Endpoint, 0, len(eps))
+	for _, e := range eps {
+		if ep, ok := e.(*endpoint); ok && ep.invalid == "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// addLoopBack lets a local endpoint reach itself through the service (hairpin).
+func (b *portBuilder) addLoopBack(eps []proxy.Endpoint) {
+	for _, e := range eps {
+		if ep := e.(*endpoint); ep.IsLocal() {
+			b.d.set(setLoopBack).add(ipset.Entry{IP: ep.addr, Protocol: b.proto, Port: uint16(ep.Port()), IP2: ep.addr})
+		}
+	}
+}
+
+func (b *portBuilder) entry(addr netip.Addr, port int) ipset.Entry {
+	return ipset.Entry{IP: addr, Protocol: b.proto, Port: uint16(port)}
+}
+
+func (b *portBuilder) addClusterIP() {
+	addr, _ := addrFromIP(b.sp.ClusterIP())
+	b.d.set(setClusterIP).add(b.entry(addr, b.sp.Port()))
+	b.addVirtualServer(addr, b.sp.Port(), b.sp.InternalPolicyLocal(), true)
+}
+
+func (b *portBuilder) addExternalIPs() {
+	for _, ip := range b.sp.ExternalIPs() {
+		addr, ok := addrFromIP(ip)
+		if !ok {
+			continue
+		}
+		if b.sp.ExternalPolicyLocal() {
+			b.d.set(setExternalIPLocal).add(b.entry(addr, b.sp.Port()))
+		} else {
+			b.d.set(setExternalIP).add(b.entry(addr, b.sp.Port()))
+		}
+		_, onNode := b.in.otherAddrs[addr]
+		b.addVirtualServer(addr, b.sp.Port(), b.sp.ExternalPolicyLocal(), !onNode)
+	}
+}
+
+func (b *portBuilder) addLoadBalancers() {
+	for _, ip := range b.sp.LoadBalancerVIPs() {
+		addr, ok := addrFromIP(ip)
+		if !ok {
+			continue
+		}
+		e := b.entry(addr, b.sp.Port())
+		b.d.set(setLoadBalancer).add(e)
+		if b.sp.ExternalPolicyLocal() {
+			b.d.set(setLoadBalancerLoc).add(e)
+		}
+		if ranges := b.sp.LoadBalancerSourceRanges(); len(ranges) > 0 {
+			b.addSourceRanges(e)
+		}
+		_, onNode := b.in.otherAddrs[addr]
+		b.addVirtualServer(addr, b.sp.Port(), b.sp.ExternalPolicyLocal(), !onNode)
+	}
+}
+
+// addSourceRanges admits only the listed sources to a load-balancer IP; the
+// node itself is admitted only when a range contains its IP.
+func (b *portBuilder) addSourceRanges(e ipset.Entry) {
+	b.d.set(setLoadBalancerFW).add(e)
+	allowNode := false
+	for _, cidr := range b.sp.LoadBalancerSourceRanges() {
+		prefix, ok := prefixFromIPNet(cidr)
+		if !ok {
+			continue
+		}
+		withNet := e
+		withNet.Net = prefix
+		b.d.set(setLBSourceCIDR).add(withNet)
+		if b.in.nodeIP.IsValid() && prefix.Contains(b.in.nodeIP) {
+			allowNode = true
+		}
+	}
+	if allowNode {
+		self := e
+		self.IP2 = e.IP
+		b.d.set(setLBSourceIP).add(self)
+	} else {
+		b.d.lbNoNodeAccess = append(b.d.lbNoNodeAccess, e)
+	}
+}
+
+func (b *portBuilder) addNodePorts() {
+	np := b.sp.NodePort()
+	if np == 0 || len(b.in.nodePortAddrs) == 0 {
+		return
+	}
+	all, local := b.nodePortSets()
+	for _, e := range b.nodePortEntries(np) {
+		b.d.set(all).add(e)
+		if b.sp.ExternalPolicyLocal() {
+			b.d.set(local).add(e)
+		}
+	}
+	for _, addr := range b.in.nodePortAddrs {
+		b.addVirtualServer(addr, np, b.sp.ExternalPolicyLocal(), false)
+	}
+}
+
+func (b *portBuilder) nodePortSets() (all, local string) {
+	switch b.proto {
+	case "udp":
+		return setNodePortUDP, setNodePortLocalUDP
+	case "sctp":
+		return setNodePortSCTP, setNodePortLocSCTP
+	default:
+		return setNodePortTCP, setNodePortLocalTCP
+	}
+}
+
+// nodePortEntries: TCP and UDP node ports are bitmap:port members; SCTP
+// ones are ip,port members for each node address (upstream's layout).
+func (b *portBuilder) nodePortEntries(np int) []ipset.Entry {
+	if b.proto != "sctp" {
+		return []ipset.Entry{{Protocol: b.proto, Port: uint16(np)}}
+	}
+	out := make([]ipset.Entry, 0, len(b.in.nodePortAddrs))
+	for _, addr := range b.in.nodePortAddrs {
+		out = append(out, b.entry(addr, np))
+	}
+	return out
+}
+
+// addVirtualServer adds one virtual server; onlyLocal picks node-local
+// endpoints, falling back to the cluster-wide ones when there are none, as
+// upstream's IPVS proxier does.
+func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bind bool) {
+	svc := b.virtualService(addr, port)
+	ws := &wantedService{service: svc, dests: make(map[ipvs.DestinationKey]struct{}), immediate: b.immediate(), name: b.name}
+	eps := b.cluster
+	if onlyLocal && len(b.local) > 0 {
+		eps = b.local
+	}
+	for _, e := range eps {
+		ep := e.(*endpoint)
+		ws.dests[ipvs.DestinationKey{Address: ep.addr, Port: uint16(ep.Port())}] = struct{}{}
+	}
+	b.d.services[svc.ServiceKey] = ws
+	if bind {
+		b.d.bound[addr] = struct{}{}
+	}
+}
+
+func (b *portBuilder) virtualService(addr netip.Addr, port int) ipvs.Service {
+	cfg := b.in.cfg
+	svc := ipvs.Service{
+		ServiceKey: ipvs.ServiceKey{Address: addr, Protocol: ipvs.Protocol(b.sp.Protocol()), Port: uint16(port)},
+		Scheduler:  cfg.scheduler(),
+		Flags:      cfg.SchedulerFlags,
+		Netmask:    0xffffffff,
+	}
+	if addr.Is6() {
+		svc.Netmask = 128
+	}
+	if b.sp.SessionAffinityType() == v1.ServiceAffinityClientIP {
+		svc.Flags |= ipvs.FlagPersistent
+		svc.Timeout = uint32(b.sp.StickyMaxAgeSeconds())
+	}
+	if svc.Scheduler == "mh" {
+		svc.Flags |= ipvs.FlagSchedFlag2 // mh-port: hash the source port too, like upstream
+	}
+	return svc
+}
+
+func (b *portBuilder) immediate() bool {
+	switch b.sp.policy {
+	case PolicyImmediate:
+		return true
+	case PolicyGraceful:
+		return false
+	}
+	return b.in.cfg.ImmediateTermination
+}
+
+func (c *Config) scheduler() string {
+	if c.Scheduler == "" {
+		return "rr"
+	}
+	return c.Scheduler
+}
+
+func prefixFromIPNet(n *net.IPNet) (netip.Prefix, bool) {
+	addr, ok := addrFromIP(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	if addr.Is4() && ones > 32 {
+		ones -= 96
+	}
+	return netip.PrefixFrom(addr, ones).Masked(), true
+}

@@ -1,0 +1,286 @@
+package ipvs
+
+import (
+	"net/netip"
+	"sort"
+
+	"k8s.io/kubernetes/pkg/proxy"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// Reasons a real server is deleted (the metric's label).
+const (
+	reasonImmediate = "immediate"
+	reasonDrained   = "drained"
+	reasonNotTCP    = "udp"
+	reasonStale     = "stale"
+)
+
+// destChange is one real server to add, re-weight or delete.
+type destChange struct {
+	service ipvs.ServiceKey
+	dest    ipvs.Destination
+	name    proxy.ServicePortName
+	reason  string // for deletions
+}
+
+// setEntry is one member of one set (kernel name).
+type setEntry struct {
+	set   string
+	entry ipset.Entry
+}
+
+// plan is the difference between the desired and the observed state, as
+// the list of kernel operations that closes it.
+type plan struct {
+	createSets  []ipset.Set
+	destroySets []string // ours, with the wrong type: destroyed then created
+	addEntries  []setEntry
+	delEntries  []setEntry
+
+	bind, unbind []netip.Addr
+
+	addServices    []ipvs.Service
+	updateServices []ipvs.Service
+	deleteServices []ipvs.VirtualServer
+
+	addDests     []destChange
+	reweighDests []destChange // back to weight 1, or down to 0 to drain
+	deleteDests  []destChange
+
+	// conntrack are the entries to flush once the real servers are gone.
+	conntrack []conntrack.Filter
+}
+
+// planInput carries what the diff needs besides the two states.
+type planInput struct {
+	desired   *desiredState
+	observed  *observedState
+	cfg       *Config
+	firstSync bool
+}
+
+// makePlan diffs desired against observed; it touches nothing.
+func makePlan(in planInput) *plan {
+	p := &plan{}
+	p.diffSets(in)
+	p.diffAddresses(in)
+	p.diffServices(in)
+	p.sort()
+	return p
+}
+
+func (p *plan) diffSets(in planInput) {
+	for _, def := range setDefinitions() {
+		want := kernelSet(def, in.cfg.IPFamily)
+		have, exists := in.observed.sets[want.Name]
+		if exists && have.Type != want.Type {
+			p.destroySets = append(p.destroySets, want.Name)
+			exists = false
+		}
+		if !exists {
+			p.createSets = append(p.createSets, want)
+			have = ipset.Contents{}
+		}
+		p.diffEntries(want.Name, in.desired.set(def.name), have.Entries)
+	}
+}
+
+func (p *plan) diffEntries(set string, want entrySet, have []ipset.Entry) {
+	haveSet := make(map[ipset.Entry]struct{}, len(have))
+	for _, e := range have {
+		haveSet[e] = struct{}{}
+		if _, ok := want[e]; !ok {
+			p.delEntries = append(p.delEntries, setEntry{set, e})
+		}
+	}
+	for e := range want {
+		if _, ok := haveSet[e]; !ok {
+			p.addEntries = append(p.addEntries, setEntry{set, e})
+		}
+	}
+}
+
+func (p *plan) diffAddresses(in planInput) {
+	for a := range in.desired.bound {
+		if _, ok := in.observed.bound[a]; !ok {
+			p.bind = append(p.bind, a)
+		}
+	}
+	for a := range in.observed.bound {
+		if _, ok := in.desired.bound[a]; !ok {
+			p.unbind = append(p.unbind, a)
+		}
+	}
+}
+
+func (p *plan) diffServices(in planInput) {
+	for key, want := range in.desired.services {
+		have, exists := in.observed.services[key]
+		switch {
+		case !exists:
+			p.addServices = append(p.addServices, want.service)
+		case !sameService(want.service, have.Service):
+			p.updateServices = append(p.updateServices, want.service)
+		}
+		p.diffDests(in, want, have.Destinations)
+	}
+	for key, have := range in.observed.services {
+		if _, wanted := in.desired.services[key]; wanted || containedIn(key.Address, in.cfg.ExcludeCIDRs) {
+			continue
+		}
+		p.deleteServices = append(p.deleteServices, have)
+		for _, d := range have.Destinations {
+			p.flushConntrack(key, d.DestinationKey, immediateForUnknown(in.cfg))
+		}
+	}
+}
+
+// immediateForUnknown is the policy for a service that no longer exists:
+// its annotation is gone with it, so the gate decides.
+func immediateForUnknown(cfg *Config) bool { return cfg.ImmediateTermination }
+
+// sameService compares what we set; the kernel adds FlagHashed, and the
+// timeout and netmask matter only for persistent services.
+func sameService(want, have ipvs.Service) bool {
+	if want.Scheduler != have.Scheduler || want.Flags&^ipvs.FlagHashed != have.Flags&^ipvs.FlagHashed {
+		return false
+	}
+	if want.Flags&ipvs.FlagPersistent != 0 {
+		return want.Timeout == have.Timeout
+	}
+	return true
+}
+
+func (p *plan) diffDests(in planInput, want *wantedService, have []ipvs.Destination) {
+	key := want.service.ServiceKey
+	haveSet := make(map[ipvs.DestinationKey]struct{}, len(have))
+	for _, d := range have {
+		haveSet[d.DestinationKey] = struct{}{}
+		if _, ok := want.dests[d.DestinationKey]; ok {
+			if d.Weight != 1 {
+				p.reweighDests = append(p.reweighDests, destChange{service: key, dest: withWeight(d, 1), name: want.name})
+			}
+			continue
+		}
+		p.retire(in, want, d)
+	}
+	for dk := range want.dests {
+		if _, ok := haveSet[dk]; !ok {
+			p.addDests = append(p.addDests, destChange{service: key, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}, name: want.name})
+		}
+	}
+}
+
+// retire handles a real server whose endpoint is no longer used: delete it
+// now (immediate policy, non-TCP, drained, or a weight-0 leftover found on
+// the first sync), or park it at weight 0 until its connections drain.
+func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
+	key := want.service.ServiceKey
+	change := destChange{service: key, dest: d, name: want.name}
+	switch {
+	case want.immediate:
+		change.reason = reasonImmediate
+	case in.firstSync && d.Weight == 0:
+		change.reason = reasonStale
+	case key.Protocol != ipvs.TCP:
+		change.reason = reasonNotTCP
+	case d.ActiveConn+d.InactiveConn == 0:
+		change.reason = reasonDrained
+	case d.Weight != 0:
+		p.reweighDests = append(p.reweighDests, destChange{service: key, dest: withWeight(d, 0), name: want.name})
+		return
+	default:
+		return // draining at weight 0
+	}
+	p.deleteDests = append(p.deleteDests, change)
+	p.flushConntrack(key, d.DestinationKey, want.immediate)
+}
+
+// flushConntrack schedules the deletion of the conntrack entries from the
+// service address to a removed endpoint: always for UDP (upstream clears
+// stale UDP flows too), for every protocol under the immediate policy.
+func (p *plan) flushConntrack(svc ipvs.ServiceKey, dest ipvs.DestinationKey, immediate bool) {
+	if !immediate && svc.Protocol != ipvs.UDP {
+		return
+	}
+	p.conntrack = append(p.conntrack, conntrack.Filter{
+		Protocol:     protoNumber(svc.Protocol),
+		OrigDst:      svc.Address,
+		OrigDstPort:  svc.Port,
+		ReplySrc:     dest.Address,
+		ReplySrcPort: dest.Port,
+	})
+}
+
+func protoNumber(p ipvs.Protocol) uint8 {
+	switch p {
+	case ipvs.UDP:
+		return conntrack.ProtoUDP
+	case ipvs.SCTP:
+		return conntrack.ProtoSCTP
+	default:
+		return conntrack.ProtoTCP
+	}
+}
+
+func withWeight(d ipvs.Destination, w int) ipvs.Destination {
+	d.Weight = w
+	return d
+}
+
+// empty says whether the plan changes nothing.
+func (p *plan) empty() bool {
+	return len(p.createSets)+len(p.destroySets)+len(p.addEntries)+len(p.delEntries)+
+		len(p.bind)+len(p.unbind)+len(p.addServices)+len(p.updateServices)+len(p.deleteServices)+
+		len(p.addDests)+len(p.reweighDests)+len(p.deleteDests)+len(p.conntrack) == 0
+}
+
+// sort makes the plan's order (and so logs and fake call order) stable.
+func (p *plan) sort() {
+	sortAddrs(p.bind)
+	sortAddrs(p.unbind)
+	sort.Slice(p.addServices, func(i, j int) bool { return keyLess(p.addServices[i].ServiceKey, p.addServices[j].ServiceKey) })
+	sort.Slice(p.updateServices, func(i, j int) bool {
+		return keyLess(p.updateServices[i].ServiceKey, p.updateServices[j].ServiceKey)
+	})
+	sort.Slice(p.deleteServices, func(i, j int) bool {
+		return keyLess(p.deleteServices[i].ServiceKey, p.deleteServices[j].ServiceKey)
+	})
+	for _, l := range [][]destChange{p.addDests, p.reweighDests, p.deleteDests} {
+		sort.Slice(l, func(i, j int) bool { return destLess(l[i], l[j]) })
+	}
+	for _, l := range [][]setEntry{p.addEntries, p.delEntries} {
+		sort.Slice(l, func(i, j int) bool {
+			if l[i].set != l[j].set {
+				return l[i].set < l[j].set
+			}
+			return entryLess(l[i].entry, l[j].entry)
+		})
+	}
+}
+
+func sortAddrs(a []netip.Addr) { sort.Slice(a, func(i, j int) bool { return a[i].Less(a[j]) }) }
+
+func keyLess(a, b ipvs.ServiceKey) bool {
+	if c := a.Address.Compare(b.Address); c != 0 {
+		return c < 0
+	}
+	if a.Protocol != b.Protocol {
+		return a.Protocol < b.Protocol
+	}
+	return a.Port < b.Port
+}
+
+func destLess(a, b destChange) bool {
+	if a.service != b.service {
+		return keyLess(a.service, b.service)
+	}
+	if c := a.dest.Address.Compare(b.dest.Address); c != 0 {
+		return c < 0
+	}
+	return a.dest.Port < b.dest.Port
+}

@@ -1,0 +1,235 @@
+package ipvs
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
+)
+
+// Our chains; names are upstream's so --cleanup of either proxier finds them.
+const (
+	chainServices      = "KUBE-SERVICES"
+	chainPostrouting   = "KUBE-POSTROUTING"
+	chainNodePort      = "KUBE-NODE-PORT"
+	chainLoadBalancer  = "KUBE-LOAD-BALANCER"
+	chainMarkMasq      = "KUBE-MARK-MASQ"
+	chainForward       = "KUBE-FORWARD"
+	chainFirewall      = "KUBE-PROXY-FIREWALL"
+	chainSourceRanges  = "KUBE-SOURCE-RANGES-FIREWALL"
+	chainIPVSFilter    = "KUBE-IPVS-FILTER"
+	chainIPVSOutFilter = "KUBE-IPVS-OUT-FILTER"
+)
+
+// natChains and filterChains are the chains we own, per table.
+var (
+	natChains    = []string{chainServices, chainPostrouting, chainNodePort, chainLoadBalancer, chainMarkMasq}
+	filterChains = []string{chainForward, chainNodePort, chainFirewall, chainSourceRanges, chainIPVSFilter, chainIPVSOutFilter}
+)
+
+// jumpRule is a rule in a built-in chain that sends packets to one of ours.
+type jumpRule struct {
+	table, from, to, comment string
+}
+
+func jumpRules() []jumpRule {
+	return []jumpRule{
+		{iptables.TableNAT, "OUTPUT", chainServices, "kubernetes service portals"},
+		{iptables.TableNAT, "PREROUTING", chainServices, "kubernetes service portals"},
+		{iptables.TableNAT, "POSTROUTING", chainPostrouting, "kubernetes postrouting rules"},
+		{iptables.TableFilter, "FORWARD", chainForward, "kubernetes forwarding rules"},
+		{iptables.TableFilter, "INPUT", chainNodePort, "kubernetes health check rules"},
+		{iptables.TableFilter, "INPUT", chainFirewall, "kube-proxy firewall rules"},
+		{iptables.TableFilter, "FORWARD", chainFirewall, "kube-proxy firewall rules"},
+		{iptables.TableFilter, "INPUT", chainIPVSFilter, "kubernetes ipvs access filter"},
+		{iptables.TableFilter, "OUTPUT", chainIPVSOutFilter, "kubernetes ipvs access filter"},
+	}
+}
+
+// setJump is a rule "if the packet matches set, jump to target".
+type setJump struct {
+	set, table, from, to, match, proto string
+}
+
+// setJumps are written only while their set has members. Local sets come
+// before their non-local twins so RETURN wins.
+func setJumps() []setJump {
+	return []setJump{
+		{setLoopBack, iptables.TableNAT, chainPostrouting, "MASQUERADE", "dst,dst,src", ""},
+		{setLoadBalancer, iptables.TableNAT, chainServices, chainLoadBalancer, "dst,dst", ""},
+		{setLoadBalancerLoc, iptables.TableNAT, chainLoadBalancer, "RETURN", "dst,dst", ""},
+		{setNodePortLocalTCP, iptables.TableNAT, chainNodePort, "RETURN", "dst", "tcp"},
+		{setNodePortTCP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst", "tcp"},
+		{setNodePortLocalUDP, iptables.TableNAT, chainNodePort, "RETURN", "dst", "udp"},
+		{setNodePortUDP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst", "udp"},
+		{setNodePortLocSCTP, iptables.TableNAT, chainNodePort, "RETURN", "dst,dst", "sctp"},
+		{setNodePortSCTP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst,dst", "sctp"},
+		{setLoadBalancerFW, iptables.TableFilter, chainFirewall, chainSourceRanges, "dst,dst", ""},
+		{setLBSourceCIDR, iptables.TableFilter, chainSourceRanges, "RETURN", "dst,dst,src", ""},
+		{setLBSourceIP, iptables.TableFilter, chainSourceRanges, "RETURN", "dst,dst,src", ""},
+	}
+}
+
+// ruleWriter builds one table's iptables-restore payload.
+type ruleWriter struct {
+	chains []string
+	rules  bytes.Buffer
+}
+
+func (w *ruleWriter) add(args ...string) {
+	for i, a := range args {
+		if i > 0 {
+			w.rules.WriteByte(' ')
+		}
+		if strings.ContainsAny(a, " \t") {
+			a = strconv.Quote(a)
+		}
+		w.rules.WriteString(a)
+	}
+	w.rules.WriteByte('\n')
+}
+
+// payload is the table's chains (declared, so restore flushes them) and rules.
+func (w *ruleWriter) payload() []byte {
+	var out bytes.Buffer
+	for _, c := range w.chains {
+		fmt.Fprintf(&out, ":%s - [0:0]\n", c)
+	}
+	out.Write(w.rules.Bytes())
+	return out.Bytes()
+}
+
+// ruleBuilder renders the rules as a pure function of the desired state.
+type ruleBuilder struct {
+	d      *desiredState
+	cfg    *Config
+	nat    ruleWriter
+	filter ruleWriter
+	mark   string
+}
+
+// buildRules renders the nat and filter payloads for a desired state.
+func buildRules(d *desiredState, cfg *Config) (nat, filter []byte) {
+	b := &ruleBuilder{d: d, cfg: cfg, mark: fmt.Sprintf("%#08x", 1<<uint(cfg.MasqueradeBit))}
+	b.nat.chains, b.filter.chains = natChains, filterChains
+	b.servicesRules()
+	b.filterRules()
+	b.postroutingRules()
+	return b.nat.payload(), b.filter.payload()
+}
+
+func (b *ruleBuilder) name(set string) string { return setName(set, b.cfg.IPFamily) }
+func (b *ruleBuilder) has(set string) bool    { return len(b.d.set(set)) > 0 }
+
+func (b *ruleBuilder) comment(set string) string {
+	for _, def := range setDefinitions() {
+		if def.name == set {
+			return def.comment
+		}
+	}
+	return set
+}
+
+func (b *ruleBuilder) servicesRules() {
+	lo := "127.0.0.0/8"
+	if b.cfg.IPFamily == v1.IPv6Protocol {
+		lo = "::1/128"
+	}
+	b.nat.add("-A", chainServices, "-s", lo, "-j", "RETURN")
+	for _, j := range setJumps() {
+		if !b.has(j.set) {
+			continue
+		}
+		args := []string{"-A", j.from}
+		if j.proto != "" {
+			args = append(args, "-p", j.proto)
+		}
+		args = append(args, "-m", "comment", "--comment", b.comment(j.set), "-m", "set", "--match-set", b.name(j.set), j.match, "-j", j.to)
+		if j.table == iptables.TableNAT {
+			b.nat.add(args...)
+		} else {
+			b.filter.add(args...)
+		}
+	}
+	b.clusterIPMasquerade()
+	b.externalIPRules()
+	b.nat.add("-A", chainServices, "-m", "addrtype", "--dst-type", "LOCAL", "-j", chainNodePort)
+	b.nat.add("-A", chainLoadBalancer, "-j", chainMarkMasq)
+	for _, set := range []string{setClusterIP, setLoadBalancer} {
+		if b.has(set) {
+			b.nat.add("-A", chainServices, "-m", "set", "--match-set", b.name(set), "dst,dst", "-j", "ACCEPT")
+		}
+	}
+}
+
+// clusterIPMasquerade marks for SNAT the service traffic that would
+// otherwise come back asymmetrically.
+func (b *ruleBuilder) clusterIPMasquerade() {
+	if !b.has(setClusterIP) {
+		return
+	}
+	args := []string{"-A", chainServices, "-m", "comment", "--comment", b.comment(setClusterIP), "-m", "set", "--match-set", b.name(setClusterIP)}
+	switch {
+	case b.cfg.MasqueradeAll:
+		b.nat.add(append(args, "dst,dst", "-j", chainMarkMasq)...)
+	case b.cfg.LocalDetector != nil && b.cfg.LocalDetector.IsImplemented():
+		args = append(args, "dst,dst")
+		args = append(args, b.cfg.LocalDetector.IfNotLocal()...)
+		b.nat.add(append(args, "-j", chainMarkMasq)...)
+	default:
+		// Node-originated traffic picks a VIP as source; masquerade it.
+		b.nat.add(append(args, "src,dst", "-j", chainMarkMasq)...)
+	}
+}
+
+func (b *ruleBuilder) externalIPRules() {
+	for _, set := range []string{setExternalIP, setExternalIPLocal} {
+		if !b.has(set) {
+			continue
+		}
+		args := []string{"-A", chainServices, "-m", "comment", "--comment", b.comment(set), "-m", "set", "--match-set", b.name(set), "dst,dst"}
+		if set == setExternalIP {
+			b.nat.add(append(args, "-j", chainMarkMasq)...)
+		}
+		// Accept off-node traffic (not from a bridge, not from a local
+		// process) and traffic to external IPs that are local addresses.
+		b.nat.add(append(args, "-m", "physdev", "!", "--physdev-is-in", "-m", "addrtype", "!", "--src-type", "LOCAL", "-j", "ACCEPT")...)
+		b.nat.add(append(args, "-m", "addrtype", "--dst-type", "LOCAL", "-j", "ACCEPT")...)
+	}
+}
+
+func (b *ruleBuilder) filterRules() {
+	b.filter.add("-A", chainSourceRanges, "-j", "DROP")
+	entries := append([]ipset.Entry(nil), b.d.lbNoNodeAccess...)
+	sort.Slice(entries, func(i, j int) bool { return entryLess(entries[i], entries[j]) })
+	for _, e := range entries {
+		ip := e.IP.String()
+		b.filter.add("-A", chainIPVSOutFilter, "-s", ip, "-m", "ipvs", "--vaddr", ip, "--vproto", e.Protocol, "--vport", strconv.Itoa(int(e.Port)), "-j", "DROP")
+	}
+	mark := b.mark + "/" + b.mark
+	b.filter.add("-A", chainForward, "-m", "comment", "--comment", "kubernetes forwarding rules", "-m", "mark", "--mark", mark, "-j", "ACCEPT")
+	b.filter.add("-A", chainForward, "-m", "comment", "--comment", "kubernetes forwarding conntrack rule", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+	b.filter.add("-A", chainNodePort, "-m", "comment", "--comment", b.comment(setHealthCheckPort), "-m", "set", "--match-set", b.name(setHealthCheckPort), "dst", "-j", "ACCEPT")
+	// Traffic to a service address on a port no service uses is rejected
+	// instead of reaching the node's own sockets.
+	for _, set := range []string{setLoadBalancer, setClusterIP, setExternalIP, setExternalIPLocal} {
+		b.filter.add("-A", chainIPVSFilter, "-m", "set", "--match-set", b.name(set), "dst,dst", "-j", "RETURN")
+	}
+	b.filter.add("-A", chainIPVSFilter, "-m", "set", "--match-set", b.name(setHealthCheckPort), "dst", "-j", "RETURN")
+	b.filter.add("-A", chainIPVSFilter, "-m", "conntrack", "--ctstate", "NEW", "-m", "set", "--match-set", b.name(setIPVSAddresses), "dst", "-j", "REJECT")
+}
+
+func (b *ruleBuilder) postroutingRules() {
+	mark := b.mark + "/" + b.mark
+	b.nat.add("-A", chainPostrouting, "-m", "mark", "!", "--mark", mark, "-j", "RETURN")
+	// Clear the mark so a packet that loops through the stack is not masqueraded twice.
+	b.nat.add("-A", chainPostrouting, "-j", "MARK", "--xor-mark", b.mark)
+	b.nat.add("-A", chainPostrouting, "-m", "comment", "--comment", "kubernetes service traffic requiring SNAT", "-j", "MASQUERADE", "--random-fully")
+	b.nat.add("-A", chainMarkMasq, "-j", "MARK", "--or-mark", b.mark)
+}

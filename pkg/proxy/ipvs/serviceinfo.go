@@ -1,0 +1,91 @@
+package ipvs
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/kubernetes/pkg/proxy"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// Termination policies for the real server of an endpoint that stops being used.
+const (
+	PolicyGraceful  = "graceful"
+	PolicyImmediate = "immediate"
+)
+
+// servicePort is upstream's service port plus what we derive from the
+// Service object once, when it changes: its termination policy override and
+// whether it is usable at all.
+type servicePort struct {
+	*proxy.BaseServicePortInfo
+	// policy is PolicyGraceful, PolicyImmediate or "" (the gate decides).
+	policy string
+	// invalid says why the port cannot be programmed ("" when valid).
+	invalid string
+}
+
+// endpoint is upstream's endpoint plus its parsed address; invalid says why
+// it cannot be used ("" when valid).
+type endpoint struct {
+	*proxy.BaseEndpointInfo
+	addr    netip.Addr
+	invalid string
+}
+
+// newServicePort is the ServiceChangeTracker's constructor hook: it runs when
+// a Service changes, so per-object validation and reporting happen once per
+// change, not once per sync.
+func newServicePort(port *v1.ServicePort, svc *v1.Service, base *proxy.BaseServicePortInfo) proxy.ServicePort {
+	sp := &servicePort{BaseServicePortInfo: base}
+	switch p := svc.Annotations[TerminationPolicyAnnotation]; p {
+	case "", PolicyGraceful, PolicyImmediate:
+		sp.policy = p
+	default:
+		sp.policy = ""
+	}
+	sp.invalid = validateServicePort(base)
+	return sp
+}
+
+func validateServicePort(sp proxy.ServicePort) string {
+	switch ipvs.Protocol(sp.Protocol()) {
+	case ipvs.TCP, ipvs.UDP, ipvs.SCTP:
+	default:
+		return fmt.Sprintf("unsupported protocol %q", sp.Protocol())
+	}
+	if sp.Port() < 1 || sp.Port() > 65535 {
+		return fmt.Sprintf("port %d out of range", sp.Port())
+	}
+	if sp.NodePort() < 0 || sp.NodePort() > 65535 {
+		return fmt.Sprintf("nodePort %d out of range", sp.NodePort())
+	}
+	if _, ok := addrFromIP(sp.ClusterIP()); !ok {
+		return fmt.Sprintf("unparsable cluster IP %v", sp.ClusterIP())
+	}
+	return ""
+}
+
+// newEndpoint is the EndpointsChangeTracker's constructor hook.
+func newEndpoint(info *proxy.BaseEndpointInfo, _ *proxy.ServicePortName) proxy.Endpoint {
+	ep := &endpoint{BaseEndpointInfo: info}
+	addr, err := netip.ParseAddr(info.IP())
+	switch {
+	case err != nil:
+		ep.invalid = fmt.Sprintf("unparsable IP %q", info.IP())
+	case info.Port() < 1 || info.Port() > 65535:
+		ep.invalid = fmt.Sprintf("port %d out of range", info.Port())
+	default:
+		ep.addr = addr.Unmap()
+	}
+	return ep
+}
+
+// addrFromIP converts a net.IP, folding IPv4-in-IPv6 to IPv4.
+func addrFromIP(ip net.IP) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
+}

@@ -1,0 +1,227 @@
+package ipvs
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	mobyipvs "github.com/moby/ipvs"
+	"k8s.io/klog/v2"
+)
+
+// kernel is the IPVS table of the network namespace New was called in,
+// programmed over one generic netlink socket.
+type kernel struct {
+	// mu serialises requests: replies on the shared socket are matched by
+	// sequence number, and a reply read by the wrong caller is dropped.
+	mu     sync.Mutex
+	handle *mobyipvs.Handle
+}
+
+// New opens the IPVS table of the calling thread's network namespace. It
+// fails when the kernel has no IPVS (the first request is answered with an
+// error).
+func New() (Interface, error) {
+	handle, err := mobyipvs.New("")
+	if err != nil {
+		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)
+	}
+	if _, err := handle.GetConfig(); err != nil {
+		handle.Close()
+		return nil, fmt.Errorf("read IPVS timeouts (is ip_vs loaded?): %w", err)
+	}
+	return &kernel{handle: handle}, nil
+}
+
+func (k *kernel) List() ([]VirtualServer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	services, err := k.handle.GetServices()
+	if err != nil {
+		return nil, fmt.Errorf("list virtual servers: %w", kernelError(err))
+	}
+	vss := make([]VirtualServer, 0, len(services))
+	for _, ms := range services {
+		svc, ok := fromMobyService(ms)
+		if !ok {
+			klog.V(4).InfoS("Skipping IPVS service we do not manage", "address", ms.Address, "protocol", ms.Protocol, "port", ms.Port, "fwmark", ms.FWMark)
+			continue
+		}
+		dsts, err := k.handle.GetDestinations(ms)
+		if err != nil {
+			return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, kernelError(err))
+		}
+		vs := VirtualServer{Service: svc, Destinations: make([]Destination, 0, len(dsts))}
+		for _, md := range dsts {
+			vs.Destinations = append(vs.Destinations, fromMobyDestination(md))
+		}
+		vss = append(vss, vs)
+	}
+	sortVirtualServers(vss)
+	return vss, nil
+}
+
+func (k *kernel) AddService(s Service) error {
+	return k.serviceCmd("add", s, (*mobyipvs.Handle).NewService)
+}
+
+func (k *kernel) UpdateService(s Service) error {
+	return k.serviceCmd("update", s, (*mobyipvs.Handle).UpdateService)
+}
+
+func (k *kernel) DeleteService(key ServiceKey) error {
+	return k.serviceCmd("delete", Service{ServiceKey: key}, (*mobyipvs.Handle).DelService)
+}
+
+func (k *kernel) serviceCmd(op string, s Service, cmd func(*mobyipvs.Handle, *mobyipvs.Service) error) error {
+	if err := checkServiceKey(s.ServiceKey); err != nil {
+		return fmt.Errorf("%s virtual server %s: %w", op, s.ServiceKey, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := cmd(k.handle, toMobyService(s)); err != nil {
+		return fmt.Errorf("%s virtual server %s: %w", op, s.ServiceKey, kernelError(err))
+	}
+	return nil
+}
+
+func (k *kernel) AddDestination(svc ServiceKey, d Destination) error {
+	return k.destinationCmd("add", svc, d, (*mobyipvs.Handle).NewDestination)
+}
+
+func (k *kernel) UpdateDestination(svc ServiceKey, d Destination) error {
+	return k.destinationCmd("update", svc, d, (*mobyipvs.Handle).UpdateDestination)
+}
+
+func (k *kernel) DeleteDestination(svc ServiceKey, dst DestinationKey) error {
+	return k.destinationCmd("delete", svc, Destination{DestinationKey: dst}, (*mobyipvs.Handle).DelDestination)
+}
+
+func (k *kernel) destinationCmd(op string, svc ServiceKey, d Destination, cmd func(*mobyipvs.Handle, *mobyipvs.Service, *mobyipvs.Destination) error) error {
+	if err := checkDestinationKey(svc, d.DestinationKey); err != nil {
+		return fmt.Errorf("%s real server %s: %w", op, destinationName(svc, d.DestinationKey), err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := cmd(k.handle, toMobyService(Service{ServiceKey: svc}), toMobyDestination(d)); err != nil {
+		return fmt.Errorf("%s real server %s: %w", op, destinationName(svc, d.DestinationKey), kernelError(err))
+	}
+	return nil
+}
+
+func (k *kernel) Flush() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.handle.Flush(); err != nil {
+		return fmt.Errorf("flush virtual servers: %w", kernelError(err))
+	}
+	return nil
+}
+
+func (k *kernel) Timeouts() (Timeouts, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, err := k.handle.GetConfig()
+	if err != nil {
+		return Timeouts{}, fmt.Errorf("read IPVS timeouts: %w", err)
+	}
+	return Timeouts{TCP: c.TimeoutTCP, TCPFin: c.TimeoutTCPFin, UDP: c.TimeoutUDP}, nil
+}
+
+func (k *kernel) SetTimeouts(t Timeouts) error {
+	if err := checkTimeouts(t); err != nil {
+		return fmt.Errorf("set IPVS timeouts %+v: %w", t, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	// The kernel leaves a timeout sent as zero unchanged.
+	c := &mobyipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP}
+	if err := k.handle.SetConfig(c); err != nil {
+		return fmt.Errorf("set IPVS timeouts %+v: %w", t, err)
+	}
+	return nil
+}
+
+// protocolNumber maps a protocol name to its IPPROTO number (0 if unknown;
+// callers have checked the name).
+func protocolNumber(p Protocol) uint16 {
+	switch p {
+	case TCP:
+		return syscall.IPPROTO_TCP
+	case UDP:
+		return syscall.IPPROTO_UDP
+	case SCTP:
+		return syscall.IPPROTO_SCTP
+	}
+	return 0
+}
+
+func protocolName(number uint16) (Protocol, bool) {
+	for _, p := range []Protocol{TCP, UDP, SCTP} {
+		if protocolNumber(p) == number {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func addressFamily(a netip.Addr) uint16 {
+	if a.Is4() {
+		return syscall.AF_INET
+	}
+	return syscall.AF_INET6
+}
+
+func toMobyService(s Service) *mobyipvs.Service {
+	return &mobyipvs.Service{
+		Address:       s.Address.AsSlice(),
+		Protocol:      protocolNumber(s.Protocol),
+		Port:          s.Port,
+		SchedName:     s.Scheduler,
+		Flags:         s.Flags,
+		Timeout:       s.Timeout,
+		Netmask:       s.Netmask,
+		AddressFamily: addressFamily(s.Address),
+	}
+}
+
+// fromMobyService converts a kernel service; ok is false for services our
+// types cannot hold (firewall-mark services, other protocols).
+func fromMobyService(ms *mobyipvs.Service) (Service, bool) {
+	if ms.FWMark != 0 {
+		return Service{}, false
+	}
+	addr, addrOK := netip.AddrFromSlice(ms.Address)
+	protocol, protocolOK := protocolName(ms.Protocol)
+	if !addrOK || !protocolOK {
+		return Service{}, false
+	}
+	return Service{
+		ServiceKey: ServiceKey{Address: addr.Unmap(), Protocol: protocol, Port: ms.Port},
+		Scheduler:  ms.SchedName,
+		Flags:      ms.Flags,
+		Timeout:    ms.Timeout,
+		Netmask:    ms.Netmask,
+	}, true
+}
+
+func toMobyDestination(d Destination) *mobyipvs.Destination {
+	return &mobyipvs.Destination{
+		Address:       d.Address.AsSlice(),
+		Port:          d.Port,
+		Weight:        d.Weight,
+		AddressFamily: addressFamily(d.Address),
+		// ConnectionFlags zero is masquerading (NAT), what kube-proxy uses.
+	}
+}
+
+func fromMobyDestination(md *mobyipvs.Destination) Destination {
+	addr, _ := netip.AddrFromSlice(md.Address)
+	return Destination{
+		DestinationKey: DestinationKey{Address: addr.Unmap(), Port: md.Port},
+		Weight:         md.Weight,
+		ActiveConn:     md.ActiveConnections,
+		InactiveConn:   md.InactiveConnections,
+	}
+}

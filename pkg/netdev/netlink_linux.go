@@ -1,0 +1,183 @@
+package netdev
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"k8s.io/klog/v2"
+)
+
+// dumpAttempts bounds the retries of a link or address dump that the
+// kernel interrupted because the table changed meanwhile.
+const dumpAttempts = 5
+
+// kernel works on the links and addresses of the calling thread's network
+// namespace, one netlink request (and socket) at a time.
+type kernel struct{}
+
+// New returns the kernel's link and address tables.
+func New() Interface {
+	return kernel{}
+}
+
+// linkByName finds a device; a missing one is an error wrapping ENOENT.
+func linkByName(name string) (netlink.Link, error) {
+	link, err := netlink.LinkByName(name)
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return nil, fmt.Errorf("device %s: %w", name, syscall.ENOENT)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", name, err)
+	}
+	return link, nil
+}
+
+func (kernel) EnsureDummy(name string) error {
+	link, err := linkByName(name)
+	if errors.Is(err, syscall.ENOENT) {
+		klog.V(2).InfoS("Creating dummy device", "device", name)
+		err = netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}})
+		if err != nil && !errors.Is(err, syscall.EEXIST) { // EEXIST: created meanwhile
+			return fmt.Errorf("create dummy device %s: %w", name, err)
+		}
+		link, err = linkByName(name)
+	}
+	if err != nil {
+		return fmt.Errorf("ensure dummy device: %w", err)
+	}
+	if link.Type() != "dummy" {
+		return fmt.Errorf("ensure dummy device %s: exists as a %s device: %w", name, link.Type(), syscall.EEXIST)
+	}
+	if link.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set dummy device %s up: %w", name, err)
+	}
+	return nil
+}
+
+func (kernel) DeleteDummy(name string) error {
+	link, err := linkByName(name)
+	if err != nil {
+		return fmt.Errorf("delete dummy device: %w", err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		return fmt.Errorf("delete dummy device %s: %w", name, err)
+	}
+	return nil
+}
+
+func (kernel) Addresses(name string) ([]netip.Addr, error) {
+	link, err := linkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	addrs, err := listAddresses(link)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", name, err)
+	}
+	result := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		result = append(result, toAddr(a.IP))
+	}
+	return sortedUnique(result), nil
+}
+
+func (kernel) AddAddress(name string, addr netip.Addr) error {
+	if err := checkAddress(addr); err != nil {
+		return fmt.Errorf("add address to %s: %w", name, err)
+	}
+	link, err := linkByName(name)
+	if err != nil {
+		return fmt.Errorf("add address %s: %w", addr, err)
+	}
+	if err := netlink.AddrAdd(link, hostAddress(addr)); err != nil {
+		return fmt.Errorf("add address %s: %w", addressName(addr, name), err)
+	}
+	return nil
+}
+
+func (kernel) DeleteAddress(name string, addr netip.Addr) error {
+	if err := checkAddress(addr); err != nil {
+		return fmt.Errorf("delete address from %s: %w", name, err)
+	}
+	link, err := linkByName(name)
+	if err != nil {
+		return fmt.Errorf("delete address %s: %w", addr, err)
+	}
+	err = netlink.AddrDel(link, hostAddress(addr))
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		err = missingAddressError{}
+	}
+	if err != nil {
+		return fmt.Errorf("delete address %s: %w", addressName(addr, name), err)
+	}
+	return nil
+}
+
+func (kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
+	links, err := retryDump(netlink.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	excluded := map[int]bool{}
+	for _, link := range links {
+		if slices.Contains(exclude, link.Attrs().Name) {
+			excluded[link.Attrs().Index] = true
+		}
+	}
+	addrs, err := listAddresses(nil)
+	if err != nil {
+		return nil, fmt.Errorf("list local addresses: %w", err)
+	}
+	var result []netip.Addr
+	for _, a := range addrs {
+		if !excluded[a.LinkIndex] {
+			result = append(result, toAddr(a.IP))
+		}
+	}
+	return sortedUnique(result), nil
+}
+
+// listAddresses dumps the addresses of one device, or of all with nil.
+func listAddresses(link netlink.Link) ([]netlink.Addr, error) {
+	return retryDump(func() ([]netlink.Addr, error) {
+		return netlink.AddrList(link, netlink.FAMILY_ALL)
+	})
+}
+
+// retryDump repeats a dump the kernel interrupted (the table changed while
+// it was read), which would otherwise give a partial result.
+func retryDump[T any](dump func() ([]T, error)) ([]T, error) {
+	var err error
+	for range dumpAttempts {
+		var result []T
+		result, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return result, err
+		}
+	}
+	return nil, err
+}
+
+// hostAddress is addr as a /32 or /128 address; IPv6 ones skip duplicate
+// address detection so they are usable at once.
+func hostAddress(addr netip.Addr) *netlink.Addr {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(addr.BitLen(), addr.BitLen())}}
+	if addr.Is6() {
+		a.Flags = syscall.IFA_F_NODAD
+	}
+	return a
+}
+
+func toAddr(ip net.IP) netip.Addr {
+	addr, _ := netip.AddrFromSlice(ip)
+	return addr.Unmap()
+}

@@ -72,6 +72,12 @@ func both(t *testing.T, name string, kernel, fake Interface, do func(Interface) 
 	}
 }
 
+// step is one operation run against both the kernel and the fake.
+type step struct {
+	name string
+	do   func(Interface) error
+}
+
 func families() []bool { return []bool{false, true} }
 
 func TestKernelRestoreSaveJumps(t *testing.T) {
@@ -80,13 +86,12 @@ func TestKernelRestoreSaveJumps(t *testing.T) {
 			enterNewNetns(t)
 			kernel, fake := New(ipv6), NewFake(ipv6)
 			comment := []string{"-m", "comment", "--comment", "kubernetes service portals"}
-			steps := []struct {
-				name string
-				do   func(Interface) error
-			}{
+			steps := []step{
 				{"restore", func(i Interface) error { return i.Restore(TableNAT, []byte(kernelRules)) }},
 				{"restore again", func(i Interface) error { return i.Restore(TableNAT, []byte(kernelRules)) }},
-				{"restore filter", func(i Interface) error { return i.Restore(TableFilter, []byte(":KUBE-FORWARD - [0:0]\n-A KUBE-FORWARD -j ACCEPT")) }},
+				{"restore filter", func(i Interface) error {
+					return i.Restore(TableFilter, []byte(":KUBE-FORWARD - [0:0]\n-A KUBE-FORWARD -j ACCEPT"))
+				}},
 				{"jump", func(i Interface) error { return i.EnsureJump(TableNAT, "OUTPUT", "KUBE-SERVICES", comment...) }},
 				{"jump again", func(i Interface) error { return i.EnsureJump(TableNAT, "OUTPUT", "KUBE-SERVICES", comment...) }},
 				{"second jump goes first", func(i Interface) error { return i.EnsureJump(TableNAT, "OUTPUT", "KUBE-MARK-MASQ") }},
@@ -106,31 +111,15 @@ func TestKernelRestoreSaveJumps(t *testing.T) {
 					t.Errorf("Save(%s): kernel\n%s\nfake\n%s", table, k, f)
 				}
 			}
-			steps = steps[:0]
-			steps = append(steps,
-				struct {
-					name string
-					do   func(Interface) error
-				}{"delete jump again", func(i Interface) error { return i.DeleteJump(TableNAT, "OUTPUT", "KUBE-MARK-MASQ") }},
-				struct {
-					name string
-					do   func(Interface) error
-				}{"delete last jump", func(i Interface) error { return i.DeleteJump(TableNAT, "OUTPUT", "KUBE-SERVICES", comment...) }},
-				struct {
-					name string
-					do   func(Interface) error
-				}{"delete postrouting jump", func(i Interface) error { return i.DeleteJump(TableNAT, "POSTROUTING", "KUBE-POSTROUTING") }},
-				struct {
-					name string
-					do   func(Interface) error
-				}{"delete chains", func(i Interface) error {
+			steps = []step{
+				{"delete jump again", func(i Interface) error { return i.DeleteJump(TableNAT, "OUTPUT", "KUBE-MARK-MASQ") }},
+				{"delete last jump", func(i Interface) error { return i.DeleteJump(TableNAT, "OUTPUT", "KUBE-SERVICES", comment...) }},
+				{"delete postrouting jump", func(i Interface) error { return i.DeleteJump(TableNAT, "POSTROUTING", "KUBE-POSTROUTING") }},
+				{"delete chains", func(i Interface) error {
 					return i.DeleteChains(TableNAT, []string{"KUBE-SERVICES", "KUBE-MARK-MASQ", "KUBE-POSTROUTING", "KUBE-NEVER"})
 				}},
-				struct {
-					name string
-					do   func(Interface) error
-				}{"delete chains again", func(i Interface) error { return i.DeleteChains(TableNAT, []string{"KUBE-SERVICES"}) }},
-			)
+				{"delete chains again", func(i Interface) error { return i.DeleteChains(TableNAT, []string{"KUBE-SERVICES"}) }},
+			}
 			for _, s := range steps {
 				both(t, s.name, kernel, fake, s.do)
 			}

@@ -1,0 +1,114 @@
+//go:build integration
+
+package conntrack
+
+import (
+	"os/exec"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// enterNewNetns moves the calling goroutine, locked to its thread, into a
+// fresh network namespace (with its own conntrack table) until the test
+// ends; the conntrack binary it runs inherits that namespace.
+func enterNewNetns(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatalf("get network namespace: %v", err)
+	}
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatalf("new network namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := netns.Set(orig); err != nil {
+			t.Errorf("restore network namespace: %v", err)
+		}
+		ns.Close()
+		orig.Close()
+		runtime.UnlockOSThread()
+	})
+}
+
+// insert creates a real conntrack entry with the conntrack binary: the
+// reply goes from the endpoint back to the client, as after DNAT.
+func insert(t *testing.T, e Entry) {
+	t.Helper()
+	args := []string{"-I", "-p", protocolName(e.Protocol),
+		"-s", e.OrigSrc.String(), "-d", e.OrigDst.String(),
+		"--sport", strconv.Itoa(int(e.OrigSrcPort)), "--dport", strconv.Itoa(int(e.OrigDstPort)),
+		"-r", e.ReplySrc.String(), "-q", e.OrigSrc.String(),
+		"--reply-port-src", strconv.Itoa(int(e.ReplySrcPort)), "--reply-port-dst", strconv.Itoa(int(e.OrigSrcPort)),
+		"-t", "300"}
+	if e.Protocol == ProtoTCP {
+		args = append(args, "--state", "ESTABLISHED", "-u", "SEEN_REPLY")
+	}
+	if out, err := exec.Command("conntrack", args...).CombinedOutput(); err != nil {
+		t.Fatalf("conntrack %v: %v: %s", args, err, out)
+	}
+}
+
+// kernelEntries reads the namespace's conntrack table, both families.
+func kernelEntries(t *testing.T) []Entry {
+	t.Helper()
+	var entries []Entry
+	for _, family := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		flows, err := netlink.ConntrackTableList(netlink.ConntrackTable, family)
+		if err != nil {
+			t.Fatalf("list conntrack table: %v", err)
+		}
+		for _, flow := range flows {
+			entries = append(entries, entryFromFlow(flow))
+		}
+	}
+	slices.SortFunc(entries, compareEntries)
+	return entries
+}
+
+func TestKernelDelete(t *testing.T) {
+	for _, tc := range deleteCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			enterNewNetns(t)
+			for _, e := range testEntries() {
+				insert(t, e)
+			}
+			if got, want := kernelEntries(t), fakeWith().Entries(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("table after inserts:\n%v\nwant\n%v", got, want)
+			}
+			fake := fakeWith()
+			n, err := New().Delete(tc.filters)
+			fakeN, _ := fake.Delete(tc.filters)
+			if err != nil || n != len(tc.gone) || n != fakeN {
+				t.Errorf("Delete() = %d, %v; want %d (the fake deleted %d)", n, err, len(tc.gone), fakeN)
+			}
+			if got, want := kernelEntries(t), fake.Entries(); !reflect.DeepEqual(got, want) {
+				t.Errorf("kernel table after Delete:\n%v\nfake:\n%v", got, want)
+			}
+			if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
+				t.Logf("conntrack -L:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestKernelRefusesBadFilters checks that the kernel implementation
+// refuses what the fake refuses, before touching the table.
+func TestKernelRefusesBadFilters(t *testing.T) {
+	enterNewNetns(t)
+	insert(t, testEntries()[0])
+	bad := []Filter{{Protocol: ProtoTCP}, {Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), ReplySrc: addr("fd00::5")}}
+	n, kerr := New().Delete(bad)
+	_, ferr := fakeWith().Delete(bad)
+	if kerr == nil || ferr == nil || n != 0 || len(kernelEntries(t)) != 1 {
+		t.Errorf("Delete(%v): kernel %d, %v; fake %v; want both to refuse", bad, n, kerr, ferr)
+	}
+}

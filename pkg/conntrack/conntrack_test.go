@@ -1,0 +1,159 @@
+package conntrack
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+)
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// testEntries are connections to two services and their endpoints.
+func testEntries() []Entry {
+	client, svc, pod1, pod2 := addr("10.0.0.1"), addr("10.96.0.10"), addr("10.244.1.5"), addr("10.244.1.6")
+	return []Entry{
+		{ProtoTCP, client, 40000, svc, 80, pod1, 8080},
+		{ProtoTCP, client, 40001, svc, 80, pod2, 8080},
+		{ProtoUDP, client, 40000, svc, 53, pod1, 53},
+		{ProtoTCP, client, 40002, addr("10.96.0.11"), 80, pod1, 8080},
+		{ProtoTCP, client, 40003, svc, 81, pod1, 9090},
+		{ProtoTCP, addr("fd00::1"), 40000, addr("fd00:96::10"), 80, addr("fd00:244::5"), 8080},
+		{ProtoTCP, addr("fd00::1"), 40001, addr("fd00:96::10"), 80, addr("fd00:244::6"), 8080},
+	}
+}
+
+// fakeWith returns a Fake holding testEntries except those at the indexes
+// in skip.
+func fakeWith(skip ...int) *Fake {
+	f := NewFake()
+	for i, e := range testEntries() {
+		if !slices.Contains(skip, i) {
+			f.Add(e)
+		}
+	}
+	return f
+}
+
+// deleteCase is filters and the entries of testEntries they delete.
+type deleteCase struct {
+	name    string
+	filters []Filter
+	gone    []int // indexes in testEntries of the entries deleted
+}
+
+func deleteCases() []deleteCase {
+	return []deleteCase{{
+		name:    "one endpoint of one service port",
+		filters: []Filter{{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.1.5"), ReplySrcPort: 8080}},
+		gone:    []int{0},
+	}, {
+		name: "zero ports and missing addresses match anything",
+		filters: []Filter{
+			{Protocol: ProtoTCP, ReplySrc: addr("10.244.1.5")},
+			{Protocol: ProtoTCP, OrigDst: addr("fd00:96::10"), ReplySrcPort: 8080},
+		},
+		gone: []int{0, 3, 4, 5, 6},
+	}, {
+		name:    "protocol alone",
+		filters: []Filter{{Protocol: ProtoUDP}},
+		gone:    []int{2},
+	}, {
+		name: "no filters",
+	}}
+}
+
+func TestFakeDelete(t *testing.T) {
+	for _, tt := range deleteCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fakeWith()
+			n, err := f.Delete(tt.filters)
+			if err != nil || n != len(tt.gone) {
+				t.Errorf("Delete() = %d, %v; want %d", n, err, len(tt.gone))
+			}
+			if got, want := f.Dump(), fakeWith(tt.gone...).Dump(); got != want {
+				t.Errorf("Dump() =\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestFakeDump(t *testing.T) {
+	want := "tcp 10.0.0.1:40000 -> 10.96.0.10:80 reply from 10.244.1.5:8080\n" +
+		"tcp 10.0.0.1:40001 -> 10.96.0.10:80 reply from 10.244.1.6:8080\n" +
+		"tcp 10.0.0.1:40002 -> 10.96.0.11:80 reply from 10.244.1.5:8080\n" +
+		"tcp 10.0.0.1:40003 -> 10.96.0.10:81 reply from 10.244.1.5:9090\n" +
+		"tcp [fd00::1]:40000 -> [fd00:96::10]:80 reply from [fd00:244::5]:8080\n" +
+		"tcp [fd00::1]:40001 -> [fd00:96::10]:80 reply from [fd00:244::6]:8080\n" +
+		"udp 10.0.0.1:40000 -> 10.96.0.10:53 reply from 10.244.1.5:53\n"
+	if got := fakeWith().Dump(); got != want {
+		t.Errorf("Dump() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestFakeRefusesBadFilters(t *testing.T) {
+	bad := [][]Filter{
+		{{OrigDst: addr("10.96.0.10")}},
+		{{Protocol: ProtoTCP}, {Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), ReplySrc: addr("fd00::5")}},
+	}
+	for _, filters := range bad {
+		f := NewFake()
+		f.Add(testEntries()[0])
+		if n, err := f.Delete(filters); !errors.Is(err, syscall.EINVAL) || n != 0 || len(f.Entries()) != 1 {
+			t.Errorf("Delete(%v) = %d, %v (%d left); want EINVAL and nothing deleted", filters, n, err, len(f.Entries()))
+		}
+	}
+}
+
+func TestFakeInjectAndCalls(t *testing.T) {
+	f := NewFake()
+	f.Add(testEntries()[0])
+	injected := errors.New("injected")
+	var seen string
+	f.Inject = func(op, object string) error {
+		seen = op + " " + object
+		return injected
+	}
+	filters := []Filter{{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.1.5")}}
+	if _, err := f.Delete(filters); !errors.Is(err, injected) || len(f.Entries()) != 1 {
+		t.Errorf("Delete with Inject = %v, %d left; want injected, 1 left", err, len(f.Entries()))
+	}
+	if want := "Delete tcp dst 10.96.0.10:80 reply-src 10.244.1.5"; seen != want {
+		t.Errorf("Inject saw %q, want %q", seen, want)
+	}
+	if want := map[string]int{"Add": 1, "Delete": 1}; !reflect.DeepEqual(f.Calls, want) {
+		t.Errorf("Calls = %v, want %v", f.Calls, want)
+	}
+}
+
+func TestFilterFamily(t *testing.T) {
+	tests := []struct {
+		filter Filter
+		want   int
+	}{
+		{Filter{Protocol: ProtoTCP}, 0},
+		{Filter{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10")}, 4},
+		{Filter{Protocol: ProtoTCP, ReplySrc: addr("::ffff:10.244.1.5")}, 4},
+		{Filter{Protocol: ProtoTCP, ReplySrc: addr("fd00::5")}, 6},
+	}
+	for _, tt := range tests {
+		if got := tt.filter.family(); got != tt.want {
+			t.Errorf("%v.family() = %d, want %d", tt.filter, got, tt.want)
+		}
+	}
+}
+
+func TestEntryFromFlow(t *testing.T) {
+	flow := &netlink.ConntrackFlow{
+		Forward: netlink.IPTuple{Protocol: 6, SrcIP: net.ParseIP("10.0.0.1"), SrcPort: 40000, DstIP: net.ParseIP("10.96.0.10").To4(), DstPort: 80},
+		Reverse: netlink.IPTuple{Protocol: 6, SrcIP: net.ParseIP("10.244.1.5"), SrcPort: 8080, DstIP: net.ParseIP("10.0.0.1"), DstPort: 40000},
+	}
+	if got, want := entryFromFlow(flow), testEntries()[0]; got != want {
+		t.Errorf("entryFromFlow() = %v, want %v", got, want)
+	}
+}

@@ -99,7 +99,7 @@ func (b *portBuilder) build() {
 	b.addLoadBalancers()
 	b.addNodePorts()
 	if hc := b.sp.HealthCheckNodePort(); hc > 0 && hc <= 65535 {
-		b.d.set(setHealthCheckPort).add(ipset.Entry{Protocol: "tcp", Port: uint16(hc)})
+		b.d.set(setHealthCheckPort).add(ipset.Entry{Port: uint16(hc)})
 	}
 }
 
@@ -227,7 +227,7 @@ func (b *portBuilder) nodePortSets() (all, local string) {
 // ones are ip,port members for each node address (upstream's layout).
 func (b *portBuilder) nodePortEntries(np int) []ipset.Entry {
 	if b.proto != "sctp" {
-		return []ipset.Entry{{Protocol: b.proto, Port: uint16(np)}}
+		return []ipset.Entry{{Port: uint16(np)}} // bitmap:port members carry no protocol
 	}
 	out := make([]ipset.Entry, 0, len(b.in.nodePortAddrs))
 	for _, addr := range b.in.nodePortAddrs {

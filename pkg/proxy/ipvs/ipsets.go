@@ -80,6 +80,7 @@ func kernelSet(d setDefinition, family v1.IPFamily) ipset.Set {
 		s.Family = ipset.Inet6
 	}
 	if d.typ == ipset.BitmapPort {
+		s.Family = "" // bitmap:port sets have no family; the kernel reports none
 		s.PortRange = "0-65535"
 	}
 	return s

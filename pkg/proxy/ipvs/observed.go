@@ -61,7 +61,9 @@ func (o *observedState) readAddresses(deps *Deps, family v1.IPFamily) error {
 		return fmt.Errorf("read addresses of %s: %w", DummyDevice, err)
 	}
 	for _, a := range bound {
-		if inFamily(a, family) {
+		// The kernel gives the dummy device an fe80:: address when it goes
+		// up; it is not ours to remove.
+		if inFamily(a, family) && !a.IsLinkLocalUnicast() {
 			o.bound[a.Unmap()] = struct{}{}
 		}
 	}

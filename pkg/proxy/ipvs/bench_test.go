@@ -1,0 +1,96 @@
+package ipvs
+
+import (
+	"fmt"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+)
+
+// benchCluster loads n services with 10 endpoints each into a proxier.
+func benchCluster(b *testing.B, n int) (*kernel, *Proxier, []*discovery.EndpointSlice) {
+	t := &testing.T{}
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	slices := make([]*discovery.EndpointSlice, n)
+	for i := range n {
+		name := fmt.Sprintf("svc-%d", i)
+		p.OnServiceAdd(svc(name, fmt.Sprintf("10.%d.%d.%d", 96+i>>16, (i>>8)&255, i&255)))
+		eps := make([]ep, 10)
+		for j := range eps {
+			eps[j] = readyEP(fmt.Sprintf("10.%d.%d.%d", 128+j, (i>>8)&255, i&255))
+		}
+		slices[i] = slice(name, discovery.AddressTypeIPv4, eps...)
+		p.OnEndpointSliceAdd(slices[i])
+	}
+	return k, p, slices
+}
+
+func kernelCalls(k *kernel) int {
+	n := 0
+	for _, m := range []map[string]int{k.ipvs.Calls, k.ipset.Calls, k.netdev.Calls, k.ipt4.Calls, k.conntrack.Calls, k.sysctl.Calls} {
+		for _, c := range m {
+			n += c
+		}
+	}
+	return n
+}
+
+func resetCalls(k *kernel) {
+	for _, m := range []map[string]int{k.ipvs.Calls, k.ipset.Calls, k.netdev.Calls, k.ipt4.Calls, k.conntrack.Calls, k.sysctl.Calls} {
+		clear(m)
+	}
+}
+
+// BenchmarkFullSync measures the first sync of a cluster (everything new).
+func BenchmarkFullSync(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			calls := 0
+			for b.Loop() {
+				b.StopTimer()
+				k, p, _ := benchCluster(b, n)
+				resetCalls(k)
+				b.StartTimer()
+				if err := p.syncProxyRules(); err != nil {
+					b.Fatal(err)
+				}
+				calls = kernelCalls(k)
+			}
+			b.ReportMetric(float64(calls), "kernel-calls/op")
+		})
+	}
+}
+
+// BenchmarkOneEndpointRemoved measures a sync after one endpoint of one
+// service went away (immediate policy: one real server deleted).
+func BenchmarkOneEndpointRemoved(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			k, p, slices := benchCluster(b, n)
+			p.cfg.ImmediateTermination = true
+			if err := p.syncProxyRules(); err != nil {
+				b.Fatal(err)
+			}
+			calls := 0
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				s := slices[i%n]
+				removed := s.DeepCopy()
+				removed.Endpoints = removed.Endpoints[1:]
+				p.OnEndpointSliceUpdate(s, removed)
+				slices[i%n] = removed
+				i++
+				resetCalls(k)
+				b.StartTimer()
+				if err := p.syncProxyRules(); err != nil {
+					b.Fatal(err)
+				}
+				calls = kernelCalls(k)
+			}
+			b.ReportMetric(float64(calls), "kernel-calls/op")
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package ipvs
+
+import (
+	"net/netip"
+
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/utils/ptr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+var (
+	vip     = netip.MustParseAddr("10.96.0.1")
+	vipKey  = ipvs.ServiceKey{Address: vip, Protocol: ipvs.TCP, Port: 80}
+	oldPod  = netip.MustParseAddr("10.244.1.1")
+	newPod  = netip.MustParseAddr("10.244.1.2")
+	oldDest = ipvs.DestinationKey{Address: oldPod, Port: 8080}
+)
+
+// flows puts conntrack entries for the service to both pods, plus one
+// unrelated flow, as IPVS with vs/conntrack=1 leaves them.
+func flows(k *kernel, proto uint8) {
+	for i, pod := range []netip.Addr{oldPod, newPod} {
+		k.conntrack.Add(conntrack.Entry{Protocol: proto, OrigSrc: netip.MustParseAddr("10.244.9.9"), OrigSrcPort: uint16(40000 + i),
+			OrigDst: vip, OrigDstPort: 80, ReplySrc: pod, ReplySrcPort: 8080})
+	}
+	k.conntrack.Add(conntrack.Entry{Protocol: proto, OrigSrc: netip.MustParseAddr("10.244.9.9"), OrigSrcPort: 40009,
+		OrigDst: netip.MustParseAddr("10.96.0.99"), OrigDstPort: 80, ReplySrc: oldPod, ReplySrcPort: 8080})
+}
+
+// rollingUpdate programs a service with two pods, then removes the old one
+// (as the EndpointSlice controller does once the pod is gone).
+func rollingUpdate(t *testing.T, k *kernel, cfg Config, proto v1.Protocol, mutate ...func(*v1.Service)) *Proxier {
+	t.Helper()
+	p := newTestProxier(t, k, cfg)
+	p.OnServiceAdd(svc("web", vip.String(), append([]func(*v1.Service){withProto(proto)}, mutate...)...))
+	before := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	before.Ports[0].Protocol = ptr.To(proto)
+	p.OnEndpointSliceAdd(before)
+	syncOK(t, p)
+	key := ipvs.ServiceKey{Address: vip, Protocol: ipvs.Protocol(proto), Port: 80}
+	must(t, k.ipvs.SetConnections(key, oldDest, 2, 3))
+	after := before.DeepCopy()
+	after.Endpoints = after.Endpoints[1:]
+	p.OnEndpointSliceUpdate(before, after)
+	syncOK(t, p)
+	return p
+}
+
+func TestGracefulTerminationParksTCPAtWeightZeroUntilDrained(t *testing.T) {
+	k := newKernel(t)
+	flows(k, conntrack.ProtoTCP)
+	p := rollingUpdate(t, k, testConfig(v1.IPv4Protocol), v1.ProtocolTCP)
+	wantDump(t, "ipvs after removal", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.1:8080 weight=0 active=2 inactive=3
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+	if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
+		t.Errorf("graceful TCP must not flush conntrack; %d entries left:\n%s", n, k.conntrack.Dump())
+	}
+	syncOK(t, p) // still draining: stays
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 0))
+	syncOK(t, p)
+	wantDump(t, "ipvs after draining", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+}
+
+func TestGracefulTerminationRestoresReturningEndpoint(t *testing.T) {
+	k := newKernel(t)
+	p := rollingUpdate(t, k, testConfig(v1.IPv4Protocol), v1.ProtocolTCP)
+	s := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceUpdate(nil, s)
+	syncOK(t, p)
+	wantDump(t, "ipvs", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.1:8080 weight=1 active=2 inactive=3
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+}
+
+func TestGracefulTerminationDeletesUDPAtOnceAndFlushesItsFlows(t *testing.T) {
+	k := newKernel(t)
+	flows(k, conntrack.ProtoUDP)
+	rollingUpdate(t, k, testConfig(v1.IPv4Protocol), v1.ProtocolUDP)
+	wantDump(t, "ipvs", ipvsDump(k), `
+		UDP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoUDP))
+}
+
+// conntrackAfterFlush is the conntrack table once the old pod's flows through
+// the VIP are gone: the new pod's flow and the unrelated flow survive.
+func conntrackAfterFlush(proto uint8) string {
+	k := &kernel{conntrack: conntrack.NewFake()}
+	flows(k, proto)
+	_, _ = k.conntrack.Delete([]conntrack.Filter{{Protocol: proto, OrigDst: vip, OrigDstPort: 80, ReplySrc: oldPod, ReplySrcPort: 8080}})
+	return k.conntrack.Dump()
+}
+
+func TestImmediateTerminationDeletesRealServerAndFlows(t *testing.T) {
+	for _, proto := range []v1.Protocol{v1.ProtocolTCP, v1.ProtocolUDP} {
+		t.Run(string(proto), func(t *testing.T) {
+			k := newKernel(t)
+			num := protoNumber(ipvs.Protocol(proto))
+			flows(k, num)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination = true
+			p := rollingUpdate(t, k, cfg, proto)
+			wantDump(t, "ipvs", ipvsDump(k), string(proto)+` 10.96.0.1:80 rr flags=0x2 timeout=0
+				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(num))
+			if got, err := testutil.GetCounterMetricValue(p.metrics.RealServersDeleted.WithLabelValues(reasonImmediate)); err != nil || got != 1 {
+				t.Errorf("real_servers_deleted_total{reason=immediate} = %v, want 1", got)
+			}
+		})
+	}
+}
+
+func TestTerminationAnnotationOverridesGate(t *testing.T) {
+	for _, tc := range []struct {
+		gate       bool
+		annotation string
+		want       string
+	}{
+		{false, PolicyImmediate, `
+			TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+			  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`},
+		{true, PolicyGraceful, `
+			TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+			  -> 10.244.1.1:8080 weight=0 active=2 inactive=3
+			  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`},
+		{true, "bogus", `
+			TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+			  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`},
+	} {
+		t.Run(tc.annotation, func(t *testing.T) {
+			k := newKernel(t)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination = tc.gate
+			rollingUpdate(t, k, cfg, v1.ProtocolTCP, withAnnotation(TerminationPolicyAnnotation, tc.annotation))
+			wantDump(t, "ipvs", ipvsDump(k), tc.want)
+		})
+	}
+}
+
+func TestLeftoverWeightZeroRealServersRemovedOnFirstSync(t *testing.T) {
+	k := newKernel(t)
+	// An earlier run left the old pod parked at weight 0, with connections.
+	must(t, k.ipvs.AddService(ipvs.Service{ServiceKey: vipKey, Scheduler: "rr"}))
+	must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: oldDest, Weight: 0}))
+	must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: ipvs.DestinationKey{Address: newPod, Port: 8080}, Weight: 0}))
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 1, 0))
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol)) // gate off: graceful
+	p.OnServiceAdd(svc("web", vip.String()))
+	p.OnEndpointSliceAdd(slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String())))
+	syncOK(t, p)
+	// The vanished endpoint's leftover is gone; the live one is restored to weight 1.
+	wantDump(t, "ipvs", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+}

@@ -1,0 +1,154 @@
+// Package app is the kube-proxy command: upstream's flags and
+// KubeProxyConfiguration, served by the ipvs-proxy IPVS proxier.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	v1 "k8s.io/api/core/v1"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/featuregate"
+	"k8s.io/component-base/logs"
+	metricsfeatures "k8s.io/component-base/metrics/features"
+	"k8s.io/component-base/version"
+	"k8s.io/klog/v2"
+)
+
+// compatibleVersion is the upstream release whose flags and configuration
+// this binary accepts.
+const compatibleVersion = "v1.37.2"
+
+// Main runs kube-proxy with args and returns the exit code. SIGTERM and
+// SIGINT stop it cleanly (exit 0) without touching the dataplane.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	defer logs.FlushLogs()
+	cmd, err := NewCommand(ctx, DefaultEnvironment(), utilfeature.DefaultMutableFeatureGate)
+	if err == nil {
+		cmd.SetArgs(args)
+		cmd.SetOut(stdout)
+		cmd.SetErr(stderr)
+		err = cmd.Execute()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kube-proxy: %s\n", errorLine(err))
+		return 1
+	}
+	return 0
+}
+
+// errorLine writes err on one line.
+func errorLine(err error) string {
+	return oneLine(strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+// NewCommand builds the kube-proxy command. gate receives our feature gates
+// and the configuration's settings (upstream's code reads the process-wide
+// default gate, so the binary passes that one).
+func NewCommand(ctx context.Context, env *Environment, gate featuregate.MutableVersionedFeatureGate) (*cobra.Command, error) {
+	if err := addFeatureGates(gate); err != nil {
+		return nil, err
+	}
+	opts := newOptions()
+	cmd := &cobra.Command{
+		Use:           "kube-proxy",
+		Short:         "kube-proxy for IPVS mode (ipvs-proxy)",
+		Long:          "The Kubernetes network proxy in IPVS mode: a drop-in kube-proxy (" + compatibleVersion + " flags and KubeProxyConfiguration) that programs Services into IPVS.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			for _, arg := range args {
+				if arg != "" {
+					return fmt.Errorf("%q does not take any arguments, got %q", cmd.CommandPath(), args)
+				}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.version != versionOff {
+				printVersion(cmd.OutOrStdout(), opts.version)
+				return nil
+			}
+			return opts.run(ctx, cmd, env, gate)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see --help)", err)
+	})
+	cmd.SetGlobalNormalizationFunc(cliflag.WordSepNormalizeFunc)
+	opts.addFlags(cmd.Flags(), gate)
+	return cmd, nil
+}
+
+// run resolves the configuration and does what the flags ask: write the
+// configuration, clean up, initialise, or serve.
+func (o *Options) run(ctx context.Context, cmd *cobra.Command, env *Environment, gate featuregate.MutableVersionedFeatureGate) error {
+	logger := klog.FromContext(ctx)
+	if err := o.complete(logger, cmd.Flags(), gate); err != nil {
+		return err
+	}
+	metricsfeatures.ApplyFeatureGates(gate)
+	if err := env.ApplyLogging(&o.config.Logging, gate); err != nil {
+		return err
+	}
+	cliflag.PrintFlags(cmd.Flags())
+	switch {
+	case o.WriteConfigTo != "":
+		return writeConfigFile(o.WriteConfigTo, o.config)
+	case o.Cleanup:
+		return cleanupLeftovers(ctx, env)
+	case o.InitOnly:
+		return env.SetConntrackSysctls(ctx, &o.config.Conntrack)
+	}
+	return runServer(ctx, o.config, o.master, env, gate)
+}
+
+// cleanupLeftovers removes what the proxier created, for every family the
+// host supports; it fails when any part failed.
+func cleanupLeftovers(ctx context.Context, env *Environment) error {
+	ipv4, ipv6 := env.SupportedFamilies(klog.FromContext(ctx))
+	var errs []error
+	var families []v1.IPFamily
+	if ipv4 {
+		families = append(families, v1.IPv4Protocol)
+	}
+	if ipv6 {
+		families = append(families, v1.IPv6Protocol)
+	}
+	for _, family := range families {
+		deps, err := env.KernelDeps(family)
+		if err == nil {
+			err = env.CleanupLeftovers(ctx, deps)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cleanup %s: %w", family, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("encountered an error while tearing down rules: %w", err)
+	}
+	return nil
+}
+
+// printVersion prints like upstream's --version ("Kubernetes vX.Y.Z").
+func printVersion(w io.Writer, mode versionValue) {
+	info := version.Get()
+	if mode == versionRaw {
+		fmt.Fprintf(w, "%#v\n", info)
+		return
+	}
+	v := info.GitVersion
+	if strings.HasPrefix(v, "v0.0.0") {
+		v = compatibleVersion
+	}
+	fmt.Fprintf(w, "Kubernetes %s (ipvs-proxy)\n", v)
+}

@@ -1,0 +1,180 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
+
+	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
+)
+
+func get(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func TestMetricsServerEndpoints(t *testing.T) {
+	cfg := mustResolve(t, []string{"--ipvs-scheduler=wrr"})
+	registry := metrics.NewKubeRegistry()
+	ours := ipvsproxy.NewMetrics()
+	ours.Register(registry)
+	ours.RealServersDeleted.WithLabelValues("immediate").Inc()
+	ours.ConntrackEntriesDeleted.Add(3)
+	server := httptest.NewServer(newMetricsMux(cfg, metrics.HandlerFor(registry, metrics.HandlerOpts{})))
+	defer server.Close()
+
+	cases := []struct {
+		path, contentType string
+		want              []string
+	}{
+		{path: "/proxyMode", contentType: "text/plain", want: []string{"ipvs"}},
+		{path: "/healthz", want: []string{"ok"}},
+		{path: "/healthz/ping", want: []string{"ok"}},
+		{path: "/metrics", want: []string{`ipvsproxy_real_servers_deleted_total{reason="immediate"} 1`, "ipvsproxy_conntrack_entries_deleted_total 3"}},
+		{path: "/configz", contentType: "application/json", want: []string{`"kubeproxy.config.k8s.io"`, `"mode":"ipvs"`, `"scheduler":"wrr"`, `"kind":"KubeProxyConfiguration"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			status, header, body := get(t, server.URL+tc.path)
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			if !strings.HasPrefix(header.Get("Content-Type"), tc.contentType) {
+				t.Errorf("content type %q, want %q", header.Get("Content-Type"), tc.contentType)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("body does not contain %q:\n%s", w, body)
+				}
+			}
+		})
+	}
+	if status, _, _ := get(t, server.URL+"/debug/pprof/"); status != http.StatusNotFound {
+		t.Errorf("pprof served without enableProfiling: %d", status)
+	}
+}
+
+func TestConfigzIsTheConfiguration(t *testing.T) {
+	cfg := mustResolve(t, []string{"--cluster-cidr=10.0.0.0/8"})
+	rec := httptest.NewRecorder()
+	configzHandler(cfg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/configz", nil))
+	var got map[string]map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["kubeproxy.config.k8s.io"]["clusterCIDR"] != "10.0.0.0/8" || got["kubeproxy.config.k8s.io"]["apiVersion"] != "kubeproxy.config.k8s.io/v1alpha1" {
+		t.Errorf("configz %v", got)
+	}
+}
+
+func TestProfilingEndpoints(t *testing.T) {
+	cfg := mustResolve(t, []string{"--profiling"})
+	server := httptest.NewServer(newMetricsMux(cfg, http.NotFoundHandler()))
+	defer server.Close()
+	if status, _, _ := get(t, server.URL+"/debug/pprof/"); status != http.StatusOK {
+		t.Errorf("pprof: %d", status)
+	}
+	if status, _, _ := get(t, server.URL+"/debug/flags/v"); status != http.StatusMethodNotAllowed {
+		t.Errorf("GET /debug/flags/v: %d, want 405", status)
+	}
+}
+
+// TestUpstreamMetricNames: the binary's registration exposes upstream's
+// kubeproxy_* names next to ours.
+func TestUpstreamMetricNames(t *testing.T) {
+	ours := ipvsproxy.NewMetrics()
+	registerLegacyMetrics(ours, newTestGate(t))
+	// Vectors show once they have a child, as after a sync.
+	ours.RealServersDeleted.WithLabelValues("stale").Inc()
+	proxymetrics.SyncProxyRulesLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(0.1)
+	proxymetrics.SyncProxyRulesLastTimestamp.WithLabelValues(string(v1.IPv4Protocol)).SetToCurrentTime()
+	proxymetrics.NetworkProgrammingLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(1)
+	rec := httptest.NewRecorder()
+	legacyregistry.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, name := range []string{"kubeproxy_sync_proxy_rules_duration_seconds", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+		"kubeproxy_network_programming_duration_seconds", "kubeproxy_sync_proxy_rules_endpoint_changes_total",
+		"kubeproxy_sync_proxy_rules_service_changes_total", "ipvsproxy_real_servers_deleted_total", "kubernetes_feature_enabled"} {
+		if !strings.Contains(rec.Body.String(), "# HELP "+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+// freePort returns an address on loopback that nothing listens on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestMetricsServerHardFail(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	failures := make(chan serverFailure, 1)
+	serveMetrics(t.Context(), busy.Addr().String(), http.NotFoundHandler(), failures)
+	select {
+	case f := <-failures:
+		if f.reason != "FailedToStartMetricServer" || !strings.Contains(f.err.Error(), busy.Addr().String()) {
+			t.Errorf("failure %+v", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no failure reported for a busy port")
+	}
+}
+
+func TestMetricsServerStopsWithContext(t *testing.T) {
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	serveMetrics(ctx, addr, newMetricsMux(mustResolve(t, nil), http.NotFoundHandler()), nil)
+	waitFor(t, "metrics server up", func() bool {
+		resp, err := http.Get("http://" + addr + "/proxyMode")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	cancel()
+	waitFor(t, "metrics server down", func() bool {
+		_, err := net.DialTimeout("tcp", addr, time.Second)
+		return err != nil
+	})
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -42,4 +42,5 @@ import (
 	_ "k8s.io/utils/net"
 	_ "github.com/spf13/pflag"
 	_ "github.com/spf13/cobra"
+	_ "k8s.io/component-helpers/node/util/sysctl/testing"
 )

@@ -5,39 +5,15 @@ package conntrack
 import (
 	"os/exec"
 	"reflect"
-	"runtime"
 	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-)
 
-// enterNewNetns moves the calling goroutine, locked to its thread, into a
-// fresh network namespace (with its own conntrack table) until the test
-// ends; the conntrack binary it runs inherits that namespace.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get network namespace: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore network namespace: %v", err)
-		}
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
+)
 
 // insert creates a real conntrack entry with the conntrack binary: the
 // reply goes from the endpoint back to the client, as after DNAT.
@@ -77,7 +53,7 @@ func kernelEntries(t *testing.T) []Entry {
 func TestKernelDelete(t *testing.T) {
 	for _, tc := range deleteCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			enterNewNetns(t)
+			nettest.EnterNewNetns(t)
 			for _, e := range testEntries() {
 				insert(t, e)
 			}
@@ -103,7 +79,7 @@ func TestKernelDelete(t *testing.T) {
 // TestKernelRefusesBadFilters checks that the kernel implementation
 // refuses what the fake refuses, before touching the table.
 func TestKernelRefusesBadFilters(t *testing.T) {
-	enterNewNetns(t)
+	nettest.EnterNewNetns(t)
 	insert(t, testEntries()[0])
 	bad := []Filter{{Protocol: ProtoTCP}, {Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), ReplySrc: addr("fd00::5")}}
 	n, kerr := New().Delete(bad)

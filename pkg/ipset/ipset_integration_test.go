@@ -8,37 +8,13 @@ import (
 	"net/netip"
 	"os/exec"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
-
-// enterNewNetns moves the calling goroutine, locked to its thread, into a
-// fresh network namespace until the test ends. IP sets are per namespace.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get network namespace: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore network namespace: %v", err)
-		}
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 // errClass names the errno an error carries, for comparing the kernel's
 // answers with the fake's.
@@ -100,7 +76,7 @@ func TestKernelErrnoParity(t *testing.T) {
 	cases := append(typeCases(), typeCase{Set{Name: "ports", Type: BitmapPort, PortRange: "30000-32767"}, Entry{Port: 30080}})
 	for _, tc := range cases {
 		t.Run(tc.set.Name, func(t *testing.T) {
-			enterNewNetns(t)
+			nettest.EnterNewNetns(t)
 			kernel, fake := New(), NewFake()
 			for _, s := range scenario(tc) {
 				kerr, ferr := s.do(kernel), s.do(fake)
@@ -131,7 +107,7 @@ func TestKernelErrnoParity(t *testing.T) {
 // TestKernelListRoundTrip creates a set of every type and family with
 // several entries and reads them all back in one List.
 func TestKernelListRoundTrip(t *testing.T) {
-	enterNewNetns(t)
+	nettest.EnterNewNetns(t)
 	kernel := New()
 	var want []Contents
 	for _, tc := range typeCases() {
@@ -186,7 +162,7 @@ func normalise(sets []Contents) []Contents {
 
 // TestKernelListLargeSet reads a set the kernel dumps in several messages.
 func TestKernelListLargeSet(t *testing.T) {
-	enterNewNetns(t)
+	nettest.EnterNewNetns(t)
 	kernel := New()
 	sets := []Set{
 		{Name: "big", Type: HashIPPort, Family: Inet},
@@ -226,7 +202,7 @@ func TestKernelDestroyReferencedSet(t *testing.T) {
 	if _, err := exec.LookPath("iptables"); err != nil {
 		t.Skip("no iptables binary")
 	}
-	enterNewNetns(t)
+	nettest.EnterNewNetns(t)
 	kernel := New()
 	if err := kernel.CreateSet(Set{Name: "used", Type: HashIP, Family: Inet}); err != nil {
 		t.Fatal(err)

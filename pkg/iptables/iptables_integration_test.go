@@ -5,37 +5,12 @@ package iptables
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
-
-// enterNewNetns moves the calling goroutine, locked to its thread, into a
-// fresh network namespace until the test ends; the iptables binaries it
-// runs inherit that namespace.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("get network namespace: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Set(orig); err != nil {
-			t.Errorf("restore network namespace: %v", err)
-		}
-		ns.Close()
-		orig.Close()
-		runtime.UnlockOSThread()
-	})
-}
 
 // kernelRules are rules iptables-save prints back unchanged.
 const kernelRules = `:KUBE-SERVICES - [0:0]
@@ -83,7 +58,7 @@ func families() []bool { return []bool{false, true} }
 func TestKernelRestoreSaveJumps(t *testing.T) {
 	for _, ipv6 := range families() {
 		t.Run(fmt.Sprintf("ipv6=%v", ipv6), func(t *testing.T) {
-			enterNewNetns(t)
+			nettest.EnterNewNetns(t)
 			kernel, fake := New(ipv6), NewFake(ipv6)
 			comment := []string{"-m", "comment", "--comment", "kubernetes service portals"}
 			steps := []step{
@@ -146,7 +121,7 @@ func TestKernelRejectsLikeFake(t *testing.T) {
 	}
 	for _, ipv6 := range families() {
 		t.Run(fmt.Sprintf("ipv6=%v", ipv6), func(t *testing.T) {
-			enterNewNetns(t)
+			nettest.EnterNewNetns(t)
 			kernel, fake := New(ipv6), NewFake(ipv6)
 			both(t, "restore", kernel, fake, func(i Interface) error { return i.Restore(TableNAT, []byte(kernelRules)) })
 			before := save(t, kernel, TableNAT)

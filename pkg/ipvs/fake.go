@@ -84,6 +84,22 @@ func (f *Fake) List() ([]VirtualServer, error) {
 	return f.snapshot(), nil
 }
 
+// Destinations is part of Interface.
+func (f *Fake) Destinations(svc ServiceKey) ([]Destination, error) {
+	f.count("Destinations")
+	defer f.mu.Unlock()
+	if err := checkServiceKey(svc); err != nil {
+		return nil, fmt.Errorf("list real servers of %s: %w", svc, err)
+	}
+	fs, ok := f.services[svc]
+	if !ok {
+		return nil, nil // the kernel's dump of a missing service is empty
+	}
+	out := slices.Collect(maps.Values(fs.destinations))
+	sortDestinations(out)
+	return out, nil
+}
+
 func (f *Fake) snapshot() []VirtualServer {
 	vss := make([]VirtualServer, 0, len(f.services))
 	for _, fs := range f.services {

@@ -183,3 +183,24 @@ func TestFakeConcurrentUse(t *testing.T) {
 		t.Errorf("%d services, calls %v", len(vss), f.Calls)
 	}
 }
+
+func TestFakeDestinationsOfOneService(t *testing.T) {
+	f := NewFake()
+	key := ServiceKey{Address: netip.MustParseAddr("10.0.0.1"), Protocol: TCP, Port: 80}
+	if got, err := f.Destinations(key); err != nil || len(got) != 0 {
+		t.Fatalf("Destinations of a missing service: %v, %v; want none, like the kernel", got, err)
+	}
+	if err := f.AddService(Service{ServiceKey: key, Scheduler: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"10.1.0.2", "10.1.0.1"} {
+		d := Destination{DestinationKey: DestinationKey{Address: netip.MustParseAddr(ip), Port: 8080}, Weight: 1}
+		if err := f.AddDestination(key, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.Destinations(key)
+	if err != nil || len(got) != 2 || got[0].Address.String() != "10.1.0.1" {
+		t.Fatalf("Destinations = %v, %v; want both, sorted", got, err)
+	}
+}

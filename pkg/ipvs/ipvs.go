@@ -78,6 +78,10 @@ type Timeouts struct {
 type Interface interface {
 	// List reads every virtual server with its real servers: one snapshot.
 	List() ([]VirtualServer, error)
+	// Destinations reads one virtual server's real servers (with their
+	// connection counts); like the kernel, none (and no error) when the
+	// virtual server does not exist.
+	Destinations(ServiceKey) ([]Destination, error)
 	AddService(Service) error
 	UpdateService(Service) error
 	DeleteService(ServiceKey) error

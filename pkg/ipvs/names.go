@@ -70,10 +70,14 @@ func sortVirtualServers(vss []VirtualServer) {
 		return compareServiceKeys(a.ServiceKey, b.ServiceKey)
 	})
 	for _, vs := range vss {
-		slices.SortFunc(vs.Destinations, func(a, b Destination) int {
-			return compareDestinationKeys(a.DestinationKey, b.DestinationKey)
-		})
+		sortDestinations(vs.Destinations)
 	}
+}
+
+func sortDestinations(ds []Destination) {
+	slices.SortFunc(ds, func(a, b Destination) int {
+		return compareDestinationKeys(a.DestinationKey, b.DestinationKey)
+	})
 }
 
 // FormatVirtualServers renders virtual servers the way Fake.Dump does, one

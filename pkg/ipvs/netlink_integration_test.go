@@ -4,45 +4,16 @@ package ipvs
 
 import (
 	"net/netip"
-	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-)
 
-// enterNewNetns moves the calling goroutine, locked to its thread, into a
-// fresh network namespace until the test ends. A table opened there stays
-// there: its netlink socket belongs to the namespace it was created in.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("get current netns: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatalf("create netns: %v", err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		defer orig.Close()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: Go discards it when the goroutine ends.
-			t.Errorf("restore netns: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	})
-}
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
+)
 
 func newKernelTable(t *testing.T) Interface {
 	t.Helper()
-	enterNewNetns(t)
+	nettest.EnterNewNetns(t)
 	// Like any node: without lo up a fresh namespace has no local routing
 	// table, and the kernel rejects every IPv4 real server with EINVAL.
 	lo, err := netlink.LinkByName("lo")
@@ -80,5 +51,26 @@ func TestKernelKeepsHashedFlag(t *testing.T) {
 	}
 	if len(vss) != 1 || vss[0].Flags != FlagHashed || vss[0].ServiceKey != key {
 		t.Errorf("List = %+v, want %v with flags %#x", vss, key, FlagHashed)
+	}
+}
+
+func TestKernelDestinationsOfOneService(t *testing.T) {
+	table := newKernelTable(t)
+	key := ServiceKey{Address: netip.MustParseAddr("10.0.0.1"), Protocol: TCP, Port: 80}
+	if got, err := table.Destinations(key); err != nil || len(got) != 0 {
+		t.Fatalf("Destinations of a missing service: %v, %v; want none", got, err)
+	}
+	if err := table.AddService(Service{ServiceKey: key, Scheduler: "rr", Netmask: 0xffffffff}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"10.1.0.2", "10.1.0.1"} {
+		d := Destination{DestinationKey: DestinationKey{Address: netip.MustParseAddr(ip), Port: 8080}, Weight: 1}
+		if err := table.AddDestination(key, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := table.Destinations(key)
+	if err != nil || len(got) != 2 || got[0].Address.String() != "10.1.0.1" || got[1].Weight != 1 {
+		t.Fatalf("Destinations = %v, %v; want both, sorted, weight 1", got, err)
 	}
 }

@@ -62,6 +62,24 @@ func (k *kernel) List() ([]VirtualServer, error) {
 	return vss, nil
 }
 
+func (k *kernel) Destinations(svc ServiceKey) ([]Destination, error) {
+	if err := checkServiceKey(svc); err != nil {
+		return nil, fmt.Errorf("list real servers of %s: %w", svc, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	dsts, err := k.handle.GetDestinations(toMobyService(Service{ServiceKey: svc}))
+	if err != nil {
+		return nil, fmt.Errorf("list real servers of %s: %w", svc, kernelError(err))
+	}
+	out := make([]Destination, 0, len(dsts))
+	for _, md := range dsts {
+		out = append(out, fromMobyDestination(md))
+	}
+	sortDestinations(out)
+	return out, nil
+}
+
 func (k *kernel) AddService(s Service) error {
 	return k.serviceCmd("add", s, (*mobyipvs.Handle).NewService)
 }

@@ -5,45 +5,15 @@ package netdev
 import (
 	"errors"
 	"net/netip"
-	"runtime"
 	"syscall"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
-
-// enterNewNetns moves the calling goroutine, locked to its thread, into a
-// fresh network namespace until the test ends. The kernel implementation
-// works in the calling thread's namespace, so every subtest enters its own.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("get current netns: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		t.Fatalf("create netns: %v", err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		defer orig.Close()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: Go discards it when the goroutine ends.
-			t.Errorf("restore netns: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	})
-}
 
 func newKernelNamespace(t *testing.T) Interface {
 	t.Helper()
-	enterNewNetns(t)
+	nettest.EnterNewNetns(t)
 	return New()
 }
 

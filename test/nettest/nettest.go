@@ -14,7 +14,7 @@ import (
 )
 
 // EnterNewNetns moves the calling goroutine, locked to its thread, into a
-// fresh network namespace with lo up, until the test ends. Netlink sockets
+// fresh network namespace (lo down, as the kernel makes it), until the test ends. Netlink sockets
 // opened there, and commands started from this goroutine, stay there.
 func EnterNewNetns(t testing.TB) netns.NsHandle {
 	t.Helper()
@@ -40,8 +40,13 @@ func EnterNewNetns(t testing.TB) netns.NsHandle {
 		}
 		runtime.UnlockOSThread()
 	})
-	must(t, "set lo up", setUp("lo"))
 	return ns
+}
+
+// LinkUp sets a link of the current namespace up.
+func LinkUp(t testing.TB, name string) {
+	t.Helper()
+	must(t, "set "+name+" up", setUp(name))
 }
 
 // In runs fn with the calling (locked) thread inside ns, then returns to

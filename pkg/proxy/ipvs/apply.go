@@ -6,15 +6,19 @@ import (
 	"net/netip"
 
 	"k8s.io/klog/v2"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 )
 
 // applier runs a plan against the kernel in a safe order and collects
 // errors instead of stopping: one failing object must not keep the others
 // from being programmed. Any error makes the sync fail, which schedules a
-// full resync.
+// full resync. Each write that succeeds is recorded in the observed state,
+// which is how a partial sync knows the kernel without reading it.
 type applier struct {
 	deps   *Deps
 	logger klog.Logger
+	kernel *observedState
 	errs   []error
 	// deleted counts real servers deleted, by reason.
 	deleted map[string]int
@@ -31,8 +35,9 @@ func (a *applier) do(err error) bool {
 }
 
 // apply runs the plan: sets and their new members first (the rules match
-// them), the iptables rules, then addresses, virtual and real servers, then removals, and the
-// conntrack flush last, once no real server can take the flows again.
+// them), the iptables rules, then addresses, virtual and real servers, then
+// removals, and the conntrack flush last, once no real server can take the
+// flows again.
 func (a *applier) apply(p *plan, syncRules func() error) error {
 	a.applySets(p)
 	a.do(syncRules())
@@ -44,7 +49,9 @@ func (a *applier) apply(p *plan, syncRules func() error) error {
 	a.applyAddresses(p.unbind, false)
 	for _, e := range p.delEntries {
 		a.logger.V(4).Info("Deleting ipset entry", "set", e.set, "entry", e.entry)
-		a.do(a.deps.IPSet.DeleteEntry(e.set, e.entry))
+		if a.do(a.deps.IPSet.DeleteEntry(e.set, e.entry)) {
+			delete(a.kernel.sets[e.set].entries, e.entry)
+		}
 	}
 	return errors.Join(a.errs...)
 }
@@ -52,15 +59,21 @@ func (a *applier) apply(p *plan, syncRules func() error) error {
 func (a *applier) applySets(p *plan) {
 	for _, name := range p.destroySets {
 		a.logger.V(2).Info("Recreating ipset with the wrong type", "set", name)
-		a.do(a.deps.IPSet.DestroySet(name))
+		if a.do(a.deps.IPSet.DestroySet(name)) {
+			delete(a.kernel.sets, name)
+		}
 	}
 	for _, s := range p.createSets {
 		a.logger.V(4).Info("Creating ipset", "set", s.Name, "type", s.Type)
-		a.do(a.deps.IPSet.CreateSet(s))
+		if a.do(a.deps.IPSet.CreateSet(s)) {
+			a.kernel.sets[s.Name] = &observedSet{set: s, entries: map[ipset.Entry]struct{}{}}
+		}
 	}
 	for _, e := range p.addEntries {
 		a.logger.V(4).Info("Adding ipset entry", "set", e.set, "entry", e.entry)
-		a.do(a.deps.IPSet.AddEntry(e.set, e.entry))
+		if a.do(a.deps.IPSet.AddEntry(e.set, e.entry)) {
+			a.kernel.sets[e.set].entries[e.entry] = struct{}{}
+		}
 	}
 }
 
@@ -68,10 +81,14 @@ func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
 	for _, addr := range addrs {
 		if bind {
 			a.logger.V(4).Info("Binding address", "device", DummyDevice, "address", addr)
-			a.do(a.deps.NetDev.AddAddress(DummyDevice, addr))
-		} else {
-			a.logger.V(4).Info("Unbinding address", "device", DummyDevice, "address", addr)
-			a.do(a.deps.NetDev.DeleteAddress(DummyDevice, addr))
+			if a.do(a.deps.NetDev.AddAddress(DummyDevice, addr)) {
+				a.kernel.bound[addr] = struct{}{}
+			}
+			continue
+		}
+		a.logger.V(4).Info("Unbinding address", "device", DummyDevice, "address", addr)
+		if a.do(a.deps.NetDev.DeleteAddress(DummyDevice, addr)) {
+			delete(a.kernel.bound, addr)
 		}
 	}
 }
@@ -79,28 +96,43 @@ func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
 func (a *applier) applyServices(p *plan) {
 	for _, s := range p.addServices {
 		a.logger.V(4).Info("Adding virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
-		a.do(a.deps.IPVS.AddService(s))
+		if a.do(a.deps.IPVS.AddService(s)) {
+			a.kernel.services[s.ServiceKey] = newObservedService(s, nil)
+		}
 	}
 	for _, s := range p.updateServices {
 		a.logger.V(4).Info("Updating virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
-		a.do(a.deps.IPVS.UpdateService(s))
+		if a.do(a.deps.IPVS.UpdateService(s)) {
+			a.kernel.services[s.ServiceKey].service = s
+		}
 	}
 }
 
 func (a *applier) applyDests(p *plan) {
 	for _, c := range p.addDests {
 		a.logger.V(4).Info("Adding real server", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey)
-		a.do(a.deps.IPVS.AddDestination(c.service, c.dest))
+		a.setDest(c, a.deps.IPVS.AddDestination(c.service, c.dest))
 	}
 	for _, c := range p.reweighDests {
 		a.logger.V(4).Info("Setting real server weight", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
-		a.do(a.deps.IPVS.UpdateDestination(c.service, c.dest))
+		a.setDest(c, a.deps.IPVS.UpdateDestination(c.service, c.dest))
 	}
 	for _, c := range p.deleteDests {
 		a.logger.V(4).Info("Deleting real server", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey,
 			"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
 		if a.do(a.deps.IPVS.DeleteDestination(c.service, c.dest.DestinationKey)) {
 			a.deleted[c.reason]++
+			if s := a.kernel.services[c.service]; s != nil {
+				delete(s.dests, c.dest.DestinationKey)
+			}
+		}
+	}
+}
+
+func (a *applier) setDest(c destChange, err error) {
+	if a.do(err) {
+		if s := a.kernel.services[c.service]; s != nil {
+			s.dests[c.dest.DestinationKey] = c.dest
 		}
 	}
 }
@@ -119,8 +151,11 @@ func (a *applier) flushConntrack(p *plan) {
 }
 
 func (a *applier) applyServiceDeletes(p *plan) {
-	for _, vs := range p.deleteServices {
-		a.logger.V(4).Info("Deleting virtual server", "virtualServer", vs.ServiceKey, "realServers", len(vs.Destinations))
-		a.do(a.deps.IPVS.DeleteService(vs.ServiceKey))
+	for _, s := range p.deleteServices {
+		key := s.service.ServiceKey
+		a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.dests))
+		if a.do(a.deps.IPVS.DeleteService(key)) {
+			delete(a.kernel.services, key)
+		}
 	}
 }

@@ -23,23 +23,19 @@ type wantedService struct {
 	name      proxy.ServicePortName
 }
 
-// desiredState is the whole dataplane one proxier wants, as plain values.
-type desiredState struct {
-	services map[ipvs.ServiceKey]*wantedService
-	// bound are the addresses wanted on kube-ipvs0.
-	bound map[netip.Addr]struct{}
-	// sets are the wanted members of every set we own, by IPv4 name
-	// (setName gives the kernel's name for the family).
-	sets map[string]entrySet
-	// lbNoNodeAccess are load-balancer ip:port entries with source ranges
-	// that exclude the node: the node itself must not reach them.
+// contribution is what one service port adds to the desired state. The
+// desired state is the union of all contributions, so a sync after a
+// change rebuilds only the changed ports' contributions.
+type contribution struct {
+	services []*wantedService
+	bound    []netip.Addr
+	// entries name their set by its IPv4 name.
+	entries        []setEntry
 	lbNoNodeAccess []ipset.Entry
 }
 
-// buildInput is everything the desired state is a function of.
+// buildInput is everything a contribution is a function of.
 type buildInput struct {
-	services       proxy.ServicePortMap
-	endpoints      proxy.EndpointsMap
 	nodeName       string
 	nodeIP         netip.Addr
 	topologyLabels map[string]string
@@ -51,38 +47,22 @@ type buildInput struct {
 	cfg           *Config
 }
 
-// buildDesired computes the desired state; it reads nothing but its input.
-func buildDesired(in buildInput) *desiredState {
-	d := &desiredState{
-		services: make(map[ipvs.ServiceKey]*wantedService),
-		bound:    make(map[netip.Addr]struct{}),
-		sets:     make(map[string]entrySet),
+// buildContribution computes one service port's share of the desired
+// state; it reads nothing but its arguments. Invalid ports contribute nothing.
+func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.ServicePort, eps []proxy.Endpoint) *contribution {
+	sp, ok := port.(*servicePort)
+	if !ok || sp.invalid != "" {
+		return &contribution{} // reported when the Service changed
 	}
-	for _, def := range setDefinitions() {
-		d.sets[def.name] = entrySet{}
-	}
-	for name, port := range in.services {
-		sp, ok := port.(*servicePort)
-		if !ok || sp.invalid != "" {
-			continue // reported when the Service changed
-		}
-		b := portBuilder{in: in, d: d, name: name, sp: sp, proto: strings.ToLower(string(sp.Protocol()))}
-		b.build()
-	}
-	ipvsIPs := d.set(setIPVSAddresses)
-	for a := range d.bound {
-		ipvsIPs.add(ipset.Entry{IP: a})
-	}
-	return d
+	b := portBuilder{in: in, c: &contribution{}, name: name, sp: sp, proto: strings.ToLower(string(sp.Protocol()))}
+	b.build(eps)
+	return b.c
 }
-
-// set returns the wanted members of a set, by its IPv4 name.
-func (d *desiredState) set(name string) entrySet { return d.sets[name] }
 
 // portBuilder adds one service port's virtual servers and set members.
 type portBuilder struct {
-	in    buildInput
-	d     *desiredState
+	in    *buildInput
+	c     *contribution
 	name  proxy.ServicePortName
 	sp    *servicePort
 	proto string
@@ -90,8 +70,8 @@ type portBuilder struct {
 	cluster, local []proxy.Endpoint
 }
 
-func (b *portBuilder) build() {
-	eps := usableEndpoints(b.in.endpoints[b.name])
+func (b *portBuilder) build(all []proxy.Endpoint) {
+	eps := usableEndpoints(all)
 	b.cluster, b.local, _, _ = proxy.CategorizeEndpoints(eps, b.sp, b.in.nodeName, b.in.topologyLabels)
 	b.addLoopBack(eps)
 	b.addClusterIP()
@@ -99,8 +79,12 @@ func (b *portBuilder) build() {
 	b.addLoadBalancers()
 	b.addNodePorts()
 	if hc := b.sp.HealthCheckNodePort(); hc > 0 && hc <= 65535 {
-		b.d.set(setHealthCheckPort).add(ipset.Entry{Port: uint16(hc)})
+		b.add(setHealthCheckPort, ipset.Entry{Port: uint16(hc)})
 	}
+}
+
+func (b *portBuilder) add(set string, e ipset.Entry) {
+	b.c.entries = append(b.c.entries, setEntry{set: set, entry: e})
 }
 
 // usableEndpoints drops endpoints that cannot be programmed (reported when
@@ -119,7 +103,7 @@ func usableEndpoints(eps []proxy.Endpoint) []proxy.Endpoint {
 func (b *portBuilder) addLoopBack(eps []proxy.Endpoint) {
 	for _, e := range eps {
 		if ep := e.(*endpoint); ep.IsLocal() {
-			b.d.set(setLoopBack).add(ipset.Entry{IP: ep.addr, Protocol: b.proto, Port: uint16(ep.Port()), IP2: ep.addr})
+			b.add(setLoopBack, ipset.Entry{IP: ep.addr, Protocol: b.proto, Port: uint16(ep.Port()), IP2: ep.addr})
 		}
 	}
 }
@@ -130,7 +114,7 @@ func (b *portBuilder) entry(addr netip.Addr, port int) ipset.Entry {
 
 func (b *portBuilder) addClusterIP() {
 	addr, _ := addrFromIP(b.sp.ClusterIP())
-	b.d.set(setClusterIP).add(b.entry(addr, b.sp.Port()))
+	b.add(setClusterIP, b.entry(addr, b.sp.Port()))
 	b.addVirtualServer(addr, b.sp.Port(), b.sp.InternalPolicyLocal(), true)
 }
 
@@ -141,9 +125,9 @@ func (b *portBuilder) addExternalIPs() {
 			continue
 		}
 		if b.sp.ExternalPolicyLocal() {
-			b.d.set(setExternalIPLocal).add(b.entry(addr, b.sp.Port()))
+			b.add(setExternalIPLocal, b.entry(addr, b.sp.Port()))
 		} else {
-			b.d.set(setExternalIP).add(b.entry(addr, b.sp.Port()))
+			b.add(setExternalIP, b.entry(addr, b.sp.Port()))
 		}
 		_, onNode := b.in.otherAddrs[addr]
 		b.addVirtualServer(addr, b.sp.Port(), b.sp.ExternalPolicyLocal(), !onNode)
@@ -157,9 +141,9 @@ func (b *portBuilder) addLoadBalancers() {
 			continue
 		}
 		e := b.entry(addr, b.sp.Port())
-		b.d.set(setLoadBalancer).add(e)
+		b.add(setLoadBalancer, e)
 		if b.sp.ExternalPolicyLocal() {
-			b.d.set(setLoadBalancerLoc).add(e)
+			b.add(setLoadBalancerLoc, e)
 		}
 		if ranges := b.sp.LoadBalancerSourceRanges(); len(ranges) > 0 {
 			b.addSourceRanges(e)
@@ -172,7 +156,7 @@ func (b *portBuilder) addLoadBalancers() {
 // addSourceRanges admits only the listed sources to a load-balancer IP; the
 // node itself is admitted only when a range contains its IP.
 func (b *portBuilder) addSourceRanges(e ipset.Entry) {
-	b.d.set(setLoadBalancerFW).add(e)
+	b.add(setLoadBalancerFW, e)
 	allowNode := false
 	for _, cidr := range b.sp.LoadBalancerSourceRanges() {
 		prefix, ok := prefixFromIPNet(cidr)
@@ -181,7 +165,7 @@ func (b *portBuilder) addSourceRanges(e ipset.Entry) {
 		}
 		withNet := e
 		withNet.Net = prefix
-		b.d.set(setLBSourceCIDR).add(withNet)
+		b.add(setLBSourceCIDR, withNet)
 		if b.in.nodeIP.IsValid() && prefix.Contains(b.in.nodeIP) {
 			allowNode = true
 		}
@@ -189,9 +173,9 @@ func (b *portBuilder) addSourceRanges(e ipset.Entry) {
 	if allowNode {
 		self := e
 		self.IP2 = e.IP
-		b.d.set(setLBSourceIP).add(self)
+		b.add(setLBSourceIP, self)
 	} else {
-		b.d.lbNoNodeAccess = append(b.d.lbNoNodeAccess, e)
+		b.c.lbNoNodeAccess = append(b.c.lbNoNodeAccess, e)
 	}
 }
 
@@ -202,9 +186,9 @@ func (b *portBuilder) addNodePorts() {
 	}
 	all, local := b.nodePortSets()
 	for _, e := range b.nodePortEntries(np) {
-		b.d.set(all).add(e)
+		b.add(all, e)
 		if b.sp.ExternalPolicyLocal() {
-			b.d.set(local).add(e)
+			b.add(local, e)
 		}
 	}
 	for _, addr := range b.in.nodePortAddrs {
@@ -241,18 +225,18 @@ func (b *portBuilder) nodePortEntries(np int) []ipset.Entry {
 // upstream's IPVS proxier does.
 func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bind bool) {
 	svc := b.virtualService(addr, port)
-	ws := &wantedService{service: svc, dests: make(map[ipvs.DestinationKey]struct{}), immediate: b.immediate(), name: b.name}
 	eps := b.cluster
 	if onlyLocal && len(b.local) > 0 {
 		eps = b.local
 	}
+	ws := &wantedService{service: svc, dests: make(map[ipvs.DestinationKey]struct{}, len(eps)), immediate: b.immediate(), name: b.name}
 	for _, e := range eps {
 		ep := e.(*endpoint)
 		ws.dests[ipvs.DestinationKey{Address: ep.addr, Port: uint16(ep.Port())}] = struct{}{}
 	}
-	b.d.services[svc.ServiceKey] = ws
+	b.c.services = append(b.c.services, ws)
 	if bind {
-		b.d.bound[addr] = struct{}{}
+		b.c.bound = append(b.c.bound, addr)
 	}
 }
 

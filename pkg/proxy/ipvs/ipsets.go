@@ -86,11 +86,6 @@ func kernelSet(d setDefinition, family v1.IPFamily) ipset.Set {
 	return s
 }
 
-// entrySet is a set's wanted members.
-type entrySet map[ipset.Entry]struct{}
-
-func (s entrySet) add(e ipset.Entry) { s[e] = struct{}{} }
-
 // entryLess orders entries for stable output.
 func entryLess(a, b ipset.Entry) bool {
 	if c := a.IP.Compare(b.IP); c != 0 {

@@ -10,28 +10,40 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
-// observedState is what the kernel holds for our family, read once per sync.
+// observedService is a virtual server as the kernel holds it.
+type observedService struct {
+	service ipvs.Service
+	dests   map[ipvs.DestinationKey]ipvs.Destination
+}
+
+// observedState is what the kernel holds for our family: read whole on a
+// full sync, then kept current by the applier as it writes, so that a
+// partial sync needs no read. A failed write makes the next sync full.
 type observedState struct {
-	services map[ipvs.ServiceKey]ipvs.VirtualServer
+	services map[ipvs.ServiceKey]*observedService
 	// bound are our family's addresses on kube-ipvs0.
 	bound map[netip.Addr]struct{}
 	// otherAddrs are our family's addresses on every other device.
 	otherAddrs map[netip.Addr]struct{}
-	// sets are the kernel's sets by name (all of them; we touch only ours).
-	sets map[string]ipset.Contents
+	// sets are our sets by kernel name.
+	sets map[string]*observedSet
+}
+
+type observedSet struct {
+	set     ipset.Set
+	entries map[ipset.Entry]struct{}
 }
 
 func inFamily(a netip.Addr, family v1.IPFamily) bool {
 	return a.IsValid() && a.Unmap().Is4() == (family != v1.IPv6Protocol)
 }
 
-// readObserved takes one snapshot of the IPVS table, the addresses and the sets.
+// readObserved takes one snapshot of the IPVS table, the addresses and our sets.
 func readObserved(deps *Deps, family v1.IPFamily) (*observedState, error) {
 	o := &observedState{
-		services:   make(map[ipvs.ServiceKey]ipvs.VirtualServer),
-		bound:      make(map[netip.Addr]struct{}),
-		otherAddrs: make(map[netip.Addr]struct{}),
-		sets:       make(map[string]ipset.Contents),
+		services: make(map[ipvs.ServiceKey]*observedService),
+		bound:    make(map[netip.Addr]struct{}),
+		sets:     make(map[string]*observedSet),
 	}
 	vss, err := deps.IPVS.List()
 	if err != nil {
@@ -39,23 +51,27 @@ func readObserved(deps *Deps, family v1.IPFamily) (*observedState, error) {
 	}
 	for _, vs := range vss {
 		if inFamily(vs.Address, family) {
-			o.services[vs.ServiceKey] = vs
+			o.services[vs.ServiceKey] = newObservedService(vs.Service, vs.Destinations)
 		}
 	}
-	if err := o.readAddresses(deps, family); err != nil {
+	if err := o.readBound(deps, family); err != nil {
 		return nil, err
 	}
-	sets, err := deps.IPSet.List()
-	if err != nil {
-		return nil, fmt.Errorf("read ipsets: %w", err)
+	if o.otherAddrs, err = readOtherAddrs(deps, family); err != nil {
+		return nil, err
 	}
-	for _, s := range sets {
-		o.sets[s.Name] = s
-	}
-	return o, nil
+	return o, o.readSets(deps, family)
 }
 
-func (o *observedState) readAddresses(deps *Deps, family v1.IPFamily) error {
+func newObservedService(s ipvs.Service, dests []ipvs.Destination) *observedService {
+	os := &observedService{service: s, dests: make(map[ipvs.DestinationKey]ipvs.Destination, len(dests))}
+	for _, d := range dests {
+		os.dests[d.DestinationKey] = d
+	}
+	return os
+}
+
+func (o *observedState) readBound(deps *Deps, family v1.IPFamily) error {
 	bound, err := deps.NetDev.Addresses(DummyDevice)
 	if err != nil {
 		return fmt.Errorf("read addresses of %s: %w", DummyDevice, err)
@@ -67,14 +83,42 @@ func (o *observedState) readAddresses(deps *Deps, family v1.IPFamily) error {
 			o.bound[a.Unmap()] = struct{}{}
 		}
 	}
+	return nil
+}
+
+// readOtherAddrs reads our family's addresses outside kube-ipvs0.
+func readOtherAddrs(deps *Deps, family v1.IPFamily) (map[netip.Addr]struct{}, error) {
 	others, err := deps.NetDev.LocalAddresses(DummyDevice)
 	if err != nil {
-		return fmt.Errorf("read node addresses: %w", err)
+		return nil, fmt.Errorf("read node addresses: %w", err)
 	}
+	out := make(map[netip.Addr]struct{}, len(others))
 	for _, a := range others {
 		if inFamily(a, family) {
-			o.otherAddrs[a.Unmap()] = struct{}{}
+			out[a.Unmap()] = struct{}{}
 		}
+	}
+	return out, nil
+}
+
+func (o *observedState) readSets(deps *Deps, family v1.IPFamily) error {
+	sets, err := deps.IPSet.List()
+	if err != nil {
+		return fmt.Errorf("read ipsets: %w", err)
+	}
+	ours := make(map[string]bool)
+	for _, def := range setDefinitions() {
+		ours[setName(def.name, family)] = true
+	}
+	for _, s := range sets {
+		if !ours[s.Name] {
+			continue
+		}
+		os := &observedSet{set: s.Set, entries: make(map[ipset.Entry]struct{}, len(s.Entries))}
+		for _, e := range s.Entries {
+			os.entries[e] = struct{}{}
+		}
+		o.sets[s.Name] = os
 	}
 	return nil
 }
@@ -103,4 +147,25 @@ func containedIn(a netip.Addr, cidrs []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+func sameAddrSet(a, b map[netip.Addr]struct{}) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *observedState) hasEntry(set string, e ipset.Entry) bool {
+	s := o.sets[set]
+	if s == nil {
+		return false
+	}
+	_, ok := s.entries[e]
+	return ok
 }

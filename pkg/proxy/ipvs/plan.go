@@ -45,7 +45,7 @@ type plan struct {
 
 	addServices    []ipvs.Service
 	updateServices []ipvs.Service
-	deleteServices []ipvs.VirtualServer
+	deleteServices []*observedService
 
 	addDests     []destChange
 	reweighDests []destChange // back to weight 1, or down to 0 to drain
@@ -61,81 +61,126 @@ type planInput struct {
 	observed  *observedState
 	cfg       *Config
 	firstSync bool
+	// scope limits the diff to what changed; nil compares everything.
+	scope *scope
 }
 
 // makePlan diffs desired against observed; it touches nothing.
 func makePlan(in planInput) *plan {
 	p := &plan{}
-	p.diffSets(in)
-	p.diffAddresses(in)
-	p.diffServices(in)
+	if in.scope == nil {
+		p.diffAllSets(in)
+		p.diffAllAddresses(in)
+		p.diffAllServices(in)
+	} else {
+		p.diffScope(in)
+	}
 	p.sort()
 	return p
 }
 
-func (p *plan) diffSets(in planInput) {
+// diffAllSets checks every set we own: header, and every member both ways.
+func (p *plan) diffAllSets(in planInput) {
 	for _, def := range setDefinitions() {
 		want := kernelSet(def, in.cfg.IPFamily)
-		have, exists := in.observed.sets[want.Name]
-		if exists && have.Type != want.Type {
+		have := in.observed.sets[want.Name]
+		if have != nil && have.set.Type != want.Type {
 			p.destroySets = append(p.destroySets, want.Name)
-			exists = false
+			have = nil
 		}
-		if !exists {
+		if have == nil {
 			p.createSets = append(p.createSets, want)
-			have = ipset.Contents{}
+			have = &observedSet{}
 		}
-		p.diffEntries(want.Name, in.desired.set(def.name), have.Entries)
-	}
-}
-
-func (p *plan) diffEntries(set string, want entrySet, have []ipset.Entry) {
-	haveSet := make(map[ipset.Entry]struct{}, len(have))
-	for _, e := range have {
-		haveSet[e] = struct{}{}
-		if _, ok := want[e]; !ok {
-			p.delEntries = append(p.delEntries, setEntry{set, e})
+		wanted := in.desired.set(def.name)
+		for e := range have.entries {
+			if wanted[e] == 0 {
+				p.delEntries = append(p.delEntries, setEntry{want.Name, e})
+			}
 		}
-	}
-	for e := range want {
-		if _, ok := haveSet[e]; !ok {
-			p.addEntries = append(p.addEntries, setEntry{set, e})
+		for e := range wanted {
+			if _, ok := have.entries[e]; !ok {
+				p.addEntries = append(p.addEntries, setEntry{want.Name, e})
+			}
 		}
 	}
 }
 
-func (p *plan) diffAddresses(in planInput) {
+func (p *plan) diffAllAddresses(in planInput) {
 	for a := range in.desired.bound {
-		if _, ok := in.observed.bound[a]; !ok {
-			p.bind = append(p.bind, a)
-		}
+		p.diffAddress(in, a)
 	}
 	for a := range in.observed.bound {
-		if _, ok := in.desired.bound[a]; !ok {
-			p.unbind = append(p.unbind, a)
+		if in.desired.bound[a] == 0 {
+			p.diffAddress(in, a)
 		}
 	}
 }
 
-func (p *plan) diffServices(in planInput) {
-	for key, want := range in.desired.services {
-		have, exists := in.observed.services[key]
-		switch {
-		case !exists:
-			p.addServices = append(p.addServices, want.service)
-		case !sameService(want.service, have.Service):
-			p.updateServices = append(p.updateServices, want.service)
-		}
-		p.diffDests(in, want, have.Destinations)
+func (p *plan) diffAddress(in planInput, a netip.Addr) {
+	_, have := in.observed.bound[a]
+	want := in.desired.bound[a] > 0
+	switch {
+	case want && !have:
+		p.bind = append(p.bind, a)
+	case have && !want:
+		p.unbind = append(p.unbind, a)
 	}
-	for key, have := range in.observed.services {
-		if _, wanted := in.desired.services[key]; wanted || containedIn(key.Address, in.cfg.ExcludeCIDRs) {
-			continue
+}
+
+func (p *plan) diffAllServices(in planInput) {
+	for key := range in.desired.services {
+		p.diffService(in, key)
+	}
+	for key := range in.observed.services {
+		if in.desired.service(key) == nil {
+			p.diffService(in, key)
+		}
+	}
+}
+
+// diffScope compares only the keys a partial sync touched.
+func (p *plan) diffScope(in planInput) {
+	for key := range in.scope.services {
+		p.diffService(in, key)
+	}
+	for a := range in.scope.addrs {
+		p.diffAddress(in, a)
+	}
+	for e := range in.scope.entries {
+		name := setName(e.set, in.cfg.IPFamily)
+		have := in.observed.hasEntry(name, e.entry)
+		want := in.desired.set(e.set)[e.entry] > 0
+		switch {
+		case want && !have:
+			p.addEntries = append(p.addEntries, setEntry{name, e.entry})
+		case have && !want:
+			p.delEntries = append(p.delEntries, setEntry{name, e.entry})
+		}
+	}
+}
+
+func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
+	want := in.desired.service(key)
+	have := in.observed.services[key]
+	switch {
+	case want == nil && have == nil:
+	case want == nil:
+		if containedIn(key.Address, in.cfg.ExcludeCIDRs) {
+			return
 		}
 		p.deleteServices = append(p.deleteServices, have)
-		for _, d := range have.Destinations {
-			p.flushConntrack(key, d.DestinationKey, immediateForUnknown(in.cfg))
+		for dk := range have.dests {
+			p.flushConntrack(key, dk, immediateForUnknown(in.cfg))
 		}
+	case have == nil:
+		p.addServices = append(p.addServices, want.service)
+		p.diffDests(in, want, nil)
+	default:
+		if !sameService(want.service, have.service) {
+			p.updateServices = append(p.updateServices, want.service)
+		}
+		p.diffDests(in, want, have.dests)
 	}
 }
 
@@ -155,12 +200,10 @@ func sameService(want, have ipvs.Service) bool {
 	return true
 }
 
-func (p *plan) diffDests(in planInput, want *wantedService, have []ipvs.Destination) {
+func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.DestinationKey]ipvs.Destination) {
 	key := want.service.ServiceKey
-	haveSet := make(map[ipvs.DestinationKey]struct{}, len(have))
-	for _, d := range have {
-		haveSet[d.DestinationKey] = struct{}{}
-		if _, ok := want.dests[d.DestinationKey]; ok {
+	for dk, d := range have {
+		if _, ok := want.dests[dk]; ok {
 			if d.Weight != 1 {
 				p.reweighDests = append(p.reweighDests, destChange{service: key, dest: withWeight(d, 1), name: want.name})
 			}
@@ -169,7 +212,7 @@ func (p *plan) diffDests(in planInput, want *wantedService, have []ipvs.Destinat
 		p.retire(in, want, d)
 	}
 	for dk := range want.dests {
-		if _, ok := haveSet[dk]; !ok {
+		if _, ok := have[dk]; !ok {
 			p.addDests = append(p.addDests, destChange{service: key, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}, name: want.name})
 		}
 	}
@@ -248,7 +291,7 @@ func (p *plan) sort() {
 		return keyLess(p.updateServices[i].ServiceKey, p.updateServices[j].ServiceKey)
 	})
 	sort.Slice(p.deleteServices, func(i, j int) bool {
-		return keyLess(p.deleteServices[i].ServiceKey, p.deleteServices[j].ServiceKey)
+		return keyLess(p.deleteServices[i].service.ServiceKey, p.deleteServices[j].service.ServiceKey)
 	})
 	for _, l := range [][]destChange{p.addDests, p.reweighDests, p.deleteDests} {
 		sort.Slice(l, func(i, j int) bool { return destLess(l[i], l[j]) })

@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/proxy"
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
@@ -41,11 +42,17 @@ type Proxier struct {
 	// firstSync is true until a sync succeeds: that sync also removes
 	// weight-0 real servers left by an earlier run.
 	firstSync bool
-	// lastFullSync is when the proxier last re-checked everything it does
-	// not re-read on every sync (rules, jumps, device, sysctls).
+	// needFull asks for a full sync next (after an error, a topology change).
+	needFull bool
+	// lastFullSync is when the proxier last read the whole kernel state.
 	lastFullSync time.Time
-	lastNAT      []byte
-	lastFilter   []byte
+	// kernel is what the kernel holds, as last read and since written.
+	kernel *observedState
+	// desired is the desired state as of the last sync.
+	desired       *desiredState
+	healthChecked map[types.NamespacedName]struct{}
+	lastNAT       []byte
+	lastFilter    []byte
 }
 
 var _ proxy.Provider = &Proxier{}
@@ -198,6 +205,7 @@ func (p *Proxier) OnEndpointSlicesSynced() {
 func (p *Proxier) OnTopologyChange(labels map[string]string) {
 	p.mu.Lock()
 	p.topologyLabels = labels
+	p.needFull = true // every service's endpoint choice may change
 	p.mu.Unlock()
 	p.logger.V(4).Info("Node topology labels changed", "labels", labels)
 	p.Sync()

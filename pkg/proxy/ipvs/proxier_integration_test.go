@@ -37,6 +37,7 @@ type node struct {
 
 func newNode(t *testing.T) *node {
 	nettest.EnterNewNetns(t)
+	nettest.LinkUp(t, "lo")
 	n := &node{t: t, pods: map[string]*nettest.Host{}}
 	nettest.AddBridge(t, "cbr0", netip.MustParsePrefix("10.244.0.1/24"))
 	n.client = nettest.AddHost(t, "eth0", "", netip.MustParsePrefix("192.168.50.2/24"), netip.MustParseAddr("192.168.50.1"))

@@ -2,6 +2,9 @@ package ipvs
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"syscall"
@@ -10,6 +13,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 func TestDualStackProxiersShareTheKernel(t *testing.T) {
@@ -93,7 +98,7 @@ func TestKernelErrorMidApplyKeepsTheRestAndConverges(t *testing.T) {
 		TCP 10.96.0.2:80 rr flags=0x2 timeout=0
 		TCP 10.96.0.3:80 rr flags=0x2 timeout=0
 		  -> 10.244.1.3:8080 weight=1 active=0 inactive=0`)
-	if !p.lastFullSync.IsZero() {
+	if !p.needFull {
 		t.Error("a failed sync must make the next one full")
 	}
 	k.ipvs.Inject = nil
@@ -116,6 +121,7 @@ func TestExternalTamperingRepairedNextSync(t *testing.T) {
 	want := ipvsDump(k)
 	must(t, k.ipvs.Flush()) // ipvsadm -C
 	must(t, k.netdev.DeleteAddress(DummyDevice, vip))
+	passSyncPeriod(p) // the periodic full sync re-reads the kernel
 	syncOK(t, p)
 	wantDump(t, "ipvs", ipvsDump(k), want)
 	if got := boundAddrs(t, k); !slices.Equal(got, []string{"10.96.0.1"}) {
@@ -201,5 +207,40 @@ func TestHealthCheckNodePortServers(t *testing.T) {
 	}
 	if got := hs.endpoints[nsName("lb")]; got != 1 {
 		t.Errorf("local ready endpoints = %d, want 1", got)
+	}
+}
+
+// passSyncPeriod makes the next sync the periodic full one.
+func passSyncPeriod(p *Proxier) { p.lastFullSync = p.lastFullSync.Add(-p.cfg.SyncPeriod) }
+
+func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	var slices []*discovery.EndpointSlice
+	for i := range 50 {
+		name := fmt.Sprintf("s%d", i)
+		p.OnServiceAdd(svc(name, fmt.Sprintf("10.96.0.%d", i+1)))
+		slices = append(slices, slice(name, discovery.AddressTypeIPv4, readyEP(fmt.Sprintf("10.244.1.%d", i+1)), readyEP(fmt.Sprintf("10.244.2.%d", i+1))))
+		p.OnEndpointSliceAdd(slices[i])
+	}
+	syncOK(t, p)
+	key8 := ipvs.ServiceKey{Address: netip.MustParseAddr("10.96.0.8"), Protocol: ipvs.TCP, Port: 80}
+	must(t, k.ipvs.SetConnections(key8, ipvs.DestinationKey{Address: netip.MustParseAddr("10.244.1.8"), Port: 8080}, 1, 0))
+	clear(k.ipvs.Calls)
+	clear(k.ipset.Calls)
+	clear(k.netdev.Calls)
+	gone := slices[7].DeepCopy()
+	gone.Endpoints = gone.Endpoints[1:]
+	p.OnEndpointSliceUpdate(slices[7], gone)
+	syncOK(t, p)
+	// The connected real server is parked at weight 0 after reading that
+	// one service's real servers; no full read of the table, the sets or
+	// the addresses.
+	wantCalls := map[string]int{"Destinations": 1, "UpdateDestination": 1}
+	if !maps.Equal(k.ipvs.Calls, wantCalls) || len(k.ipset.Calls) != 0 || k.netdev.Calls["Addresses"] != 0 {
+		t.Errorf("partial sync calls: ipvs %v (want %v), ipset %v, netdev %v", k.ipvs.Calls, wantCalls, k.ipset.Calls, k.netdev.Calls)
+	}
+	if got := ipvsDump(k); !strings.Contains(got, "-> 10.244.1.8:8080 weight=0") {
+		t.Errorf("want 10.244.1.8 at weight 0:\n%s", got)
 	}
 }

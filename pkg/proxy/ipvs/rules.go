@@ -206,7 +206,10 @@ func (b *ruleBuilder) externalIPRules() {
 
 func (b *ruleBuilder) filterRules() {
 	b.filter.add("-A", chainSourceRanges, "-j", "DROP")
-	entries := append([]ipset.Entry(nil), b.d.lbNoNodeAccess...)
+	entries := make([]ipset.Entry, 0, len(b.d.lbNoNodeAccess))
+	for e := range b.d.lbNoNodeAccess {
+		entries = append(entries, e)
+	}
 	sort.Slice(entries, func(i, j int) bool { return entryLess(entries[i], entries[j]) })
 	for _, e := range entries {
 		ip := e.IP.String()

@@ -6,13 +6,20 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/kubernetes/pkg/proxy"
 	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
-// syncProxyRules is one sync: fold in the changes, read the kernel once,
-// build the desired state, diff, apply. An error makes the runner retry
-// soon, and the retry is a full sync.
+// syncProxyRules is one sync. A full sync reads the kernel, rebuilds the
+// whole desired state and compares everything; a partial sync rebuilds
+// only the changed services and compares only what they touch, against
+// the kernel state the last syncs read and wrote. Syncs are full at start,
+// every syncPeriod, after any error, and when the node's addresses or
+// topology change.
 func (p *Proxier) syncProxyRules() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -21,49 +28,130 @@ func (p *Proxier) syncProxyRules() error {
 		return nil
 	}
 	start := time.Now()
-	full := p.firstSync || start.Sub(p.lastFullSync) >= p.cfg.SyncPeriod
-	p.svcPortMap.Update(p.serviceChanges)
+	svcResult := p.svcPortMap.Update(p.serviceChanges)
 	epResult := p.endpointsMap.Update(p.endpointsChanges)
+	changed := svcResult.UpdatedServices.Union(epResult.UpdatedServices)
+	full := p.needFull || p.kernel == nil || start.Sub(p.lastFullSync) >= p.cfg.SyncPeriod
 
-	err := p.syncKernel(full)
+	full, err := p.syncKernel(full, changed)
 	p.recordSync(start, full, err, epResult)
 	if err != nil {
-		p.lastFullSync = time.Time{} // the retry re-checks everything
+		p.needFull = true // the retry re-reads and re-checks everything
 		return err
 	}
 	if full {
 		p.lastFullSync = start
 	}
-	p.firstSync = false
+	p.needFull, p.firstSync = false, false
 	return nil
 }
 
-func (p *Proxier) syncKernel(full bool) error {
+// syncKernel brings the kernel to the desired state and reports whether it
+// ended up doing a full sync.
+func (p *Proxier) syncKernel(full bool, changed sets.Set[types.NamespacedName]) (bool, error) {
 	var errs []error
+	if !full {
+		others, err := readOtherAddrs(&p.deps, p.cfg.IPFamily)
+		if err != nil || !sameAddrSet(others, p.kernel.otherAddrs) {
+			full = true // node addresses change NodePorts and bindings everywhere
+		}
+	}
+	var sc *scope
 	if full {
 		errs = append(errs, p.checkPrerequisites())
+		kernel, err := readObserved(&p.deps, p.cfg.IPFamily)
+		if err != nil {
+			return true, errors.Join(append(errs, err)...)
+		}
+		p.kernel = kernel
+		p.desired = p.rebuildDesired()
+	} else {
+		sc = p.updateDesired(changed)
+		errs = append(errs, p.refreshRetiring(sc))
 	}
-	observed, err := readObserved(&p.deps, p.cfg.IPFamily)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	desired := buildDesired(buildInput{
-		services: p.svcPortMap, endpoints: p.endpointsMap, nodeName: p.cfg.NodeName, nodeIP: p.cfg.NodeIP,
-		topologyLabels: p.topologyLabels, otherAddrs: observed.otherAddrs,
-		nodePortAddrs: nodePortAddresses(observed.otherAddrs, p.nodePortCIDRs), cfg: &p.cfg,
-	})
-	pl := makePlan(planInput{desired: desired, observed: observed, cfg: &p.cfg, firstSync: p.firstSync})
-	a := &applier{deps: &p.deps, logger: p.logger, deleted: map[string]int{}}
-	errs = append(errs, a.apply(pl, func() error { return p.syncRules(desired, full) }))
+	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc})
+	a := &applier{deps: &p.deps, logger: p.logger, kernel: p.kernel, deleted: map[string]int{}}
+	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
 	p.countDeletions(a)
-	p.syncHealthChecks()
+	if full || p.healthChecksChanged(changed) {
+		p.syncHealthChecks()
+	}
+	return full, errors.Join(errs...)
+}
+
+func (p *Proxier) buildInput() *buildInput {
+	return &buildInput{
+		nodeName: p.cfg.NodeName, nodeIP: p.cfg.NodeIP, topologyLabels: p.topologyLabels,
+		otherAddrs: p.kernel.otherAddrs, nodePortAddrs: nodePortAddresses(p.kernel.otherAddrs, p.nodePortCIDRs),
+		cfg: &p.cfg,
+	}
+}
+
+// rebuildDesired computes the whole desired state from scratch.
+func (p *Proxier) rebuildDesired() *desiredState {
+	in := p.buildInput()
+	d := newDesiredState()
+	sc := newScope() // unused: a full sync compares everything
+	for name, port := range p.svcPortMap {
+		d.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
+	}
+	return d
+}
+
+// updateDesired rebuilds the contributions of the changed services' ports
+// and returns what changed.
+func (p *Proxier) updateDesired(changed sets.Set[types.NamespacedName]) *scope {
+	in := p.buildInput()
+	sc := newScope()
+	for name := range p.desired.contributions {
+		if changed.Has(name.NamespacedName) {
+			if _, still := p.svcPortMap[name]; !still {
+				p.desired.replace(name, nil, sc)
+			}
+		}
+	}
+	for name, port := range p.svcPortMap {
+		if changed.Has(name.NamespacedName) {
+			p.desired.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
+		}
+	}
+	return sc
+}
+
+// refreshRetiring re-reads the real servers of TCP virtual servers that are
+// about to lose one under the graceful policy: whether it is deleted or
+// parked at weight 0 depends on its connection counts now, not at the last
+// full read.
+func (p *Proxier) refreshRetiring(sc *scope) error {
+	var errs []error
+	for key := range sc.services {
+		want, have := p.desired.service(key), p.kernel.services[key]
+		if want == nil || have == nil || want.immediate || key.Protocol != ipvs.TCP || !losesDest(want, have) {
+			continue
+		}
+		dests, err := p.deps.IPVS.Destinations(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read real servers of %s: %w", key, err))
+			continue
+		}
+		p.kernel.services[key] = newObservedService(have.service, dests)
+	}
 	return errors.Join(errs...)
+}
+
+func losesDest(want *wantedService, have *observedService) bool {
+	for dk := range have.dests {
+		if _, ok := want.dests[dk]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // syncRules writes our chains when they changed, and on full syncs even
 // when they did not (someone may have flushed them).
-func (p *Proxier) syncRules(d *desiredState, full bool) error {
-	nat, filter := buildRules(d, &p.cfg)
+func (p *Proxier) syncRules(full bool) error {
+	nat, filter := buildRules(p.desired, &p.cfg)
 	var errs []error
 	if full || !bytes.Equal(nat, p.lastNAT) {
 		p.lastNAT = nil
@@ -104,8 +192,29 @@ func (p *Proxier) countDeletions(a *applier) {
 	p.metrics.ConntrackEntriesDeleted.Add(float64(a.flushed))
 }
 
+// healthChecksChanged says whether a changed service has, or had, a
+// healthCheckNodePort server to update.
+func (p *Proxier) healthChecksChanged(changed sets.Set[types.NamespacedName]) bool {
+	for name := range changed {
+		if _, had := p.healthChecked[name]; had {
+			return true
+		}
+	}
+	for name, port := range p.svcPortMap {
+		if port.HealthCheckNodePort() > 0 && changed.Has(name.NamespacedName) {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Proxier) syncHealthChecks() {
-	if err := p.serviceHealth.SyncServices(p.svcPortMap.HealthCheckNodePorts()); err != nil {
+	ports := p.svcPortMap.HealthCheckNodePorts()
+	p.healthChecked = make(map[types.NamespacedName]struct{}, len(ports))
+	for name := range ports {
+		p.healthChecked[name] = struct{}{}
+	}
+	if err := p.serviceHealth.SyncServices(ports); err != nil {
 		p.logger.Error(err, "Error syncing healthcheck services")
 	}
 	if err := p.serviceHealth.SyncEndpoints(p.endpointsMap.LocalReadyEndpoints()); err != nil {

@@ -66,6 +66,7 @@ func TestGracefulTerminationParksTCPAtWeightZeroUntilDrained(t *testing.T) {
 	}
 	syncOK(t, p) // still draining: stays
 	must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 0))
+	passSyncPeriod(p) // drained real servers are found by the periodic full sync
 	syncOK(t, p)
 	wantDump(t, "ipvs after draining", ipvsDump(k), `
 		TCP 10.96.0.1:80 rr flags=0x2 timeout=0

@@ -1,0 +1,127 @@
+package ipvs
+
+import (
+	"net/netip"
+
+	"k8s.io/kubernetes/pkg/proxy"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// desiredState is the union of every service port's contribution, with
+// reference counts where two ports can want the same thing (an external
+// IP shared by two services, a node port set member, a bound address).
+type desiredState struct {
+	contributions map[proxy.ServicePortName]*contribution
+	// services holds, per virtual server, the contributions that want it;
+	// the first one wins (two Services claiming one ip:port is a
+	// misconfiguration; upstream lets the last writer win).
+	services       map[ipvs.ServiceKey][]*wantedService
+	bound          map[netip.Addr]int
+	sets           map[string]map[ipset.Entry]int // by IPv4 set name
+	lbNoNodeAccess map[ipset.Entry]int
+}
+
+// scope lists what changed in the desired state since the last sync: the
+// only keys a partial sync compares with the kernel.
+type scope struct {
+	services map[ipvs.ServiceKey]struct{}
+	addrs    map[netip.Addr]struct{}
+	entries  map[setEntry]struct{}
+}
+
+func newScope() *scope {
+	return &scope{services: map[ipvs.ServiceKey]struct{}{}, addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
+}
+
+func newDesiredState() *desiredState {
+	d := &desiredState{
+		contributions:  make(map[proxy.ServicePortName]*contribution),
+		services:       make(map[ipvs.ServiceKey][]*wantedService),
+		bound:          make(map[netip.Addr]int),
+		sets:           make(map[string]map[ipset.Entry]int),
+		lbNoNodeAccess: make(map[ipset.Entry]int),
+	}
+	for _, def := range setDefinitions() {
+		d.sets[def.name] = make(map[ipset.Entry]int)
+	}
+	return d
+}
+
+// service is the virtual server wanted at key, or nil.
+func (d *desiredState) service(key ipvs.ServiceKey) *wantedService {
+	if ws := d.services[key]; len(ws) > 0 {
+		return ws[0]
+	}
+	return nil
+}
+
+// set returns the wanted members of a set, by its IPv4 name.
+func (d *desiredState) set(name string) map[ipset.Entry]int { return d.sets[name] }
+
+// replace swaps a service port's contribution (nil removes it) and records
+// every key whose wanted state may have changed.
+func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *scope) {
+	if old := d.contributions[name]; old != nil {
+		d.apply(old, -1, sc)
+		delete(d.contributions, name)
+	}
+	if c != nil {
+		d.contributions[name] = c
+		d.apply(c, +1, sc)
+	}
+}
+
+// apply adds (delta +1) or removes (-1) one contribution.
+func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
+	for _, ws := range c.services {
+		key := ws.service.ServiceKey
+		if delta > 0 {
+			d.services[key] = append(d.services[key], ws)
+		} else {
+			d.services[key] = removeWanted(d.services[key], ws)
+			if len(d.services[key]) == 0 {
+				delete(d.services, key)
+			}
+		}
+		sc.services[key] = struct{}{}
+	}
+	for _, a := range c.bound {
+		if count(d.bound, a, delta) {
+			sc.addrs[a] = struct{}{}
+			// KUBE-IPVS-IPS holds exactly the bound addresses.
+			e := setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}}
+			count(d.sets[setIPVSAddresses], e.entry, delta)
+			sc.entries[e] = struct{}{}
+		}
+	}
+	for _, e := range c.entries {
+		if count(d.sets[e.set], e.entry, delta) {
+			sc.entries[e] = struct{}{}
+		}
+	}
+	for _, e := range c.lbNoNodeAccess {
+		count(d.lbNoNodeAccess, e, delta)
+	}
+}
+
+// count adjusts a reference count and says whether the key appeared or vanished.
+func count[K comparable](m map[K]int, k K, delta int) bool {
+	n := m[k] + delta
+	if n <= 0 {
+		delete(m, k)
+	} else {
+		m[k] = n
+	}
+	return (n <= 0) != (n-delta <= 0)
+}
+
+func removeWanted(list []*wantedService, ws *wantedService) []*wantedService {
+	for i, w := range list {
+		if w == ws {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
+}

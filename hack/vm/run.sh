@@ -12,7 +12,8 @@ usage: hack/vm/run.sh [options] -- COMMAND...
                       their archive paths and replace base files, e.g. .ko files, before boot)
   --dir DIR[:GUEST]   copy a host directory into the guest at GUEST (default /extra) (repeatable)
   --env NAME=VALUE    export a variable to COMMAND (repeatable)
-  --qemu ARG          pass one more argument to qemu, e.g. a -netdev user,restrict=on,... (repeatable)
+  --qemu ARGS         more qemu arguments, split on spaces (repeatable), e.g. a network:
+                      '-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0'
   --timeout SECS      kill the VM after SECS seconds (default $VM_TIMEOUT or 600)
   --log-dir DIR       keep console.log (kernel, ttyS0) and guest.log (COMMAND output) in DIR
 COMMAND's words are joined with spaces and run by the guest's sh (like ssh).
@@ -31,7 +32,7 @@ parse_args() {
 		--extra-cpio) EXTRA_CPIOS+=("$(realpath "$2")"); shift 2 ;;
 		--dir) DIRS+=("$2"); shift 2 ;;
 		--env) ENVS+=("$2"); shift 2 ;;
-		--qemu) QEMU_ARGS+=("$2"); shift 2 ;;
+		--qemu) read -ra words <<<"$2"; QEMU_ARGS+=("${words[@]}"); shift 2 ;;
 		--timeout) TIMEOUT=$2; shift 2 ;;
 		--log-dir) LOG_DIR=$2; shift 2 ;;
 		--) shift; break ;;

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // EnterNewNetns moves the calling goroutine, locked to its thread, into a
@@ -97,7 +98,7 @@ func AddHost(t testing.TB, peer, bridge string, addr netip.Prefix, gw netip.Addr
 		must(t, "rename eth0", renameLink(peer+"p", "eth0"))
 		must(t, "address eth0", addAddr("eth0", addr))
 		must(t, "set eth0 up", setUp("eth0"))
-		must(t, "default route", netlink.RouteAdd(&netlink.Route{Gw: gw.AsSlice()}))
+		must(t, "default route", netlink.RouteAdd(&netlink.Route{Gw: gw.AsSlice(), LinkIndex: linkIndex(t, "eth0")}))
 	})
 	return &Host{NS: ns, Addr: addr.Addr()}
 }
@@ -123,6 +124,18 @@ func Listen(t testing.TB, ns netns.NsHandle, addr string) net.Listener {
 	return l
 }
 
+// AddAddress adds p to a link of the current namespace.
+func AddAddress(t testing.TB, link string, p netip.Prefix) {
+	t.Helper()
+	must(t, "address "+link, addAddr(link, p))
+}
+
+func linkIndex(t testing.TB, name string) int {
+	l, err := netlink.LinkByName(name)
+	must(t, "find "+name, err)
+	return l.Attrs().Index
+}
+
 func setUp(name string) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -145,7 +158,11 @@ func addAddr(name string, p netip.Prefix) error {
 		return err
 	}
 	ipn := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-	return netlink.AddrAdd(l, &netlink.Addr{IPNet: ipn, Flags: 0})
+	flags := 0
+	if p.Addr().Is6() {
+		flags = unix.IFA_F_NODAD // usable at once, not tentative for a second
+	}
+	return netlink.AddrAdd(l, &netlink.Addr{IPNet: ipn, Flags: flags})
 }
 
 func must(t testing.TB, what string, err error) {

@@ -57,6 +57,11 @@ func kernelRelease(t *testing.T) string {
 // addPod starts an HTTP server answering its own name on port 8080.
 func (n *node) addPod(name, ip string) {
 	h := nettest.AddHost(n.t, "veth-"+name, "cbr0", netip.MustParsePrefix(ip+"/24"), netip.MustParseAddr("10.244.0.1"))
+	n.servePod(name, h)
+}
+
+// servePod starts the pod's HTTP server on port 8080 in its namespace.
+func (n *node) servePod(name string, h *nettest.Host) {
 	n.pods[name] = h
 	l := nettest.Listen(n.t, h.NS, ":8080")
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) })}
@@ -237,4 +242,53 @@ func newRealProxier(t *testing.T, n *node, cfg Config) *Proxier {
 	p.initialized.Store(true)
 	t.Cleanup(func() { _ = CleanupLeftovers(context.Background(), deps) })
 	return p
+}
+
+func TestKernelLoadBalancerSourceRanges(t *testing.T) {
+	n := newNode(t)
+	n.addPod("pod-a", "10.244.0.10")
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.NodeIP = netip.MustParseAddr("192.168.50.1")
+	p := newRealProxier(t, n, cfg)
+	lb := func(name, clusterIP, ingress, sourceRange string) *v1.Service {
+		return svc(name, clusterIP, func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.Ports[0].NodePort = 0
+			s.Spec.LoadBalancerSourceRanges = []string{sourceRange}
+			s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ingress}}
+		})
+	}
+	p.OnServiceAdd(lb("allowed", "10.96.0.20", "198.51.100.5", "192.168.50.0/24"))
+	p.OnServiceAdd(lb("denied", "10.96.0.21", "198.51.100.6", "203.0.113.0/24"))
+	p.OnEndpointSliceAdd(slice("allowed", discovery.AddressTypeIPv4, localEP("10.244.0.10")))
+	p.OnEndpointSliceAdd(slice("denied", discovery.AddressTypeIPv4, localEP("10.244.0.10")))
+	syncOK(t, p)
+	if got, err := n.get(n.client, "http://198.51.100.5:80"); err != nil || got != "pod-a" {
+		t.Errorf("client inside the source range: %q, %v; want pod-a", got, err)
+	}
+	if got, err := n.get(n.client, "http://198.51.100.6:80"); err == nil {
+		t.Errorf("client outside the source range was served %q", got)
+	}
+}
+
+func TestKernelIPv6ClusterIP(t *testing.T) {
+	n := newNode(t)
+	nettest.AddAddress(t, "cbr0", netip.MustParsePrefix("fd00:244::1/64"))
+	for i, name := range []string{"pod6-a", "pod6-b"} {
+		h := nettest.AddHost(t, "veth-"+name, "cbr0", netip.MustParsePrefix(fmt.Sprintf("fd00:244::%d/64", 10+i)), netip.MustParseAddr("fd00:244::1"))
+		n.servePod(name, h)
+	}
+	deps := n.deps
+	deps.IPTables = iptables.New(true)
+	n.deps = deps
+	p := newRealProxier(t, n, testConfig(v1.IPv6Protocol))
+	p.OnServiceAdd(svc("web6", "fd00:96::10", func(s *v1.Service) { s.Spec.IPFamilies = []v1.IPFamily{v1.IPv6Protocol} }))
+	p.OnEndpointSliceAdd(slice("web6", discovery.AddressTypeIPv6, localEP("fd00:244::10"), localEP("fd00:244::11")))
+	syncOK(t, p)
+	if table := ipvsadm(t); !strings.Contains(table, "[fd00:96::10]:80") {
+		t.Fatalf("ipvsadm lacks the IPv6 virtual server:\n%s", table)
+	}
+	if got := n.answers(nil, "http://[fd00:96::10]:80", 4); got["pod6-a"] != 2 || got["pod6-b"] != 2 {
+		t.Errorf("IPv6 ClusterIP from the node: answers %v, want 2 each", got)
+	}
 }

@@ -1,0 +1,157 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Exit codes of ipvs-doctor.
+const (
+	ExitOK = 0
+	// ExitProblems: a problem was found (with --fix: one remains).
+	ExitProblems = 1
+	// ExitCannotInspect: some part of the node or cluster could not be read;
+	// the report shows what was found in the rest.
+	ExitCannotInspect = 2
+	ExitUsage         = 3
+)
+
+// apiTimeout bounds each request to the API server.
+const apiTimeout = 30 * time.Second
+
+// CommandOptions are ipvs-doctor's flags.
+type CommandOptions struct {
+	Kubeconfig   string
+	InCluster    bool
+	Output       string // "table" or "json"
+	Fix          bool
+	DummyDevice  string
+	ExcludeCIDRs []netip.Prefix
+}
+
+// ParseFlags reads ipvs-doctor's command line.
+func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
+	var opts CommandOptions
+	var exclude []string
+	fs := pflag.NewFlagSet("ipvs-doctor", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ipvs-doctor [flags]\n\nInspects this node's IPVS dataplane for stale real servers, "+
+			"the source-port-reuse risk, leftovers and stale UDP conntrack entries.\nExit: 0 nothing wrong, 1 problems "+
+			"found, 2 could not inspect everything, 3 bad usage.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig to read Services and EndpointSlices with")
+	fs.BoolVar(&opts.InCluster, "in-cluster", false, "read Services and EndpointSlices with the Pod's service account")
+	fs.StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
+	fs.BoolVar(&opts.Fix, "fix", false, "delete the stale real servers and conntrack entries found, and say what was deleted")
+	fs.StringVar(&opts.DummyDevice, "dummy-device", DefaultDummyDevice, "device holding the Service addresses")
+	fs.StringSliceVar(&exclude, "exclude-cidrs", nil, "address ranges whose virtual servers and addresses are not the proxier's")
+	if err := fs.Parse(args); err != nil {
+		return opts, err
+	}
+	if fs.NArg() > 0 {
+		return opts, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if opts.Output != "table" && opts.Output != "json" {
+		return opts, fmt.Errorf("--output %q: want table or json", opts.Output)
+	}
+	if opts.InCluster && opts.Kubeconfig != "" {
+		return opts, errors.New("--in-cluster and --kubeconfig exclude each other")
+	}
+	for _, s := range exclude {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return opts, fmt.Errorf("--exclude-cidrs: %w", err)
+		}
+		opts.ExcludeCIDRs = append(opts.ExcludeCIDRs, p.Masked())
+	}
+	return opts, nil
+}
+
+// Main is the ipvs-doctor command; it returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	opts, err := ParseFlags(args, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
+		return ExitUsage
+	}
+	src, err := NodeSources(opts.DummyDevice)
+	if err != nil {
+		fmt.Fprintf(stderr, "ipvs-doctor: cannot inspect IPVS on this node: %v\n", err)
+		return ExitCannotInspect
+	}
+	if src.Client, err = newClient(opts); err != nil {
+		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
+		return ExitCannotInspect
+	}
+	return Run(context.Background(), opts, src, stdout, stderr)
+}
+
+// newClient returns nil when no cluster access was asked for.
+func newClient(opts CommandOptions) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case opts.InCluster:
+		cfg, err = rest.InClusterConfig()
+	case opts.Kubeconfig != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("API server configuration: %w", err)
+	}
+	cfg.Timeout = apiTimeout
+	cfg.UserAgent = "ipvs-doctor"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
+	return client, nil
+}
+
+// Run collects, diagnoses, fixes when asked, writes the report and
+// returns the exit code.
+func Run(ctx context.Context, opts CommandOptions, src Sources, stdout, stderr io.Writer) int {
+	report := Diagnose(Collect(ctx, src), Options{ExcludeCIDRs: opts.ExcludeCIDRs})
+	if opts.Fix {
+		Fix(&report, src.IPVS, src.Conntrack)
+	}
+	write := WriteText
+	if opts.Output == "json" {
+		write = WriteJSON
+	}
+	if err := write(stdout, &report); err != nil {
+		fmt.Fprintf(stderr, "ipvs-doctor: write report: %v\n", err)
+		return ExitCannotInspect
+	}
+	return exitCode(&report, opts.Fix)
+}
+
+func exitCode(r *Report, fixed bool) int {
+	problems := r.Count(SeverityProblem)
+	if fixed {
+		problems = r.Unfixed()
+	}
+	switch {
+	case len(r.Gaps) > 0:
+		return ExitCannotInspect
+	case problems > 0:
+		return ExitProblems
+	}
+	return ExitOK
+}

@@ -275,13 +275,6 @@ func withWeight(d ipvs.Destination, w int) ipvs.Destination {
 	return d
 }
 
-// empty says whether the plan changes nothing.
-func (p *plan) empty() bool {
-	return len(p.createSets)+len(p.destroySets)+len(p.addEntries)+len(p.delEntries)+
-		len(p.bind)+len(p.unbind)+len(p.addServices)+len(p.updateServices)+len(p.deleteServices)+
-		len(p.addDests)+len(p.reweighDests)+len(p.deleteDests)+len(p.conntrack) == 0
-}
-
 // sort makes the plan's order (and so logs and fake call order) stable.
 func (p *plan) sort() {
 	sortAddrs(p.bind)

@@ -80,6 +80,20 @@ check_vermagic() {
 	echo "vermagic of all modules: $want (same as $stock)"
 }
 
+# make_cpio packs the modules in $1 as $1/modules.cpio at the module path of kernel $2.
+make_cpio() {
+	local dir=$1 kver=$2 stage modpath
+	# The real path (usr/lib/... on merged-/usr Debian): an archive entry "lib" would
+	# replace the initramfs's /lib -> usr/lib symlink by an empty directory.
+	modpath=$(realpath "/lib/modules/$kver/kernel/$IPVS_SUBDIR")
+	modpath=${modpath#/}
+	stage=$(mktemp -d)
+	mkdir -p "$stage/$modpath"
+	cp "$dir"/*.ko "$stage/$modpath/"
+	(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$dir/modules.cpio"
+	rm -rf "$stage"
+}
+
 main() {
 	local kver pkgver srcpkg dest stamp key build hdr start=$SECONDS t
 	kver=$(kernel_version)
@@ -91,13 +105,13 @@ main() {
 	dest="$OUT/legacy-ipvs/$kver"
 	stamp="$dest/.stamp"
 	key="$kver $pkgver $(cat "$PATCH" "$LEGACY_DIR/build.sh" | sha256sum | cut -c1-16)"
-	if [ -f "$dest/ip_vs.ko" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
+	if [ -f "$dest/modules.cpio" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then
 		step "legacy IPVS modules up to date: $dest"
 		return
 	fi
 	# The source must be the very version of the image: the headers' include/net/ip_vs.h
 	# and the extracted .c files have to agree.
-	apt_install "$srcpkg=$pkgver" "linux-headers-$kver=$pkgver" make patch xz-utils kmod binutils
+	apt_install "$srcpkg=$pkgver" "linux-headers-$kver=$pkgver" make patch xz-utils kmod binutils cpio
 	hdr=$(headers_dir "$kver")
 	build="$OUT/legacy-ipvs/build-$kver"
 	t=$SECONDS
@@ -114,6 +128,7 @@ main() {
 	cp "$build/$IPVS_SUBDIR"/*.ko "$dest/"
 	strip --strip-debug "$dest"/*.ko
 	check_vermagic "$dest" "$kver"
+	make_cpio "$dest" "$kver"
 	echo "$key" >"$stamp"
 	step "done in $((SECONDS - start)) s: $(ls "$dest" | tr '\n' ' ')"
 }

@@ -33,12 +33,19 @@ func setLine(name, typ string) string { return "set " + name + " " + typ }
 func memberLine(set, entry string) string { return "set " + set + " has " + entry }
 
 // connModel is the traffic both sides see: a fixed, seeded number of
-// active connections on every real server, zero for about a third of them.
-// It decides, identically on both sides, whether a removed TCP real server
-// is deleted at once (drained) or set to weight 0.
-type connModel struct{ salt string }
+// active connections on every real server, zero for about a third of them,
+// or the same fixed number on all. It decides, identically on both sides,
+// whether a removed TCP real server is deleted at once (drained) or set to
+// weight 0.
+type connModel struct {
+	salt  string
+	fixed *int
+}
 
 func (m connModel) active(vs string, dest netip.AddrPort) int {
+	if m.fixed != nil {
+		return *m.fixed
+	}
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s|%s|%s", m.salt, vs, dest)
 	return int(h.Sum32() % 3)
@@ -149,3 +156,19 @@ func ipNetPrefix(n *net.IPNet) (netip.Prefix, bool) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+type (
+	netipAddr     = netip.Addr
+	netipAddrPort = netip.AddrPort
+)
+
+func mustAddr(s string) netip.Addr         { return netip.MustParseAddr(s) }
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func prefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}

@@ -103,6 +103,9 @@ type scenario struct {
 	seed  uint64 // 0 for hand-written cases
 	env   environment
 	steps []step
+	// conns, when set, is the number of connections on every real server
+	// (hand-written cases); else connModel draws them from the name.
+	conns *int
 }
 
 // side is one proxier implementation, a proxier per family.

@@ -82,7 +82,7 @@ func newSides(t *testing.T, sc *scenario) (*upstreamSide, map[bool]*oursSide) {
 		t.Fatalf("prepare the namespace: %v", err)
 	}
 	ctx := context.Background()
-	conns := connModel{salt: sc.name}
+	conns := connModel{salt: sc.name, fixed: sc.conns}
 	up, err := newUpstream(ctx, &sc.env, conns)
 	if err != nil {
 		t.Fatal(err)

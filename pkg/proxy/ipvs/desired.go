@@ -121,7 +121,7 @@ func (b *portBuilder) addClusterIP() {
 func (b *portBuilder) addExternalIPs() {
 	for _, ip := range b.sp.ExternalIPs() {
 		addr, ok := addrFromIP(ip)
-		if !ok {
+		if !ok || !routableUnicast(addr) {
 			continue
 		}
 		if b.sp.ExternalPolicyLocal() {
@@ -137,7 +137,7 @@ func (b *portBuilder) addExternalIPs() {
 func (b *portBuilder) addLoadBalancers() {
 	for _, ip := range b.sp.LoadBalancerVIPs() {
 		addr, ok := addrFromIP(ip)
-		if !ok {
+		if !ok || !routableUnicast(addr) {
 			continue
 		}
 		e := b.entry(addr, b.sp.Port())

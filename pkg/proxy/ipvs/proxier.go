@@ -87,10 +87,16 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 	if err := p.prepareKernel(); err != nil {
 		return nil, err
 	}
-	p.syncRunner = runner.NewBoundedFrequencyRunner("ipvs-sync-"+string(cfg.IPFamily), p.syncProxyRules, cfg.MinSyncPeriod, time.Second, cfg.SyncPeriod)
+	p.syncRunner = runner.NewBoundedFrequencyRunner("ipvs-sync-"+string(cfg.IPFamily), p.syncProxyRules, cfg.MinSyncPeriod, retryInterval(cfg), cfg.SyncPeriod)
 	logger.V(2).Info("IPVS proxier ready", "scheduler", cfg.scheduler(), "syncPeriod", cfg.SyncPeriod,
 		"minSyncPeriod", cfg.MinSyncPeriod, "immediateTermination", cfg.ImmediateTermination)
 	return p, nil
+}
+
+// retryInterval is how soon a failed sync is retried (as a full sync): soon,
+// but not so often that a persistent kernel error keeps a large node busy.
+func retryInterval(cfg Config) time.Duration {
+	return min(max(cfg.MinSyncPeriod, 2*time.Second), cfg.SyncPeriod)
 }
 
 func parseFamilyCIDRs(cidrs []string, family v1.IPFamily) ([]netip.Prefix, error) {

@@ -64,7 +64,9 @@ func TestBadObjectsAreSkippedOthersProgrammed(t *testing.T) {
 	p.OnServiceAdd(svc("bad-proto", "10.96.0.2", withProto("ICMP")))
 	p.OnServiceAdd(svc("bad-port", "10.96.0.3", func(s *v1.Service) { s.Spec.Ports[0].Port = 70000 }))
 	p.OnServiceAdd(svc("bad-ip", "10.96.0.x"))
-	p.OnEndpointSliceAdd(slice("good", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("not-an-ip"), readyEP("10.244.1.300")))
+	p.OnServiceAdd(svc("multicast", "224.0.0.1"))
+	p.OnServiceAdd(svc("bad-external", "10.96.0.4", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"0.0.0.0", "239.1.1.1"} }))
+	p.OnEndpointSliceAdd(slice("good", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("not-an-ip"), readyEP("10.244.1.300"), readyEP("255.255.255.255")))
 	badPort := slice("good", discovery.AddressTypeIPv4, readyEP("10.244.1.2"))
 	badPort.Name = "good-badport"
 	*badPort.Ports[0].Port = 0
@@ -72,7 +74,8 @@ func TestBadObjectsAreSkippedOthersProgrammed(t *testing.T) {
 	syncOK(t, p)
 	wantDump(t, "ipvs", ipvsDump(k), `
 		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
-		  -> 10.244.1.1:8080 weight=1 active=0 inactive=0`)
+		  -> 10.244.1.1:8080 weight=1 active=0 inactive=0
+		TCP 10.96.0.4:80 rr flags=0x2 timeout=0`)
 }
 
 func TestKernelErrorMidApplyKeepsTheRestAndConverges(t *testing.T) {

@@ -63,8 +63,8 @@ func validateServicePort(sp proxy.ServicePort) string {
 	if sp.NodePort() < 0 || sp.NodePort() > 65535 {
 		return fmt.Sprintf("nodePort %d out of range", sp.NodePort())
 	}
-	if _, ok := addrFromIP(sp.ClusterIP()); !ok {
-		return fmt.Sprintf("unparsable cluster IP %v", sp.ClusterIP())
+	if a, ok := addrFromIP(sp.ClusterIP()); !ok || !routableUnicast(a) {
+		return fmt.Sprintf("unusable cluster IP %v", sp.ClusterIP())
 	}
 	return ""
 }
@@ -78,10 +78,20 @@ func newEndpoint(info *proxy.BaseEndpointInfo, _ *proxy.ServicePortName) proxy.E
 		ep.invalid = fmt.Sprintf("unparsable IP %q", info.IP())
 	case info.Port() < 1 || info.Port() > 65535:
 		ep.invalid = fmt.Sprintf("port %d out of range", info.Port())
+	case !routableUnicast(addr.Unmap()):
+		ep.invalid = fmt.Sprintf("IP %s is not a unicast address", addr)
 	default:
 		ep.addr = addr.Unmap()
 	}
 	return ep
+}
+
+// routableUnicast rejects what the kernel refuses as a virtual or real
+// server address (EINVAL), so one bad object cannot fail every sync.
+func routableUnicast(a netip.Addr) bool {
+	zeroNet := a.Is4() && a.As4()[0] == 0
+	broadcast := a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	return a.IsValid() && !zeroNet && !broadcast && !a.IsMulticast() && !a.IsUnspecified()
 }
 
 // addrFromIP converts a net.IP, folding IPv4-in-IPv6 to IPv4.

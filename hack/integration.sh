@@ -20,12 +20,14 @@ cd "$ROOT"
 TEST_TIMEOUT=${INTEGRATION_TEST_TIMEOUT:-5m}
 COMPILE_FAILED=()
 
-# find_packages prints the directories holding *_integration_test.go files.
+# find_packages prints the directories holding *_integration_test.go files, skipping the
+# directories go's ./... skips (vendor, testdata, names starting with _ or .).
 find_packages() {
 	local roots=() d
 	for d in pkg test cmd internal; do [ -d "$d" ] && roots+=("$d"); done
 	[ ${#roots[@]} -gt 0 ] || return 0
-	find "${roots[@]}" -name '*_integration_test.go' -not -path '*/vendor/*' -printf '%h\n' | sort -u
+	find "${roots[@]}" \( -name vendor -o -name testdata -o -name '[._]*' \) -prune -o \
+		-name '*_integration_test.go' -printf '%h\n' | sort -u
 }
 
 # compile builds one package's test binary into $TESTS/<name>/ and adds it to $TESTS/index.
@@ -99,7 +101,8 @@ summarize() {
 }
 
 main() {
-	local pkgs=() pkg vm_rc=0 n vm_timeout args
+	local pkgs=() pkg vm_rc=0 n vm_timeout
+	export VM_MARK="@@itest-$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')@@"
 	step "integration: checking host packages"
 	"$ROOT/hack/install-deps.sh"
 	step "integration: VM base image"
@@ -119,17 +122,21 @@ main() {
 	done
 
 	n=$(wc -l <"$TESTS/index")
+	if [ "$n" -eq 0 ]; then
+		step "integration: summary (nothing to run)"
+		summarize /dev/null 0
+		return
+	fi
 	step "integration: packing $n test binaries ($(du -sm "$TESTS" | cut -f1) MiB)"
 	(cd "$WORK/stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$WORK/tests.cpio"
 
-	export VM_MARK="@@itest-$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')@@"
 	LOG_DIR="$VM_OUT/logs/integration-$(date +%Y%m%d-%H%M%S)-$$"
 	ls -1dt "$VM_OUT"/logs/integration-* 2>/dev/null | tail -n +10 | xargs -r rm -rf || true
 	vm_timeout=${INTEGRATION_VM_TIMEOUT:-$((120 + n * ($(seconds "$TEST_TIMEOUT") + 30)))}
-	args="${INTEGRATION_RUN:+-test.run=$INTEGRATION_RUN} ${INTEGRATION_ARGS:-}"
 	step "integration: running $n test binaries in the VM (logs: ${LOG_DIR#"$ROOT"/})"
 	"$VM_DIR/run.sh" --extra-cpio "$WORK/tests.cpio" --log-dir "$LOG_DIR" --timeout "$vm_timeout" \
-		--env "VM_TEST_TIMEOUT=$TEST_TIMEOUT" --env "VM_TEST_ARGS=$args" -- vm-run-tests /tests |
+		--env "VM_TEST_TIMEOUT=$TEST_TIMEOUT" --env "VM_TEST_RUN=${INTEGRATION_RUN:-}" \
+		--env "VM_TEST_ARGS=${INTEGRATION_ARGS:-}" -- vm-run-tests /tests |
 		show_progress "$n" || vm_rc=${PIPESTATUS[0]}
 	step "integration: summary"
 	summarize "$LOG_DIR/guest.log" "$vm_rc"

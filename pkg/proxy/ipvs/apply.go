@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 )
 
@@ -23,6 +24,9 @@ type applier struct {
 	// deleted counts real servers deleted, by reason.
 	deleted map[string]int
 	flushed int
+	// unflushed are conntrack filters whose deletion failed: their real
+	// servers are gone, so only a retry of the same filters can flush them.
+	unflushed []conntrack.Filter
 }
 
 func (a *applier) do(err error) bool {
@@ -144,6 +148,7 @@ func (a *applier) flushConntrack(p *plan) {
 	n, err := a.deps.Conntrack.Delete(p.conntrack)
 	if err != nil {
 		err = fmt.Errorf("delete conntrack entries of %d removed endpoints: %w", len(p.conntrack), err)
+		a.unflushed = p.conntrack
 	}
 	a.do(err)
 	a.flushed += n

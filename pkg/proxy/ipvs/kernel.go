@@ -92,7 +92,7 @@ func (p *Proxier) setTimeouts() error {
 func (p *Proxier) checkPrerequisites() error {
 	var errs []error
 	if err := p.deps.NetDev.EnsureDummy(DummyDevice); err != nil {
-		errs = append(errs, fmt.Errorf("ensure dummy device %s: %w", DummyDevice, err))
+		errs = append(errs, err)
 	}
 	cur, err := p.deps.Sysctl.Get(sysctlExpireNodestConn)
 	switch {

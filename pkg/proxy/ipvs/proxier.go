@@ -16,6 +16,8 @@ import (
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
 	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 	"k8s.io/kubernetes/pkg/proxy/runner"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 )
 
 // Proxier programs one IP family's services into IPVS. It implements
@@ -51,6 +53,8 @@ type Proxier struct {
 	// desired is the desired state as of the last sync.
 	desired       *desiredState
 	healthChecked map[types.NamespacedName]struct{}
+	// unflushed are conntrack filters a failed sync could not apply.
+	unflushed []conntrack.Filter
 	lastNAT       []byte
 	lastFilter    []byte
 }

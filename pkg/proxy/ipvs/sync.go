@@ -70,8 +70,10 @@ func (p *Proxier) syncKernel(full bool, changed sets.Set[types.NamespacedName]) 
 		errs = append(errs, p.refreshRetiring(sc))
 	}
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc})
+	pl.conntrack = append(p.unflushed, pl.conntrack...)
 	a := &applier{deps: &p.deps, logger: p.logger, kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
+	p.unflushed = a.unflushed
 	p.countDeletions(a)
 	if full || p.healthChecksChanged(changed) {
 		p.syncHealthChecks()

@@ -185,7 +185,7 @@ func serviceCorners() []corner {
 		env: func(e *environment) {
 			e.excludeCIDRs = []string{"172.16.0.0/16", "10.96.0.0/30"}
 			e.foreignServices = []foreignService{
-				{proto: v1.ProtocolTCP, addr: mustAddr("172.16.0.5"), port: 80, dests: []netipAddrPort{mustAddrPort("10.250.0.1:8080")}},
+				{proto: v1.ProtocolTCP, addr: mustAddr("172.16.0.5"), port: 80, dests: []foreignDest{{mustAddrPort("10.250.0.1:8080"), 1}}},
 				{proto: v1.ProtocolTCP, addr: mustAddr("172.17.0.5"), port: 80},
 			}
 			e.foreignBound = []netipAddr{mustAddr("172.17.0.5")}

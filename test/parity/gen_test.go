@@ -90,7 +90,7 @@ func (g *gen) environment() *environment {
 	env.nodePortAddresses = pick(g.r, nil, nil, []string{"192.168.1.0/24"}, []string{"192.168.0.10/32", "fd00:1::/64"},
 		[]string{"0.0.0.0/0", "::/0"}, []string{"127.0.0.0/8", "192.168.0.0/16", "::1/128"}, []string{"fd00::/64"})
 	env.excludeCIDRs = pick(g.r, nil, nil, []string{"172.16.0.0/16"}, []string{"10.96.0.4/30", "fd00:96::4/126"},
-		[]string{"172.16.0.0/16", "fd00:172::/64"})
+		[]string{"172.16.0.0/16", "fd00:172::/64"}, []string{"10.244.0.0/29", "fd00:244::/125"})
 	if g.chance(0.3) {
 		g.foreign(env)
 	}
@@ -107,10 +107,30 @@ func (g *gen) foreign(env *environment) {
 		if addr.Is6() {
 			dest = netip.MustParseAddr("fd00:250::1")
 		}
-		f.dests = []netip.AddrPort{netip.AddrPortFrom(dest, 8080)}
+		f.dests = []foreignDest{{netip.AddrPortFrom(dest, 8080), 1}}
 		env.foreignServices = append(env.foreignServices, f)
 	}
 	env.foreignBound = []netip.Addr{netip.MustParseAddr("172.17.0.5"), netip.MustParseAddr("fd00:173::5")}
+	if g.chance(0.5) {
+		g.leftovers(env)
+	}
+}
+
+// leftovers are what an earlier kube-proxy left for the first Service's
+// port (its addresses and port are the first ones handed out): a virtual
+// server with another scheduler, a real server at weight 0, another one
+// no endpoint backs.
+func (g *gen) leftovers(env *environment) {
+	for _, f := range env.families {
+		vip := netip.MustParseAddr(familyAddr(f, "10.96.0.0", "fd00:96::", 1))
+		pod := netip.MustParseAddr(familyAddr(f, "10.244.0.0", "fd00:244::", 1+g.r.IntN(12)))
+		stray := netip.MustParseAddr(familyAddr(f, "10.250.0.0", "fd00:250::", 2))
+		env.foreignServices = append(env.foreignServices, foreignService{
+			proto: v1.ProtocolTCP, addr: vip, port: 80, scheduler: pick(g.r, "rr", "sh", "wlc"),
+			dests: []foreignDest{{netip.AddrPortFrom(pod, 8000), pick(g.r, 0, 1)}, {netip.AddrPortFrom(stray, 8000), pick(g.r, 0, 1)}},
+		})
+		env.foreignBound = append(env.foreignBound, vip)
+	}
 }
 
 func (g *gen) labels() map[string]string {
@@ -129,6 +149,9 @@ func (g *gen) addService(c *cluster) string {
 	}
 	for i := range 1 + g.r.IntN(3) {
 		svc.Spec.Ports = append(svc.Spec.Ports, g.servicePort(i))
+	}
+	if len(svc.Spec.Ports) == 1 && g.chance(0.3) {
+		svc.Spec.Ports[0].Name = "" // the usual single unnamed port
 	}
 	switch k := g.r.IntN(20); {
 	case k == 0:
@@ -469,7 +492,16 @@ func (g *gen) changeService(c *cluster, svc *v1.Service) string {
 		return "add service " + g.addService(c)
 	}
 	name := svc.Name
-	switch g.r.IntN(8) {
+	switch g.r.IntN(9) {
+	case 8:
+		if len(svc.Spec.IPFamilies) == 1 && len(g.env.families) == 2 {
+			f := otherFamily(svc.Spec.IPFamilies[0])
+			svc.Spec.IPFamilies = append(svc.Spec.IPFamilies, f)
+			svc.Spec.ClusterIPs = append(svc.Spec.ClusterIPs, g.clusterIP(f))
+			return fmt.Sprintf("service %s: dual-stack %v", name, svc.Spec.ClusterIPs)
+		}
+		g.setAffinity(svc)
+		return fmt.Sprintf("service %s: affinity %s", name, svc.Spec.SessionAffinity)
 	case 0:
 		typ := pick(g.r, v1.ServiceTypeClusterIP, v1.ServiceTypeNodePort, v1.ServiceTypeLoadBalancer)
 		g.setType(svc, typ)
@@ -513,6 +545,9 @@ func (g *gen) changePorts(c *cluster, svc *v1.Service) string {
 		svc.Spec.Ports[i].Port = int32(79 + g.ports)
 		return fmt.Sprintf("service %s: port %s number %d", svc.Name, svc.Spec.Ports[i].Name, svc.Spec.Ports[i].Port)
 	case 1:
+		if svc.Spec.Ports[0].Name == "" {
+			renamePort(c, svc, "", "p0") // only a single port may be unnamed
+		}
 		p := svc.Spec.Ports[i]
 		np := g.servicePort(len(svc.Spec.Ports))
 		np.Name = fmt.Sprintf("p%d", g.ports)
@@ -542,6 +577,25 @@ func (g *gen) changePorts(c *cluster, svc *v1.Service) string {
 	}
 }
 
+// renamePort renames a Service's port, in its slices too.
+func renamePort(c *cluster, svc *v1.Service, from, to string) {
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Name == from {
+			svc.Spec.Ports[i].Name = to
+		}
+	}
+	for _, s := range c.slices {
+		if s.Labels[discovery.LabelServiceName] != svc.Name {
+			continue
+		}
+		for j := range s.Ports {
+			if ptr.Deref(s.Ports[j].Name, "") == from {
+				s.Ports[j].Name = ptr.To(to)
+			}
+		}
+	}
+}
+
 // changeEndpoints changes one slice: an endpoint's lifecycle, node or
 // hints, an endpoint added or removed, a slice added or deleted.
 func (g *gen) changeEndpoints(c *cluster) string {
@@ -562,7 +616,7 @@ func (g *gen) changeEndpoints(c *cluster) string {
 		return what + g.advance(s, i)
 	case 3:
 		e.Conditions = g.conditions()
-		return what + "conditions " + describeSlice(&discovery.EndpointSlice{Endpoints: []discovery.Endpoint{*e}})
+		return what + "conditions: " + describeEndpoint(*e)
 	case 4:
 		e.NodeName = pick(g.r, ptr.To(nodeName), ptr.To(otherNode), nil)
 		return what + "node " + ptrString(e.NodeName)

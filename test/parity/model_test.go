@@ -45,10 +45,23 @@ type environment struct {
 }
 
 type foreignService struct {
-	proto v1.Protocol
-	addr  netip.Addr
-	port  uint16
-	dests []netip.AddrPort
+	proto     v1.Protocol
+	addr      netip.Addr
+	port      uint16
+	scheduler string // "rr" when empty
+	dests     []foreignDest
+}
+
+type foreignDest struct {
+	to     netip.AddrPort
+	weight int
+}
+
+func (f foreignService) schedulerOrRR() string {
+	if f.scheduler == "" {
+		return "rr"
+	}
+	return f.scheduler
 }
 
 func (f foreignService) key() string { return vsKey(string(f.proto), f.addr, f.port) }
@@ -300,16 +313,21 @@ func describeSlice(s *discovery.EndpointSlice) string {
 		ports = append(ports, fmt.Sprintf("%s/%s:%s", ptrString(p.Name), ptrString(p.Protocol), ptrString(p.Port)))
 	}
 	for _, e := range s.Endpoints {
-		c := e.Conditions
-		ep := fmt.Sprintf("%v r=%s s=%s t=%s node=%s zone=%s", e.Addresses, ptrString(c.Ready), ptrString(c.Serving),
-			ptrString(c.Terminating), ptrString(e.NodeName), ptrString(e.Zone))
-		if e.Hints != nil {
-			ep += fmt.Sprintf(" hints=%v/%v", e.Hints.ForZones, e.Hints.ForNodes)
-		}
-		eps = append(eps, ep)
+		eps = append(eps, describeEndpoint(e))
 	}
 	return fmt.Sprintf("slice %s of %s %s ports=%v endpoints=[%s]", s.Name, s.Labels[discovery.LabelServiceName],
 		s.AddressType, ports, strings.Join(eps, "; "))
+}
+
+// describeEndpoint shows addresses, ready/serving/terminating, node, zone, hints.
+func describeEndpoint(e discovery.Endpoint) string {
+	c := e.Conditions
+	out := fmt.Sprintf("%v r=%s s=%s t=%s node=%s zone=%s", e.Addresses, ptrString(c.Ready), ptrString(c.Serving),
+		ptrString(c.Terminating), ptrString(e.NodeName), ptrString(e.Zone))
+	if e.Hints != nil {
+		out += fmt.Sprintf(" hints=%v/%v", e.Hints.ForZones, e.Hints.ForNodes)
+	}
+	return out
 }
 
 func ptrString[T any](p *T) string {

@@ -106,11 +106,11 @@ func (o *oursSide) seedNode(env *environment) error {
 		if f.addr.Is6() {
 			netmask = 128
 		}
-		if err := o.ipvs.AddService(ipvs.Service{ServiceKey: key, Scheduler: "rr", Netmask: netmask}); err != nil {
+		if err := o.ipvs.AddService(ipvs.Service{ServiceKey: key, Scheduler: f.schedulerOrRR(), Netmask: netmask}); err != nil {
 			return err
 		}
 		for _, d := range f.dests {
-			dest := ipvs.Destination{DestinationKey: ipvs.DestinationKey{Address: d.Addr(), Port: d.Port()}, Weight: 1}
+			dest := ipvs.Destination{DestinationKey: ipvs.DestinationKey{Address: d.to.Addr(), Port: d.to.Port()}, Weight: d.weight}
 			if err := o.ipvs.AddDestination(key, dest); err != nil {
 				return err
 			}

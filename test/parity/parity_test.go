@@ -13,12 +13,17 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// defaultScenarios is how many seeds TestParityGenerated runs (seeds 1..N),
-// each with the IPVSImmediateTermination gate off and on.
-const defaultScenarios = 300
+// How many seeds TestParityGenerated runs (seeds 1..N), each compared with
+// the IPVSImmediateTermination gate off and on: about 45 ms a scenario on
+// the development machine, most of it upstream's conntrack table dumps.
+const (
+	defaultScenarios = 200
+	shortScenarios   = 40
+)
 
 // TestParityGenerated compares the two proxiers on seeded random clusters.
-// PARITY_SEED=n runs only seed n; PARITY_SCENARIOS=n runs seeds 1..n.
+// PARITY_SEED=n runs only seed n; PARITY_SCENARIOS=n runs seeds 1..n;
+// PARITY_LOGS=1 keeps both proxiers' logs.
 func TestParityGenerated(t *testing.T) {
 	if !inOwnNetns(t) {
 		return
@@ -55,6 +60,9 @@ func seedRange(t *testing.T) (first, last uint64) {
 		return seed, seed
 	}
 	n := uint64(defaultScenarios)
+	if testing.Short() {
+		n = shortScenarios
+	}
 	if s := os.Getenv("PARITY_SCENARIOS"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || v == 0 {

@@ -30,7 +30,7 @@ func runScenario(t *testing.T, sc *scenario, rules []deliberate, wantDiff map[at
 	res := runResult{accepted: map[string]int{}}
 	up, ours := newSides(t, sc)
 	env := sc.env
-	var leftovers map[string]bool
+	leftovers := weightZeroLines(t, up) // seeded by the scenario
 	immediate := map[bool]map[string]bool{false: {}, true: {}}
 	prev := newCluster()
 	for i, st := range sc.steps {

@@ -74,14 +74,14 @@ func upstreamConfig(env *environment) *kubeproxyconfig.KubeProxyConfiguration {
 // seedForeign puts the virtual servers no proxier made into the table.
 func (u *upstreamSide) seedForeign(env *environment) error {
 	for _, f := range env.foreignServices {
-		vs := &utilipvs.VirtualServer{Address: f.addr.AsSlice(), Protocol: string(f.proto), Port: f.port, Scheduler: "rr"}
+		vs := &utilipvs.VirtualServer{Address: f.addr.AsSlice(), Protocol: string(f.proto), Port: f.port, Scheduler: f.schedulerOrRR()}
 		if err := u.ipvs.AddVirtualServer(vs); err != nil {
 			return fmt.Errorf("seed upstream %s: %w", f.key(), err)
 		}
 		for _, d := range f.dests {
-			rs := &utilipvs.RealServer{Address: d.Addr().AsSlice(), Port: d.Port(), Weight: 1}
+			rs := &utilipvs.RealServer{Address: d.to.Addr().AsSlice(), Port: d.to.Port(), Weight: d.weight}
 			if err := u.ipvs.AddRealServer(vs, rs); err != nil {
-				return fmt.Errorf("seed upstream %s -> %s: %w", f.key(), d, err)
+				return fmt.Errorf("seed upstream %s -> %s: %w", f.key(), d.to, err)
 			}
 		}
 	}

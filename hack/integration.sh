@@ -45,9 +45,10 @@ compile() {
 	echo "$dir $name $name.test" >>"$TESTS/index"
 }
 
-# seconds converts a Go duration made of one number and s, m or h into seconds.
+# seconds converts a Go duration made of one number and s, m or h into seconds (600 otherwise).
 seconds() {
 	case $1 in
+	*[!0-9smh]* | *[smh]*[smh]*) echo 600 ;;
 	*h) echo $((${1%h} * 3600)) ;;
 	*m) echo $((${1%m} * 60)) ;;
 	*s) echo "${1%s}" ;;
@@ -100,36 +101,23 @@ summarize() {
 	}' "$log"
 }
 
-main() {
-	local pkgs=() pkg vm_rc=0 n vm_timeout
-	export VM_MARK="@@itest-$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')@@"
-	step "integration: checking host packages"
-	"$ROOT/hack/install-deps.sh"
-	step "integration: VM base image"
-	"$VM_DIR/build-base.sh" >/dev/null
-
-	if [ $# -gt 0 ]; then pkgs=("$@"); else mapfile -t pkgs < <(find_packages); fi
-	WORK=$(mktemp -d "$VM_OUT/integration.XXXXXX")
-	trap 'rm -rf "$WORK"' EXIT
-	TESTS="$WORK/stage/tests"
+# compile_all compiles the packages' test binaries into $TESTS and lists them in $TESTS/index.
+compile_all() {
+	local pkg n=0
 	mkdir -p "$TESTS"
 	: >"$TESTS/index"
-	n=0
-	for pkg in "${pkgs[@]}"; do
+	for pkg in "$@"; do
 		n=$((n + 1))
-		step "integration: compiling $pkg ($n/${#pkgs[@]})"
+		step "integration: compiling $pkg ($n/$#)"
 		compile "$pkg"
 	done
+}
 
-	n=$(wc -l <"$TESTS/index")
-	if [ "$n" -eq 0 ]; then
-		step "integration: summary (nothing to run)"
-		summarize /dev/null 0
-		return
-	fi
+# run_in_vm packs the binaries, runs them in the VM and prints the summary.
+run_in_vm() {
+	local n=$1 vm_rc=0 vm_timeout
 	step "integration: packing $n test binaries ($(du -sm "$TESTS" | cut -f1) MiB)"
 	(cd "$WORK/stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$WORK/tests.cpio"
-
 	LOG_DIR="$VM_OUT/logs/integration-$(date +%Y%m%d-%H%M%S)-$$"
 	ls -1dt "$VM_OUT"/logs/integration-* 2>/dev/null | tail -n +10 | xargs -r rm -rf || true
 	vm_timeout=${INTEGRATION_VM_TIMEOUT:-$((120 + n * ($(seconds "$TEST_TIMEOUT") + 30)))}
@@ -140,6 +128,27 @@ main() {
 		show_progress "$n" || vm_rc=${PIPESTATUS[0]}
 	step "integration: summary"
 	summarize "$LOG_DIR/guest.log" "$vm_rc"
+}
+
+main() {
+	local pkgs=() n
+	export VM_MARK="@@itest-$(head -c6 /dev/urandom | od -An -tx1 | tr -d ' \n')@@"
+	step "integration: checking host packages"
+	"$ROOT/hack/install-deps.sh"
+	step "integration: VM base image"
+	"$VM_DIR/build-base.sh" >/dev/null
+	if [ $# -gt 0 ]; then pkgs=("$@"); else mapfile -t pkgs < <(find_packages); fi
+	WORK=$(mktemp -d "$VM_OUT/integration.XXXXXX")
+	trap 'rm -rf "$WORK"' EXIT
+	TESTS="$WORK/stage/tests"
+	compile_all "${pkgs[@]}"
+	n=$(wc -l <"$TESTS/index")
+	if [ "$n" -eq 0 ]; then
+		step "integration: summary (nothing to run)"
+		summarize /dev/null 0
+		return
+	fi
+	run_in_vm "$n"
 }
 
 main "$@"

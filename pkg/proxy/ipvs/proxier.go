@@ -54,9 +54,9 @@ type Proxier struct {
 	desired       *desiredState
 	healthChecked map[types.NamespacedName]struct{}
 	// unflushed are conntrack filters a failed sync could not apply.
-	unflushed []conntrack.Filter
-	lastNAT       []byte
-	lastFilter    []byte
+	unflushed  []conntrack.Filter
+	lastNAT    []byte
+	lastFilter []byte
 }
 
 var _ proxy.Provider = &Proxier{}

@@ -20,6 +20,20 @@ type at struct {
 	step int
 }
 
+// run is one scenario on upstream's side and on ours, gate off and on.
+type run struct {
+	t         *testing.T
+	sc        *scenario
+	rules     []deliberate
+	wantDiff  map[at][]string
+	up        *upstreamSide
+	ours      map[bool]*oursSide
+	env       environment     // the scenario's, with a restart's scheduler
+	leftovers map[string]bool // upstream's weight-0 real servers at the last (re)start
+	immediate map[bool]map[string]bool
+	res       runResult
+}
+
 // runScenario runs a scenario on upstream's side and on ours twice, with
 // the IPVSImmediateTermination gate off and on, and compares ours with
 // upstream's after every step; it stops at the first unexpected
@@ -27,51 +41,57 @@ type at struct {
 // exact differences left that a hand-written case expects (none elsewhere).
 func runScenario(t *testing.T, sc *scenario, rules []deliberate, wantDiff map[at][]string) runResult {
 	t.Helper()
-	res := runResult{accepted: map[string]int{}}
-	up, ours := newSides(t, sc)
-	env := sc.env
-	leftovers := weightZeroLines(t, up) // seeded by the scenario
-	immediate := map[bool]map[string]bool{false: {}, true: {}}
+	r := &run{t: t, sc: sc, rules: rules, wantDiff: wantDiff, env: sc.env,
+		immediate: map[bool]map[string]bool{false: {}, true: {}}, res: runResult{accepted: map[string]int{}}}
+	r.up, r.ours = newSides(t, sc)
+	r.leftovers = weightZeroLines(t, r.up) // seeded by the scenario
 	prev := newCluster()
 	for i, st := range sc.steps {
-		all := []side{up, ours[false], ours[true]}
-		switch {
-		case st.restart != nil:
-			leftovers = weightZeroLines(t, up)
-			env = restartAll(t, sc.env, st.restart, up, ours)
-			for _, s := range all {
-				start(s, st.cluster)
-			}
-		case i == 0:
-			for _, s := range all {
-				start(s, st.cluster)
-			}
-		default:
-			for _, s := range all {
-				feed(s, prev, st.cluster)
-				syncNow(s)
-			}
-		}
+		r.apply(i, st, prev)
 		prev = st.cluster
-		res.syncs++
-		failed := false
-		for _, gate := range []bool{false, true} {
-			st.cluster.addImmediateVS(immediate[gate], gate)
-			x := diffContext{env: &env, cluster: st.cluster, gate: gate, leftovers: leftovers, immediate: immediate[gate]}
-			d := compareSides(t, up, ours[gate], x, rules)
-			for name, lines := range d.accepted {
-				res.accepted[name] += len(lines)
-			}
-			if want := wantDiff[at{gate, i}]; !sameLines(d.lines(), want) {
-				t.Errorf("%s", report(sc, gate, i, d, want))
-				failed = true
-			}
-		}
-		if failed {
-			return res
+		r.res.syncs++
+		if !r.compare(i, st) {
+			break
 		}
 	}
-	return res
+	return r.res
+}
+
+// apply hands a step to every side: all of the state on the first step
+// and on restarts, else the events since the previous step, then a sync.
+func (r *run) apply(i int, st step, prev *cluster) {
+	all := []side{r.up, r.ours[false], r.ours[true]}
+	if st.restart != nil {
+		r.leftovers = weightZeroLines(r.t, r.up)
+		r.env = restartAll(r.t, r.sc.env, st.restart, r.up, r.ours)
+	}
+	for _, s := range all {
+		if i == 0 || st.restart != nil {
+			start(s, st.cluster)
+			continue
+		}
+		feed(s, prev, st.cluster)
+		syncNow(s)
+	}
+}
+
+// compare checks both of our sides against upstream's after step i.
+func (r *run) compare(i int, st step) bool {
+	r.t.Helper()
+	ok := true
+	for _, gate := range []bool{false, true} {
+		st.cluster.addImmediateVS(r.immediate[gate], gate)
+		x := diffContext{env: &r.env, cluster: st.cluster, gate: gate, leftovers: r.leftovers, immediate: r.immediate[gate]}
+		d := compareSides(r.t, r.up, r.ours[gate], x, r.rules)
+		for name, lines := range d.accepted {
+			r.res.accepted[name] += len(lines)
+		}
+		if want := r.wantDiff[at{gate, i}]; !sameLines(d.lines(), want) {
+			r.t.Errorf("%s", report(r.sc, gate, i, d, want))
+			ok = false
+		}
+	}
+	return ok
 }
 
 // newSides prepares the namespace and makes upstream's side and ours, with

@@ -47,8 +47,8 @@ type Config struct {
 	Scheduler string
 	// SchedulerFlags are IP_VS_SVC_F_SCHED* bits added to every virtual server.
 	SchedulerFlags uint32
-	// ExcludeCIDRs: real servers and virtual servers in these ranges are
-	// never deleted by the proxier's cleanup of unknown objects.
+	// ExcludeCIDRs: virtual servers in these ranges that the proxier did not
+	// create are never deleted (as upstream; their real servers are theirs).
 	ExcludeCIDRs []netip.Prefix
 	StrictARP    bool
 	// TCPTimeout, TCPFinTimeout, UDPTimeout are the IPVS timeouts; zero
@@ -61,7 +61,8 @@ type Config struct {
 	MasqueradeBit int
 	// LocalDetector tells pod traffic from other traffic (detectLocalMode).
 	LocalDetector proxyutil.LocalTrafficDetector
-	// NodePortAddresses are CIDRs or "primary"; empty means all local addresses.
+	// NodePortAddresses are CIDRs (the caller expands upstream's "primary"
+	// into the node IPs); empty means all local addresses.
 	NodePortAddresses []string
 
 	// ImmediateTermination is the IPVSImmediateTermination feature gate.

@@ -89,6 +89,10 @@ func AddHost(t testing.TB, peer, bridge string, addr netip.Prefix, gw netip.Addr
 		br, err := netlink.LinkByName(bridge)
 		must(t, "find bridge", err)
 		must(t, "attach "+peer, netlink.LinkSetMaster(veth, br))
+		// Like the CNI bridge plugin's hairpinMode (and kubelet's
+		// hairpin-veth): with br_netfilter, a pod's reply to its own
+		// service is bridged back out of the port it came in on.
+		must(t, "hairpin "+peer, netlink.LinkSetHairpin(veth, true))
 	} else {
 		must(t, "address "+peer, addAddr(peer, netip.PrefixFrom(gw, addr.Bits())))
 	}

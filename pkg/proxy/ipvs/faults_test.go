@@ -109,12 +109,12 @@ func (f *faultCluster) clearFaults() {
 	k.ipvs.Inject, k.ipset.Inject, k.netdev.Inject, k.ipt4.Inject, k.conntrack.Inject, k.sysctl.Inject = nil, nil, nil, nil, nil, nil
 }
 
-// TestKernelFaultOnEveryOperationKind fails each kind of kernel write once,
+// TestFaultOnEveryKernelOperationKind fails each kind of kernel write once,
 // in the middle of a sync that needs all of them, and checks that the
 // failure is reported, that what the failed write did not touch is still
 // programmed, and that the next sync converges to exactly the state a
 // fault-free run reaches.
-func TestKernelFaultOnEveryOperationKind(t *testing.T) {
+func TestFaultOnEveryKernelOperationKind(t *testing.T) {
 	ref := newFaultCluster(t)
 	ref.change()
 	syncOK(t, ref.p)

@@ -292,3 +292,26 @@ func TestKernelIPv6ClusterIP(t *testing.T) {
 		t.Errorf("IPv6 ClusterIP from the node: answers %v, want 2 each", got)
 	}
 }
+
+func TestKernelHairpin(t *testing.T) {
+	n := newNode(t)
+	n.addPod("pod-a", "10.244.0.10")
+	p := newRealProxier(t, n, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(webService())
+	p.OnEndpointSliceAdd(slice("web", discovery.AddressTypeIPv4, localEP("10.244.0.10")))
+	syncOK(t, p)
+	// pod-a reaches its own service and lands on itself: KUBE-LOOP-BACK
+	// masquerades the packet so the reply comes back through the node.
+	if got, err := n.get(n.pods["pod-a"], "http://10.96.0.10:80"); err != nil || got != "pod-a" {
+		t.Errorf("hairpin from pod-a through its own service: %q, %v", got, err)
+		dumpKernelState(t)
+	}
+}
+
+// dumpKernelState logs what a person debugging a failed traffic test reads.
+func dumpKernelState(t *testing.T) {
+	for _, cmd := range [][]string{{"iptables-save", "-c"}, {"ipvsadm", "-Lnc"}, {"ipvsadm", "-Ln", "--stats"}, {"conntrack", "-L"}, {"ipset", "list"}, {"ip", "route"}, {"ip", "addr"}} {
+		out, _ := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+		t.Logf("$ %s\n%s", strings.Join(cmd, " "), out)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -126,33 +125,9 @@ func (d stateDiff) lines() []string {
 	return out
 }
 
-func prefixIPNet(p netip.Prefix) *net.IPNet {
-	bits := 32
-	if p.Addr().Is6() {
-		bits = 128
-	}
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
-}
-
 // portKey is a virtual server key with any address: node ports.
 func portKey(proto string, port int32) string {
 	return strings.ToUpper(proto) + " *:" + strconv.Itoa(int(port))
-}
-
-// hostPrefix is an address as a /32 or /128.
-func hostPrefix(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, a.BitLen()) }
-
-func ipNetPrefix(n *net.IPNet) (netip.Prefix, bool) {
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	a = a.Unmap()
-	if a.Is4() && ones > 32 {
-		ones -= 96
-	}
-	return netip.PrefixFrom(a, ones), true
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }

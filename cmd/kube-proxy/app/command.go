@@ -109,7 +109,14 @@ func (o *Options) run(ctx context.Context, cmd *cobra.Command, env *Environment,
 	case o.InitOnly:
 		return env.SetConntrackSysctls(ctx, &o.config.Conntrack)
 	}
-	return runServer(ctx, o.config, o.master, env, gate)
+	var configChanged <-chan error
+	if o.ConfigFile != "" {
+		var err error
+		if configChanged, err = watchConfigFile(ctx, o.ConfigFile); err != nil {
+			return err
+		}
+	}
+	return runServer(ctx, o.config, o.master, env, gate, configChanged)
 }
 
 // cleanupLeftovers removes what the proxier created, for every family the

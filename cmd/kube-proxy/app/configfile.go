@@ -14,8 +14,16 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// configKind names the only document kube-proxy reads.
-var configKind = v1alpha1.SchemeGroupVersion.WithKind("KubeProxyConfiguration")
+// The only document kube-proxy reads.
+const (
+	configAPIVersion = "kubeproxy.config.k8s.io/v1alpha1"
+	configKindName   = "KubeProxyConfiguration"
+)
+
+// setConfigKind sets apiVersion and kind, for writing the configuration out.
+func setConfigKind(c *v1alpha1.KubeProxyConfiguration) {
+	c.APIVersion, c.Kind = configAPIVersion, configKindName
+}
 
 // loadConfigFile reads and decodes the KubeProxyConfiguration in path, and
 // defaults it. Errors name the file (and the field when one is to blame).
@@ -53,7 +61,7 @@ func decodeConfig(logger klog.Logger, path string, data []byte) (*v1alpha1.KubeP
 func decodeWith(data []byte, strictness serializer.CodecFactoryOptionsMutator) (*v1alpha1.KubeProxyConfiguration, error) {
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("register %s: %w", configKind, err)
+		return nil, fmt.Errorf("register %s: %w", configAPIVersion, err)
 	}
 	codecs := serializer.NewCodecFactory(scheme, strictness)
 	obj, gvk, err := codecs.UniversalDeserializer().Decode(data, nil, nil)
@@ -62,7 +70,7 @@ func decodeWith(data []byte, strictness serializer.CodecFactoryOptionsMutator) (
 	}
 	cfg, ok := obj.(*v1alpha1.KubeProxyConfiguration)
 	if !ok {
-		return nil, fmt.Errorf("got %v, want %s", gvk, configKind)
+		return nil, fmt.Errorf("got %v, want %s %s", gvk, configAPIVersion, configKindName)
 	}
 	return cfg, nil
 }
@@ -72,9 +80,9 @@ func decodeWith(data []byte, strictness serializer.CodecFactoryOptionsMutator) (
 func explainDecodeError(data []byte, err error) error {
 	switch {
 	case runtime.IsMissingKind(err), runtime.IsMissingVersion(err):
-		return fmt.Errorf("apiVersion and kind must be %s %s", configKind.GroupVersion(), configKind.Kind)
+		return fmt.Errorf("apiVersion and kind must be %s %s", configAPIVersion, configKindName)
 	case runtime.IsNotRegisteredError(err):
-		return fmt.Errorf("not a %s %s document: %v", configKind.GroupVersion(), configKind.Kind, err)
+		return fmt.Errorf("not a %s %s document: %v", configAPIVersion, configKindName, err)
 	}
 	if path, fieldErr := findBadField(data); path != "" {
 		return fmt.Errorf("field %s: %w", path, fieldErr)
@@ -144,7 +152,7 @@ func describeJSONError(err error) string {
 // writeConfigFile writes cfg as YAML (upstream's --write-config-to).
 func writeConfigFile(path string, cfg *v1alpha1.KubeProxyConfiguration) error {
 	out := cfg.DeepCopy()
-	out.SetGroupVersionKind(configKind)
+	setConfigKind(out)
 	data, err := yaml.Marshal(out)
 	if err != nil {
 		return fmt.Errorf("encode configuration: %w", err)

@@ -59,7 +59,7 @@ func serveOK(w http.ResponseWriter, _ *http.Request) {
 // under its group name.
 func configzHandler(cfg *v1alpha1.KubeProxyConfiguration) http.Handler {
 	shown := cfg.DeepCopy()
-	shown.SetGroupVersionKind(configKind)
+	setConfigKind(shown)
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		body, err := json.Marshal(map[string]any{v1alpha1.GroupName: shown})
 		if err != nil {

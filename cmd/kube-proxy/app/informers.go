@@ -58,12 +58,26 @@ func (s *proxyServer) startInformers(ctx context.Context) error {
 	slices.Start(ctx.Done())
 	services.Start(ctx.Done())
 
-	nodeConfig := proxyconfig.NewNodeConfig(ctx, s.nodeManager.NodeInformer(), resync)
-	nodeConfig.RegisterEventHandler(s.nodeManager)
-	topologyConfig := proxyconfig.NewNodeTopologyConfig(ctx, s.nodeManager.NodeInformer(), resync)
-	topologyConfig.RegisterEventHandler(s.proxier)
-	go nodeConfig.Run(ctx.Done())
+	s.watchOwnNode(ctx)
 	return nil
+}
+
+// watchOwnNode feeds node changes to the NodeManager (health, node IP
+// changes) and topology labels to the proxier. It uses its own informer,
+// started after the handlers are registered: adding them to the
+// NodeManager's running informer races with its first event, which could
+// leave the proxier without the node's zone.
+func (s *proxyServer) watchOwnNode(ctx context.Context) {
+	resync := s.cfg.ConfigSyncPeriod.Duration
+	nodes := s.informerFactory(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", s.nodeName).String()
+	})
+	nodeConfig := proxyconfig.NewNodeConfig(ctx, nodes.Core().V1().Nodes(), resync)
+	nodeConfig.RegisterEventHandler(s.nodeManager)
+	topologyConfig := proxyconfig.NewNodeTopologyConfig(ctx, nodes.Core().V1().Nodes(), resync)
+	topologyConfig.RegisterEventHandler(s.proxier)
+	nodes.Start(ctx.Done())
+	go nodeConfig.Run(ctx.Done())
 }
 
 // informerFactory makes a factory whose informers drop managedFields (never

@@ -46,9 +46,9 @@ type proxyServer struct {
 }
 
 // runServer starts kube-proxy and blocks until ctx is cancelled (SIGTERM),
-// which returns nil and leaves the dataplane in place, or until a server
-// cannot bind with bindAddressHardFail.
-func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate) error {
+// which returns nil and leaves the dataplane in place, or until the config
+// file changes or a server cannot bind with bindAddressHardFail.
+func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate, configChanged <-chan error) error {
 	s, err := newProxyServer(ctx, cfg, master, env, gate)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -57,7 +57,7 @@ func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master
 		}
 		return err
 	}
-	return s.run(ctx)
+	return s.run(ctx, configChanged)
 }
 
 // newProxyServer connects, waits for the own Node (the API server may be
@@ -168,7 +168,7 @@ func (s *proxyServer) newFamilyProxier(ctx context.Context, family v1.IPFamily) 
 }
 
 // run starts the servers, the informers and the sync loop, then waits.
-func (s *proxyServer) run(ctx context.Context) error {
+func (s *proxyServer) run(ctx context.Context, configChanged <-chan error) error {
 	logger := klog.FromContext(ctx)
 	if err := s.env.SetOOMScoreAdj(*s.cfg.OOMScoreAdj); err != nil {
 		logger.V(2).Info("Failed to apply OOMScore", "err", err)
@@ -192,6 +192,8 @@ func (s *proxyServer) run(ctx context.Context) error {
 	case <-ctx.Done():
 		logger.Info("Stopping kube-proxy; IPVS rules stay in place")
 		return nil
+	case err := <-configChanged:
+		return err
 	case failure := <-hardFail:
 		s.recorder.Eventf(s.nodeRef, nil, v1.EventTypeWarning, failure.reason, "StartKubeProxy", failure.err.Error())
 		return failure.err

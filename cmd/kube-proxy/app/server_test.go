@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,7 @@ type testHost struct {
 
 	mu             sync.Mutex
 	proxierConfigs []ipvsproxy.Config
+	zones          []string
 	cleanups       []v1.IPFamily
 	conntrackSet   int
 	oomScore       int32
@@ -90,7 +92,8 @@ func (h *testHost) env() *Environment {
 			h.mu.Lock()
 			h.proxierConfigs = append(h.proxierConfigs, cfg)
 			h.mu.Unlock()
-			return DefaultEnvironment().NewProxier(ctx, cfg, deps)
+			p, err := DefaultEnvironment().NewProxier(ctx, cfg, deps)
+			return &topologyRecorder{Provider: p, host: h}, err
 		},
 		CleanupLeftovers: func(ctx context.Context, deps ipvsproxy.Deps) error {
 			h.mu.Lock()
@@ -116,6 +119,25 @@ func (h *testHost) env() *Environment {
 		RegisterMetrics: func(ours *ipvsproxy.Metrics, _ featuregate.MutableVersionedFeatureGate) { ours.Register(h.registry) },
 		MetricsHandler:  metrics.HandlerFor(h.registry, metrics.HandlerOpts{}),
 	}
+}
+
+// topologyRecorder notes the zones the proxier is told about.
+type topologyRecorder struct {
+	proxy.Provider
+	host *testHost
+}
+
+func (r *topologyRecorder) OnTopologyChange(labels map[string]string) {
+	r.host.mu.Lock()
+	r.host.zones = append(r.host.zones, labels[v1.LabelTopologyZone])
+	r.host.mu.Unlock()
+	r.Provider.OnTopologyChange(labels)
+}
+
+func (h *testHost) zonesSeen() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.zones, ",")
 }
 
 func familyOfIPTables(ipt iptables.Interface) v1.IPFamily {
@@ -158,7 +180,7 @@ func startCommand(t *testing.T, env *Environment, args []string) (stop func() er
 
 func testObjects() []any {
 	node := &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "worker-1"},
+		ObjectMeta: metav1.ObjectMeta{Name: "worker-1", Labels: map[string]string{v1.LabelTopologyZone: "zone-a"}},
 		Spec:       v1.NodeSpec{PodCIDR: "10.244.1.0/24", PodCIDRs: []string{"10.244.1.0/24"}},
 		Status:     v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "10.0.0.1"}}},
 	}
@@ -236,6 +258,7 @@ func TestServeServices(t *testing.T) {
 	checkHealthz(t, healthzAddr)
 	checkMetricsServer(t, metricsAddr)
 	waitFor(t, "Starting event", func() bool { return hasEvent(host.client, "Starting") })
+	waitFor(t, "node zone given to the proxier", func() bool { return host.zonesSeen() == "zone-a" })
 
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -513,5 +536,26 @@ func TestFamilyMismatchIsFatal(t *testing.T) {
 	}
 	if err := checkFamilyConfig(klog.Background(), cfg, v1.IPv4Protocol, true, nil); err != nil {
 		t.Errorf("dual-stack host: %v", err)
+	}
+}
+
+// TestConfigFileChangeExits: like upstream, a rewritten config file ends
+// kube-proxy with an error, so that it is restarted with the new file.
+func TestConfigFileChangeExits(t *testing.T) {
+	host := newTestHost(t)
+	host.client = newFakeClient(testObjects())
+	config := writeFile(t, "config.yaml", kubeadmLikeConfig(freePort(t), freePort(t)))
+	_, done := startCommand(t, host.env(), []string{"--config=" + config, "--hostname-override=worker-1"})
+	waitFor(t, "service in IPVS", func() bool { return strings.Contains(host.ipvs.Dump(), "10.244.1.5:8080") })
+	if err := os.WriteFile(config, []byte(configHeader+"mode: ipvs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "was updated") {
+			t.Errorf("command ended with %v, want the config file update", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("command kept running after its config file changed")
 	}
 }

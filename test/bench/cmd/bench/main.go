@@ -1,0 +1,56 @@
+// Command bench runs the proxier benchmarks side by side with upstream's
+// IPVS proxier and writes their tables and plot.
+//
+//	bench fakes  [-sizes 1000,10000,30000] [-out _output/bench/fakes.json] ...
+//	bench report [-dir _output/bench]
+//
+// "fakes" runs every side at every size in a child process of its own, in
+// a network namespace of its own (upstream's proxier binds addresses on
+// the namespace's kube-ipvs0), and prints the table; "report" writes
+// bench.md and sync-time.svg from fakes.json and kernel.json.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"k8s.io/klog/v2"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench fakes|report [flags]")
+		os.Exit(2)
+	}
+	quietKlog()
+	ctx := context.Background()
+	var err error
+	switch os.Args[1] {
+	case "fakes":
+		err = runFakes(ctx, os.Args[2:])
+	case childCommand:
+		err = runFakesChild(ctx, os.Args[2:])
+	case "report":
+		err = runReport(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// quietKlog drops the proxiers' logs (upstream logs through klog's global
+// logger); they would dominate the timings at verbosity 0 already.
+func quietKlog() {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	for name, value := range map[string]string{"logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
+		_ = fs.Set(name, value) // known flags: cannot fail
+	}
+	klog.SetOutput(io.Discard)
+}

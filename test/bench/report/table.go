@@ -1,0 +1,212 @@
+// Package report turns benchmark results into a markdown table and an SVG
+// plot of sync time against cluster size.
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
+)
+
+// fakesRow is one line of the fakes table: a name and how to read it.
+type fakesRow struct {
+	name  string
+	value func(results.Fakes) float64
+	unit  func(float64) string
+}
+
+func fakesRows() []fakesRow {
+	return []fakesRow{
+		{"first full sync: time", func(f results.Fakes) float64 { return f.FullSync.Seconds }, seconds},
+		{"first full sync: kernel calls", func(f results.Fakes) float64 { return float64(f.FullSync.KernelCalls) }, count},
+		{"first full sync: allocated", func(f results.Fakes) float64 { return float64(f.FullSync.AllocBytes) }, bytes},
+		{"first full sync: peak heap", func(f results.Fakes) float64 { return float64(f.FullSync.PeakHeapBytes) }, bytes},
+		{"heap kept by the proxier", func(f results.Fakes) float64 { return float64(f.RetainedBytes) }, bytes},
+		{"1 endpoint removed: time", func(f results.Fakes) float64 { return f.OneRemoved.Seconds }, seconds},
+		{"1 endpoint removed: kernel calls", func(f results.Fakes) float64 { return float64(f.OneRemoved.KernelCalls) }, count},
+		{"1 endpoint removed: allocated", func(f results.Fakes) float64 { return float64(f.OneRemoved.AllocBytes) }, bytes},
+		{"100 endpoints replaced: time", func(f results.Fakes) float64 { return f.HundredChanged.Seconds }, seconds},
+		{"100 endpoints replaced: kernel calls", func(f results.Fakes) float64 { return float64(f.HundredChanged.KernelCalls) }, count},
+		{"100 endpoints replaced: allocated", func(f results.Fakes) float64 { return float64(f.HundredChanged.AllocBytes) }, bytes},
+	}
+}
+
+// FakesTable writes the fakes group as a markdown table: every side at
+// every size, and upstream's figure divided by each of ours.
+func FakesTable(w io.Writer, fakes []results.Fakes) {
+	sides := presentSides(fakes)
+	fmt.Fprintf(w, "| services | measure | %s |", strings.Join(sides, " | "))
+	for _, s := range sides[:len(sides)-1] {
+		fmt.Fprintf(w, " %s ÷ %s |", results.Upstream, s)
+	}
+	fmt.Fprintf(w, "\n|---:|---|%s%s\n", strings.Repeat("---:|", len(sides)), strings.Repeat("---:|", len(sides)-1))
+	for _, n := range sizes(fakes) {
+		for _, row := range fakesRows() {
+			fmt.Fprintf(w, "| %d | %s |", n, row.name)
+			for _, s := range sides {
+				f, ok := find(fakes, s, n)
+				fmt.Fprintf(w, " %s |", cell(ok, f, row))
+			}
+			up, upOK := find(fakes, results.Upstream, n)
+			for _, s := range sides[:len(sides)-1] {
+				f, ok := find(fakes, s, n)
+				fmt.Fprintf(w, " %s |", ratio(upOK && ok, row.value(up), row.value(f)))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func cell(ok bool, f results.Fakes, row fakesRow) string {
+	if !ok {
+		return "–"
+	}
+	return row.unit(row.value(f))
+}
+
+// FakesIterations lists how often each figure was measured.
+func FakesIterations(w io.Writer, fakes []results.Fakes) {
+	for _, f := range fakes {
+		capped := ""
+		if f.Capped {
+			capped = " (capped by the time budget)"
+		}
+		fmt.Fprintf(w, "- %s at %d services: %d process(es); per process 1 full sync, %d single removals, %d batches of 100%s\n",
+			f.Side, f.Services, f.Runs, f.OneRemoved.Iterations, f.HundredChanged.Iterations, capped)
+	}
+}
+
+// presentSides orders the sides found: ours first, upstream last.
+func presentSides(fakes []results.Fakes) []string {
+	var out []string
+	for _, s := range []string{results.Ours, results.OursNetlink, results.Upstream} {
+		if slices.ContainsFunc(fakes, func(f results.Fakes) bool { return f.Side == s }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func sizes[T interface{ results.Fakes | results.Kernel }](all []T) []int {
+	var out []int
+	for _, r := range all {
+		n := servicesOf(r)
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func servicesOf[T interface{ results.Fakes | results.Kernel }](r T) int {
+	switch v := any(r).(type) {
+	case results.Fakes:
+		return v.Services
+	case results.Kernel:
+		return v.Services
+	}
+	return 0
+}
+
+func find(fakes []results.Fakes, side string, n int) (results.Fakes, bool) {
+	for _, f := range fakes {
+		if f.Side == side && f.Services == n {
+			return f, true
+		}
+	}
+	return results.Fakes{}, false
+}
+
+// KernelTable writes the VM group as a markdown table.
+func KernelTable(w io.Writer, kernel []results.Kernel) {
+	rows := []struct {
+		name  string
+		value func(results.Kernel) float64
+		unit  func(float64) string
+	}{
+		{"start to programmed", func(k results.Kernel) float64 { return k.ProgramSeconds }, seconds},
+		{"full sync (mean)", func(k results.Kernel) float64 { return k.FullSyncSeconds }, seconds},
+		{"update to real server gone: p50", func(k results.Kernel) float64 { return k.LatencyP50 }, seconds},
+		{"update to real server gone: p99", func(k results.Kernel) float64 { return k.LatencyP99 }, seconds},
+		{"update to real server gone: max", func(k results.Kernel) float64 { return k.LatencyMax }, seconds},
+		{"CPU in idle window", func(k results.Kernel) float64 { return k.IdleCPUSeconds }, seconds},
+	}
+	fmt.Fprintf(w, "| services | measure | %s | %s | %s ÷ %s |\n|---:|---|---:|---:|---:|\n",
+		results.Ours, results.Upstream, results.Upstream, results.Ours)
+	for _, n := range sizes(kernel) {
+		ours, okO := findKernel(kernel, results.Ours, n)
+		up, okU := findKernel(kernel, results.Upstream, n)
+		for _, r := range rows {
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s |\n", n, r.name,
+				kernelCell(okO, ours, r.value, r.unit), kernelCell(okU, up, r.value, r.unit),
+				ratio(okO && okU, r.value(up), r.value(ours)))
+		}
+		fmt.Fprintf(w, "| %d | updates measured; syncs in idle window; idle window | %d; %d; %.0f s | %d; %d; %.0f s | |\n",
+			n, ours.Updates, ours.IdleSyncs, ours.IdleSeconds, up.Updates, up.IdleSyncs, up.IdleSeconds)
+	}
+}
+
+func kernelCell(ok bool, k results.Kernel, value func(results.Kernel) float64, unit func(float64) string) string {
+	if !ok {
+		return "–"
+	}
+	return unit(value(k))
+}
+
+func findKernel(all []results.Kernel, side string, n int) (results.Kernel, bool) {
+	for _, k := range all {
+		if k.Side == side && k.Services == n {
+			return k, true
+		}
+	}
+	return results.Kernel{}, false
+}
+
+func ratio(ok bool, up, ours float64) string {
+	switch {
+	case !ok:
+		return "–"
+	case ours == 0 && up == 0:
+		return "="
+	case ours == 0:
+		return "∞"
+	}
+	r := up / ours
+	if r >= 100 {
+		return fmt.Sprintf("%.0f×", r)
+	}
+	if r >= 10 {
+		return fmt.Sprintf("%.1f×", r)
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
+
+func seconds(s float64) string {
+	switch {
+	case s == 0:
+		return "0"
+	case s < 1e-3:
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	case s < 1:
+		return fmt.Sprintf("%.3g ms", s*1e3)
+	}
+	return fmt.Sprintf("%.3g s", s)
+}
+
+func count(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+func bytes(v float64) string {
+	switch {
+	case v < 1<<10:
+		return fmt.Sprintf("%.0f B", v)
+	case v < 1<<20:
+		return fmt.Sprintf("%.3g KiB", v/(1<<10))
+	case v < 1<<30:
+		return fmt.Sprintf("%.3g MiB", v/(1<<20))
+	}
+	return fmt.Sprintf("%.3g GiB", v/(1<<30))
+}

@@ -1,0 +1,140 @@
+// Package results holds what the benchmarks measure, as written to and read
+// from _output/bench/*.json, and the machine's load while they ran.
+package results
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Sides of a comparison.
+const (
+	// Ours is our proxier on our fakes only.
+	Ours = "ours"
+	// OursNetlink is our proxier on our fakes but the real netdev: it binds
+	// service addresses with netlink, as upstream's proxier always does.
+	OursNetlink = "ours-netlink"
+	// Upstream is upstream's proxier on its fakes (and real netlink).
+	Upstream = "upstream"
+)
+
+// Measure is one kind of sync, the median over its iterations.
+type Measure struct {
+	Iterations  int     `json:"iterations"`
+	Seconds     float64 `json:"seconds"`
+	KernelCalls int     `json:"kernelCalls"`
+	// AllocBytes and Allocs are what the sync allocated on the Go heap.
+	AllocBytes int64 `json:"allocBytes"`
+	Allocs     int64 `json:"allocs"`
+	// PeakHeapBytes is the highest heap in use seen during the sync, above
+	// the heap in use just before it (sampled every millisecond).
+	PeakHeapBytes int64 `json:"peakHeapBytes,omitempty"`
+}
+
+// Fakes is one side at one cluster size on the fakes.
+type Fakes struct {
+	Side     string `json:"side"`
+	Services int    `json:"services"`
+	// Runs is how many processes measured it (medians across them).
+	Runs     int     `json:"runs"`
+	FullSync Measure `json:"fullSync"`
+	// RetainedBytes is the heap the proxier keeps after its syncs
+	// (heap with it minus heap once it is dropped, both after a GC).
+	RetainedBytes  int64   `json:"retainedBytes"`
+	OneRemoved     Measure `json:"oneRemoved"`
+	HundredChanged Measure `json:"hundredChanged"`
+	// Capped says iterations were cut to keep within the time budget.
+	Capped bool `json:"capped,omitempty"`
+}
+
+// Kernel is one proxier at one cluster size in the VM.
+type Kernel struct {
+	Side     string `json:"side"`
+	Services int    `json:"services"`
+	// ProgramSeconds is from the proxier's start until every virtual
+	// server and real server of the cluster was in the kernel.
+	ProgramSeconds float64 `json:"programSeconds"`
+	// FullSyncSeconds is the mean duration of the full syncs the proxier
+	// reported (kubeproxy_sync_full_proxy_rules_duration_seconds for ours,
+	// kubeproxy_sync_proxy_rules_duration_seconds for upstream's, whose
+	// syncs are all full), FullSyncs how many.
+	FullSyncSeconds float64 `json:"fullSyncSeconds"`
+	FullSyncs       int     `json:"fullSyncs"`
+	// Latencies are seconds from an EndpointSlice update to its removed
+	// real server being gone from IPVS.
+	Updates    int     `json:"updates"`
+	LatencyP50 float64 `json:"latencyP50"`
+	LatencyP99 float64 `json:"latencyP99"`
+	LatencyMax float64 `json:"latencyMax"`
+	// IdleCPUSeconds is the CPU time (user+system) the proxier used in
+	// IdleSeconds without any change.
+	IdleSeconds    float64 `json:"idleSeconds"`
+	IdleCPUSeconds float64 `json:"idleCPUSeconds"`
+	// IdleSyncs is how many syncs ran in that window.
+	IdleSyncs int    `json:"idleSyncs"`
+	Note      string `json:"note,omitempty"`
+}
+
+// Run is one benchmark group's output file.
+type Run struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	CPUs     int       `json:"cpus"`
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-minute average.
+	LoadBefore float64  `json:"loadBefore"`
+	LoadAfter  float64  `json:"loadAfter"`
+	Fakes      []Fakes  `json:"fakes,omitempty"`
+	Kernel     []Kernel `json:"kernel,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
+}
+
+// NewRun starts a run record now.
+func NewRun() *Run {
+	return &Run{Started: time.Now(), CPUs: runtime.NumCPU(), LoadBefore: Load()}
+}
+
+// Finish stamps the end of the run.
+func (r *Run) Finish() {
+	r.Finished = time.Now()
+	r.LoadAfter = Load()
+}
+
+// Load is the 1-minute load average (0 when unknown).
+func Load() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	_, _ = fmt.Sscan(strings.Fields(string(b))[0], &l)
+	return l
+}
+
+// Write stores a run as indented JSON.
+func (r *Run) Write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Read loads a run written by Write.
+func Read(path string) (*Run, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return &r, nil
+}

@@ -3,7 +3,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 CP_DIR="$ROOT/hack/controlplane"
 CP_OUT="$OUT/controlplane"
 CP_BIN="$CP_OUT/bin"
-CP_RUN="$CP_OUT/run"
+# CP_RUN may be set to run a second, independent control plane (its own state and ports).
+CP_RUN=${CP_RUN:-$CP_OUT/run}
 K8S_VERSION=v1.37.2
 
 # need_cmd installs Debian package $2 when command $1 is missing.

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-logr/logr"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/klog/v2"
 	"k8s.io/kube-proxy/config/v1alpha1"
 	"sigs.k8s.io/yaml"
 )
@@ -15,6 +15,7 @@ import (
 // panic; a refusal always says why; an accepted document survives defaults
 // and validation, and when valid it reads back the same after being
 // written out (--write-config-to).
+// The zero klog.Logger drops the decoder's warnings.
 func FuzzDecodeConfig(f *testing.F) {
 	f.Add([]byte("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\n"))
 	f.Add([]byte("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nipvs:\n  syncPeriod: soon\n"))
@@ -23,7 +24,7 @@ func FuzzDecodeConfig(f *testing.F) {
 		f.Fatalf("addFeatureGates: %v", err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := decodeConfig(logr.Discard(), "fuzz.conf", data)
+		cfg, err := decodeConfig(klog.Logger{}, "fuzz.conf", data)
 		if err != nil {
 			if strings.TrimSpace(err.Error()) == "" {
 				t.Errorf("refused without a reason: %q", err)
@@ -51,7 +52,7 @@ func checkWritesBack(t *testing.T, cfg *v1alpha1.KubeProxyConfiguration) {
 	if err != nil {
 		t.Fatalf("valid configuration cannot be written: %v\n%+v", err, cfg)
 	}
-	again, err := decodeConfig(logr.Discard(), "written.conf", written)
+	again, err := decodeConfig(klog.Logger{}, "written.conf", written)
 	if err != nil {
 		t.Fatalf("written configuration does not decode: %v\n%s", err, written)
 	}

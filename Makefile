@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration test verify bench demo clean
+.PHONY: all build unit integration test verify bench demo image clean
 
 all: build
 
@@ -23,6 +23,9 @@ bench:
 
 demo:
 	hack/demo.sh
+
+image:
+	hack/image.sh
 
 clean:
 	rm -rf _output

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Paths inside the image.
+const (
+	kubeProxyPath = "usr/local/bin/kube-proxy"
+	wrapperPath   = "usr/sbin/iptables-wrapper"
+	imagePath     = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// platformImage is one built image and the platform it is for.
+type platformImage struct {
+	platform v1.Platform
+	image    v1.Image
+}
+
+func build(opts options) error {
+	var images []platformImage
+	for _, p := range opts.platforms {
+		img, err := buildPlatform(opts, p)
+		if err != nil {
+			return fmt.Errorf("build %s/%s: %w", p.os, p.arch, err)
+		}
+		images = append(images, platformImage{platform: v1.Platform{OS: p.os, Architecture: p.arch}, image: img})
+	}
+	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, pi := range images {
+		platform := pi.platform
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{
+			Add: pi.image, Descriptor: v1.Descriptor{Platform: &platform},
+		})
+	}
+	index = mutate.Annotations(index, labels(opts, nil)).(v1.ImageIndex)
+	return write(opts, index, images)
+}
+
+// buildPlatform assembles one platform's image from its stage directory.
+func buildPlatform(opts options, p platformStage) (v1.Image, error) {
+	a, err := archFor(p.arch)
+	if err != nil {
+		return nil, err
+	}
+	packages, err := readPackages(filepath.Join(p.dir, "packages.txt"))
+	if err != nil {
+		return nil, err
+	}
+	base, err := userland(filepath.Join(p.dir, "debroot"), a)
+	if err != nil {
+		return nil, err
+	}
+	wrapper, err := staticBinary(filepath.Join(p.dir, "iptables-wrapper"), wrapperPath, a)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := staticBinary(filepath.Join(p.dir, "kube-proxy"), kubeProxyPath, a)
+	if err != nil {
+		return nil, err
+	}
+	base = append(base, wrapper)
+	base = append(base, wrapperLinks()...)
+	base = append(base, skeleton()...)
+
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err = mutate.ConfigFile(img, configFile(opts, p, packages))
+	if err != nil {
+		return nil, fmt.Errorf("set config: %w", err)
+	}
+	for _, l := range []struct {
+		entries []entry
+		what    string
+	}{
+		{base, "iptables (legacy and nft) and its libraries from Debian: " + strings.Join(packages, ", ")},
+		{[]entry{proxy}, "/" + kubeProxyPath + " (ipvs-proxy " + opts.version + ", " + opts.revision + ")"},
+	} {
+		img, err = appendLayer(img, l.entries, l.what, opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return mutate.Annotations(img, labels(opts, nil)).(v1.Image), nil
+}
+
+func appendLayer(img v1.Image, entries []entry, what string, opts options) (v1.Image, error) {
+	tarBytes, err := layerTar(entries, opts.created)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := newLayer(tarBytes)
+	if err != nil {
+		return nil, err
+	}
+	history := v1.History{Created: v1.Time{Time: opts.created}, CreatedBy: "hack/image: " + what, Comment: "ipvs-proxy"}
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: history})
+	if err != nil {
+		return nil, fmt.Errorf("append layer (%s): %w", what, err)
+	}
+	return img, nil
+}
+
+// staticBinary is an executable entry for a statically linked binary of
+// the image's architecture (the image has no loader for anything else).
+func staticBinary(source, imagePath string, a arch) (entry, error) {
+	interp, needed, err := elfDeps(source, a.machine)
+	if err != nil {
+		return entry{}, fmt.Errorf("read ELF %s: %w", source, err)
+	}
+	if interp != "" || len(needed) > 0 {
+		return entry{}, fmt.Errorf("%s is not static (loader %q, libraries %v): build with CGO_ENABLED=0", source, interp, needed)
+	}
+	return entry{path: imagePath, mode: 0o755, source: source}, nil
+}
+
+// wrapperLinks point the generic iptables command names at the wrapper,
+// which repoints them at the host's backend on first use.
+func wrapperLinks() []entry {
+	var out []entry
+	for _, c := range []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"} {
+		out = append(out, entry{path: "usr/sbin/" + c, mode: fs.ModeSymlink | 0o777, link: "iptables-wrapper"})
+	}
+	return out
+}
+
+// skeleton is the rest of a minimal root: the root user and the
+// directories programs expect (/run holds the xtables lock).
+func skeleton() []entry {
+	return []entry{
+		{path: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/usr/sbin/nologin\n")},
+		{path: "etc/group", mode: 0o644, data: []byte("root:x:0:\n")},
+		{path: "root", mode: fs.ModeDir | 0o700},
+		{path: "run", mode: fs.ModeDir | 0o755},
+		{path: "tmp", mode: fs.ModeDir | fs.ModeSticky | 0o777},
+	}
+}
+
+func configFile(opts options, p platformStage, packages []string) *v1.ConfigFile {
+	extra := map[string]string{"com.github.ipvs-proxy.debian-packages": strings.Join(packages, ",")}
+	return &v1.ConfigFile{
+		Architecture: p.arch,
+		OS:           p.os,
+		Created:      v1.Time{Time: opts.created},
+		RootFS:       v1.RootFS{Type: "layers"},
+		Config: v1.Config{
+			Entrypoint: []string{"/" + kubeProxyPath},
+			Env:        []string{imagePath},
+			// kube-proxy programs IPVS, iptables and sysctls: root with
+			// NET_ADMIN (the DaemonSet runs it privileged, like kubeadm's).
+			User:       "0:0",
+			WorkingDir: "/",
+			Labels:     labels(opts, extra),
+		},
+	}
+}
+
+// labels are the org.opencontainers.image.* labels (and annotations).
+func labels(opts options, extra map[string]string) map[string]string {
+	l := map[string]string{
+		"org.opencontainers.image.title":       "ipvs-proxy kube-proxy",
+		"org.opencontainers.image.description": "Drop-in kube-proxy for IPVS mode that deletes a removed endpoint's real server at once (feature gate IPVSImmediateTermination); iptables legacy and nft with a backend-selecting wrapper.",
+		"org.opencontainers.image.source":      opts.source,
+		"org.opencontainers.image.revision":    opts.revision,
+		"org.opencontainers.image.version":     opts.version,
+		"org.opencontainers.image.created":     opts.created.Format("2006-01-02T15:04:05Z"),
+	}
+	for k, v := range extra {
+		l[k] = v
+	}
+	return l
+}
+
+// readPackages reads "name version" lines into "name=version" strings.
+func readPackages(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read package list: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		fields := strings.Fields(scanner.Text())
+		if len(fields) == 2 {
+			out = append(out, fields[0]+"="+fields[1])
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return nil, fmt.Errorf("read package list %s: %w", file, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("package list %s is empty", file)
+	}
+	return out, nil
+}

@@ -1,0 +1,102 @@
+// Command image builds the ipvs-proxy kube-proxy container image without a
+// container daemon: one image per platform (a layer of iptables user space
+// taken from Debian packages, a layer with the static kube-proxy binary),
+// joined in a multi-platform index, written as an OCI image layout directory
+// and as one tarball that docker load, ctr import and podman load accept.
+//
+// hack/image.sh prepares a stage directory per platform and runs it:
+//
+//	image -image ipvs-proxy/kube-proxy:dev -platform linux/amd64=STAGE ... \
+//	      -oci-dir DIR -out FILE.tar -revision SHA -version V -created RFC3339
+//
+// A stage directory holds debroot/ (the Debian packages extracted with
+// dpkg-deb -x), kube-proxy and iptables-wrapper (static binaries) and
+// packages.txt ("name version" lines, recorded in a label).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	image     string
+	platforms []platformStage
+	ociDir    string
+	out       string
+	revision  string
+	version   string
+	source    string
+	created   time.Time
+}
+
+// platformStage is one -platform flag: "linux/ARCH=DIR".
+type platformStage struct {
+	os, arch, dir string
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "image: %v\n", err)
+		os.Exit(2)
+	}
+	if err := build(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "image: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var opts options
+	var platforms multiFlag
+	var created string
+	fs := flag.NewFlagSet("image", flag.ContinueOnError)
+	fs.StringVar(&opts.image, "image", "ipvs-proxy/kube-proxy:dev", "image reference (repository:tag) recorded in the tarball")
+	fs.Var(&platforms, "platform", "os/arch=stage-dir, once per platform")
+	fs.StringVar(&opts.ociDir, "oci-dir", "", "OCI image layout directory to (re)write")
+	fs.StringVar(&opts.out, "out", "", "tarball to write (the layout plus a docker manifest.json)")
+	fs.StringVar(&opts.revision, "revision", "unknown", "source revision (label)")
+	fs.StringVar(&opts.version, "version", "dev", "version (label)")
+	fs.StringVar(&opts.source, "source", "https://github.com/ipvs-proxy/ipvs-proxy", "source repository (label)")
+	fs.StringVar(&created, "created", "1970-01-01T00:00:00Z", "creation time, RFC 3339 (every file time too)")
+	if err := fs.Parse(args); err != nil {
+		return opts, err
+	}
+	t, err := time.Parse(time.RFC3339, created)
+	if err != nil {
+		return opts, fmt.Errorf("-created %q: %w", created, err)
+	}
+	opts.created = t.UTC()
+	for _, p := range platforms {
+		stage, err := parsePlatform(p)
+		if err != nil {
+			return opts, err
+		}
+		opts.platforms = append(opts.platforms, stage)
+	}
+	if len(opts.platforms) == 0 || opts.ociDir == "" || opts.out == "" {
+		return opts, errors.New("-platform, -oci-dir and -out are required")
+	}
+	return opts, nil
+}
+
+func parsePlatform(s string) (platformStage, error) {
+	spec, dir, ok := strings.Cut(s, "=")
+	osName, arch, ok2 := strings.Cut(spec, "/")
+	if !ok || !ok2 || dir == "" || osName != "linux" {
+		return platformStage{}, fmt.Errorf("-platform %q: want linux/ARCH=STAGE_DIR", s)
+	}
+	return platformStage{os: osName, arch: arch, dir: dir}, nil
+}
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

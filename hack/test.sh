@@ -3,3 +3,5 @@
 source "$(dirname "$0")/lib.sh"
 "$ROOT/hack/unit.sh"
 "$ROOT/hack/integration.sh"
+"$ROOT/hack/test-image.sh"
+"$ROOT/hack/test-deploy.sh"

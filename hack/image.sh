@@ -4,7 +4,8 @@
 #                                      docker manifest.json; docker load, ctr import, podman load
 #   _output/image/oci/                 the same OCI layout as a directory
 #   _output/image/summary.txt          reference, index digest, size, per-platform manifests
-# Per platform: the static kube-proxy (cmd/kube-proxy, vendor/), the iptables-wrapper
+# Per platform: the static kube-proxy (cmd/kube-proxy, vendor/) and ipvs-doctor (cmd/ipvs-doctor,
+# for kubectl exec ds/kube-proxy -- ipvs-doctor), the iptables-wrapper
 # (hack/image/iptables-wrapper) and iptables with its libraries from Debian packages of
 # that architecture, fetched with apt-get download through a private apt state under
 # _output/image/apt (the host's sources; the host's dpkg and apt configuration are untouched).
@@ -67,8 +68,9 @@ stage_platform() {
 		dpkg-deb -x "$latest" "$stage/debroot"
 		echo "$p $(dpkg-deb -f "$latest" Version)" >>"$stage/packages.txt"
 	done
-	step "image: building kube-proxy for linux/$arch"
+	step "image: building kube-proxy and ipvs-doctor for linux/$arch"
 	GOARCH=$arch go build -trimpath -ldflags='-s -w' -o "$stage/kube-proxy" ./cmd/kube-proxy
+	GOARCH=$arch go build -trimpath -ldflags='-s -w' -o "$stage/ipvs-doctor" ./cmd/ipvs-doctor
 	(cd hack/image && GOFLAGS=-mod=readonly GOARCH=$arch go build -trimpath -ldflags='-s -w' \
 		-o "$stage/iptables-wrapper" ./iptables-wrapper)
 }

@@ -17,6 +17,7 @@ import (
 // Paths inside the image.
 const (
 	kubeProxyPath = "usr/local/bin/kube-proxy"
+	doctorPath    = "usr/local/bin/ipvs-doctor"
 	wrapperPath   = "usr/sbin/iptables-wrapper"
 	imagePath     = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
@@ -69,6 +70,10 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	doctor, err := staticBinary(filepath.Join(p.dir, "ipvs-doctor"), doctorPath, a)
+	if err != nil {
+		return nil, err
+	}
 	base = append(base, wrapper)
 	base = append(base, wrapperLinks()...)
 	base = append(base, skeleton()...)
@@ -84,7 +89,7 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 		what    string
 	}{
 		{base, "iptables (legacy and nft) and its libraries from Debian: " + strings.Join(packages, ", ")},
-		{[]entry{proxy}, "/" + kubeProxyPath + " (ipvs-proxy " + opts.version + ", " + opts.revision + ")"},
+		{[]entry{proxy, doctor}, "/" + kubeProxyPath + " and /" + doctorPath + " (ipvs-proxy " + opts.version + ", " + opts.revision + ")"},
 	} {
 		img, err = appendLayer(img, l.entries, l.what, opts)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Command image builds the ipvs-proxy kube-proxy container image without a
 // container daemon: one image per platform (a layer of iptables user space
-// taken from Debian packages, a layer with the static kube-proxy binary),
+// taken from Debian packages, a layer with the static kube-proxy and
+// ipvs-doctor binaries),
 // joined in a multi-platform index, written as an OCI image layout directory
 // and as one tarball that docker load, ctr import and podman load accept.
 //
@@ -10,7 +11,7 @@
 //	      -oci-dir DIR -out FILE.tar -revision SHA -version V -created RFC3339
 //
 // A stage directory holds debroot/ (the Debian packages extracted with
-// dpkg-deb -x), kube-proxy and iptables-wrapper (static binaries) and
+// dpkg-deb -x), kube-proxy, ipvs-doctor and iptables-wrapper (static binaries) and
 // packages.txt ("name version" lines, recorded in a label).
 package main
 

@@ -210,7 +210,32 @@ func printSummary(opts options, ref string, index v1.ImageIndex) error {
 		return fmt.Errorf("index manifest: %w", err)
 	}
 	for _, m := range manifest.Manifests {
-		fmt.Printf("  %s/%s manifest %s\n", m.Platform.OS, m.Platform.Architecture, m.Digest)
+		img, err := index.Image(m.Digest)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", m.Digest, err)
+		}
+		compressed, err := layersSize(img)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %s/%s manifest %s, layers %.1f MB compressed\n", m.Platform.OS, m.Platform.Architecture, m.Digest, float64(compressed)/1e6)
 	}
 	return nil
+}
+
+// layersSize is the sum of an image's compressed layer sizes (what a pull downloads).
+func layersSize(img v1.Image) (int64, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return 0, fmt.Errorf("layers: %w", err)
+	}
+	var total int64
+	for _, l := range layers {
+		size, err := l.Size()
+		if err != nil {
+			return 0, fmt.Errorf("layer size: %w", err)
+		}
+		total += size
+	}
+	return total, nil
 }

@@ -180,7 +180,7 @@ func TestImageConfig(t *testing.T) {
 			}
 			layers, err := img.Layers()
 			if err != nil || len(layers) != 2 {
-				t.Errorf("layers = %d, %v; want 2 (iptables user space, kube-proxy)", len(layers), err)
+				t.Errorf("layers = %d, %v; want 2 (iptables user space, kube-proxy and ipvs-doctor)", len(layers), err)
 			}
 		})
 	}

@@ -152,6 +152,7 @@ func TestChrootVersions(t *testing.T) {
 		want string
 	}{
 		{[]string{"/usr/local/bin/kube-proxy", "--version"}, "(ipvs-proxy)"},
+		{[]string{"/usr/local/bin/ipvs-doctor", "--help"}, "Usage: ipvs-doctor"},
 		{[]string{"/usr/sbin/iptables-legacy-save", "--version"}, "(legacy)"},
 		{[]string{"/usr/sbin/iptables-legacy-restore", "--version"}, "(legacy)"},
 		{[]string{"/usr/sbin/ip6tables-legacy", "--version"}, "(legacy)"},

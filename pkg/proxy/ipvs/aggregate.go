@@ -35,17 +35,22 @@ func newScope() *scope {
 	return &scope{services: map[ipvs.ServiceKey]struct{}{}, addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
 }
 
-func newDesiredState() *desiredState {
+// newDesiredState makes an empty desired state sized for ports service
+// ports (each has a cluster IP: a virtual server, a bound address and a
+// member of the cluster IP set and of KUBE-IPVS-IPS).
+func newDesiredState(ports int) *desiredState {
 	d := &desiredState{
-		contributions:  make(map[proxy.ServicePortName]*contribution),
-		services:       make(map[ipvs.ServiceKey][]*wantedService),
-		bound:          make(map[netip.Addr]int),
+		contributions:  make(map[proxy.ServicePortName]*contribution, ports),
+		services:       make(map[ipvs.ServiceKey][]*wantedService, ports),
+		bound:          make(map[netip.Addr]int, ports),
 		sets:           make(map[string]map[ipset.Entry]int),
 		lbNoNodeAccess: make(map[ipset.Entry]int),
 	}
 	for _, def := range setDefinitions() {
 		d.sets[def.name] = make(map[ipset.Entry]int)
 	}
+	d.sets[setClusterIP] = make(map[ipset.Entry]int, ports)
+	d.sets[setIPVSAddresses] = make(map[ipset.Entry]int, ports)
 	return d
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // applier runs a plan against the kernel in a safe order and collects
@@ -19,8 +20,11 @@ import (
 type applier struct {
 	deps   *Deps
 	logger klog.Logger
-	kernel *observedState
-	errs   []error
+	// verbose is logger.V(4).Enabled(): per-object logs are built only
+	// then (their arguments cost allocations even when not written).
+	verbose bool
+	kernel  *observedState
+	errs    []error
 	// deleted counts real servers deleted, by reason.
 	deleted map[string]int
 	flushed int
@@ -52,7 +56,9 @@ func (a *applier) apply(p *plan, syncRules func() error) error {
 	a.applyServiceDeletes(p)
 	a.applyAddresses(p.unbind, false)
 	for _, e := range p.delEntries {
-		a.logger.V(4).Info("Deleting ipset entry", "set", e.set, "entry", e.entry)
+		if a.verbose {
+			a.logger.V(4).Info("Deleting ipset entry", "set", e.set, "entry", e.entry)
+		}
 		if a.do(a.deps.IPSet.DeleteEntry(e.set, e.entry)) {
 			delete(a.kernel.sets[e.set].entries, e.entry)
 		}
@@ -68,13 +74,17 @@ func (a *applier) applySets(p *plan) {
 		}
 	}
 	for _, s := range p.createSets {
-		a.logger.V(4).Info("Creating ipset", "set", s.Name, "type", s.Type)
+		if a.verbose {
+			a.logger.V(4).Info("Creating ipset", "set", s.Name, "type", s.Type)
+		}
 		if a.do(a.deps.IPSet.CreateSet(s)) {
 			a.kernel.sets[s.Name] = &observedSet{set: s, entries: map[ipset.Entry]struct{}{}}
 		}
 	}
 	for _, e := range p.addEntries {
-		a.logger.V(4).Info("Adding ipset entry", "set", e.set, "entry", e.entry)
+		if a.verbose {
+			a.logger.V(4).Info("Adding ipset entry", "set", e.set, "entry", e.entry)
+		}
 		if a.do(a.deps.IPSet.AddEntry(e.set, e.entry)) {
 			a.kernel.sets[e.set].entries[e.entry] = struct{}{}
 		}
@@ -84,13 +94,17 @@ func (a *applier) applySets(p *plan) {
 func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
 	for _, addr := range addrs {
 		if bind {
-			a.logger.V(4).Info("Binding address", "device", DummyDevice, "address", addr)
+			if a.verbose {
+				a.logger.V(4).Info("Binding address", "device", DummyDevice, "address", addr)
+			}
 			if a.do(a.deps.NetDev.AddAddress(DummyDevice, addr)) {
 				a.kernel.bound[addr] = struct{}{}
 			}
 			continue
 		}
-		a.logger.V(4).Info("Unbinding address", "device", DummyDevice, "address", addr)
+		if a.verbose {
+			a.logger.V(4).Info("Unbinding address", "device", DummyDevice, "address", addr)
+		}
 		if a.do(a.deps.NetDev.DeleteAddress(DummyDevice, addr)) {
 			delete(a.kernel.bound, addr)
 		}
@@ -98,14 +112,20 @@ func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
 }
 
 func (a *applier) applyServices(p *plan) {
-	for _, s := range p.addServices {
-		a.logger.V(4).Info("Adding virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
+	for _, ws := range p.addServices {
+		s := ws.service
+		if a.verbose {
+			a.logger.V(4).Info("Adding virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
+		}
 		if a.do(a.deps.IPVS.AddService(s)) {
-			a.kernel.services[s.ServiceKey] = newObservedService(s, nil)
+			// Sized for the real servers this sync adds next.
+			a.kernel.services[s.ServiceKey] = &observedService{service: s, dests: make(map[ipvs.DestinationKey]ipvs.Destination, len(ws.dests))}
 		}
 	}
 	for _, s := range p.updateServices {
-		a.logger.V(4).Info("Updating virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
+		if a.verbose {
+			a.logger.V(4).Info("Updating virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
+		}
 		if a.do(a.deps.IPVS.UpdateService(s)) {
 			a.kernel.services[s.ServiceKey].service = s
 		}
@@ -114,29 +134,39 @@ func (a *applier) applyServices(p *plan) {
 
 func (a *applier) applyDests(p *plan) {
 	for _, c := range p.addDests {
-		a.logger.V(4).Info("Adding real server", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey)
-		a.setDest(c, a.deps.IPVS.AddDestination(c.service, c.dest))
+		if a.verbose {
+			a.logger.V(4).Info("Adding real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
+		}
+		a.setDest(c, a.deps.IPVS.AddDestination(c.key(), c.dest))
 	}
 	for _, c := range p.reweighDests {
-		a.logger.V(4).Info("Setting real server weight", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
-		a.setDest(c, a.deps.IPVS.UpdateDestination(c.service, c.dest))
+		if a.verbose {
+			a.logger.V(4).Info("Setting real server weight", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
+		}
+		a.setDest(c, a.deps.IPVS.UpdateDestination(c.key(), c.dest))
 	}
 	for _, c := range p.deleteDests {
-		a.logger.V(4).Info("Deleting real server", "service", c.name, "virtualServer", c.service, "realServer", c.dest.DestinationKey,
-			"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
-		if a.do(a.deps.IPVS.DeleteDestination(c.service, c.dest.DestinationKey)) {
-			a.deleted[c.reason]++
-			if s := a.kernel.services[c.service]; s != nil {
-				delete(s.dests, c.dest.DestinationKey)
-			}
-		}
+		a.deleteDest(c)
 	}
 }
 
 func (a *applier) setDest(c destChange, err error) {
 	if a.do(err) {
-		if s := a.kernel.services[c.service]; s != nil {
+		if s := a.kernel.services[c.key()]; s != nil {
 			s.dests[c.dest.DestinationKey] = c.dest
+		}
+	}
+}
+
+func (a *applier) deleteDest(c destChange) {
+	if a.verbose {
+		a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
+			"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
+	}
+	if a.do(a.deps.IPVS.DeleteDestination(c.key(), c.dest.DestinationKey)) {
+		a.deleted[c.reason]++
+		if s := a.kernel.services[c.key()]; s != nil {
+			delete(s.dests, c.dest.DestinationKey)
 		}
 	}
 }
@@ -158,7 +188,9 @@ func (a *applier) flushConntrack(p *plan) {
 func (a *applier) applyServiceDeletes(p *plan) {
 	for _, s := range p.deleteServices {
 		key := s.service.ServiceKey
-		a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.dests))
+		if a.verbose {
+			a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.dests))
+		}
 		if a.do(a.deps.IPVS.DeleteService(key)) {
 			delete(a.kernel.services, key)
 		}

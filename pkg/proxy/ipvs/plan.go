@@ -2,9 +2,8 @@ package ipvs
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
-
-	"k8s.io/kubernetes/pkg/proxy"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -19,13 +18,17 @@ const (
 	reasonStale     = "stale"
 )
 
-// destChange is one real server to add, re-weight or delete.
+// destChange is one real server to add, re-weight or delete. It points to
+// its wanted service rather than copying its key and name: a first sync
+// makes one per real server, and their size is most of its allocations.
 type destChange struct {
-	service ipvs.ServiceKey
-	dest    ipvs.Destination
-	name    proxy.ServicePortName
-	reason  string // for deletions
+	want   *wantedService
+	dest   ipvs.Destination
+	reason string // for deletions
 }
+
+// key is the virtual server of the change.
+func (c *destChange) key() ipvs.ServiceKey { return c.want.service.ServiceKey }
 
 // setEntry is one member of one set (kernel name).
 type setEntry struct {
@@ -43,7 +46,7 @@ type plan struct {
 
 	bind, unbind []netip.Addr
 
-	addServices    []ipvs.Service
+	addServices    []*wantedService
 	updateServices []ipvs.Service
 	deleteServices []*observedService
 
@@ -81,6 +84,7 @@ func makePlan(in planInput) *plan {
 
 // diffAllSets checks every set we own: header, and every member both ways.
 func (p *plan) diffAllSets(in planInput) {
+	p.addEntries = make([]setEntry, 0, missingEntries(in))
 	for _, def := range setDefinitions() {
 		want := kernelSet(def, in.cfg.IPFamily)
 		have := in.observed.sets[want.Name]
@@ -106,6 +110,19 @@ func (p *plan) diffAllSets(in planInput) {
 	}
 }
 
+// missingEntries counts at least the set members a full sync adds.
+func missingEntries(in planInput) int {
+	n := 0
+	for _, def := range setDefinitions() {
+		have := 0
+		if s := in.observed.sets[setName(def.name, in.cfg.IPFamily)]; s != nil {
+			have = len(s.entries)
+		}
+		n += max(0, len(in.desired.set(def.name))-have)
+	}
+	return n
+}
+
 func (p *plan) diffAllAddresses(in planInput) {
 	for a := range in.desired.bound {
 		p.diffAddress(in, a)
@@ -129,6 +146,9 @@ func (p *plan) diffAddress(in planInput, a netip.Addr) {
 }
 
 func (p *plan) diffAllServices(in planInput) {
+	services, dests := missing(in)
+	p.addServices = make([]*wantedService, 0, services)
+	p.addDests = make([]destChange, 0, dests)
 	for key := range in.desired.services {
 		p.diffService(in, key)
 	}
@@ -137,6 +157,23 @@ func (p *plan) diffAllServices(in planInput) {
 			p.diffService(in, key)
 		}
 	}
+}
+
+// missing counts the virtual servers and (at least) the real servers a
+// full sync adds, so that a first sync sizes its lists once instead of
+// growing them step by step.
+func missing(in planInput) (services, dests int) {
+	for key := range in.desired.services {
+		want, have := in.desired.service(key), in.observed.services[key]
+		switch {
+		case have == nil:
+			services++
+			dests += len(want.dests)
+		case len(want.dests) > len(have.dests):
+			dests += len(want.dests) - len(have.dests)
+		}
+	}
+	return services, dests
 }
 
 // diffScope compares only the keys a partial sync touched.
@@ -174,7 +211,7 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 			p.flushConntrack(key, dk, immediateForUnknown(in.cfg))
 		}
 	case have == nil:
-		p.addServices = append(p.addServices, want.service)
+		p.addServices = append(p.addServices, want)
 		p.diffDests(in, want, nil)
 	default:
 		if !sameService(want.service, have.service) {
@@ -201,11 +238,10 @@ func sameService(want, have ipvs.Service) bool {
 }
 
 func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.DestinationKey]ipvs.Destination) {
-	key := want.service.ServiceKey
 	for dk, d := range have {
 		if _, ok := want.dests[dk]; ok {
 			if d.Weight != 1 {
-				p.reweighDests = append(p.reweighDests, destChange{service: key, dest: withWeight(d, 1), name: want.name})
+				p.reweighDests = append(p.reweighDests, destChange{want: want, dest: withWeight(d, 1)})
 			}
 			continue
 		}
@@ -213,7 +249,7 @@ func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.Destin
 	}
 	for dk := range want.dests {
 		if _, ok := have[dk]; !ok {
-			p.addDests = append(p.addDests, destChange{service: key, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}, name: want.name})
+			p.addDests = append(p.addDests, destChange{want: want, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}})
 		}
 	}
 }
@@ -223,7 +259,7 @@ func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.Destin
 // the first sync), or park it at weight 0 until its connections drain.
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
-	change := destChange{service: key, dest: d, name: want.name}
+	change := destChange{want: want, dest: d}
 	switch {
 	case want.immediate:
 		change.reason = reasonImmediate
@@ -234,7 +270,7 @@ func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	case d.ActiveConn+d.InactiveConn == 0:
 		change.reason = reasonDrained
 	case d.Weight != 0:
-		p.reweighDests = append(p.reweighDests, destChange{service: key, dest: withWeight(d, 0), name: want.name})
+		p.reweighDests = append(p.reweighDests, destChange{want: want, dest: withWeight(d, 0)})
 		return
 	default:
 		return // draining at weight 0
@@ -279,7 +315,9 @@ func withWeight(d ipvs.Destination, w int) ipvs.Destination {
 func (p *plan) sort() {
 	sortAddrs(p.bind)
 	sortAddrs(p.unbind)
-	sort.Slice(p.addServices, func(i, j int) bool { return keyLess(p.addServices[i].ServiceKey, p.addServices[j].ServiceKey) })
+	sort.Slice(p.addServices, func(i, j int) bool {
+		return keyLess(p.addServices[i].service.ServiceKey, p.addServices[j].service.ServiceKey)
+	})
 	sort.Slice(p.updateServices, func(i, j int) bool {
 		return keyLess(p.updateServices[i].ServiceKey, p.updateServices[j].ServiceKey)
 	})
@@ -287,7 +325,7 @@ func (p *plan) sort() {
 		return keyLess(p.deleteServices[i].service.ServiceKey, p.deleteServices[j].service.ServiceKey)
 	})
 	for _, l := range [][]destChange{p.addDests, p.reweighDests, p.deleteDests} {
-		sort.Slice(l, func(i, j int) bool { return destLess(l[i], l[j]) })
+		slices.SortFunc(l, destCompare)
 	}
 	for _, l := range [][]setEntry{p.addEntries, p.delEntries} {
 		sort.Slice(l, func(i, j int) bool {
@@ -311,12 +349,15 @@ func keyLess(a, b ipvs.ServiceKey) bool {
 	return a.Port < b.Port
 }
 
-func destLess(a, b destChange) bool {
-	if a.service != b.service {
-		return keyLess(a.service, b.service)
+func destCompare(a, b destChange) int {
+	if ka, kb := a.key(), b.key(); ka != kb {
+		if keyLess(ka, kb) {
+			return -1
+		}
+		return 1
 	}
 	if c := a.dest.Address.Compare(b.dest.Address); c != 0 {
-		return c < 0
+		return c
 	}
-	return a.dest.Port < b.dest.Port
+	return int(a.dest.Port) - int(b.dest.Port)
 }

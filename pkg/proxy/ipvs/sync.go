@@ -71,7 +71,7 @@ func (p *Proxier) syncKernel(full bool, changed sets.Set[types.NamespacedName]) 
 	}
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc})
 	pl.conntrack = append(p.unflushed, pl.conntrack...)
-	a := &applier{deps: &p.deps, logger: p.logger, kernel: p.kernel, deleted: map[string]int{}}
+	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
 	p.unflushed = a.unflushed
 	p.countDeletions(a)
@@ -92,7 +92,7 @@ func (p *Proxier) buildInput() *buildInput {
 // rebuildDesired computes the whole desired state from scratch.
 func (p *Proxier) rebuildDesired() *desiredState {
 	in := p.buildInput()
-	d := newDesiredState()
+	d := newDesiredState(len(p.svcPortMap))
 	sc := newScope() // unused: a full sync compares everything
 	for name, port := range p.svcPortMap {
 		d.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)

@@ -4,15 +4,14 @@
 # kubeadm overlay (server-side apply onto a kubeadm-like kube-proxy DaemonSet) and the
 # kubeadm patch (strategic merge); the ConfigMap's KubeProxyConfiguration through our
 # kube-proxy (--write-config-to) and upstream's (which must refuse the feature gate).
-# Reuses a control plane that is already up (leaves it up); otherwise starts one and stops it.
+# Runs a control plane of its own (CP_RUN=_output/deploy-test/controlplane), beside any other.
+export CP_RUN="$(cd "$(dirname "$0")/.." && pwd)/_output/deploy-test/controlplane"
 source "$(dirname "$0")/controlplane/lib.sh"
 cd "$ROOT"
-if [ -f "$CP_RUN/env" ] && (source "$CP_RUN/env" && kill -0 "$CP_APISERVER_PID" 2>/dev/null); then
-	step "deploy: reusing the control plane in $CP_RUN"
-else
-	trap '"$CP_DIR/down.sh" >/dev/null' EXIT
-	"$CP_DIR/up.sh" >/dev/null
-fi
+# One left by an interrupted run is stopped first.
+[ ! -f "$CP_RUN/env" ] || "$CP_DIR/down.sh" >/dev/null
+trap '"$CP_DIR/down.sh" >/dev/null' EXIT
+"$CP_DIR/up.sh" >/dev/null
 source "$CP_RUN/env"
 step "deploy: building kube-proxy"
 go build -trimpath -o "$OUT/bin/kube-proxy" ./cmd/kube-proxy

@@ -3,6 +3,7 @@ package ipvs
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 
@@ -20,9 +21,13 @@ type kernel struct {
 }
 
 // New opens the IPVS table of the calling thread's network namespace. It
-// fails when the kernel has no IPVS (the first request is answered with an
-// error).
+// fails when the kernel has no IPVS.
 func New() (Interface, error) {
+	// moby/ipvs panics on its first request when the kernel has no IPVS
+	// (no IPVS generic netlink family): check first.
+	if _, err := os.Stat("/proc/net/ip_vs"); err != nil {
+		return nil, fmt.Errorf("IPVS is not available in this kernel (is the ip_vs module loaded?): %w", err)
+	}
 	handle, err := mobyipvs.New("")
 	if err != nil {
 		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)

@@ -98,10 +98,9 @@ func fuzzPortNames() []string { return []string{"http", "dns", "", "HTTP"} }
 
 // fuzzNilEndpointPortProtocol lets the fuzzer leave an EndpointSlice
 // port's protocol nil. The API server always defaults it, and upstream's
-// EndpointSliceCache (endpointslicecache.go, endpointInfoByServicePort)
-// dereferences it: a nil one panics inside syncProxyRules. Off until the
-// proxier sanitizes slices as it does Services.
-const fuzzNilEndpointPortProtocol = false
+// EndpointSliceCache dereferences it; the proxier gives such ports TCP
+// (sanitizeEndpointSlice) so that they cannot crash a sync.
+const fuzzNilEndpointPortProtocol = true
 
 // fuzzObjects decodes a handful of Services and their EndpointSlices.
 func fuzzObjects(b *fuzzBytes) ([]*v1.Service, []*discovery.EndpointSlice) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,7 +198,7 @@ func (p *Proxier) OnEndpointSliceUpdate(_, s *discovery.EndpointSlice) {
 func (p *Proxier) OnEndpointSliceDelete(s *discovery.EndpointSlice) { p.endpointSliceChanged(s, true) }
 
 func (p *Proxier) endpointSliceChanged(s *discovery.EndpointSlice, removed bool) {
-	if p.endpointsChanges.EndpointSliceUpdate(s, removed) && p.initialized.Load() {
+	if p.endpointsChanges.EndpointSliceUpdate(sanitizeEndpointSlice(s), removed) && p.initialized.Load() {
 		p.Sync()
 	}
 }
@@ -239,4 +240,20 @@ func sanitizeService(svc *v1.Service) *v1.Service {
 	timeout := int32(v1.DefaultClientIPServiceAffinitySeconds)
 	svc.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: &timeout}}
 	return svc
+}
+
+// sanitizeEndpointSlice gives ports without a protocol the API default
+// (TCP): upstream's EndpointSliceCache dereferences it.
+func sanitizeEndpointSlice(s *discovery.EndpointSlice) *discovery.EndpointSlice {
+	if s == nil || !slices.ContainsFunc(s.Ports, func(p discovery.EndpointPort) bool { return p.Protocol == nil }) {
+		return s
+	}
+	s = s.DeepCopy()
+	for i := range s.Ports {
+		if s.Ports[i].Protocol == nil {
+			tcp := v1.ProtocolTCP
+			s.Ports[i].Protocol = &tcp
+		}
+	}
+	return s
 }

@@ -247,3 +247,16 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("want 10.244.1.8 at weight 0:\n%s", got)
 	}
 }
+
+func TestEndpointSlicePortWithoutProtocolIsTCP(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("web", "10.96.0.1"))
+	s := slice("web", discovery.AddressTypeIPv4, readyEP("10.244.1.1"))
+	s.Ports[0].Protocol = nil // the API server fills it in; a malformed object must not crash us
+	p.OnEndpointSliceAdd(s)
+	syncOK(t, p)
+	wantDump(t, "ipvs", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.1:8080 weight=1 active=0 inactive=0`)
+}

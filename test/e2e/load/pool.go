@@ -1,0 +1,114 @@
+package load
+
+import (
+	"context"
+	"math"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/guest"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
+)
+
+// PoolConfig is a paced load of short requests from a fixed pool of source ports.
+type PoolConfig struct {
+	Target netip.AddrPort
+	// Ports is the source-port pool: every request takes the port that has rested
+	// longest, so each port is reused as soon as the others have had their turn.
+	Ports   []int
+	Workers int
+	// Rate is the most requests per second; a slot that no worker is free to take is
+	// skipped rather than made up later.
+	Rate     float64
+	Timeouts Timeouts
+	// Progress, when set, counts requests as they finish.
+	Progress *Progress
+}
+
+// Progress counts finished and failed requests while a pool runs.
+type Progress struct {
+	Done, Failed atomic.Int64
+}
+
+func (p *Progress) add(r results.Request) {
+	if p == nil {
+		return
+	}
+	p.Done.Add(1)
+	if !r.OK() {
+		p.Failed.Add(1)
+	}
+}
+
+// schedule hands out request start times at cfg.Rate, skipping slots already past.
+type schedule struct {
+	mu     sync.Mutex
+	origin time.Time
+	rate   float64
+	next   int
+	seq    int
+}
+
+func (s *schedule) claim() (int, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Since(s.origin).Seconds()
+	slot := max(s.next, int(math.Ceil(now*s.rate)))
+	s.next = slot + 1
+	s.seq++
+	return s.seq, s.origin.Add(time.Duration(float64(slot) / s.rate * float64(time.Second)))
+}
+
+// RunPool makes requests until ctx ends and returns them all, ordered by start time;
+// times are relative to origin. Each worker stays on a thread in the client namespace ns.
+func RunPool(ctx context.Context, ns netns.NsHandle, cfg PoolConfig, origin time.Time) []results.Request {
+	ports := make(chan int, len(cfg.Ports))
+	for _, p := range cfg.Ports {
+		ports <- p
+	}
+	sched := &schedule{origin: origin, rate: cfg.Rate, next: int(math.Ceil(time.Since(origin).Seconds() * cfg.Rate))}
+	out := make(chan []results.Request, cfg.Workers)
+	for range cfg.Workers {
+		go func() {
+			var recs []results.Request
+			_ = guest.InNetns(ns, func() error {
+				recs = work(ctx, cfg, sched, ports)
+				return nil
+			})
+			out <- recs
+		}()
+	}
+	var all []results.Request
+	for range cfg.Workers {
+		all = append(all, <-out...)
+	}
+	results.SortRequests(all)
+	return all
+}
+
+func work(ctx context.Context, cfg PoolConfig, sched *schedule, ports chan int) []results.Request {
+	var recs []results.Request
+	for {
+		seq, at := sched.claim()
+		select {
+		case <-ctx.Done():
+			return recs
+		case <-time.After(time.Until(at)):
+		}
+		port := <-ports
+		start := time.Now()
+		pod, kind, err := Get(cfg.Target, port, cfg.Timeouts)
+		end := time.Now()
+		ports <- port
+		r := results.Request{Seq: seq, Start: start.Sub(sched.origin), Dur: end.Sub(start), Port: port, Pod: pod, Kind: kind}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		cfg.Progress.add(r)
+		recs = append(recs, r)
+	}
+}

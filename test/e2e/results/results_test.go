@@ -1,0 +1,111 @@
+package results
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func req(seq int, startMs, durMs, port int, kind string) Request {
+	return Request{Seq: seq, Start: time.Duration(startMs) * time.Millisecond, Dur: time.Duration(durMs) * time.Millisecond, Port: port, Kind: kind}
+}
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name        string
+		reqs        []Request
+		wantFailed  int
+		wantWindows int
+		wantLongest time.Duration
+		wantOutage  time.Duration
+		wantSlow    int
+	}{
+		{name: "no requests"},
+		{
+			name:     "all ok, one slow",
+			reqs:     []Request{req(1, 0, 10, 1, KindOK), req(2, 100, 1200, 2, KindOK)},
+			wantSlow: 1,
+		},
+		{
+			// Failures 0.5 s apart join one window despite a success between them.
+			name: "one window across a success",
+			reqs: []Request{
+				req(1, 1000, 100, 1, KindConnectTimeout), req(2, 1200, 10, 2, KindOK),
+				req(3, 1600, 3000, 1, KindUnreachable), req(4, 9000, 10, 1, KindOK),
+			},
+			wantFailed: 2, wantWindows: 1, wantLongest: 3600 * time.Millisecond, wantOutage: 3600 * time.Millisecond,
+		},
+		{
+			name: "two windows, streaks on two ports",
+			reqs: []Request{
+				req(1, 0, 100, 1, KindReset), req(2, 5000, 100, 2, KindReset),
+				req(3, 5200, 300, 2, KindReset), req(4, 5600, 10, 2, KindOK),
+			},
+			wantFailed: 3, wantWindows: 2, wantLongest: 500 * time.Millisecond, wantOutage: 500 * time.Millisecond,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Summarize(tt.reqs)
+			if s.Requests != len(tt.reqs) || s.Failed != tt.wantFailed || len(s.Windows) != tt.wantWindows ||
+				s.Longest.Length() != tt.wantLongest || s.PortOutage != tt.wantOutage || s.SlowOK != tt.wantSlow {
+				t.Errorf("Summarize = %+v (longest %s), want failed %d windows %d longest %s outage %s slow %d",
+					s, s.Longest.Length(), tt.wantFailed, tt.wantWindows, tt.wantLongest, tt.wantOutage, tt.wantSlow)
+			}
+		})
+	}
+}
+
+// bigRun is a run large enough to take several data lines.
+func bigRun() *Run {
+	run := &Run{Scenario: ScenarioRolling, Proxy: "ours-gate-on", Profile: "legacy", Sysctls: "conn_reuse_mode=0"}
+	for i := range 3000 {
+		run.Requests = append(run.Requests, req(i, i*7, 3+i%5, 40000+i%20, KindOK))
+	}
+	run.Check("x", true, "")
+	return run
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	run := bigRun()
+	lines, err := EncodeLines(run, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 2 {
+		t.Fatalf("want several data lines, got %d", len(lines))
+	}
+	log := "boot noise\n" + strings.Join(lines[:1], "\n") + "\nother output\nprefix " + strings.Join(lines[1:], "\n") + "\n"
+	runs, err := DecodeLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].Key() != run.Key() || len(runs[0].Requests) != 3000 || runs[0].Requests[2999] != run.Requests[2999] {
+		t.Fatalf("decoded %d runs, first %+v", len(runs), runs[0].Key())
+	}
+}
+
+func TestDecodeLogMissingPart(t *testing.T) {
+	lines, err := EncodeLines(bigRun(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeLog(strings.NewReader(lines[0] + "\n")); err == nil {
+		t.Error("decoding a run with a missing part succeeded")
+	}
+}
+
+func TestPassedIgnoresInformational(t *testing.T) {
+	r := &Run{}
+	r.Check("setup", true, "")
+	r.Check("expectation", false, "")
+	r.MakeInformational("setup")
+	if !r.Passed() {
+		t.Error("a failed informational check failed the run")
+	}
+	r.Check("setup", false, "")
+	r.MakeInformational("setup")
+	if r.Passed() {
+		t.Error("a failed kept check did not fail the run")
+	}
+}

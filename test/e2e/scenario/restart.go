@@ -1,0 +1,215 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/cluster"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/guest"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
+)
+
+// repairSlack is what "within one sync period" allows on top of the period and the
+// duration of the repairing sync: scheduling and the poll.
+const repairSlack = time.Second
+
+// Restart is scenario 5: the proxier is killed (SIGKILL) in the middle of a rolling
+// update while a terminating endpoint's real server is parked at weight 0 with an open
+// connection; the endpoint vanishes while it is down; after its restart, its first sync
+// leaves no real server of the vanished endpoint. Then external tampering (ipvsadm -C,
+// a service address removed from kube-ipvs0) must be repaired within one sync period.
+func Restart(ctx context.Context, env *Env, proxy string) *results.Run {
+	return runScenario(ctx, env, results.ScenarioRestart, proxy, env.Tune.RestartSyncPeriod, (*world).restart)
+}
+
+// restartService is the two-port service of the restart scenario.
+type restartService struct {
+	ip    netip.Addr
+	slice *cluster.Slice
+	eps   []cluster.Endpoint
+}
+
+func (rs *restartService) http() netip.AddrPort { return netip.AddrPortFrom(rs.ip, 80) }
+func (rs *restartService) echo() netip.AddrPort { return netip.AddrPortFrom(rs.ip, guest.EchoPort) }
+
+func (w *world) restart(ctx context.Context) error {
+	rs, err := w.startRestartService(ctx)
+	if err != nil {
+		return err
+	}
+	streams, err := w.openStreams(rs.echo(), time.Now().Add(5*time.Minute), rs.eps[0].Pod)
+	if err != nil {
+		return err
+	}
+	defer closeStreams(streams)
+	if err := w.crashMidUpdate(ctx, rs); err != nil {
+		return err
+	}
+	fullSync, err := w.restartAndCheck(ctx, rs)
+	if err != nil {
+		return err
+	}
+	return w.tamper(ctx, rs, fullSync)
+}
+
+func (w *world) startRestartService(ctx context.Context) (*restartService, error) {
+	svc := &corev1.Service{
+		ObjectMeta: objectMeta("web"),
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Ports: []corev1.ServicePort{
+			{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(guest.HTTPPort)},
+			{Name: "echo", Protocol: corev1.ProtocolTCP, Port: guest.EchoPort, TargetPort: intstr.FromInt32(guest.EchoPort)},
+		}},
+	}
+	created, err := w.env.Cluster.CreateService(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
+	rs := &restartService{ip: netip.MustParseAddr(created.Spec.ClusterIP)}
+	for i := range 3 {
+		p, err := w.startPod(ctx, fmt.Sprintf("web-%d", i+1), podIP(i))
+		if err != nil {
+			return nil, err
+		}
+		rs.eps = append(rs.eps, w.endpoint(p, cluster.Ready))
+	}
+	ports := []cluster.Port{{Name: "http", Protocol: corev1.ProtocolTCP, Port: guest.HTTPPort}, {Name: "echo", Protocol: corev1.ProtocolTCP, Port: guest.EchoPort}}
+	if rs.slice, err = w.env.Cluster.CreateSlice(ctx, "web", ports, rs.eps); err != nil {
+		return nil, err
+	}
+	_, err = w.waitIPVS(ctx, "service web", servesAll(ipvs.TCP, rs.echo(), rss(rs.eps, guest.EchoPort)...))
+	return rs, err
+}
+
+func rss(eps []cluster.Endpoint, port uint16) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(eps))
+	for _, e := range eps {
+		out = append(out, netip.AddrPortFrom(e.IP, port))
+	}
+	return out
+}
+
+// crashMidUpdate adds a new pod, makes web-1 terminating (kept at weight 0 by its open
+// connection under the graceful policy), kills the proxier, then removes web-1 and kills
+// its pod while the proxier is down.
+func (w *world) crashMidUpdate(ctx context.Context, rs *restartService) error {
+	p, err := w.startPod(ctx, "web-4", podIP(3))
+	if err != nil {
+		return err
+	}
+	rs.eps = append(rs.eps, w.endpoint(p, cluster.Ready))
+	rs.eps[0].State = cluster.Terminating
+	if err := rs.slice.Set(ctx, rs.eps); err != nil {
+		return err
+	}
+	old := netip.AddrPortFrom(rs.eps[0].IP, guest.EchoPort)
+	latency, err := w.waitIPVS(ctx, "web-1 not serving", notServing(ipvs.TCP, rs.echo(), old))
+	if err != nil {
+		return err
+	}
+	w.event("web-4 ready, web-1 terminating", max(latency, time.Microsecond))
+	vss, _ := w.table.List()
+	w.run.Note("before the crash: " + strings.Join(weightZeroLeft(vss), "; "))
+	if err := w.proxier.Kill(); err != nil {
+		return err
+	}
+	w.event("proxier killed (SIGKILL)", 0)
+	rs.eps = rs.eps[1:]
+	if err := rs.slice.Set(ctx, rs.eps); err != nil {
+		return err
+	}
+	if _, err := w.killPod(w.pods["web-1"]); err != nil {
+		return err
+	}
+	w.event("web-1 removed and killed while the proxier was down", 0)
+	return nil
+}
+
+// restartAndCheck starts the proxier again, looks at IPVS right after its first sync and
+// returns that (full) sync's duration.
+func (w *world) restartAndCheck(ctx context.Context, rs *restartService) (time.Duration, error) {
+	spec := w.proxier.Spec
+	w.proxier = nil
+	if err := w.startProxier(ctx, spec); err != nil {
+		return 0, err
+	}
+	vss, err := w.table.List()
+	if err != nil {
+		return 0, err
+	}
+	status, _ := w.proxier.Syncs(ctx)
+	fullSync := time.Duration(status.DurationSum / float64(max(status.Syncs, 1)) * float64(time.Second))
+	w.event(fmt.Sprintf("proxier restarted; IPVS read after sync %d", status.Syncs), 0)
+	gone := netip.AddrPortFrom(podIP(0), 0)
+	var left []string
+	for _, vs := range vss {
+		for _, d := range vs.Destinations {
+			if d.Address == gone.Addr() {
+				left = append(left, fmt.Sprintf("%s -> %s weight %d", vs.ServiceKey, d.DestinationKey, d.Weight))
+			}
+		}
+	}
+	w.run.Check("after the first sync no real server of the vanished endpoint is left", len(left) == 0,
+		fmt.Sprintf("left: %s\n%s", strings.Join(left, "; "), ipvs.FormatVirtualServers(vss)))
+	w.run.Note(fmt.Sprintf("read after sync #%d of the new process (a full sync of %s); real servers of the vanished pod: %d", status.Syncs, fullSync.Round(time.Millisecond), len(left)))
+	_, err = w.waitIPVS(ctx, "new pods serve", servesAll(ipvs.TCP, rs.http(), rss(rs.eps, guest.HTTPPort)...))
+	return fullSync, err
+}
+
+// tamper flushes IPVS behind the proxier's back and removes the service address from
+// kube-ipvs0, and measures how long each repair takes. "Within one sync period" is: the
+// next periodic sync starts at most syncPeriod later and takes about as long as a full
+// sync (fullSync, measured; twice that, for the VM's jitter).
+func (w *world) tamper(ctx context.Context, rs *restartService, fullSync time.Duration) error {
+	limit := w.env.Tune.RestartSyncPeriod + 2*fullSync + repairSlack
+	if out, err := guest.RunIn(w.node.NS, exec.Command("ipvsadm", "-C")); err != nil {
+		return fmt.Errorf("ipvsadm -C: %w: %s", err, out)
+	}
+	w.event("ipvsadm -C", 0)
+	took, err := w.waitIPVS(ctx, "virtual servers restored", servesAll(ipvs.TCP, rs.http(), rss(rs.eps, guest.HTTPPort)...))
+	w.event(fmt.Sprintf("IPVS table repaired after %s", took.Round(time.Millisecond)), 0)
+	w.run.Check(fmt.Sprintf("ipvsadm -C repaired within one sync period (limit %s)", limit.Round(time.Millisecond)), err == nil && took <= limit, fmt.Sprintf("took %s: %v", took, err))
+	if err := w.node.DeleteAddr(DummyDevice, netip.PrefixFrom(rs.ip, 32)); err != nil {
+		return err
+	}
+	w.event("service address removed from "+DummyDevice, 0)
+	took, err = w.waitAddress(ctx, rs.ip)
+	w.event(fmt.Sprintf("address restored after %s", took.Round(time.Millisecond)), 0)
+	w.run.Check(fmt.Sprintf("address on %s repaired within one sync period (limit %s)", DummyDevice, limit.Round(time.Millisecond)), err == nil && took <= limit, fmt.Sprintf("took %s: %v", took, err))
+	w.expectAnswers("the service answers after the repairs", rs.http(), podNames(rs.eps)...)
+	return nil
+}
+
+// DummyDevice is the interface a proxier in IPVS mode puts service addresses on.
+const DummyDevice = "kube-ipvs0"
+
+func (w *world) waitAddress(ctx context.Context, ip netip.Addr) (time.Duration, error) {
+	start := time.Now()
+	for {
+		addrs, err := w.node.Addrs(DummyDevice)
+		for _, a := range addrs {
+			if a == ip {
+				return time.Since(start), nil
+			}
+		}
+		if time.Since(start) > kernelTimeout || ctx.Err() != nil {
+			return time.Since(start), fmt.Errorf("address %s not back on %s (last error %v)", ip, DummyDevice, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func podNames(eps []cluster.Endpoint) []string {
+	out := make([]string, 0, len(eps))
+	for _, e := range eps {
+		out = append(out, e.Pod)
+	}
+	return out
+}

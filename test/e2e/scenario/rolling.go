@@ -1,0 +1,218 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/cluster"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/guest"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/load"
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
+)
+
+// firstSourcePort is the first port of the client's source-port pool.
+const firstSourcePort = 40000
+
+// Rolling is scenario 2: a rolling update of a ClusterIP service's pods while a client
+// makes short HTTP/1.0 requests from a small pool of reused source ports.
+func Rolling(ctx context.Context, env *Env, proxy string) *results.Run {
+	return runScenario(ctx, env, results.ScenarioRolling, proxy, 0, (*world).rolling)
+}
+
+// rollingService is the service the rolling update replaces the pods of.
+type rollingService struct {
+	vip   netip.AddrPort
+	slice *cluster.Slice
+	eps   []cluster.Endpoint
+}
+
+func (w *world) rolling(ctx context.Context) error {
+	tune := w.env.Tune
+	rs, err := w.startRollingService(ctx, tune.Pods)
+	if err != nil {
+		return err
+	}
+	progress := &load.Progress{}
+	cfg := load.PoolConfig{Target: rs.vip, Ports: sourcePorts(tune.Ports), Workers: tune.Workers, Rate: tune.Rate, Timeouts: tune.Timeouts, Progress: progress}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	w.origin = time.Now()
+	done := make(chan []results.Request, 1)
+	go func() { done <- load.RunPool(loadCtx, w.node.Client.NS, cfg, w.origin) }()
+	w.event(fmt.Sprintf("load started: %.0f req/s max, %d workers, source ports %d-%d", tune.Rate, tune.Workers, firstSourcePort, firstSourcePort+tune.Ports-1), 0)
+	time.Sleep(tune.Warmup)
+	stepErr := w.replaceAll(ctx, rs, progress)
+	if stepErr == nil {
+		time.Sleep(tune.Tail)
+	}
+	stopLoad()
+	w.run.Requests = <-done
+	w.event(fmt.Sprintf("load stopped: %d requests, %d failed", progress.Done.Load(), progress.Failed.Load()), 0)
+	if stepErr != nil {
+		return stepErr
+	}
+	return w.checkRolling(rs)
+}
+
+func sourcePorts(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = firstSourcePort + i
+	}
+	return out
+}
+
+// startRollingService creates service "web" (port 80 -> 8080) with n ready pods and
+// waits until the kernel serves them.
+func (w *world) startRollingService(ctx context.Context, n int) (*rollingService, error) {
+	svc, err := w.env.Cluster.CreateService(ctx, tcpService("web", 80, guest.HTTPPort))
+	if err != nil {
+		return nil, err
+	}
+	rs := &rollingService{vip: netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), 80)}
+	var rss []netip.AddrPort
+	for i := range n {
+		p, err := w.startPod(ctx, fmt.Sprintf("web-%d", i+1), podIP(i))
+		if err != nil {
+			return nil, err
+		}
+		rs.eps = append(rs.eps, w.endpoint(p, cluster.Ready))
+		rss = append(rss, netip.AddrPortFrom(p.Addr, guest.HTTPPort))
+	}
+	ports := []cluster.Port{{Name: "http", Protocol: corev1.ProtocolTCP, Port: guest.HTTPPort}}
+	if rs.slice, err = w.env.Cluster.CreateSlice(ctx, "web", ports, rs.eps); err != nil {
+		return nil, err
+	}
+	if _, err := w.waitIPVS(ctx, "service web with its pods", servesAll(ipvs.TCP, rs.vip, rss...)); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// tcpService is a ClusterIP service with one TCP port.
+func tcpService(name string, port, target int32) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: objectMeta(name),
+		Spec: corev1.ServiceSpec{
+			Type:  corev1.ServiceTypeClusterIP,
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: port, TargetPort: intstr.FromInt32(target)}},
+		},
+	}
+}
+
+// replaceAll replaces every pod of the service, one at a time.
+func (w *world) replaceAll(ctx context.Context, rs *rollingService, progress *load.Progress) error {
+	n := len(rs.eps)
+	for i := range n {
+		w.env.Printf("%s %s: replacing pod %d of %d (requests so far %d, failed %d)", w.run.Scenario, w.run.Proxy, i+1, n, progress.Done.Load(), progress.Failed.Load())
+		if err := w.replaceOne(ctx, rs, fmt.Sprintf("web-%d", n+i+1), podIP(n+i)); err != nil {
+			return fmt.Errorf("replace pod %d of %d: %w", i+1, n, err)
+		}
+	}
+	return nil
+}
+
+// replaceOne starts a new pod and makes it ready, makes the oldest endpoint terminating,
+// removes it, then kills its pod.
+func (w *world) replaceOne(ctx context.Context, rs *rollingService, name string, ip netip.Addr) error {
+	tune := w.env.Tune
+	p, err := w.startPod(ctx, name, ip)
+	if err != nil {
+		return err
+	}
+	rs.eps = append(rs.eps, w.endpoint(p, cluster.Ready))
+	if err := w.writeAndWait(ctx, rs, "pod "+name+" ready", hasWeight(ipvs.TCP, rs.vip, netip.AddrPortFrom(ip, guest.HTTPPort), 1)); err != nil {
+		return err
+	}
+	time.Sleep(tune.Settle)
+	old := rs.eps[0]
+	rs.eps[0].State = cluster.Terminating
+	if err := w.writeAndWait(ctx, rs, "pod "+old.Pod+" terminating", notServing(ipvs.TCP, rs.vip, netip.AddrPortFrom(old.IP, guest.HTTPPort))); err != nil {
+		return err
+	}
+	time.Sleep(tune.Terminating)
+	rs.eps = rs.eps[1:]
+	if err := rs.slice.Set(ctx, rs.eps); err != nil {
+		return err
+	}
+	w.event("pod "+old.Pod+" removed from the EndpointSlice", 0)
+	time.Sleep(tune.AfterRemove)
+	took, err := w.killPod(w.pods[old.Pod])
+	w.event(fmt.Sprintf("pod %s killed, namespace gone after %s", old.Pod, took.Round(time.Millisecond)), 0)
+	return err
+}
+
+// writeAndWait writes the slice and waits until the kernel shows cond, recording the
+// sync latency.
+func (w *world) writeAndWait(ctx context.Context, rs *rollingService, what string, cond func([]ipvs.VirtualServer) bool) error {
+	if err := rs.slice.Set(ctx, rs.eps); err != nil {
+		return err
+	}
+	latency, err := w.waitIPVS(ctx, what, cond)
+	if err != nil {
+		return err
+	}
+	w.event(what, max(latency, time.Microsecond))
+	return nil
+}
+
+// checkRolling asserts the run's expectations and records its figures.
+func (w *world) checkRolling(rs *rollingService) error {
+	s := results.Summarize(w.run.Requests)
+	w.run.Note(fmt.Sprintf("answers by pod: %s", answersByPod(w.run.Requests)))
+	vss, err := w.table.List()
+	if err != nil {
+		return err
+	}
+	left := weightZeroLeft(vss)
+	w.run.Note(fmt.Sprintf("weight-0 real servers left at the end: %d %s", len(left), strings.Join(left, "; ")))
+	var want []netip.AddrPort
+	for _, e := range rs.eps {
+		want = append(want, netip.AddrPortFrom(e.IP, guest.HTTPPort))
+	}
+	servesNew := true
+	for _, rsAddr := range want {
+		servesNew = servesNew && hasWeight(ipvs.TCP, rs.vip, rsAddr, 1)(vss)
+	}
+	w.run.Check("the new pods are served at weight 1", servesNew, ipvs.FormatVirtualServers(vss))
+	switch {
+	case w.run.Proxy == OursGateOn:
+		w.run.Check("no failed requests (IPVSImmediateTermination on)", s.Failed == 0, failureDetail(s))
+		w.run.Check("no real server of a removed pod left", len(left) == 0 && servesAll(ipvs.TCP, rs.vip, want...)(vss), ipvs.FormatVirtualServers(vss))
+	case w.env.Profile == "legacy":
+		w.run.Check("the failure reproduces on the legacy profile (weight 0 + source-port reuse)", s.Failed > 0, failureDetail(s))
+	}
+	return nil
+}
+
+func failureDetail(s results.Summary) string {
+	return fmt.Sprintf("%d of %d failed %v, longest window %s", s.Failed, s.Requests, s.Kinds, s.Longest.Length().Round(time.Millisecond))
+}
+
+// answersByPod counts successful answers per pod, "web-1=120 web-2=118 ...".
+func answersByPod(reqs []results.Request) string {
+	counts := map[string]int{}
+	for _, r := range reqs {
+		if r.OK() {
+			counts[r.Pod]++
+		}
+	}
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s=%d ", n, counts[n])
+	}
+	return strings.TrimSpace(b.String())
+}

@@ -95,7 +95,7 @@ start_apiserver() {
 		--service-account-key-file="$pki/sa.pub" \
 		--service-account-signing-key-file="$pki/sa.key" \
 		--token-auth-file="$pki/tokens.csv" \
-		--authorization-mode=RBAC --profiling=false
+		--authorization-mode=RBAC --profiling=false --allow-privileged=true
 	wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" \
 		-H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$APISERVER_PORT/readyz"
 }

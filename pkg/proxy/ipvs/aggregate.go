@@ -2,7 +2,9 @@ package ipvs
 
 import (
 	"net/netip"
+	"slices"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/kubernetes/pkg/proxy"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -14,6 +16,9 @@ import (
 // IP shared by two services, a node port set member, a bound address).
 type desiredState struct {
 	contributions map[proxy.ServicePortName]*contribution
+	// portsByService indexes contributions by Service, so that a partial
+	// sync finds a changed Service's ports without scanning every port.
+	portsByService map[types.NamespacedName][]proxy.ServicePortName
 	// services holds, per virtual server, the contributions that want it;
 	// the first one wins (two Services claiming one ip:port is a
 	// misconfiguration; upstream lets the last writer win).
@@ -41,6 +46,7 @@ func newScope() *scope {
 func newDesiredState(ports int) *desiredState {
 	d := &desiredState{
 		contributions:  make(map[proxy.ServicePortName]*contribution, ports),
+		portsByService: make(map[types.NamespacedName][]proxy.ServicePortName, ports),
 		services:       make(map[ipvs.ServiceKey][]*wantedService, ports),
 		bound:          make(map[netip.Addr]int, ports),
 		sets:           make(map[string]map[ipset.Entry]int),
@@ -68,7 +74,8 @@ func (d *desiredState) set(name string) map[ipset.Entry]int { return d.sets[name
 // replace swaps a service port's contribution (nil removes it) and records
 // every key whose wanted state may have changed.
 func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *scope) {
-	if old := d.contributions[name]; old != nil {
+	old := d.contributions[name]
+	if old != nil {
 		d.apply(old, -1, sc)
 		delete(d.contributions, name)
 	}
@@ -76,6 +83,21 @@ func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *
 		d.contributions[name] = c
 		d.apply(c, +1, sc)
 	}
+	switch {
+	case old == nil && c != nil:
+		d.portsByService[name.NamespacedName] = append(d.portsByService[name.NamespacedName], name)
+	case old != nil && c == nil:
+		d.unindex(name)
+	}
+}
+
+func (d *desiredState) unindex(name proxy.ServicePortName) {
+	ports := slices.DeleteFunc(d.portsByService[name.NamespacedName], func(n proxy.ServicePortName) bool { return n == name })
+	if len(ports) == 0 {
+		delete(d.portsByService, name.NamespacedName)
+		return
+	}
+	d.portsByService[name.NamespacedName] = ports
 }
 
 // apply adds (delta +1) or removes (-1) one contribution.

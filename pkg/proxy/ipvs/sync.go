@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -33,7 +34,7 @@ func (p *Proxier) syncProxyRules() error {
 	changed := svcResult.UpdatedServices.Union(epResult.UpdatedServices)
 	full := p.needFull || p.kernel == nil || start.Sub(p.lastFullSync) >= p.cfg.SyncPeriod
 
-	full, err := p.syncKernel(full, changed)
+	full, err := p.syncKernel(full, changed, svcResult.UpdatedServices)
 	p.recordSync(start, full, err, epResult)
 	if err != nil {
 		p.needFull = true // the retry re-reads and re-checks everything
@@ -47,8 +48,9 @@ func (p *Proxier) syncProxyRules() error {
 }
 
 // syncKernel brings the kernel to the desired state and reports whether it
-// ended up doing a full sync.
-func (p *Proxier) syncKernel(full bool, changed sets.Set[types.NamespacedName]) (bool, error) {
+// ended up doing a full sync. changed are the Services whose ports or
+// endpoints changed, servicesChanged those whose Service object did.
+func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.NamespacedName]) (bool, error) {
 	var errs []error
 	if !full {
 		others, err := readOtherAddrs(&p.deps, p.cfg.IPFamily)
@@ -66,7 +68,7 @@ func (p *Proxier) syncKernel(full bool, changed sets.Set[types.NamespacedName]) 
 		p.kernel = kernel
 		p.desired = p.rebuildDesired()
 	} else {
-		sc = p.updateDesired(changed)
+		sc = p.updateDesired(changed, servicesChanged)
 		errs = append(errs, p.refreshRetiring(sc))
 	}
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc})
@@ -102,22 +104,43 @@ func (p *Proxier) rebuildDesired() *desiredState {
 
 // updateDesired rebuilds the contributions of the changed services' ports
 // and returns what changed.
-func (p *Proxier) updateDesired(changed sets.Set[types.NamespacedName]) *scope {
+func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.NamespacedName]) *scope {
 	in := p.buildInput()
 	sc := newScope()
-	for name := range p.desired.contributions {
-		if changed.Has(name.NamespacedName) {
+	for nn := range changed {
+		for _, name := range slices.Clone(p.desired.portsByService[nn]) {
 			if _, still := p.svcPortMap[name]; !still {
 				p.desired.replace(name, nil, sc)
 			}
 		}
 	}
-	for name, port := range p.svcPortMap {
-		if changed.Has(name.NamespacedName) {
+	for _, name := range p.changedPorts(changed, servicesChanged) {
+		if port, ok := p.svcPortMap[name]; ok {
 			p.desired.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
 		}
 	}
 	return sc
+}
+
+// changedPorts lists the current ports of the changed services. A Service
+// whose object changed may have new ports: those are found by scanning
+// every port (no index of upstream's map); a Service whose endpoints alone
+// changed has the ports the desired state already indexes.
+func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.NamespacedName]) []proxy.ServicePortName {
+	var out []proxy.ServicePortName
+	if servicesChanged.Len() > 0 {
+		for name := range p.svcPortMap {
+			if servicesChanged.Has(name.NamespacedName) {
+				out = append(out, name)
+			}
+		}
+	}
+	for nn := range changed {
+		if !servicesChanged.Has(nn) {
+			out = append(out, p.desired.portsByService[nn]...)
+		}
+	}
+	return out
 }
 
 // refreshRetiring re-reads the real servers of TCP virtual servers that are
@@ -202,9 +225,11 @@ func (p *Proxier) healthChecksChanged(changed sets.Set[types.NamespacedName]) bo
 			return true
 		}
 	}
-	for name, port := range p.svcPortMap {
-		if port.HealthCheckNodePort() > 0 && changed.Has(name.NamespacedName) {
-			return true
+	for nn := range changed {
+		for _, name := range p.desired.portsByService[nn] { // updated for this sync already
+			if port, ok := p.svcPortMap[name]; ok && port.HealthCheckNodePort() > 0 {
+				return true
+			}
 		}
 	}
 	return false

@@ -51,7 +51,7 @@ func (n *Node) StartPod(ctx context.Context, name string, addr netip.Addr) (*Pod
 	p := &Pod{Host: *h, cmd: cmd, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
 	if err := n.waitServing(ctx, p); err != nil {
-		_, _ = n.KillPod(p)
+		_, _, _ = n.KillPod(p)
 		return nil, err
 	}
 	return p, nil
@@ -88,9 +88,15 @@ func (n *Node) CutNetwork(p *Pod) error {
 	return nil
 }
 
+// nsGoneWait is how long KillPod waits for a pod's namespace to disappear by itself.
+const nsGoneWait = 3 * time.Second
+
 // KillPod kills the pod's process (SIGKILL), releases its namespace and waits until the
-// namespace is gone (its link disappears from the node). It returns how long that took.
-func (n *Node) KillPod(p *Pod) (time.Duration, error) {
+// namespace is gone (its link disappears from the node). A namespace can outlive its
+// processes while orphaned TCP sockets in it still retransmit; then its link is deleted
+// so that the pod is off the network all the same, and lingered says so. It returns how
+// long the pod took to disappear.
+func (n *Node) KillPod(p *Pod) (took time.Duration, lingered bool, err error) {
 	start := time.Now()
 	var errs []error
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -101,14 +107,18 @@ func (n *Node) KillPod(p *Pod) (time.Duration, error) {
 	case <-time.After(10 * time.Second):
 		errs = append(errs, fmt.Errorf("pod %s: process did not exit", p.Name))
 	}
-	errs = append(errs, p.NS.Close())
-	p.NS = netns.None()
-	for n.LinkExists(p.Veth) {
-		if time.Since(start) > 10*time.Second {
-			errs = append(errs, fmt.Errorf("pod %s: namespace still present (link %s) after 10s", p.Name, p.Veth))
-			break
-		}
+	if p.NS != netns.None() {
+		errs = append(errs, p.NS.Close())
+		p.NS = netns.None()
+	}
+	for n.LinkExists(p.Veth) && time.Since(start) < nsGoneWait {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return time.Since(start), errors.Join(errs...)
+	if n.LinkExists(p.Veth) {
+		lingered = true
+		if err := n.DeleteLink(p.Veth); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: namespace lingered: %w", p.Name, err))
+		}
+	}
+	return time.Since(start), lingered, errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"encoding/xml"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +108,21 @@ func TestPassedIgnoresInformational(t *testing.T) {
 	r.MakeInformational("setup")
 	if r.Passed() {
 		t.Error("a failed kept check did not fail the run")
+	}
+}
+
+func TestFailuresSVGIsWellFormed(t *testing.T) {
+	r := bigRun()
+	r.Requests[10].Kind = KindReset
+	r.Events = []Event{{At: time.Second, What: "pod web-1 terminating"}, {At: 2 * time.Second, What: "pod web-1 killed, namespace gone after 1ms"}}
+	svg := FailuresSVG([]*Run{r, {Scenario: ScenarioUDP}})
+	var v struct{}
+	if err := xml.Unmarshal([]byte(svg), &v); err != nil {
+		t.Fatalf("SVG is not well-formed XML: %v", err)
+	}
+	for _, want := range []string{"ours-gate-on", "1 of 3000 failed", `stroke="#ff7f0e"`, `fill="#d62728"`} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
 	}
 }

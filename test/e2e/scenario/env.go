@@ -147,7 +147,7 @@ func (w *world) close(ctx context.Context) {
 		}
 	}
 	for _, p := range w.pods {
-		_, err := w.node.KillPod(p)
+		_, _, err := w.node.KillPod(p)
 		errs = append(errs, err)
 	}
 	if w.fwd != nil {
@@ -191,10 +191,16 @@ func (w *world) startPod(ctx context.Context, name string, ip netip.Addr) (*gues
 	return p, nil
 }
 
-// killPod kills a pod (process, then namespace) and forgets it.
-func (w *world) killPod(p *guest.Pod) (time.Duration, error) {
+// killPod kills a pod (process, then namespace), forgets it and records the event.
+func (w *world) killPod(p *guest.Pod) error {
 	delete(w.pods, p.Name)
-	return w.node.KillPod(p)
+	took, lingered, err := w.node.KillPod(p)
+	what := fmt.Sprintf("pod %s killed, namespace gone after %s", p.Name, took.Round(time.Millisecond))
+	if lingered {
+		what = fmt.Sprintf("pod %s killed; its namespace lingered (orphaned sockets), link deleted after %s", p.Name, took.Round(time.Millisecond))
+	}
+	w.event(what, 0)
+	return err
 }
 
 // endpoint is pod p's endpoint on this node.

@@ -144,21 +144,15 @@ func (w *world) lose(ctx context.Context, how string, slice *cluster.Slice, eps 
 			return err
 		}
 		w.event("pod "+pod.Name+": network cut", 0)
-	} else {
-		if _, err := w.killPod(pod); err != nil {
-			return err
-		}
-		w.event("pod "+pod.Name+": killed (network intact)", 0)
+	} else if err := w.killPod(pod); err != nil {
+		return err
 	}
 	if err := slice.Set(ctx, eps[1:]); err != nil {
 		return err
 	}
 	w.event("pod "+pod.Name+": endpoint removed", 0)
 	if how == lossCut {
-		if _, err := w.killPod(pod); err != nil {
-			return err
-		}
-		w.event("pod "+pod.Name+": process killed", 0)
+		return w.killPod(pod)
 	}
 	return nil
 }

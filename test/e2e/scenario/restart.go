@@ -125,7 +125,7 @@ func (w *world) crashMidUpdate(ctx context.Context, rs *restartService) error {
 	if err := rs.slice.Set(ctx, rs.eps); err != nil {
 		return err
 	}
-	if _, err := w.killPod(w.pods["web-1"]); err != nil {
+	if err := w.killPod(w.pods["web-1"]); err != nil {
 		return err
 	}
 	w.event("web-1 removed and killed while the proxier was down", 0)

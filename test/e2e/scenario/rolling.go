@@ -145,9 +145,7 @@ func (w *world) replaceOne(ctx context.Context, rs *rollingService, name string,
 	}
 	w.event("pod "+old.Pod+" removed from the EndpointSlice", 0)
 	time.Sleep(tune.AfterRemove)
-	took, err := w.killPod(w.pods[old.Pod])
-	w.event(fmt.Sprintf("pod %s killed, namespace gone after %s", old.Pod, took.Round(time.Millisecond)), 0)
-	return err
+	return w.killPod(w.pods[old.Pod])
 }
 
 // writeAndWait writes the slice and waits until the kernel shows cond, recording the

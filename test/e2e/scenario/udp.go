@@ -59,7 +59,7 @@ func (w *world) udp(ctx context.Context) error {
 		return err
 	}
 	w.event("endpoint "+eps[0].Pod+" removed", max(latency, time.Microsecond))
-	if _, err := w.killPod(w.pods[eps[0].Pod]); err != nil {
+	if err := w.killPod(w.pods[eps[0].Pod]); err != nil {
 		return err
 	}
 	return w.checkUDPAfter(vip, eps, gone, kept)

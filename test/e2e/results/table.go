@@ -1,0 +1,178 @@
+package results
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Table is rows of cells with a header; it prints as aligned text or as Markdown.
+type Table struct {
+	Header []string
+	Rows   [][]string
+}
+
+// Text renders the table with aligned columns.
+func (t Table) Text() string {
+	widths := make([]int, len(t.Header))
+	for _, row := range append([][]string{t.Header}, t.Rows...) {
+		for i, c := range row {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	var b strings.Builder
+	for _, row := range append([][]string{t.Header}, t.Rows...) {
+		for i, c := range row {
+			fmt.Fprintf(&b, "%-*s  ", widths[i], c)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// Markdown renders the table as a Markdown table.
+func (t Table) Markdown() string {
+	var b strings.Builder
+	b.WriteString("| " + strings.Join(t.Header, " | ") + " |\n|")
+	for range t.Header {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, row := range t.Rows {
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+	}
+	return b.String()
+}
+
+// SortRuns orders runs by scenario, profile (stock first), then proxy (upstream, ours
+// gate off, ours gate on).
+func SortRuns(runs []*Run) {
+	rank := map[string]int{"upstream": 0, "ours-gate-off": 1, "ours-gate-on": 2, "stock": 0, "legacy": 1}
+	sort.SliceStable(runs, func(i, j int) bool {
+		a, b := runs[i], runs[j]
+		if a.Scenario != b.Scenario {
+			return a.Scenario < b.Scenario
+		}
+		if a.Profile != b.Profile {
+			return rank[a.Profile] < rank[b.Profile]
+		}
+		return rank[a.Proxy] < rank[b.Proxy]
+	})
+}
+
+func ofScenario(runs []*Run, scenario string) []*Run {
+	var out []*Run
+	for _, r := range runs {
+		if r.Scenario == scenario {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ms formats a duration in seconds with millisecond precision.
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
+
+// RollingTable is scenario 2 side by side: one row per kernel profile and proxier.
+func RollingTable(runs []*Run) Table {
+	t := Table{Header: []string{"kernel profile", "proxier", "requests", "failed", "failure kinds", "longest failure window", "longest port outage", "sync latency median / max", "IPVS sysctls (after the proxier's first sync)", "result"}}
+	for _, r := range ofScenario(runs, ScenarioRolling) {
+		s := Summarize(r.Requests)
+		lat := Latencies(r.Events)
+		t.Rows = append(t.Rows, []string{
+			r.Profile, r.Proxy, fmt.Sprint(s.Requests), fmt.Sprint(s.Failed), strings.Trim(formatKinds(s.Kinds), "()"),
+			ms(s.Longest.Length()), ms(s.PortOutage), ms(Median(lat)) + " / " + ms(Max(lat)),
+			reuseSysctls(r.Sysctls), verdict(r),
+		})
+	}
+	return t
+}
+
+// InflightTable is scenario 3: how long the client took to see each lost connection fail.
+func InflightTable(runs []*Run) Table {
+	t := Table{Header: []string{"kernel profile", "proxier", "pod lost by", "lost connections: how they ended", "time to failure", "other pod's connections", "result"}}
+	for _, r := range ofScenario(runs, ScenarioInflight) {
+		for _, how := range []string{"kill", "cut"} {
+			lost, kept := streamSummary(r.Streams, how)
+			if lost == nil && kept == "" {
+				continue
+			}
+			t.Rows = append(t.Rows, []string{r.Profile, r.Proxy, lossName(how), lost[0], lost[1], kept, verdict(r)})
+		}
+	}
+	return t
+}
+
+func lossName(how string) string {
+	if how == "cut" {
+		return "network cut, then killed"
+	}
+	return "killed, network intact"
+}
+
+// streamSummary describes the lost streams (kinds; times) and the survivors of one case.
+func streamSummary(streams []StreamResult, how string) ([]string, string) {
+	var kinds, times []string
+	survivors, alive := 0, 0
+	for _, s := range streams {
+		if s.Case != how {
+			continue
+		}
+		if !s.Lost {
+			survivors++
+			if s.Kind == "" {
+				alive++
+			}
+			continue
+		}
+		kinds = append(kinds, kindOrRunning(s.Kind))
+		if s.Kind == "hung" {
+			times = append(times, "none within "+ms(s.After))
+		} else {
+			times = append(times, ms(s.After))
+		}
+	}
+	if kinds == nil && survivors == 0 {
+		return nil, ""
+	}
+	return []string{strings.Join(kinds, ", "), strings.Join(times, ", ")}, fmt.Sprintf("%d of %d alive", alive, survivors)
+}
+
+// ChecksTable lists every run with its failed checks.
+func ChecksTable(runs []*Run) Table {
+	t := Table{Header: []string{"scenario", "kernel profile", "proxier", "checks", "result", "failed checks"}}
+	for _, r := range runs {
+		var failed []string
+		for _, c := range r.Checks {
+			if !c.OK {
+				failed = append(failed, c.Name)
+			}
+		}
+		t.Rows = append(t.Rows, []string{r.Scenario, r.Profile, r.Proxy, fmt.Sprint(len(r.Checks)), verdict(r), strings.Join(failed, "; ")})
+	}
+	return t
+}
+
+func verdict(r *Run) string {
+	if !r.Passed() {
+		return "FAIL"
+	}
+	for _, c := range r.Checks {
+		if !c.OK {
+			return "pass (expectations of ours not met: informational)"
+		}
+	}
+	return "pass"
+}
+
+// reuseSysctls keeps the two sysctls that decide the reuse behaviour.
+func reuseSysctls(all string) string {
+	var keep []string
+	for _, f := range strings.Fields(all) {
+		if strings.HasPrefix(f, "conn_reuse_mode=") || strings.HasPrefix(f, "expire_nodest_conn=") {
+			keep = append(keep, f)
+		}
+	}
+	return strings.Join(keep, " ")
+}

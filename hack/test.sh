@@ -3,5 +3,6 @@
 source "$(dirname "$0")/lib.sh"
 "$ROOT/hack/unit.sh"
 "$ROOT/hack/integration.sh"
+"$ROOT/hack/e2e.sh" test
 "$ROOT/hack/test-image.sh"
 "$ROOT/hack/test-deploy.sh"

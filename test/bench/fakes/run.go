@@ -2,9 +2,12 @@ package fakes
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -24,6 +27,9 @@ type Options struct {
 	// iteration always runs).
 	OneRemoved, HundredChanged int
 	Budget                     time.Duration
+	// HeapProfile, when set, is where to write a heap profile taken right
+	// after the first sync (what the proxier keeps: inuse_space).
+	HeapProfile string
 }
 
 // changesPerBatch is how many Services change in a "hundred" sync.
@@ -54,6 +60,11 @@ func Run(ctx context.Context, o Options) (results.Fakes, error) {
 	b := load(s, o.Services)
 	s.provider.OnServiceSynced() // not initialized yet: no sync
 	res.FullSync = measure(s, true, s.provider.OnEndpointSlicesSynced)
+	if o.HeapProfile != "" {
+		if err := writeHeapProfile(o.HeapProfile); err != nil {
+			return res, err
+		}
+	}
 	res.OneRemoved = b.repeat(o.OneRemoved, o.Budget, b.removeOne)
 	res.HundredChanged = b.repeat(o.HundredChanged, o.Budget, b.replaceHundred)
 	res.Capped = b.capped
@@ -213,4 +224,17 @@ func median(all []results.Measure) results.Measure {
 		AllocBytes:  int64(pickMedian(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
 		Allocs:      int64(pickMedian(func(m results.Measure) float64 { return float64(m.Allocs) })),
 	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create heap profile: %w", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return fmt.Errorf("write heap profile %s: %w", path, err)
+	}
+	return nil
 }

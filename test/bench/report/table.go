@@ -121,19 +121,21 @@ func find(fakes []results.Fakes, side string, n int) (results.Fakes, bool) {
 	return results.Fakes{}, false
 }
 
-// KernelTable writes the VM group as a markdown table.
+// KernelTable writes the VM group as a markdown table, then each run's note.
 func KernelTable(w io.Writer, kernel []results.Kernel) {
 	rows := []struct {
 		name  string
 		value func(results.Kernel) float64
 		unit  func(float64) string
 	}{
-		{"start to programmed", func(k results.Kernel) float64 { return k.ProgramSeconds }, seconds},
-		{"full sync (mean)", func(k results.Kernel) float64 { return k.FullSyncSeconds }, seconds},
+		{"start to all real servers in IPVS", func(k results.Kernel) float64 { return k.ProgramSeconds }, seconds},
+		{"start to first syncs done, none queued", func(k results.Kernel) float64 { return k.SettleSeconds }, seconds},
+		{"full sync (periodic, mean)", func(k results.Kernel) float64 { return k.FullSyncSeconds }, seconds},
 		{"update to real server gone: p50", func(k results.Kernel) float64 { return k.LatencyP50 }, seconds},
 		{"update to real server gone: p99", func(k results.Kernel) float64 { return k.LatencyP99 }, seconds},
 		{"update to real server gone: max", func(k results.Kernel) float64 { return k.LatencyMax }, seconds},
-		{"CPU in idle window", func(k results.Kernel) float64 { return k.IdleCPUSeconds }, seconds},
+		{"CPU used in the idle window", func(k results.Kernel) float64 { return k.IdleCPUSeconds }, seconds},
+		{"peak RSS", func(k results.Kernel) float64 { return float64(k.PeakRSSBytes) }, bytes},
 	}
 	fmt.Fprintf(w, "| services | measure | %s | %s | %s ÷ %s |\n|---:|---|---:|---:|---:|\n",
 		results.Ours, results.Upstream, results.Upstream, results.Ours)
@@ -145,9 +147,15 @@ func KernelTable(w io.Writer, kernel []results.Kernel) {
 				kernelCell(okO, ours, r.value, r.unit), kernelCell(okU, up, r.value, r.unit),
 				ratio(okO && okU, r.value(up), r.value(ours)))
 		}
-		fmt.Fprintf(w, "| %d | updates measured; syncs in idle window; idle window | %d; %d; %.0f s | %d; %d; %.0f s | |\n",
-			n, ours.Updates, ours.IdleSyncs, ours.IdleSeconds, up.Updates, up.IdleSyncs, up.IdleSeconds)
+		fmt.Fprintf(w, "| %d | updates timed; idle window; syncs in it (all families) | %d; %.0f s; %d | %d; %.0f s; %d | |\n",
+			n, ours.Updates, ours.IdleSeconds, ours.IdleSyncs, up.Updates, up.IdleSeconds, up.IdleSyncs)
 	}
+	for _, k := range kernel {
+		if k.Note != "" {
+			fmt.Fprintf(w, "\n- %s at %d services: %s", k.Side, k.Services, k.Note)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func kernelCell(ok bool, k results.Kernel, value func(results.Kernel) float64, unit func(float64) string) string {

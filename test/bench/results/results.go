@@ -58,12 +58,13 @@ type Kernel struct {
 	// ProgramSeconds is from the proxier's start until every virtual
 	// server and real server of the cluster was in the kernel.
 	ProgramSeconds float64 `json:"programSeconds"`
-	// FullSyncSeconds is the mean duration of the full syncs the proxier
-	// reported (kubeproxy_sync_full_proxy_rules_duration_seconds for ours,
-	// kubeproxy_sync_proxy_rules_duration_seconds for upstream's, whose
-	// syncs are all full), FullSyncs how many.
+	// SettleSeconds is from the start until the proxier had finished its
+	// first syncs and had none queued.
+	SettleSeconds float64 `json:"settleSeconds"`
+	// FullSyncSeconds is the mean duration (kubeproxy_sync_proxy_rules_duration_seconds,
+	// IPv4) of the syncs in the idle window: periodic full syncs for both.
 	FullSyncSeconds float64 `json:"fullSyncSeconds"`
-	FullSyncs       int     `json:"fullSyncs"`
+	IdleFullSyncs   int     `json:"idleFullSyncs"`
 	// Latencies are seconds from an EndpointSlice update to its removed
 	// real server being gone from IPVS.
 	Updates    int     `json:"updates"`
@@ -74,8 +75,10 @@ type Kernel struct {
 	// IdleSeconds without any change.
 	IdleSeconds    float64 `json:"idleSeconds"`
 	IdleCPUSeconds float64 `json:"idleCPUSeconds"`
-	// IdleSyncs is how many syncs ran in that window.
-	IdleSyncs int    `json:"idleSyncs"`
+	// IdleSyncs is how many syncs (all families) ended in that window.
+	IdleSyncs int `json:"idleSyncs"`
+	// PeakRSSBytes is the proxier's resident set high-water mark.
+	PeakRSSBytes int64  `json:"peakRSSBytes"`
 	Note      string `json:"note,omitempty"`
 }
 

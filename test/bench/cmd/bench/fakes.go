@@ -112,6 +112,7 @@ func runFakesChild(ctx context.Context, args []string) error {
 	fs.IntVar(&o.OneRemoved, "one", 15, "single removals")
 	fs.IntVar(&o.HundredChanged, "hundred", 5, "batches of 100")
 	fs.DurationVar(&o.Budget, "budget", 30*time.Second, "time cap per kind of change")
+	fs.StringVar(&o.HeapProfile, "heap-profile", "", "write a heap profile after the first sync")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

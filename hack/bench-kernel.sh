@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Real-kernel benchmark: our kube-proxy and upstream's v1.37.2 (IPVS mode), one after the
+# other, each in a fresh VM (hack/vm/run.sh) against the same API server content, at each
+# cluster size. A control plane of its own (hack/controlplane, CP_RUN=_output/bench/controlplane)
+# runs on the host's loopback; the VM reaches it through a qemu guestfwd. Writes
+# _output/bench/kernel.json (bench report turns it into the table and plot).
+#   BENCH_KERNEL_SIZES ("1000 5000")  BENCH_KERNEL_SIDES ("ours upstream")
+#   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (60s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
+#   BENCH_KERNEL_GUEST_ARGS: more bench-guest flags, e.g. "-v 4 -grep Sync" to see the proxier's log
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+SIZES=${BENCH_KERNEL_SIZES:-1000 5000}
+SIDES=${BENCH_KERNEL_SIDES:-ours upstream}
+UPDATES=${BENCH_KERNEL_UPDATES:-100}
+IDLE=${BENCH_KERNEL_IDLE:-60s}
+UPDATE_BUDGET=${BENCH_KERNEL_UPDATE_BUDGET:-8m}
+BENCH="$OUT/bench"
+GUEST="$BENCH/guest"
+export CP_RUN="$BENCH/controlplane"
+mkdir -p "$GUEST"
+
+step "building: control plane and upstream kube-proxy (cached), our kube-proxy, bench tools"
+hack/controlplane/build.sh
+go build -trimpath -o "$GUEST/kube-proxy" ./cmd/kube-proxy
+go build -trimpath -o "$GUEST/bench-guest" ./test/bench/cmd/bench-guest
+go build -trimpath -o "$BENCH/bench" ./test/bench/cmd/bench
+cp "$OUT/controlplane/bin/kube-proxy-upstream" "$GUEST/kube-proxy-upstream"
+
+# A control plane left by an interrupted run is stopped first.
+[ ! -f "$CP_RUN/env" ] || hack/controlplane/down.sh
+trap 'hack/controlplane/down.sh --keep-logs >/dev/null 2>&1 || true' EXIT
+step "starting a control plane of our own ($CP_RUN)"
+hack/controlplane/up.sh >/dev/null
+source "$CP_RUN/env"
+cp "$CP_GUEST_KUBECONFIG" "$GUEST/kubeconfig"
+
+RESULTS="$BENCH/kernel-results.log"
+: >"$RESULTS"
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+# guestfwd's cmd: form spawns the relay per guest connection (its tcp: form shares one host
+# connection among all of them: the driver beside the proxier would get garbage).
+relay="$BENCH/relay.sh"
+printf '#!/bin/sh\nexec %q relay 127.0.0.1:%s\n' "$BENCH/bench" "$CP_APISERVER_PORT" >"$relay"
+chmod +x "$relay"
+net="-netdev user,id=n0,restrict=on,guestfwd=tcp:$CP_GUEST_ADDR-cmd:$relay -device virtio-net-pci,netdev=n0"
+for n in $SIZES; do
+	step "loading $n services x 10 endpoints into the API server"
+	"$BENCH/bench" kernel-load -kubeconfig "$CP_KUBECONFIG" -services "$n"
+	for side in $SIDES; do
+		binary=/bench/kube-proxy
+		[ "$side" = upstream ] && binary=/bench/kube-proxy-upstream
+		step "VM: $side kube-proxy at $n services (load $(cut -d' ' -f1 /proc/loadavg))"
+		VM_MEMORY_MB=${VM_MEMORY_MB:-3072} hack/vm/run.sh --timeout "${BENCH_KERNEL_VM_TIMEOUT:-5400}" \
+			--dir "$GUEST:/bench" --qemu "$net" -- \
+			"/usr/bin/ip link set eth0 up && /usr/bin/ip addr add 10.0.2.15/24 dev eth0 &&" \
+			"/bench/bench-guest -side $side -binary $binary -kubeconfig /bench/kubeconfig -services $n" \
+			"-updates $UPDATES -idle $IDLE -update-budget $UPDATE_BUDGET ${BENCH_KERNEL_GUEST_ARGS:-}" | tee -a "$RESULTS" ||
+			echo "bench-kernel: the $side run at $n services failed (see above)" | tee -a "$RESULTS"
+	done
+done
+
+step "collecting results into $BENCH/kernel.json"
+"$BENCH/bench" kernel-collect -in "$RESULTS" -out "$BENCH/kernel.json" -started "$started" -load-before "$load_before" \
+	-note "VM: qemu TCG (software emulation), ${VM_CPUS:-2} vCPUs, ${VM_MEMORY_MB:-3072} MiB, Debian 6.1 kernel; host load shared with other jobs" \
+	-note "both proxiers: ipvs.syncPeriod 30s, minSyncPeriod 0s; every update removes one endpoint of a different Service; no connections (upstream deletes such real servers at once)"

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/bench/kernel"
+	"github.com/ipvs-proxy/ipvs-proxy/test/bench/report"
+	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
+)
+
+// resultPrefix starts bench-guest's result line.
+const resultPrefix = "BENCH-KERNEL-RESULT "
+
+// runKernelLoad puts a benchmark cluster of the given size into the API server.
+func runKernelLoad(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("kernel-load", flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the API server")
+	n := fs.Int("services", 1000, "services (10 endpoints each)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "    "+format+"\n", a...) }
+	if err := kernel.Load(ctx, *kubeconfig, *n, progress); err != nil {
+		return err
+	}
+	progress("loaded %d services in %.0f s", *n, time.Since(start).Seconds())
+	return nil
+}
+
+// runKernelCollect turns the result lines of the VM runs into kernel.json.
+func runKernelCollect(args []string) error {
+	fs := flag.NewFlagSet("kernel-collect", flag.ContinueOnError)
+	in := fs.String("in", "_output/bench/kernel-results.log", "VM output holding the result lines")
+	out := fs.String("out", "_output/bench/kernel.json", "results file")
+	started := fs.String("started", "", "RFC 3339 start of the runs")
+	loadBefore := fs.Float64("load-before", 0, "load average when the runs started")
+	var notes multiFlag
+	fs.Var(&notes, "note", "a note for the report (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	run := results.NewRun()
+	if t, err := time.Parse(time.RFC3339, *started); err == nil {
+		run.Started = t
+	}
+	run.LoadBefore = *loadBefore
+	f, err := os.Open(*in)
+	if err != nil {
+		return fmt.Errorf("read VM results: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		_, line, ok := strings.Cut(sc.Text(), resultPrefix)
+		if !ok {
+			continue
+		}
+		var k results.Kernel
+		if err := json.Unmarshal([]byte(line), &k); err != nil {
+			return fmt.Errorf("decode result line %q: %w", line, err)
+		}
+		run.Kernel = append(run.Kernel, k)
+	}
+	run.Finish()
+	run.Notes = append(run.Notes, notes...)
+	report.KernelTable(os.Stdout, run.Kernel)
+	return run.Write(*out)
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

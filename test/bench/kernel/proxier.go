@@ -1,0 +1,217 @@
+// Package kernel measures a kube-proxy (ours or upstream's) on the real
+// kernel of the test VM against a real API server: time to program a
+// cluster, full sync time, time from an EndpointSlice update to the removed
+// real server being gone from IPVS, and CPU used while idle.
+package kernel
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	// NodeName is the node the proxier runs as (the loader creates it).
+	NodeName    = "node-a"
+	configPath  = "/var/lib/kube-proxy/config.conf"
+	metricsAddr = "127.0.0.1:10249"
+	// clockTicks is USER_HZ, the unit of /proc/PID/stat CPU times.
+	clockTicks = 100
+)
+
+// config is the KubeProxyConfiguration both proxiers run with: IPVS mode,
+// upstream's default periods (sync every 30 s, no minimum interval, as
+// kubeadm leaves them), conntrack sysctls left alone.
+const config = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+clientConnection:
+  kubeconfig: %s
+clusterCIDR: 10.128.0.0/9
+healthzBindAddress: 0.0.0.0:10256
+metricsBindAddress: ` + metricsAddr + `
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+ipvs:
+  syncPeriod: %s
+  minSyncPeriod: 0s
+`
+
+// proxier is a running kube-proxy process.
+type proxier struct {
+	started time.Time
+	cmd     *exec.Cmd
+	done    chan error
+	log     *os.File
+}
+
+func startProxier(binary, kubeconfig, logPath string, syncPeriod time.Duration, verbosity int) (*proxier, error) {
+	if err := os.MkdirAll("/var/lib/kube-proxy", 0o755); err != nil {
+		return nil, fmt.Errorf("create /var/lib/kube-proxy: %w", err)
+	}
+	if err := os.WriteFile(configPath, fmt.Appendf(nil, config, kubeconfig, syncPeriod), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", configPath, err)
+	}
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create proxier log %s: %w", logPath, err)
+	}
+	cmd := exec.Command(binary, "--config="+configPath, "--hostname-override="+NodeName, fmt.Sprintf("--v=%d", verbosity))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", binary, err)
+	}
+	p := &proxier{started: time.Now(), cmd: cmd, done: make(chan error, 1), log: log}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
+}
+
+// exited returns the process's exit error once it has ended.
+func (p *proxier) exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// stop sends SIGTERM and waits up to 15 s, then kills.
+func (p *proxier) stop() error {
+	defer p.log.Close()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal proxier: %w", err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("proxier ignored SIGTERM for 15 s")
+	}
+}
+
+// cpuSeconds is the user+system CPU time the process has used.
+func (p *proxier) cpuSeconds() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read proxier CPU time: %w", err)
+	}
+	// Fields after the parenthesized command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %w", p.cmd.Process.Pid, err)
+	}
+	return (utime + stime) / clockTicks, nil
+}
+
+// peakRSS is the process's resident set high-water mark (VmHWM).
+func (p *proxier) peakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read proxier status: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in the proxier's status")
+}
+
+// snapshot is one scrape of the proxier's metrics: value by series
+// ("name{labels}" as exposed).
+type snapshot map[string]float64
+
+// histogram is a histogram's count and sum.
+type histogram struct {
+	count int
+	sum   float64
+}
+
+func (s snapshot) histogram(name, family string) histogram {
+	labels := `{ip_family="` + family + `"}`
+	return histogram{count: int(s[name+"_count"+labels]), sum: s[name+"_sum"+labels]}
+}
+
+func (s snapshot) gauge(name, family string) float64 {
+	return s[name+`{ip_family="`+family+`"}`]
+}
+
+// families are the IP families the proxier reports syncs for.
+func (s snapshot) families() []string {
+	var out []string
+	for _, f := range []string{"IPv4", "IPv6"} {
+		if _, ok := s[syncsMetric+"_count"+`{ip_family="`+f+`"}`]; ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (h histogram) minus(o histogram) histogram { return histogram{h.count - o.count, h.sum - o.sum} }
+
+func (h histogram) mean() float64 {
+	if h.count == 0 {
+		return 0
+	}
+	return h.sum / float64(h.count)
+}
+
+// scrape reads the proxier's metrics.
+func scrape(ctx context.Context) (snapshot, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get proxier metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	return parseMetrics(resp.Body)
+}
+
+func parseMetrics(r io.Reader) (snapshot, error) {
+	out := snapshot{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}

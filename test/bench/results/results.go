@@ -79,7 +79,7 @@ type Kernel struct {
 	IdleSyncs int `json:"idleSyncs"`
 	// PeakRSSBytes is the proxier's resident set high-water mark.
 	PeakRSSBytes int64  `json:"peakRSSBytes"`
-	Note      string `json:"note,omitempty"`
+	Note         string `json:"note,omitempty"`
 }
 
 // Run is one benchmark group's output file.

@@ -27,7 +27,7 @@ type panel struct {
 }
 
 const (
-	panelW, panelH = 560, 430
+	panelW, panelH = 620, 430
 	marginL        = 70
 	marginR        = 20
 	marginT        = 40
@@ -177,7 +177,7 @@ func (p panel) drawLegend(b *strings.Builder, left, top float64) {
 		if len(s.points) == 0 {
 			continue
 		}
-		x := left + float64(i%2)*240
+		x := left + float64(i%2)*270
 		y := top + float64(i/2)*17
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"%s/>`+"\n",
 			x, y-4, x+28, y-4, s.color, dashAttr(s.dash))

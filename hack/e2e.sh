@@ -11,7 +11,9 @@
 #        gate off and on, both profiles), 4 (UDP) and 5 (restart, tampering), ~500
 #        requests per rolling update.
 #   demo (`make demo`): scenario 2 for upstream kube-proxy v1.37.2 and ours (both gates)
-#        on both profiles, and scenario 3 (in-flight connections), with longer load.
+#        on both profiles with longer load; on the stock profile also scenario 3
+#        (in-flight connections, all three) and scenario 5 (restart: upstream and ours
+#        with the gate off, the case that parks real servers at weight 0).
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
 #   E2E_PROXIER_V (the proxiers' --v, default 2); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
 source "$(dirname "$0")/lib.sh"
@@ -37,7 +39,7 @@ plan() {
 	case $MODE-$1 in
 	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;
-	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on" ;;
+	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
 	demo-legacy) echo "-run rolling=upstream,ours-gate-off,ours-gate-on" ;;
 	esac
 }

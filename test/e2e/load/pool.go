@@ -99,16 +99,34 @@ func work(ctx context.Context, cfg PoolConfig, sched *schedule, ports chan int) 
 			return recs
 		case <-time.After(time.Until(at)):
 		}
+		r := request(cfg, ports, sched.origin)
+		r.Seq = seq
+		cfg.Progress.add(r)
+		recs = append(recs, r)
+	}
+}
+
+// maxBusyPorts bounds how many ports a request tries when the kernel still holds the
+// previous connection of a port (its close handshake not finished).
+const maxBusyPorts = 5
+
+// request makes one request from the port that has rested longest. A port whose last
+// connection is still closing cannot be bound to the same destination again (connect
+// fails with EADDRNOTAVAIL before any packet is sent): like a client's port allocator,
+// the request then moves on to the next port; it counts such ports in BusyPorts.
+func request(cfg PoolConfig, ports chan int, origin time.Time) results.Request {
+	start := time.Now()
+	var r results.Request
+	for try := 0; ; try++ {
 		port := <-ports
-		start := time.Now()
 		pod, kind, err := Get(cfg.Target, port, cfg.Timeouts)
-		end := time.Now()
 		ports <- port
-		r := results.Request{Seq: seq, Start: start.Sub(sched.origin), Dur: end.Sub(start), Port: port, Pod: pod, Kind: kind}
+		r = results.Request{Start: start.Sub(origin), Dur: time.Since(start), Port: port, Pod: pod, Kind: kind, BusyPorts: try}
 		if err != nil {
 			r.Err = err.Error()
 		}
-		cfg.Progress.add(r)
-		recs = append(recs, r)
+		if kind != results.KindPortBusy || try+1 == maxBusyPorts {
+			return r
+		}
 	}
 }

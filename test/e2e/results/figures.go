@@ -43,6 +43,9 @@ type Summary struct {
 	PortOutage time.Duration
 	// SlowOK counts successful requests that took a second or more (a dropped SYN).
 	SlowOK int
+	// BusyPorts counts source ports skipped because their previous connection was
+	// still closing.
+	BusyPorts int
 }
 
 // Summarize computes a load run's figures.
@@ -51,6 +54,7 @@ func Summarize(reqs []Request) Summary {
 	SortRequests(sorted)
 	s := Summary{Requests: len(sorted), Kinds: map[string]int{}}
 	for _, r := range sorted {
+		s.BusyPorts += r.BusyPorts
 		if r.OK() {
 			if r.Dur >= time.Second {
 				s.SlowOK++

@@ -19,8 +19,8 @@ func FormatRun(r *Run) string {
 	if len(r.Requests) > 0 {
 		s := Summarize(r.Requests)
 		lat := Latencies(r.Events)
-		fmt.Fprintf(&b, "    requests %d, failed %d %s, longest failure window %s, longest port outage %s, slow (>=1s) ok %d\n",
-			s.Requests, s.Failed, formatKinds(s.Kinds), s.Longest.Length().Round(time.Millisecond), s.PortOutage.Round(time.Millisecond), s.SlowOK)
+		fmt.Fprintf(&b, "    requests %d, failed %d %s, longest failure window %s, longest port outage %s, slow (>=1s) ok %d, busy ports skipped %d\n",
+			s.Requests, s.Failed, formatKinds(s.Kinds), s.Longest.Length().Round(time.Millisecond), s.PortOutage.Round(time.Millisecond), s.SlowOK, s.BusyPorts)
 		fmt.Fprintf(&b, "    sync latency (API write -> kernel): median %s, max %s over %d writes\n",
 			Median(lat).Round(time.Millisecond), Max(lat).Round(time.Millisecond), len(lat))
 	}

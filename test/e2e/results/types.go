@@ -19,6 +19,9 @@ type Request struct {
 	// reset, port-busy, read-timeout, eof, bad-response.
 	Kind string `json:"kind"`
 	Err  string `json:"err,omitempty"`
+	// BusyPorts counts the ports tried first that were still closing their previous
+	// connection (nothing was sent from them).
+	BusyPorts int `json:"busyPorts,omitempty"`
 }
 
 // OK reports whether the request succeeded.

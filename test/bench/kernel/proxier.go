@@ -107,22 +107,25 @@ func (p *proxier) stop() error {
 	}
 }
 
-// cpuSeconds is the user+system CPU time the process has used.
-func (p *proxier) cpuSeconds() (float64, error) {
+// cpuSeconds is the user+system CPU time the process has used itself, and
+// that of its children it has waited for (iptables, ipset: upstream's
+// proxier runs one per set and rule check).
+func (p *proxier) cpuSeconds() (own, children float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, fmt.Errorf("read proxier CPU time: %w", err)
+		return 0, 0, fmt.Errorf("read proxier CPU time: %w", err)
 	}
-	// Fields after the parenthesized command name; utime and stime are
-	// fields 14 and 15 of the whole line.
+	// Fields after the parenthesized command name; utime, stime, cutime
+	// and cstime are fields 14 to 17 of the whole line.
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, err1 := strconv.ParseFloat(fields[11], 64)
-	stime, err2 := strconv.ParseFloat(fields[12], 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %w", p.cmd.Process.Pid, err)
+	var ticks [4]float64
+	for i := range ticks {
+		if ticks[i], err = strconv.ParseFloat(fields[11+i], 64); err != nil {
+			return 0, 0, fmt.Errorf("parse /proc/%d/stat: %w", p.cmd.Process.Pid, err)
+		}
 	}
-	return (utime + stime) / clockTicks, nil
+	return (ticks[0] + ticks[1]) / clockTicks, (ticks[2] + ticks[3]) / clockTicks, nil
 }
 
 // peakRSS is the process's resident set high-water mark (VmHWM).

@@ -169,13 +169,13 @@ func (r *run) idle(ctx context.Context) (snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu0, err := r.p.cpuSeconds()
+	own0, children0, err := r.p.cpuSeconds()
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	time.Sleep(r.o.Idle)
-	cpu1, err := r.p.cpuSeconds()
+	own1, children1, err := r.p.cpuSeconds()
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,8 @@ func (r *run) idle(ctx context.Context) (snapshot, error) {
 		return nil, err
 	}
 	r.res.IdleSeconds = time.Since(start).Seconds()
-	r.res.IdleCPUSeconds = cpu1 - cpu0
+	r.res.IdleCPUSeconds = own1 - own0
+	r.res.IdleChildCPUSeconds = children1 - children0
 	for _, f := range m1.families() {
 		r.res.IdleSyncs += m1.histogram(syncsMetric, f).minus(m0.histogram(syncsMetric, f)).count
 	}

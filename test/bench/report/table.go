@@ -134,7 +134,8 @@ func KernelTable(w io.Writer, kernel []results.Kernel) {
 		{"update to real server gone: p50", func(k results.Kernel) float64 { return k.LatencyP50 }, seconds},
 		{"update to real server gone: p99", func(k results.Kernel) float64 { return k.LatencyP99 }, seconds},
 		{"update to real server gone: max", func(k results.Kernel) float64 { return k.LatencyMax }, seconds},
-		{"CPU used in the idle window", func(k results.Kernel) float64 { return k.IdleCPUSeconds }, seconds},
+		{"CPU used in the idle window: proxier", func(k results.Kernel) float64 { return k.IdleCPUSeconds }, seconds},
+		{"CPU used in the idle window: commands it ran", func(k results.Kernel) float64 { return k.IdleChildCPUSeconds }, seconds},
 		{"peak RSS", func(k results.Kernel) float64 { return float64(k.PeakRSSBytes) }, bytes},
 	}
 	fmt.Fprintf(w, "| services | measure | %s | %s | %s ÷ %s |\n|---:|---|---:|---:|---:|\n",

@@ -75,6 +75,9 @@ type Kernel struct {
 	// IdleSeconds without any change.
 	IdleSeconds    float64 `json:"idleSeconds"`
 	IdleCPUSeconds float64 `json:"idleCPUSeconds"`
+	// IdleChildCPUSeconds is the CPU time of the commands it ran meanwhile
+	// (iptables, ip6tables, ipset).
+	IdleChildCPUSeconds float64 `json:"idleChildCPUSeconds"`
 	// IdleSyncs is how many syncs (all families) ended in that window.
 	IdleSyncs int `json:"idleSyncs"`
 	// PeakRSSBytes is the proxier's resident set high-water mark.

@@ -132,10 +132,7 @@ func portKey(proto string, port int32) string {
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
-type (
-	netipAddr     = netip.Addr
-	netipAddrPort = netip.AddrPort
-)
+type netipAddr = netip.Addr
 
 func mustAddr(s string) netip.Addr         { return netip.MustParseAddr(s) }
 func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -106,14 +106,14 @@ func work(ctx context.Context, cfg PoolConfig, sched *schedule, ports chan int) 
 	}
 }
 
-// maxBusyPorts bounds how many ports a request tries when the kernel still holds the
-// previous connection of a port (its close handshake not finished).
-const maxBusyPorts = 5
+// busyPause is how long a request waits when every port is still closing.
+const busyPause = 20 * time.Millisecond
 
 // request makes one request from the port that has rested longest. A port whose last
 // connection is still closing cannot be bound to the same destination again (connect
 // fails with EADDRNOTAVAIL before any packet is sent): like a client's port allocator,
-// the request then moves on to the next port; it counts such ports in BusyPorts.
+// the request then moves on to the next port, pausing after a round of busy ports, until
+// its connect timeout; it counts such ports in BusyPorts.
 func request(cfg PoolConfig, ports chan int, origin time.Time) results.Request {
 	start := time.Now()
 	var r results.Request
@@ -125,8 +125,11 @@ func request(cfg PoolConfig, ports chan int, origin time.Time) results.Request {
 		if err != nil {
 			r.Err = err.Error()
 		}
-		if kind != results.KindPortBusy || try+1 == maxBusyPorts {
+		if kind != results.KindPortBusy || time.Since(start) > cfg.Timeouts.Connect {
 			return r
+		}
+		if (try+1)%len(cfg.Ports) == 0 {
+			time.Sleep(busyPause)
 		}
 	}
 }

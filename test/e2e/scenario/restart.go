@@ -23,8 +23,9 @@ const repairSlack = time.Second
 
 // Restart is scenario 5: the proxier is killed (SIGKILL) in the middle of a rolling
 // update while a terminating endpoint's real server is parked at weight 0 with an open
-// connection; the endpoint vanishes while it is down; after its restart, its first sync
-// leaves no real server of the vanished endpoint. Then external tampering (ipvsadm -C,
+// connection; the endpoint vanishes while it is down (removed, its pod lost without
+// closing that connection); after its restart, its first sync leaves no real server of
+// the vanished endpoint. Then external tampering (ipvsadm -C,
 // a service address removed from kube-ipvs0) must be repaired within one sync period.
 func Restart(ctx context.Context, env *Env, proxy string) *results.Run {
 	return runScenario(ctx, env, results.ScenarioRestart, proxy, env.Tune.RestartSyncPeriod, (*world).restart)
@@ -125,10 +126,15 @@ func (w *world) crashMidUpdate(ctx context.Context, rs *restartService) error {
 	if err := rs.slice.Set(ctx, rs.eps); err != nil {
 		return err
 	}
+	// The pod vanishes without closing its connections (its network goes first, as on a
+	// lost node), so the client's connection keeps the real server's counter up.
+	if err := w.node.CutNetwork(w.pods["web-1"]); err != nil {
+		return err
+	}
 	if err := w.killPod(w.pods["web-1"]); err != nil {
 		return err
 	}
-	w.event("web-1 removed and killed while the proxier was down", 0)
+	w.event("web-1 removed, its network cut and its process killed while the proxier was down", 0)
 	return nil
 }
 

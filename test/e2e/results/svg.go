@@ -15,7 +15,7 @@ const (
 	plotRight   = 20
 	panelHeight = 110
 	panelGap    = 28
-	plotTop     = 40
+	plotTop     = 48
 	binWidth    = 500 * time.Millisecond
 )
 
@@ -24,19 +24,14 @@ const (
 // orange: old endpoint terminating, purple: removed, black: pod killed).
 func FailuresSVG(runs []*Run) string {
 	rolling := ofScenario(runs, ScenarioRolling)
-	end := time.Second
-	for _, r := range rolling {
-		for _, q := range r.Requests {
-			end = max(end, q.End())
-		}
-	}
 	height := plotTop + len(rolling)*(panelHeight+panelGap) + 30
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", plotWidth, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">Rolling update under source-port reuse: requests per %s (grey ok, red failed)</text>`+"\n", binWidth)
+	fmt.Fprintf(&b, `<text x="10" y="34" fill="#555">each panel has its own time scale; lines: <tspan fill="#1f77b4">new pod ready</tspan>, <tspan fill="#ff7f0e">old endpoint terminating</tspan>, <tspan fill="#9467bd">removed</tspan>, pod killed (black)</text>`+"\n")
 	for i, r := range rolling {
-		writePanel(&b, r, plotTop+i*(panelHeight+panelGap), end)
+		writePanel(&b, r, plotTop+i*(panelHeight+panelGap), runEnd(r))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()
@@ -78,8 +73,13 @@ func writePanel(b *strings.Builder, r *Run, top int, end time.Duration) {
 
 func writeAxis(b *strings.Builder, base int, end time.Duration, x func(time.Duration) float64) {
 	step := 5 * time.Second
-	if end > 2*time.Minute {
-		step = 30 * time.Second
+	switch {
+	case end > 4*time.Minute:
+		step = time.Minute
+	case end > 90*time.Second:
+		step = 20 * time.Second
+	case end > 40*time.Second:
+		step = 10 * time.Second
 	}
 	for t := time.Duration(0); t <= end; t += step {
 		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%.0fs</text>`+"\n", x(t), base+13, t.Seconds())
@@ -119,4 +119,13 @@ func failColor(failed int) string {
 		return "#d62728"
 	}
 	return "#2ca02c"
+}
+
+// runEnd is when a run's last request ended (at least a second).
+func runEnd(r *Run) time.Duration {
+	end := time.Second
+	for _, q := range r.Requests {
+		end = max(end, q.End())
+	}
+	return end
 }

@@ -224,13 +224,15 @@ func deliberateCorners() []corner {
 			{true, 2}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0"},
 		},
 	}, {
-		name:   "deliberate: gate on deletes terminating real servers",
+		name:   "deliberate: gate on deletes real servers of endpoints that stop serving",
 		strict: true,
 		steps: []change{
 			do("two ready pods", put(s, slice("web-1", s, v4, ready("10.244.0.1", you), ready("10.244.0.2", you)))),
+			// still serving while it terminates: weight 0 on both sides
 			do("one terminates", put(slice("web-1", s, v4, ready("10.244.0.1", you), terminating("10.244.0.2", you)))),
+			do("and stops serving", put(slice("web-1", s, v4, ready("10.244.0.1", you), stopped("10.244.0.2", you)))),
 		},
-		want: map[at][]string{{true, 1}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0"}},
+		want: map[at][]string{{true, 2}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0"}},
 	}, {
 		name:   "deliberate: health check port listed without node port addresses",
 		strict: true,

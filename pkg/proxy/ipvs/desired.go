@@ -20,7 +20,12 @@ type wantedService struct {
 	// immediate: a real server that stops being wanted is deleted at once
 	// (and its conntrack entries flushed) instead of drained at weight 0.
 	immediate bool
-	name      proxy.ServicePortName
+	// draining are endpoints no longer chosen but still serving while they
+	// terminate: their real servers drain at weight 0 under either policy
+	// (deleting them would reset requests the pod is still answering); the
+	// immediate policy deletes them as soon as they vanish or stop serving.
+	draining map[ipvs.DestinationKey]struct{}
+	name     proxy.ServicePortName
 }
 
 // contribution is what one service port adds to the desired state. The
@@ -66,12 +71,14 @@ type portBuilder struct {
 	name  proxy.ServicePortName
 	sp    *servicePort
 	proto string
-	// cluster and local are the endpoints upstream's CategorizeEndpoints picks.
-	cluster, local []proxy.Endpoint
+	// cluster and local are the endpoints upstream's CategorizeEndpoints
+	// picks; usable are all the port's valid endpoints.
+	cluster, local, usable []proxy.Endpoint
 }
 
 func (b *portBuilder) build(all []proxy.Endpoint) {
 	eps := usableEndpoints(all)
+	b.usable = eps
 	b.cluster, b.local, _, _ = proxy.CategorizeEndpoints(eps, b.sp, b.in.nodeName, b.in.topologyLabels)
 	b.addLoopBack(eps)
 	b.addClusterIP()
@@ -233,6 +240,16 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	for _, e := range eps {
 		ep := e.(*endpoint)
 		ws.dests[ipvs.DestinationKey{Address: ep.addr, Port: uint16(ep.Port())}] = struct{}{}
+	}
+	for _, e := range b.usable {
+		ep := e.(*endpoint)
+		dk := ipvs.DestinationKey{Address: ep.addr, Port: uint16(ep.Port())}
+		if _, chosen := ws.dests[dk]; !chosen && ep.IsServing() && ep.IsTerminating() {
+			if ws.draining == nil {
+				ws.draining = make(map[ipvs.DestinationKey]struct{})
+			}
+			ws.draining[dk] = struct{}{}
+		}
 	}
 	b.c.services = append(b.c.services, ws)
 	if bind {

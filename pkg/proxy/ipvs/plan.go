@@ -255,15 +255,19 @@ func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.Destin
 }
 
 // retire handles a real server whose endpoint is no longer used: delete it
-// now (immediate policy, non-TCP, drained, or a weight-0 leftover found on
-// the first sync), or park it at weight 0 until its connections drain.
+// now (immediate policy unless the endpoint is still serving while it
+// terminates; non-TCP; drained; or a weight-0 leftover of a vanished
+// endpoint found on the first sync), or park it at weight 0 until its
+// connections drain.
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
 	change := destChange{want: want, dest: d}
+	_, draining := want.draining[d.DestinationKey]
+	immediate := want.immediate && !draining
 	switch {
-	case want.immediate:
+	case immediate:
 		change.reason = reasonImmediate
-	case in.firstSync && d.Weight == 0:
+	case in.firstSync && d.Weight == 0 && !draining:
 		change.reason = reasonStale
 	case key.Protocol != ipvs.TCP:
 		change.reason = reasonNotTCP
@@ -276,7 +280,7 @@ func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 		return // draining at weight 0
 	}
 	p.deleteDests = append(p.deleteDests, change)
-	p.flushConntrack(key, d.DestinationKey, want.immediate)
+	p.flushConntrack(key, d.DestinationKey, immediate)
 }
 
 // flushConntrack schedules the deletion of the conntrack entries from the

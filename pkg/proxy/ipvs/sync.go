@@ -144,14 +144,14 @@ func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.Namespace
 }
 
 // refreshRetiring re-reads the real servers of TCP virtual servers that are
-// about to lose one under the graceful policy: whether it is deleted or
-// parked at weight 0 depends on its connection counts now, not at the last
-// full read.
+// about to lose one: unless the immediate policy deletes it, whether it is
+// deleted or parked at weight 0 depends on its connection counts now, not
+// at the last full read.
 func (p *Proxier) refreshRetiring(sc *scope) error {
 	var errs []error
 	for key := range sc.services {
 		want, have := p.desired.service(key), p.kernel.services[key]
-		if want == nil || have == nil || want.immediate || key.Protocol != ipvs.TCP || !losesDest(want, have) {
+		if want == nil || have == nil || key.Protocol != ipvs.TCP || !losesDest(want, have) {
 			continue
 		}
 		dests, err := p.deps.IPVS.Destinations(key)

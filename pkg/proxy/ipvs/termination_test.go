@@ -166,3 +166,38 @@ func TestLeftoverWeightZeroRealServersRemovedOnFirstSync(t *testing.T) {
 		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
 }
+
+// A pod that is terminating but still serving keeps answering the requests
+// it has: under the immediate policy too its real server drains at weight 0,
+// and is deleted (flows flushed) the moment the endpoint vanishes.
+func TestImmediateTerminationDrainsServingTerminatingEndpoint(t *testing.T) {
+	k := newKernel(t)
+	flows(k, conntrack.ProtoTCP)
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.ImmediateTermination = true
+	p := newTestProxier(t, k, cfg)
+	p.OnServiceAdd(svc("web", vip.String()))
+	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(both)
+	syncOK(t, p)
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 1, 0))
+	terminating := both.DeepCopy()
+	terminating.Endpoints[0].Conditions = discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+	p.OnEndpointSliceUpdate(both, terminating)
+	syncOK(t, p)
+	wantDump(t, "ipvs while terminating", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.1:8080 weight=0 active=1 inactive=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+	if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
+		t.Errorf("flows of a still-serving pod must stay; %d left:\n%s", n, k.conntrack.Dump())
+	}
+	gone := terminating.DeepCopy()
+	gone.Endpoints = gone.Endpoints[1:]
+	p.OnEndpointSliceUpdate(terminating, gone)
+	syncOK(t, p)
+	wantDump(t, "ipvs once the pod is gone", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+}

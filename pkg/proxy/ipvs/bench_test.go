@@ -118,3 +118,26 @@ func BenchmarkNothingChanged(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPeriodicFullSync measures the full sync every syncPeriod brings
+// when nothing changed: re-read the kernel, compare everything, write nothing.
+func BenchmarkPeriodicFullSync(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			k, p, _ := benchCluster(b, n)
+			if err := p.syncProxyRules(); err != nil {
+				b.Fatal(err)
+			}
+			calls := 0
+			for b.Loop() {
+				p.lastFullSync = p.lastFullSync.Add(-p.cfg.SyncPeriod)
+				resetCalls(k)
+				if err := p.syncProxyRules(); err != nil {
+					b.Fatal(err)
+				}
+				calls = kernelCalls(k)
+			}
+			b.ReportMetric(float64(calls), "kernel-calls/op")
+		})
+	}
+}

@@ -47,6 +47,9 @@ type Proxier struct {
 	firstSync bool
 	// needFull asks for a full sync next (after an error, a topology change).
 	needFull bool
+	// desiredStale asks the next full sync to rebuild the whole desired
+	// state: the node's topology labels changed.
+	desiredStale bool
 	// lastFullSync is when the proxier last read the whole kernel state.
 	lastFullSync time.Time
 	// kernel is what the kernel holds, as last read and since written.
@@ -217,6 +220,7 @@ func (p *Proxier) OnTopologyChange(labels map[string]string) {
 	p.mu.Lock()
 	p.topologyLabels = labels
 	p.needFull = true // every service's endpoint choice may change
+	p.desiredStale = true
 	p.mu.Unlock()
 	p.logger.V(4).Info("Node topology labels changed", "labels", labels)
 	p.Sync()

@@ -61,12 +61,9 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	var sc *scope
 	if full {
 		errs = append(errs, p.checkPrerequisites())
-		kernel, err := readObserved(&p.deps, p.cfg.IPFamily)
-		if err != nil {
+		if err := p.rereadKernel(changed, servicesChanged); err != nil {
 			return true, errors.Join(append(errs, err)...)
 		}
-		p.kernel = kernel
-		p.desired = p.rebuildDesired()
 	} else {
 		sc = p.updateDesired(changed, servicesChanged)
 		errs = append(errs, p.refreshRetiring(sc))
@@ -81,6 +78,26 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 		p.syncHealthChecks()
 	}
 	return full, errors.Join(errs...)
+}
+
+// rereadKernel reads the whole kernel state for a full sync and brings the
+// desired state up to date: rebuilt when what every contribution depends on
+// changed (node addresses, topology labels) or on the first sync, else
+// only the changed services are rebuilt (the rest would come out the same).
+func (p *Proxier) rereadKernel(changed, servicesChanged sets.Set[types.NamespacedName]) error {
+	kernel, err := readObserved(&p.deps, p.cfg.IPFamily)
+	if err != nil {
+		return err
+	}
+	reuse := p.desired != nil && !p.desiredStale && sameAddrSet(kernel.otherAddrs, p.kernel.otherAddrs)
+	p.kernel = kernel
+	if reuse {
+		p.updateDesired(changed, servicesChanged)
+		return nil
+	}
+	p.desired = p.rebuildDesired()
+	p.desiredStale = false
+	return nil
 }
 
 func (p *Proxier) buildInput() *buildInput {

@@ -50,7 +50,7 @@ type Proxier struct {
 	// desiredStale asks the next full sync to rebuild the whole desired
 	// state: the node's topology labels changed.
 	desiredStale bool
-	// lastFullSync is when the proxier last read the whole kernel state.
+	// lastFullSync is when the last successful full sync ended.
 	lastFullSync time.Time
 	// kernel is what the kernel holds, as last read and since written.
 	kernel *observedState

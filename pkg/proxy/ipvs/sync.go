@@ -41,7 +41,10 @@ func (p *Proxier) syncProxyRules() error {
 		return err
 	}
 	if full {
-		p.lastFullSync = start
+		// The period runs from the end of the full sync: one that takes
+		// longer than the period (a large node, a slow machine) still
+		// leaves a period of partial syncs before the next.
+		p.lastFullSync = time.Now()
 	}
 	p.needFull, p.firstSync = false, false
 	return nil

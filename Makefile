@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration test verify bench demo image clean
+.PHONY: all build unit integration e2e test verify bench demo image clean
 
 all: build
 
@@ -11,6 +11,9 @@ unit:
 
 integration:
 	hack/integration.sh
+
+e2e:
+	hack/e2e.sh test
 
 test:
 	hack/test.sh

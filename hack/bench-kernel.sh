@@ -7,6 +7,7 @@
 #   BENCH_KERNEL_SIZES ("1000 5000")  BENCH_KERNEL_SIDES ("ours upstream")
 #   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (60s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
 #   BENCH_KERNEL_GUEST_ARGS: more bench-guest flags, e.g. "-v 4 -grep Sync" to see the proxier's log
+#   BENCH_KERNEL_APPEND=1: keep the results of earlier runs (e.g. rerun one side only)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 SIZES=${BENCH_KERNEL_SIZES:-1000 5000}
@@ -35,7 +36,8 @@ source "$CP_RUN/env"
 cp "$CP_GUEST_KUBECONFIG" "$GUEST/kubeconfig"
 
 RESULTS="$BENCH/kernel-results.log"
-: >"$RESULTS"
+# BENCH_KERNEL_APPEND=1 keeps earlier results: a side or size run again replaces its own.
+[ "${BENCH_KERNEL_APPEND:-0}" = 1 ] || : >"$RESULTS"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 # guestfwd's cmd: form spawns the relay per guest connection (its tcp: form shares one host

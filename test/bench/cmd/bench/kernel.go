@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,8 @@ func runKernelCollect(args []string) error {
 		if err := json.Unmarshal([]byte(line), &k); err != nil {
 			return fmt.Errorf("decode result line %q: %w", line, err)
 		}
+		// A later run of the same side and size replaces an earlier one.
+		run.Kernel = slices.DeleteFunc(run.Kernel, func(o results.Kernel) bool { return o.Side == k.Side && o.Services == k.Services })
 		run.Kernel = append(run.Kernel, k)
 	}
 	run.Finish()

@@ -32,6 +32,16 @@ type rollingService struct {
 	vip   netip.AddrPort
 	slice *cluster.Slice
 	eps   []cluster.Endpoint
+	// deletions report, for each removed endpoint, when its real server left IPVS.
+	deletions []chan deletion
+}
+
+// deletion is when a removed endpoint's real server left IPVS (zero: not before the
+// end of the run).
+type deletion struct {
+	pod       string
+	removedAt time.Duration
+	goneAt    time.Duration
 }
 
 func (w *world) rolling(ctx context.Context) error {
@@ -49,12 +59,13 @@ func (w *world) rolling(ctx context.Context) error {
 	go func() { done <- load.RunPool(loadCtx, w.node.Client.NS, cfg, w.origin) }()
 	w.event(fmt.Sprintf("load started: %.0f req/s max, %d workers, source ports %d-%d", tune.Rate, tune.Workers, firstSourcePort, firstSourcePort+tune.Ports-1), 0)
 	time.Sleep(tune.Warmup)
-	stepErr := w.replaceAll(ctx, rs, progress)
+	stepErr := w.replaceAll(loadCtx, rs, progress)
 	if stepErr == nil {
 		time.Sleep(tune.Tail)
 	}
 	stopLoad()
 	w.run.Requests = <-done
+	w.recordDeletions(rs)
 	w.event(fmt.Sprintf("load stopped: %d requests, %d failed", progress.Done.Load(), progress.Failed.Load()), 0)
 	if stepErr != nil {
 		return stepErr
@@ -144,6 +155,7 @@ func (w *world) replaceOne(ctx context.Context, rs *rollingService, name string,
 		return err
 	}
 	w.event("pod "+old.Pod+" removed from the EndpointSlice", 0)
+	rs.deletions = append(rs.deletions, w.watchDeletion(ctx, rs.vip, old))
 	time.Sleep(tune.AfterRemove)
 	return w.killPod(w.pods[old.Pod])
 }
@@ -213,4 +225,36 @@ func answersByPod(reqs []results.Request) string {
 		fmt.Fprintf(&b, "%s=%d ", n, counts[n])
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// watchDeletion polls IPVS in the background until the removed endpoint's real server
+// is gone or ctx ends (without holding up the update: a late deletion must still show
+// up as failed requests).
+func (w *world) watchDeletion(ctx context.Context, vip netip.AddrPort, ep cluster.Endpoint) chan deletion {
+	out := make(chan deletion, 1)
+	d := deletion{pod: ep.Pod, removedAt: w.since()}
+	gone := absent(ipvs.TCP, vip, netip.AddrPortFrom(ep.IP, guest.HTTPPort))
+	go func() {
+		defer func() { out <- d }()
+		for ctx.Err() == nil {
+			if vss, err := w.table.List(); err == nil && gone(vss) {
+				d.goneAt = w.since()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return out
+}
+
+// recordDeletions notes when each removed endpoint's real server left IPVS.
+func (w *world) recordDeletions(rs *rollingService) {
+	for _, c := range rs.deletions {
+		d := <-c
+		if d.goneAt == 0 {
+			w.run.Note(fmt.Sprintf("real server of %s: still in IPVS at the end of the run (removed at t=%.2fs)", d.pod, d.removedAt.Seconds()))
+			continue
+		}
+		w.run.Note(fmt.Sprintf("real server of %s: deleted at t=%.2fs, %s after its removal", d.pod, d.goneAt.Seconds(), (d.goneAt - d.removedAt).Round(time.Millisecond)))
+	}
 }

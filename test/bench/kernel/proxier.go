@@ -47,6 +47,7 @@ conntrack:
 ipvs:
   syncPeriod: %s
   minSyncPeriod: 0s
+enableProfiling: %t
 `
 
 // proxier is a running kube-proxy process.
@@ -57,11 +58,11 @@ type proxier struct {
 	log     *os.File
 }
 
-func startProxier(binary, kubeconfig, logPath string, syncPeriod time.Duration, verbosity int) (*proxier, error) {
+func startProxier(binary, kubeconfig, logPath string, syncPeriod time.Duration, verbosity int, profiling bool) (*proxier, error) {
 	if err := os.MkdirAll("/var/lib/kube-proxy", 0o755); err != nil {
 		return nil, fmt.Errorf("create /var/lib/kube-proxy: %w", err)
 	}
-	if err := os.WriteFile(configPath, fmt.Appendf(nil, config, kubeconfig, syncPeriod), 0o644); err != nil {
+	if err := os.WriteFile(configPath, fmt.Appendf(nil, config, kubeconfig, syncPeriod, profiling), 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", configPath, err)
 	}
 	log, err := os.Create(logPath)
@@ -217,4 +218,22 @@ func parseMetrics(r io.Reader) (snapshot, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// cpuProfile fetches a CPU profile of the proxier over d (enableProfiling).
+func cpuProfile(ctx context.Context, d time.Duration) ([]byte, error) {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metricsAddr, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get proxier CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get proxier CPU profile: %s", resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }

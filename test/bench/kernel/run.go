@@ -41,6 +41,9 @@ type Options struct {
 	LogPath        string
 	// Verbosity is the proxier's --v.
 	Verbosity int
+	// Profile, when set, enables the proxier's profiling and receives a
+	// CPU profile of the idle window.
+	Profile func([]byte)
 	// Progress gets a line per step.
 	Progress func(format string, args ...any)
 }
@@ -66,7 +69,7 @@ func Run(ctx context.Context, o Options) (results.Kernel, error) {
 		return r.res, fmt.Errorf("open IPVS: %w", err)
 	}
 	started := time.Now()
-	if r.p, err = startProxier(o.Binary, o.Kubeconfig, o.LogPath, o.SyncPeriod, o.Verbosity); err != nil {
+	if r.p, err = startProxier(o.Binary, o.Kubeconfig, o.LogPath, o.SyncPeriod, o.Verbosity, o.Profile != nil); err != nil {
 		return r.res, err
 	}
 	defer r.p.stop()
@@ -174,7 +177,7 @@ func (r *run) idle(ctx context.Context) (snapshot, error) {
 		return nil, err
 	}
 	start := time.Now()
-	time.Sleep(r.o.Idle)
+	r.sleepOrProfile(ctx, r.o.Idle)
 	own1, children1, err := r.p.cpuSeconds()
 	if err != nil {
 		return nil, err
@@ -192,6 +195,22 @@ func (r *run) idle(ctx context.Context) (snapshot, error) {
 	d := m1.histogram(syncsMetric, family).minus(m0.histogram(syncsMetric, family))
 	r.res.IdleFullSyncs, r.res.FullSyncSeconds = d.count, d.mean()
 	return m1, nil
+}
+
+// sleepOrProfile waits d, taking a CPU profile meanwhile when asked to.
+func (r *run) sleepOrProfile(ctx context.Context, d time.Duration) {
+	if r.o.Profile == nil {
+		time.Sleep(d)
+		return
+	}
+	start := time.Now()
+	prof, err := cpuProfile(ctx, d)
+	if err != nil {
+		r.o.Progress("%s: %v", r.o.Side, err)
+	} else {
+		r.o.Profile(prof)
+	}
+	time.Sleep(time.Until(start.Add(d)))
 }
 
 // updates times EndpointSlice updates that remove one endpoint each, from

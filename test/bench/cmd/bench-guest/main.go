@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,8 +18,12 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
 
-// ResultPrefix starts the line that carries the result.
-const ResultPrefix = "BENCH-KERNEL-RESULT "
+// ResultPrefix starts the line that carries the result, ProfilePrefix the
+// one that carries a CPU profile (-profile).
+const (
+	ResultPrefix  = "BENCH-KERNEL-RESULT "
+	ProfilePrefix = "BENCH-CPU-PROFILE "
+)
 
 func main() {
 	var o kernel.Options
@@ -34,9 +39,13 @@ func main() {
 	flag.StringVar(&o.LogPath, "log", "/tmp/kube-proxy.log", "the proxier's log")
 	flag.IntVar(&o.Verbosity, "v", 1, "the proxier's log verbosity")
 	grep := flag.String("grep", "", "print the proxier's log lines holding this text at the end")
+	profile := flag.Bool("profile", false, "enable the proxier's profiling and print a CPU profile of the idle window (base64)")
 	flag.Parse()
 	o.Progress = func(format string, args ...any) {
 		fmt.Printf("    [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	if *profile {
+		o.Profile = func(p []byte) { fmt.Println(ProfilePrefix + base64.StdEncoding.EncodeToString(p)) }
 	}
 	res, err := kernel.Run(context.Background(), o)
 	if err != nil {

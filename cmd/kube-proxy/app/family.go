@@ -79,6 +79,7 @@ func proxierConfig(c *v1alpha1.KubeProxyConfiguration, family v1.IPFamily, nodeN
 		LocalDetector:        localDetector(c, family, podCIDRs),
 		NodePortAddresses:    nodePorts,
 		ImmediateTermination: gate.Enabled(IPVSImmediateTermination),
+		FinishGrace:          ipvsproxy.DefaultFinishGrace,
 	}, nil
 }
 

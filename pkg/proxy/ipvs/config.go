@@ -67,7 +67,19 @@ type Config struct {
 
 	// ImmediateTermination is the IPVSImmediateTermination feature gate.
 	ImmediateTermination bool
+	// FinishGrace is how long, at most, the immediate policy keeps the real
+	// server of a removed endpoint that was draining (its pod served while
+	// it terminated) while connections are still established to it; zero
+	// deletes it at once. See DefaultFinishGrace.
+	FinishGrace time.Duration
 }
+
+// DefaultFinishGrace lets requests in flight to a pod that is removed from
+// its EndpointSlice while its process still runs complete: deleting the
+// real server drops their next packet. It is short because, on kernels
+// before 5.9, every new connection that reuses a source port last used
+// towards that pod still reaches it until the real server is gone.
+const DefaultFinishGrace = 300 * time.Millisecond
 
 // Deps are the kernel interfaces and servers the proxier works through.
 type Deps struct {
@@ -86,4 +98,6 @@ type Deps struct {
 	ServiceHealthServer healthcheck.ServiceHealthServer
 	// Metrics may be nil: unregistered metrics are used then.
 	Metrics *Metrics
+	// Now may be nil: time.Now is used then (tests set it).
+	Now func() time.Time
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -56,6 +57,16 @@ type plan struct {
 
 	// conntrack are the entries to flush once the real servers are gone.
 	conntrack []conntrack.Filter
+
+	// finishing are real servers the immediate policy retires but keeps,
+	// at weight 0, while their established connections finish.
+	finishing []destRef
+}
+
+// destRef names one real server of one virtual server.
+type destRef struct {
+	svc  ipvs.ServiceKey
+	dest ipvs.DestinationKey
 }
 
 // planInput carries what the diff needs besides the two states.
@@ -66,6 +77,22 @@ type planInput struct {
 	firstSync bool
 	// scope limits the diff to what changed; nil compares everything.
 	scope *scope
+	// finishingSince is when each finishing real server started finishing.
+	finishingSince map[destRef]time.Time
+	now            time.Time
+}
+
+// finishes says whether a real server the immediate policy retires is kept
+// a little longer: it was draining at weight 0 (its pod still served while
+// it terminated, so the pod may still be alive) and connections are still
+// established to it, which its deletion would break. It is deleted once
+// they are done or FinishGrace has passed.
+func (in planInput) finishes(key ipvs.ServiceKey, d ipvs.Destination) bool {
+	if in.firstSync || in.cfg.FinishGrace <= 0 || key.Protocol != ipvs.TCP || d.Weight != 0 || d.ActiveConn == 0 {
+		return false
+	}
+	since, ok := in.finishingSince[destRef{key, d.DestinationKey}]
+	return !ok || in.now.Sub(since) < in.cfg.FinishGrace
 }
 
 // makePlan diffs desired against observed; it touches nothing.
@@ -256,15 +283,18 @@ func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.Destin
 
 // retire handles a real server whose endpoint is no longer used: delete it
 // now (immediate policy unless the endpoint is still serving while it
-// terminates; non-TCP; drained; or a weight-0 leftover of a vanished
-// endpoint found on the first sync), or park it at weight 0 until its
-// connections drain.
+// terminates, or just stopped doing so with requests in flight; non-TCP;
+// drained; or a weight-0 leftover of a vanished endpoint found on the first
+// sync), or park it at weight 0 until its connections drain.
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
 	change := destChange{want: want, dest: d}
 	_, draining := want.draining[d.DestinationKey]
 	immediate := want.immediate && !draining
 	switch {
+	case immediate && in.finishes(key, d):
+		p.finishing = append(p.finishing, destRef{key, d.DestinationKey})
+		return
 	case immediate:
 		change.reason = reasonImmediate
 	case in.firstSync && d.Weight == 0 && !draining:

@@ -57,6 +57,11 @@ type Proxier struct {
 	// desired is the desired state as of the last sync.
 	desired       *desiredState
 	healthChecked map[types.NamespacedName]struct{}
+	// finishing are the real servers of removed endpoints kept while their
+	// connections finish, with when they started (Config.FinishGrace).
+	finishing map[destRef]time.Time
+	// recheckPending says a sync to recheck them is already scheduled.
+	recheckPending atomic.Bool
 	// unflushed are conntrack filters a failed sync could not apply.
 	unflushed  []conntrack.Filter
 	lastNAT    []byte

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -69,13 +70,19 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 		}
 	} else {
 		sc = p.updateDesired(changed, servicesChanged)
+		for ref := range p.finishing {
+			sc.services[ref.svc] = struct{}{} // re-read and re-decided each sync
+		}
 		errs = append(errs, p.refreshRetiring(sc))
 	}
-	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc})
+	now := p.now()
+	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
+		finishingSince: p.finishing, now: now})
 	pl.conntrack = append(p.unflushed, pl.conntrack...)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
 	p.unflushed = a.unflushed
+	p.trackFinishing(pl.finishing, now)
 	p.countDeletions(a)
 	if full || p.healthChecksChanged(changed) {
 		p.syncHealthChecks()
@@ -182,6 +189,40 @@ func (p *Proxier) refreshRetiring(sc *scope) error {
 		p.kernel.services[key] = newObservedService(have.service, dests)
 	}
 	return errors.Join(errs...)
+}
+
+// trackFinishing remembers since when each real server of the plan has been
+// finishing its connections (the plan revisits every one of them), and
+// schedules the sync that checks them again.
+func (p *Proxier) trackFinishing(refs []destRef, now time.Time) {
+	next := make(map[destRef]time.Time, len(refs))
+	for _, ref := range refs {
+		since, ok := p.finishing[ref]
+		if !ok {
+			since = now
+			p.logger.V(4).Info("Keeping a removed endpoint's real server while its connections finish",
+				"virtualServer", ref.svc, "realServer", netip.AddrPortFrom(ref.dest.Address, ref.dest.Port), "grace", p.cfg.FinishGrace)
+		}
+		next[ref] = since
+	}
+	p.finishing = next
+	if len(next) > 0 && p.syncRunner != nil && p.recheckPending.CompareAndSwap(false, true) {
+		time.AfterFunc(finishPoll, func() {
+			p.recheckPending.Store(false)
+			p.syncRunner.Run()
+		})
+	}
+}
+
+// finishPoll is how often finishing real servers are checked: a fraction
+// of DefaultFinishGrace, so one is deleted soon after its last request.
+const finishPoll = 50 * time.Millisecond
+
+func (p *Proxier) now() time.Time {
+	if p.deps.Now != nil {
+		return p.deps.Now()
+	}
+	return time.Now()
 }
 
 func losesDest(want *wantedService, have *observedService) bool {

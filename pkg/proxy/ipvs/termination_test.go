@@ -1,10 +1,12 @@
 package ipvs
 
 import (
+	"context"
 	"net/netip"
 
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
@@ -192,6 +194,7 @@ func TestImmediateTerminationDrainsServingTerminatingEndpoint(t *testing.T) {
 	if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
 		t.Errorf("flows of a still-serving pod must stay; %d left:\n%s", n, k.conntrack.Dump())
 	}
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 3))
 	gone := terminating.DeepCopy()
 	gone.Endpoints = gone.Endpoints[1:]
 	p.OnEndpointSliceUpdate(terminating, gone)
@@ -200,4 +203,82 @@ func TestImmediateTerminationDrainsServingTerminatingEndpoint(t *testing.T) {
 		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
 	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+}
+
+// A draining endpoint removed while requests are still in flight to it (its
+// process may still run) keeps its real server until they finish, or
+// FinishGrace has passed, then it is deleted and its flows flushed.
+func TestImmediateTerminationLetsRequestsInFlightFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		finishAt func(k *kernel, clock *time.Time)
+	}{
+		{"requests finish", func(k *kernel, clock *time.Time) {
+			must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 2))
+			*clock = clock.Add(10 * time.Millisecond)
+		}},
+		{"grace passes", func(_ *kernel, clock *time.Time) { *clock = clock.Add(DefaultFinishGrace) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			flows(k, conntrack.ProtoTCP)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
+			clock := time.Unix(1000, 0)
+			deps := k.deps(cfg.IPFamily)
+			deps.Now = func() time.Time { return clock }
+			p, err := NewProxier(context.Background(), cfg, deps)
+			must(t, err)
+			p.initialized.Store(true)
+			p.OnServiceAdd(svc("web", vip.String()))
+			both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+			p.OnEndpointSliceAdd(both)
+			syncOK(t, p)
+			must(t, k.ipvs.SetConnections(vipKey, oldDest, 1, 2))
+			terminating := both.DeepCopy()
+			terminating.Endpoints[0].Conditions = discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+			p.OnEndpointSliceUpdate(both, terminating)
+			syncOK(t, p)
+			gone := terminating.DeepCopy()
+			gone.Endpoints = gone.Endpoints[1:]
+			p.OnEndpointSliceUpdate(terminating, gone)
+			syncOK(t, p)
+			clock = clock.Add(DefaultFinishGrace / 2)
+			syncOK(t, p) // the recheck: still in flight, within the grace
+			wantDump(t, "ipvs while a request is in flight", ipvsDump(k), `
+				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+				  -> 10.244.1.1:8080 weight=0 active=1 inactive=2
+				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+			if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
+				t.Errorf("flows of a pod with requests in flight must stay; %d left:\n%s", n, k.conntrack.Dump())
+			}
+			tc.finishAt(k, &clock)
+			syncOK(t, p)
+			wantDump(t, "ipvs once finished", ipvsDump(k), `
+				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
+	}
+}
+
+// An endpoint removed while it was ready (the shape of a lost node) is
+// deleted at once even with connections established: they cannot finish.
+func TestImmediateTerminationDeletesReadyEndpointWithConnections(t *testing.T) {
+	k := newKernel(t)
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
+	p := newTestProxier(t, k, cfg)
+	p.OnServiceAdd(svc("web", vip.String()))
+	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(both)
+	syncOK(t, p)
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 4, 0))
+	gone := both.DeepCopy()
+	gone.Endpoints = gone.Endpoints[1:]
+	p.OnEndpointSliceUpdate(both, gone)
+	syncOK(t, p)
+	wantDump(t, "ipvs", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
 }

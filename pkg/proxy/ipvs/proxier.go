@@ -50,8 +50,10 @@ type Proxier struct {
 	// desiredStale asks the next full sync to rebuild the whole desired
 	// state: the node's topology labels changed.
 	desiredStale bool
-	// lastFullSync is when the last successful full sync ended.
-	lastFullSync time.Time
+	// lastFullSync is when the last successful full sync ended;
+	// fullSyncTimer runs the next one a period later.
+	lastFullSync  time.Time
+	fullSyncTimer *time.Timer
 	// kernel is what the kernel holds, as last read and since written.
 	kernel *observedState
 	// desired is the desired state as of the last sync.

@@ -46,9 +46,25 @@ func (p *Proxier) syncProxyRules() error {
 		// longer than the period (a large node, a slow machine) still
 		// leaves a period of partial syncs before the next.
 		p.lastFullSync = time.Now()
+		p.scheduleFullSync()
 	}
 	p.needFull, p.firstSync = false, false
 	return nil
+}
+
+// scheduleFullSync makes sure a sync runs one period after this full sync:
+// the runner's own period restarts at every sync, so partial syncs in
+// between would otherwise push the next full one (and the repair of
+// external changes) up to a period later.
+func (p *Proxier) scheduleFullSync() {
+	if p.syncRunner == nil {
+		return
+	}
+	if p.fullSyncTimer == nil {
+		p.fullSyncTimer = time.AfterFunc(p.cfg.SyncPeriod, p.syncRunner.Run)
+		return
+	}
+	p.fullSyncTimer.Reset(p.cfg.SyncPeriod)
 }
 
 // syncKernel brings the kernel to the desired state and reports whether it

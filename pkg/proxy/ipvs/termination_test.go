@@ -169,39 +169,66 @@ func TestLeftoverWeightZeroRealServersRemovedOnFirstSync(t *testing.T) {
 		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
 }
 
-// A pod that is terminating but still serving keeps answering the requests
-// it has: under the immediate policy too its real server drains at weight 0,
-// and is deleted (flows flushed) the moment the endpoint vanishes.
-func TestImmediateTerminationDrainsServingTerminatingEndpoint(t *testing.T) {
-	k := newKernel(t)
+// webOldAndNew programs Service web with the old and the new pod ready;
+// the old one has conns established connections and 2 closing ones.
+func webOldAndNew(t *testing.T, k *kernel, p *Proxier, conns int) *discovery.EndpointSlice {
+	t.Helper()
 	flows(k, conntrack.ProtoTCP)
-	cfg := testConfig(v1.IPv4Protocol)
-	cfg.ImmediateTermination = true
-	p := newTestProxier(t, k, cfg)
 	p.OnServiceAdd(svc("web", vip.String()))
 	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
 	p.OnEndpointSliceAdd(both)
 	syncOK(t, p)
-	must(t, k.ipvs.SetConnections(vipKey, oldDest, 1, 0))
-	terminating := both.DeepCopy()
-	terminating.Endpoints[0].Conditions = discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
-	p.OnEndpointSliceUpdate(both, terminating)
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, conns, 2))
+	return both
+}
+
+// terminateOld makes the old pod terminating but still serving, and syncs.
+func terminateOld(t *testing.T, p *Proxier, cur *discovery.EndpointSlice) *discovery.EndpointSlice {
+	t.Helper()
+	next := cur.DeepCopy()
+	next.Endpoints[0].Conditions = discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+	p.OnEndpointSliceUpdate(cur, next)
 	syncOK(t, p)
+	return next
+}
+
+// removeOld removes the old pod from the slice, and syncs.
+func removeOld(t *testing.T, p *Proxier, cur *discovery.EndpointSlice) {
+	t.Helper()
+	next := cur.DeepCopy()
+	next.Endpoints = next.Endpoints[1:]
+	p.OnEndpointSliceUpdate(cur, next)
+	syncOK(t, p)
+}
+
+func wantFlowsKept(t *testing.T, k *kernel, why string) {
+	t.Helper()
+	if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
+		t.Errorf("%s: flows must stay; %d left:\n%s", why, n, k.conntrack.Dump())
+	}
+}
+
+const onlyNewPod = `
+	TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+	  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`
+
+// A pod that is terminating but still serving keeps answering the requests
+// it has: under the immediate policy too its real server drains at weight 0,
+// and is deleted (flows flushed) once the endpoint vanishes.
+func TestImmediateTerminationDrainsServingTerminatingEndpoint(t *testing.T) {
+	k := newKernel(t)
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
+	p := newTestProxier(t, k, cfg)
+	terminating := terminateOld(t, p, webOldAndNew(t, k, p, 1))
 	wantDump(t, "ipvs while terminating", ipvsDump(k), `
 		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
-		  -> 10.244.1.1:8080 weight=0 active=1 inactive=0
+		  -> 10.244.1.1:8080 weight=0 active=1 inactive=2
 		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
-	if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
-		t.Errorf("flows of a still-serving pod must stay; %d left:\n%s", n, k.conntrack.Dump())
-	}
+	wantFlowsKept(t, k, "a still-serving pod")
 	must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 3))
-	gone := terminating.DeepCopy()
-	gone.Endpoints = gone.Endpoints[1:]
-	p.OnEndpointSliceUpdate(terminating, gone)
-	syncOK(t, p)
-	wantDump(t, "ipvs once the pod is gone", ipvsDump(k), `
-		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
-		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+	removeOld(t, p, terminating)
+	wantDump(t, "ipvs once the pod is gone", ipvsDump(k), onlyNewPod)
 	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
 }
 
@@ -221,7 +248,6 @@ func TestImmediateTerminationLetsRequestsInFlightFinish(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newKernel(t)
-			flows(k, conntrack.ProtoTCP)
 			cfg := testConfig(v1.IPv4Protocol)
 			cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
 			clock := time.Unix(1000, 0)
@@ -230,33 +256,17 @@ func TestImmediateTerminationLetsRequestsInFlightFinish(t *testing.T) {
 			p, err := NewProxier(context.Background(), cfg, deps)
 			must(t, err)
 			p.initialized.Store(true)
-			p.OnServiceAdd(svc("web", vip.String()))
-			both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
-			p.OnEndpointSliceAdd(both)
-			syncOK(t, p)
-			must(t, k.ipvs.SetConnections(vipKey, oldDest, 1, 2))
-			terminating := both.DeepCopy()
-			terminating.Endpoints[0].Conditions = discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
-			p.OnEndpointSliceUpdate(both, terminating)
-			syncOK(t, p)
-			gone := terminating.DeepCopy()
-			gone.Endpoints = gone.Endpoints[1:]
-			p.OnEndpointSliceUpdate(terminating, gone)
-			syncOK(t, p)
+			removeOld(t, p, terminateOld(t, p, webOldAndNew(t, k, p, 1)))
 			clock = clock.Add(DefaultFinishGrace / 2)
 			syncOK(t, p) // the recheck: still in flight, within the grace
 			wantDump(t, "ipvs while a request is in flight", ipvsDump(k), `
 				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 				  -> 10.244.1.1:8080 weight=0 active=1 inactive=2
 				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
-			if n := len(strings.Split(strings.TrimSpace(k.conntrack.Dump()), "\n")); n != 3 {
-				t.Errorf("flows of a pod with requests in flight must stay; %d left:\n%s", n, k.conntrack.Dump())
-			}
+			wantFlowsKept(t, k, "a pod with requests in flight")
 			tc.finishAt(k, &clock)
 			syncOK(t, p)
-			wantDump(t, "ipvs once finished", ipvsDump(k), `
-				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
-				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+			wantDump(t, "ipvs once finished", ipvsDump(k), onlyNewPod)
 			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
 		})
 	}
@@ -269,16 +279,7 @@ func TestImmediateTerminationDeletesReadyEndpointWithConnections(t *testing.T) {
 	cfg := testConfig(v1.IPv4Protocol)
 	cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
 	p := newTestProxier(t, k, cfg)
-	p.OnServiceAdd(svc("web", vip.String()))
-	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
-	p.OnEndpointSliceAdd(both)
-	syncOK(t, p)
-	must(t, k.ipvs.SetConnections(vipKey, oldDest, 4, 0))
-	gone := both.DeepCopy()
-	gone.Endpoints = gone.Endpoints[1:]
-	p.OnEndpointSliceUpdate(both, gone)
-	syncOK(t, p)
-	wantDump(t, "ipvs", ipvsDump(k), `
-		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
-		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+	removeOld(t, p, webOldAndNew(t, k, p, 4))
+	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
 }

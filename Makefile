@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo image clean
+.PHONY: all build unit integration e2e test verify bench demo soak image clean
 
 all: build
 
@@ -26,6 +26,10 @@ bench:
 
 demo:
 	hack/demo.sh
+
+# 30 minutes of random endpoint churn under load in the VM (not in make test).
+soak:
+	hack/e2e.sh soak
 
 image:
 	hack/image.sh

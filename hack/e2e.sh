@@ -4,18 +4,24 @@
 # Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition from
 # hack/legacy-ipvs), runs the in-VM driver there against the real API server, and writes
 # the report (tables, results.json, report.md, failures.svg) under _output/e2e (or
-# _output/demo).
+# _output/demo, _output/soak).
 #
-# Usage: hack/e2e.sh [test|demo]
+# Usage: hack/e2e.sh [test|demo|soak]
 #   test (default, `make test`): scenarios 1 (services), 2 (rolling update: ours with the
 #        gate off and on, both profiles), 4 (UDP) and 5 (restart, tampering), ~500
-#        requests per rolling update.
+#        requests per rolling update; on the stock profile also 2 minutes of random
+#        endpoint churn under load (churn) and an API server outage (apiserver-outage),
+#        ours with the gate on.
 #   demo (`make demo`): scenario 2 for upstream kube-proxy v1.37.2 and ours (both gates)
 #        on both profiles with longer load; on the stock profile also scenario 3
 #        (in-flight connections, all three) and scenario 5 (restart: upstream and ours
 #        with the gate off, the case that parks real servers at weight 0).
+#   soak (`make soak`): 30 minutes of random endpoint churn under load, ours with the gate
+#        on, stock profile (E2E_PROFILES default "stock" in this mode).
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
-#   E2E_PROXIER_V (the proxiers' --v, default 2); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
+#   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
+#   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
+#   length instead of the mode's); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -23,9 +29,12 @@ MODE=${1:-test}
 case $MODE in
 test) E2E_OUT=$OUT/e2e ;;
 demo) E2E_OUT=$OUT/demo ;;
-*) echo "usage: hack/e2e.sh [test|demo]" >&2; exit 2 ;;
+soak) E2E_OUT=$OUT/soak ;;
+*) echo "usage: hack/e2e.sh [test|demo|soak]" >&2; exit 2 ;;
 esac
-PROFILES=${E2E_PROFILES:-stock legacy}
+DEFAULT_PROFILES="stock legacy"
+[ "$MODE" = soak ] && DEFAULT_PROFILES=stock
+PROFILES=${E2E_PROFILES:-$DEFAULT_PROFILES}
 GUEST=$E2E_OUT/guest
 CP_RUN=$OUT/controlplane/run
 STARTED_CP=""
@@ -37,10 +46,11 @@ progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 # plan prints the driver's -run flags for a profile.
 plan() {
 	case $MODE-$1 in
-	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off" ;;
+	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;
 	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
 	demo-legacy) echo "-run rolling=upstream,ours-gate-off,ours-gate-on" ;;
+	soak-stock) echo "-run churn=ours-gate-on" ;;
 	esac
 }
 
@@ -107,9 +117,11 @@ boot() {
 		extra=(--extra-cpio "$(ls "$OUT"/legacy-ipvs/*/modules.cpio | head -n1)")
 	fi
 	[ "$MODE" = demo ] && { tuning=demo; timeout=${E2E_VM_TIMEOUT:-3000}; }
+	[ "$MODE" = soak ] && { tuning=soak; timeout=${E2E_VM_TIMEOUT:-3000}; }
 	rm -rf "${E2E_OUT:?}/$profile"
 	local driver="/e2e/e2e-driver run -profile $profile -tuning $tuning -kubeconfig /e2e/kubeconfig"
-	driver+=" -ours /e2e/kube-proxy -upstream /e2e/kube-proxy-upstream -proxier-v ${E2E_PROXIER_V:-2} $(plan "$profile")"
+	driver+=" -ours /e2e/kube-proxy -upstream /e2e/kube-proxy-upstream -proxier-v ${E2E_PROXIER_V:-2} -churn-seed ${E2E_CHURN_SEED:-0}"
+	driver+="${E2E_CHURN_DURATION:+ -churn-duration $E2E_CHURN_DURATION} $(plan "$profile")"
 	# On failure, the tail of every proxier's log follows the driver's output.
 	local logs='for f in /tmp/e2e-logs/*.log; do echo "--- proxier log $f (last 40 lines)"; tail -n 40 "$f"; done'
 	local cmd="/usr/bin/ip link set eth0 up && /usr/bin/ip addr add 10.0.2.15/24 dev eth0 && $driver; rc=\$?; [ \$rc = 0 ] || { $logs; }; exit \$rc"
@@ -139,6 +151,7 @@ main() {
 	local logs=() title="ipvs-proxy e2e ($MODE)"
 	for profile in $PROFILES; do logs+=("$E2E_OUT/$profile/guest.log"); done
 	[ "$MODE" = demo ] && title="ipvs-proxy demo: rolling update under source-port reuse, upstream kube-proxy v1.37.2 vs ipvs-proxy"
+	[ "$MODE" = soak ] && title="ipvs-proxy soak: endpoint churn under load"
 	"$E2E_OUT/bin/e2e-report" -out "$E2E_OUT" -title "$title" -want "$(wanted)" \
 		-environment "$(environment)" "${logs[@]}" || failed+=("report")
 	progress 6 "done"

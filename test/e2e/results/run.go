@@ -12,6 +12,8 @@ const (
 	ScenarioInflight = "inflight"
 	ScenarioUDP      = "udp"
 	ScenarioRestart  = "restart"
+	ScenarioChurn    = "churn"
+	ScenarioOutage   = "apiserver-outage"
 )
 
 // Run is one scenario run: one proxier under one kernel profile.

@@ -21,6 +21,10 @@ func Run(ctx context.Context, env *Env, name, proxy string) *results.Run {
 		return UDP(ctx, env, proxy)
 	case results.ScenarioRestart:
 		return Restart(ctx, env, proxy)
+	case results.ScenarioChurn:
+		return Churn(ctx, env, proxy)
+	case results.ScenarioOutage:
+		return Outage(ctx, env, proxy)
 	}
 	r := &results.Run{Scenario: name, Proxy: proxy, Profile: env.Profile, Module: env.Module}
 	r.Check("known scenario", false, fmt.Sprintf("no scenario %q", name))

@@ -25,6 +25,14 @@ type Tuning struct {
 	StreamDeadline time.Duration
 	// RestartSyncPeriod is the syncPeriod of the restart scenario.
 	RestartSyncPeriod time.Duration
+	// ChurnDuration is how long the churn scenario changes endpoints; ChurnSeed seeds
+	// its choices (0: a seed from the clock; it is printed either way).
+	ChurnDuration time.Duration
+	ChurnSeed     int64
+	// Outage is how long the apiserver-outage scenario keeps the API server away from
+	// the proxier; OutageSyncPeriod is that proxier's syncPeriod (its health timeout
+	// is twice that, shorter than the outage on purpose).
+	Outage, OutageSyncPeriod time.Duration
 }
 
 // FastTuning is what `make test` runs: about 500 requests per rolling update.
@@ -36,6 +44,9 @@ func FastTuning() Tuning {
 		Timeouts:          load.Timeouts{Connect: 3 * time.Second, Total: 5 * time.Second},
 		StreamDeadline:    10 * time.Second,
 		RestartSyncPeriod: 5 * time.Second,
+		ChurnDuration:     2 * time.Minute,
+		Outage:            11 * time.Second,
+		OutageSyncPeriod:  5 * time.Second,
 	}
 }
 
@@ -46,5 +57,12 @@ func DemoTuning() Tuning {
 	t.Terminating = 3 * time.Second
 	t.Tail = 15 * time.Second
 	t.StreamDeadline = 30 * time.Second
+	return t
+}
+
+// SoakTuning is what `make soak` runs: the churn scenario for 30 minutes.
+func SoakTuning() Tuning {
+	t := FastTuning()
+	t.ChurnDuration = 30 * time.Minute
 	return t
 }

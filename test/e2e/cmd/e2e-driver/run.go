@@ -40,6 +40,8 @@ type options struct {
 	profile, kubeconfig, ours, upstream, tuning, logDir, node string
 	verbosity                                                 int
 	plan                                                      plan
+	churnSeed                                                 int64
+	churnDuration                                             time.Duration
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -49,11 +51,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the API server as reached from the VM")
 	fs.StringVar(&o.ours, "ours", "", "our kube-proxy binary")
 	fs.StringVar(&o.upstream, "upstream", "", "upstream kube-proxy binary")
-	fs.StringVar(&o.tuning, "tuning", "fast", "scenario sizes: fast (make test) or demo")
+	fs.StringVar(&o.tuning, "tuning", "fast", "scenario sizes: fast (make test), demo or soak (make soak: a 30-minute churn)")
 	fs.StringVar(&o.logDir, "log-dir", "/tmp/e2e-logs", "where the proxiers' logs go")
 	fs.StringVar(&o.node, "node", "e2e-node", "Node name the proxier runs as")
 	fs.IntVar(&o.verbosity, "proxier-v", 2, "the proxiers' --v")
-	fs.Var(&o.plan, "run", "scenario=proxy[,proxy...] (repeatable): services, rolling, inflight, udp, restart")
+	fs.Var(&o.plan, "run", "scenario=proxy[,proxy...] (repeatable): services, rolling, inflight, udp, restart, churn, apiserver-outage")
+	fs.Int64Var(&o.churnSeed, "churn-seed", 0, "seed of the churn scenario's choices (0: from the clock; printed)")
+	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "length of the churn scenario (0: the tuning's)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -96,8 +100,14 @@ func newEnv(ctx context.Context, o *options) (*scenario.Env, error) {
 		env.Tune = scenario.FastTuning()
 	case "demo":
 		env.Tune = scenario.DemoTuning()
+	case "soak":
+		env.Tune = scenario.SoakTuning()
 	default:
 		return nil, fmt.Errorf("unknown -tuning %q", o.tuning)
+	}
+	env.Tune.ChurnSeed = o.churnSeed
+	if o.churnDuration > 0 {
+		env.Tune.ChurnDuration = o.churnDuration
 	}
 	if err := prepare(ctx, env, o.kubeconfig); err != nil {
 		return nil, err

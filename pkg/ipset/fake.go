@@ -40,9 +40,15 @@ func NewFake() *Fake {
 
 // begin counts the call and runs the injected fault, with f.mu held.
 func (f *Fake) begin(op, object string) error {
+	return f.beginNamed(op, func() string { return object })
+}
+
+// beginNamed is begin naming the object only for Inject: a first sync adds
+// tens of thousands of members, and the kernel names none.
+func (f *Fake) beginNamed(op string, object func() string) error {
 	f.Calls[op]++
 	if f.Inject != nil && op != "List" {
-		return f.Inject(op, object)
+		return f.Inject(op, object())
 	}
 	return nil
 }
@@ -92,7 +98,7 @@ func (f *Fake) DestroySet(name string) error {
 func (f *Fake) AddEntry(set string, e Entry) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin("AddEntry", set+" "+e.String()); err != nil {
+	if err := f.beginNamed("AddEntry", func() string { return set + " " + e.String() }); err != nil {
 		return err
 	}
 	s, e, err := f.member(set, e)
@@ -109,7 +115,7 @@ func (f *Fake) AddEntry(set string, e Entry) error {
 func (f *Fake) DeleteEntry(set string, e Entry) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin("DeleteEntry", set+" "+e.String()); err != nil {
+	if err := f.beginNamed("DeleteEntry", func() string { return set + " " + e.String() }); err != nil {
 		return err
 	}
 	s, e, err := f.member(set, e)

@@ -40,6 +40,27 @@ func newScope() *scope {
 	return &scope{services: map[ipvs.ServiceKey]struct{}{}, addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
 }
 
+// The touch methods record a key whose wanted state may have changed. A
+// nil scope records nothing: a full rebuild compares everything, and
+// recording its every key would cost as much again as the desired state.
+func (sc *scope) touchService(k ipvs.ServiceKey) {
+	if sc != nil {
+		sc.services[k] = struct{}{}
+	}
+}
+
+func (sc *scope) touchAddr(a netip.Addr) {
+	if sc != nil {
+		sc.addrs[a] = struct{}{}
+	}
+}
+
+func (sc *scope) touchEntry(e setEntry) {
+	if sc != nil {
+		sc.entries[e] = struct{}{}
+	}
+}
+
 // newDesiredState makes an empty desired state sized for ports service
 // ports (each has a cluster IP: a virtual server, a bound address and a
 // member of the cluster IP set and of KUBE-IPVS-IPS).
@@ -72,7 +93,7 @@ func (d *desiredState) service(key ipvs.ServiceKey) *wantedService {
 func (d *desiredState) set(name string) map[ipset.Entry]int { return d.sets[name] }
 
 // replace swaps a service port's contribution (nil removes it) and records
-// every key whose wanted state may have changed.
+// in sc (when not nil) every key whose wanted state may have changed.
 func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *scope) {
 	old := d.contributions[name]
 	if old != nil {
@@ -112,20 +133,20 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 				delete(d.services, key)
 			}
 		}
-		sc.services[key] = struct{}{}
+		sc.touchService(key)
 	}
 	for _, a := range c.bound {
 		if count(d.bound, a, delta) {
-			sc.addrs[a] = struct{}{}
+			sc.touchAddr(a)
 			// KUBE-IPVS-IPS holds exactly the bound addresses.
 			e := setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}}
 			count(d.sets[setIPVSAddresses], e.entry, delta)
-			sc.entries[e] = struct{}{}
+			sc.touchEntry(e)
 		}
 	}
 	for _, e := range c.entries {
 		if count(d.sets[e.set], e.entry, delta) {
-			sc.entries[e] = struct{}{}
+			sc.touchEntry(e)
 		}
 	}
 	for _, e := range c.lbNoNodeAccess {

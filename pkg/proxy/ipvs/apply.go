@@ -73,12 +73,17 @@ func (a *applier) applySets(p *plan) {
 			delete(a.kernel.sets, name)
 		}
 	}
+	var adding map[string]int
+	if len(p.createSets) > 0 {
+		adding = countBySet(p.addEntries)
+	}
 	for _, s := range p.createSets {
 		if a.verbose {
 			a.logger.V(4).Info("Creating ipset", "set", s.Name, "type", s.Type)
 		}
 		if a.do(a.deps.IPSet.CreateSet(s)) {
-			a.kernel.sets[s.Name] = &observedSet{set: s, entries: map[ipset.Entry]struct{}{}}
+			// Sized for the members added next (a first sync: one per service).
+			a.kernel.sets[s.Name] = &observedSet{set: s, entries: make(map[ipset.Entry]struct{}, adding[s.Name])}
 		}
 	}
 	for _, e := range p.addEntries {
@@ -89,6 +94,14 @@ func (a *applier) applySets(p *plan) {
 			a.kernel.sets[e.set].entries[e.entry] = struct{}{}
 		}
 	}
+}
+
+func countBySet(entries []setEntry) map[string]int {
+	n := make(map[string]int)
+	for _, e := range entries {
+		n[e.set]++
+	}
+	return n
 }
 
 func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
@@ -118,8 +131,8 @@ func (a *applier) applyServices(p *plan) {
 			a.logger.V(4).Info("Adding virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
 		}
 		if a.do(a.deps.IPVS.AddService(s)) {
-			// Sized for the real servers this sync adds next.
-			a.kernel.services[s.ServiceKey] = &observedService{service: s, dests: make(map[ipvs.DestinationKey]ipvs.Destination, len(ws.dests))}
+			// Sized for its real servers, which applyDests adds next.
+			a.kernel.services[s.ServiceKey] = &observedService{service: s, dests: make(destList, 0, len(ws.dests))}
 		}
 	}
 	for _, s := range p.updateServices {
@@ -132,42 +145,89 @@ func (a *applier) applyServices(p *plan) {
 	}
 }
 
+// applyDests adds the real servers of the new virtual servers, then adds,
+// re-weights and deletes the others'. The kernel cache takes each virtual
+// server's successful writes at once (a sorted merge), not one by one.
 func (a *applier) applyDests(p *plan) {
-	for _, c := range p.addDests {
-		if a.verbose {
-			a.logger.V(4).Info("Adding real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
-		}
-		a.setDest(c, a.deps.IPVS.AddDestination(c.key(), c.dest))
+	for _, ws := range p.addServices {
+		a.addServiceDests(ws)
 	}
-	for _, c := range p.reweighDests {
-		if a.verbose {
-			a.logger.V(4).Info("Setting real server weight", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
-		}
-		a.setDest(c, a.deps.IPVS.UpdateDestination(c.key(), c.dest))
+	eachService(p.addDests, func(run []destChange) { a.writeDests(run, a.addDest) })
+	eachService(p.reweighDests, func(run []destChange) { a.writeDests(run, a.reweighDest) })
+	eachService(p.deleteDests, a.deleteDests)
+}
+
+// addServiceDests adds every real server of a virtual server this sync
+// created (none when its creation failed).
+func (a *applier) addServiceDests(ws *wantedService) {
+	s := a.kernel.services[ws.service.ServiceKey]
+	if s == nil {
+		return
 	}
-	for _, c := range p.deleteDests {
-		a.deleteDest(c)
+	for _, dk := range ws.dests {
+		c := destChange{want: ws, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}}
+		if a.addDest(c) {
+			s.dests = append(s.dests, c.dest) // stays sorted: ws.dests is
+		}
 	}
 }
 
-func (a *applier) setDest(c destChange, err error) {
-	if a.do(err) {
-		if s := a.kernel.services[c.key()]; s != nil {
-			s.dests[c.dest.DestinationKey] = c.dest
+// writeDests writes one virtual server's real servers (sorted) and caches
+// those written.
+func (a *applier) writeDests(run []destChange, write func(destChange) bool) {
+	written := make([]ipvs.Destination, 0, len(run))
+	for _, c := range run {
+		if write(c) {
+			written = append(written, c.dest)
 		}
+	}
+	if s := a.kernel.services[run[0].key()]; s != nil && len(written) > 0 {
+		s.dests = s.dests.upsert(written)
 	}
 }
 
-func (a *applier) deleteDest(c destChange) {
+// eachService calls f with the changes of each virtual server in turn (the
+// plan sorts them by virtual server).
+func eachService(changes []destChange, f func(run []destChange)) {
+	for len(changes) > 0 {
+		n := 1
+		for n < len(changes) && changes[n].key() == changes[0].key() {
+			n++
+		}
+		f(changes[:n])
+		changes = changes[n:]
+	}
+}
+
+func (a *applier) addDest(c destChange) bool {
 	if a.verbose {
-		a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
-			"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
+		a.logger.V(4).Info("Adding real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
 	}
-	if a.do(a.deps.IPVS.DeleteDestination(c.key(), c.dest.DestinationKey)) {
-		a.deleted[c.reason]++
-		if s := a.kernel.services[c.key()]; s != nil {
-			delete(s.dests, c.dest.DestinationKey)
+	return a.do(a.deps.IPVS.AddDestination(c.key(), c.dest))
+}
+
+func (a *applier) reweighDest(c destChange) bool {
+	if a.verbose {
+		a.logger.V(4).Info("Setting real server weight", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
+	}
+	return a.do(a.deps.IPVS.UpdateDestination(c.key(), c.dest))
+}
+
+// deleteDests deletes one virtual server's retired real servers.
+func (a *applier) deleteDests(run []destChange) {
+	var gone []ipvs.DestinationKey
+	for _, c := range run {
+		if a.verbose {
+			a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
+				"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
 		}
+		if a.do(a.deps.IPVS.DeleteDestination(c.key(), c.dest.DestinationKey)) {
+			a.deleted[c.reason]++
+			gone = append(gone, c.dest.DestinationKey)
+		}
+	}
+	if s := a.kernel.services[run[0].key()]; s != nil {
+		s.dests = s.dests.remove(gone)
 	}
 }
 

@@ -3,6 +3,7 @@ package ipvs
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -16,7 +17,7 @@ import (
 // servers it wants behind it (all at weight 1).
 type wantedService struct {
 	service ipvs.Service
-	dests   map[ipvs.DestinationKey]struct{}
+	dests   destKeys
 	// immediate: a real server that stops being wanted is deleted at once
 	// (and its conntrack entries flushed) instead of drained at weight 0.
 	immediate bool
@@ -24,7 +25,7 @@ type wantedService struct {
 	// terminate: their real servers drain at weight 0 under either policy
 	// (deleting them would reset requests the pod is still answering); the
 	// immediate policy deletes them as soon as they vanish or stop serving.
-	draining map[ipvs.DestinationKey]struct{}
+	draining destKeys
 	name     proxy.ServicePortName
 }
 
@@ -95,22 +96,20 @@ func (b *portBuilder) add(set string, e ipset.Entry) {
 }
 
 // usableEndpoints drops endpoints that cannot be programmed (reported when
-// their EndpointSlice changed).
+// their EndpointSlice changed); eps itself when all can (no copy).
 func usableEndpoints(eps []proxy.Endpoint) []proxy.Endpoint {
-	out := make([]proxy.Endpoint, 0, len(eps))
-	for _, e := range eps {
-		if ep, ok := e.(*endpoint); ok && ep.invalid == "" {
-			out = append(out, e)
-		}
+	if !slices.ContainsFunc(eps, func(e proxy.Endpoint) bool { return endpointProblem(e) != "" }) {
+		return eps
 	}
-	return out
+	return slices.DeleteFunc(slices.Clone(eps), func(e proxy.Endpoint) bool { return endpointProblem(e) != "" })
 }
 
 // addLoopBack lets a local endpoint reach itself through the service (hairpin).
 func (b *portBuilder) addLoopBack(eps []proxy.Endpoint) {
 	for _, e := range eps {
-		if ep := e.(*endpoint); ep.IsLocal() {
-			b.add(setLoopBack, ipset.Entry{IP: ep.addr, Protocol: b.proto, Port: uint16(ep.Port()), IP2: ep.addr})
+		if e.IsLocal() {
+			addr := endpointAddr(e)
+			b.add(setLoopBack, ipset.Entry{IP: addr, Protocol: b.proto, Port: uint16(e.Port()), IP2: addr})
 		}
 	}
 }
@@ -236,25 +235,26 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	if onlyLocal && len(b.local) > 0 {
 		eps = b.local
 	}
-	ws := &wantedService{service: svc, dests: make(map[ipvs.DestinationKey]struct{}, len(eps)), immediate: b.immediate(), name: b.name}
+	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), name: b.name}
 	for _, e := range eps {
-		ep := e.(*endpoint)
-		ws.dests[ipvs.DestinationKey{Address: ep.addr, Port: uint16(ep.Port())}] = struct{}{}
+		ws.dests = append(ws.dests, destKey(e))
 	}
+	ws.dests = newDestKeys(ws.dests)
+	var draining []ipvs.DestinationKey
 	for _, e := range b.usable {
-		ep := e.(*endpoint)
-		dk := ipvs.DestinationKey{Address: ep.addr, Port: uint16(ep.Port())}
-		if _, chosen := ws.dests[dk]; !chosen && ep.IsServing() && ep.IsTerminating() {
-			if ws.draining == nil {
-				ws.draining = make(map[ipvs.DestinationKey]struct{})
-			}
-			ws.draining[dk] = struct{}{}
+		if dk := destKey(e); !ws.dests.has(dk) && e.IsServing() && e.IsTerminating() {
+			draining = append(draining, dk)
 		}
 	}
+	ws.draining = newDestKeys(draining)
 	b.c.services = append(b.c.services, ws)
 	if bind {
 		b.c.bound = append(b.c.bound, addr)
 	}
+}
+
+func destKey(e proxy.Endpoint) ipvs.DestinationKey {
+	return ipvs.DestinationKey{Address: endpointAddr(e), Port: uint16(e.Port())}
 }
 
 func (b *portBuilder) virtualService(addr netip.Addr, port int) ipvs.Service {

@@ -13,7 +13,7 @@ import (
 // observedService is a virtual server as the kernel holds it.
 type observedService struct {
 	service ipvs.Service
-	dests   map[ipvs.DestinationKey]ipvs.Destination
+	dests   destList
 }
 
 // observedState is what the kernel holds for our family: read whole on a
@@ -63,12 +63,9 @@ func readObserved(deps *Deps, family v1.IPFamily) (*observedState, error) {
 	return o, o.readSets(deps, family)
 }
 
+// newObservedService takes dests (read from the kernel) over.
 func newObservedService(s ipvs.Service, dests []ipvs.Destination) *observedService {
-	os := &observedService{service: s, dests: make(map[ipvs.DestinationKey]ipvs.Destination, len(dests))}
-	for _, d := range dests {
-		os.dests[d.DestinationKey] = d
-	}
-	return os
+	return &observedService{service: s, dests: newDestList(dests)}
 }
 
 func (o *observedState) readBound(deps *Deps, family v1.IPFamily) error {

@@ -20,8 +20,7 @@ const (
 )
 
 // destChange is one real server to add, re-weight or delete. It points to
-// its wanted service rather than copying its key and name: a first sync
-// makes one per real server, and their size is most of its allocations.
+// its wanted service rather than copying its key and name.
 type destChange struct {
 	want   *wantedService
 	dest   ipvs.Destination
@@ -47,7 +46,7 @@ type plan struct {
 
 	bind, unbind []netip.Addr
 
-	addServices    []*wantedService
+	addServices    []*wantedService // with all their wanted real servers
 	updateServices []ipvs.Service
 	deleteServices []*observedService
 
@@ -173,9 +172,7 @@ func (p *plan) diffAddress(in planInput, a netip.Addr) {
 }
 
 func (p *plan) diffAllServices(in planInput) {
-	services, dests := missing(in)
-	p.addServices = make([]*wantedService, 0, services)
-	p.addDests = make([]destChange, 0, dests)
+	p.addServices = make([]*wantedService, 0, missing(in))
 	for key := range in.desired.services {
 		p.diffService(in, key)
 	}
@@ -186,21 +183,15 @@ func (p *plan) diffAllServices(in planInput) {
 	}
 }
 
-// missing counts the virtual servers and (at least) the real servers a
-// full sync adds, so that a first sync sizes its lists once instead of
-// growing them step by step.
-func missing(in planInput) (services, dests int) {
+// missing counts the virtual servers a full sync adds, so that a first
+// sync sizes its list once instead of growing it step by step.
+func missing(in planInput) (services int) {
 	for key := range in.desired.services {
-		want, have := in.desired.service(key), in.observed.services[key]
-		switch {
-		case have == nil:
+		if in.observed.services[key] == nil {
 			services++
-			dests += len(want.dests)
-		case len(want.dests) > len(have.dests):
-			dests += len(want.dests) - len(have.dests)
 		}
 	}
-	return services, dests
+	return services
 }
 
 // diffScope compares only the keys a partial sync touched.
@@ -234,12 +225,13 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 			return
 		}
 		p.deleteServices = append(p.deleteServices, have)
-		for dk := range have.dests {
-			p.flushConntrack(key, dk, immediateForUnknown(in.cfg))
+		for _, d := range have.dests {
+			p.flushConntrack(key, d.DestinationKey, immediateForUnknown(in.cfg))
 		}
 	case have == nil:
+		// Its real servers are added with it (no destChange each: a first
+		// sync would hold one per real server of the node).
 		p.addServices = append(p.addServices, want)
-		p.diffDests(in, want, nil)
 	default:
 		if !sameService(want.service, have.service) {
 			p.updateServices = append(p.updateServices, want.service)
@@ -264,9 +256,9 @@ func sameService(want, have ipvs.Service) bool {
 	return true
 }
 
-func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.DestinationKey]ipvs.Destination) {
-	for dk, d := range have {
-		if _, ok := want.dests[dk]; ok {
+func (p *plan) diffDests(in planInput, want *wantedService, have destList) {
+	for _, d := range have {
+		if want.dests.has(d.DestinationKey) {
 			if d.Weight != 1 {
 				p.reweighDests = append(p.reweighDests, destChange{want: want, dest: withWeight(d, 1)})
 			}
@@ -274,8 +266,8 @@ func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.Destin
 		}
 		p.retire(in, want, d)
 	}
-	for dk := range want.dests {
-		if _, ok := have[dk]; !ok {
+	for _, dk := range want.dests {
+		if !have.has(dk) {
 			p.addDests = append(p.addDests, destChange{want: want, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}})
 		}
 	}
@@ -289,7 +281,7 @@ func (p *plan) diffDests(in planInput, want *wantedService, have map[ipvs.Destin
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
 	change := destChange{want: want, dest: d}
-	_, draining := want.draining[d.DestinationKey]
+	draining := want.draining.has(d.DestinationKey)
 	immediate := want.immediate && !draining
 	switch {
 	case immediate && in.finishes(key, d):

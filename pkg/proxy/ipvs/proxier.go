@@ -143,11 +143,10 @@ func (p *Proxier) makeServicePort(port *v1.ServicePort, svc *v1.Service, base *p
 }
 
 func (p *Proxier) makeEndpoint(info *proxy.BaseEndpointInfo, name *proxy.ServicePortName) proxy.Endpoint {
-	ep := newEndpoint(info, name).(*endpoint)
-	if ep.invalid != "" {
-		p.logger.Error(nil, "Skipping invalid endpoint", "service", name, "endpoint", info.String(), "reason", ep.invalid)
+	if reason := endpointProblem(info); reason != "" {
+		p.logger.Error(nil, "Skipping invalid endpoint", "service", name, "endpoint", info.String(), "reason", reason)
 	}
-	return ep
+	return info
 }
 
 func (p *Proxier) event(svc *v1.Service, reason, note string) {

@@ -138,9 +138,8 @@ func (p *Proxier) buildInput() *buildInput {
 func (p *Proxier) rebuildDesired() *desiredState {
 	in := p.buildInput()
 	d := newDesiredState(len(p.svcPortMap))
-	sc := newScope() // unused: a full sync compares everything
 	for name, port := range p.svcPortMap {
-		d.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
+		d.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), nil) // a full sync compares everything
 	}
 	return d
 }
@@ -242,8 +241,8 @@ func (p *Proxier) now() time.Time {
 }
 
 func losesDest(want *wantedService, have *observedService) bool {
-	for dk := range have.dests {
-		if _, ok := want.dests[dk]; !ok {
+	for _, d := range have.dests {
+		if !want.dests.has(d.DestinationKey) {
 			return true
 		}
 	}

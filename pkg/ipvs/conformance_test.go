@@ -244,7 +244,30 @@ func runConformance(t *testing.T, newTable func(t *testing.T) Interface) {
 			if got := FormatVirtualServers(vss); got != tc.want {
 				t.Errorf("end state:\n%s\nwant:\n%s", got, tc.want)
 			}
+			checkListFamily(t, table, tc.want)
 		})
+	}
+}
+
+// checkListFamily: the two families' lists hold their family only and
+// together make the whole table.
+func checkListFamily(t *testing.T, table Interface, want string) {
+	t.Helper()
+	var both []VirtualServer
+	for _, ipv6 := range []bool{false, true} {
+		vss, err := table.ListFamily(ipv6)
+		if err != nil {
+			t.Fatalf("ListFamily(%v): %v", ipv6, err)
+		}
+		for _, vs := range vss {
+			if vs.Address.Is6() != ipv6 {
+				t.Errorf("ListFamily(%v) gave %s", ipv6, vs.ServiceKey)
+			}
+		}
+		both = append(both, vss...)
+	}
+	if got := FormatVirtualServers(both); got != want {
+		t.Errorf("both families' lists:\n%s\nwant:\n%s", got, want)
 	}
 }
 

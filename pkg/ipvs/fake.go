@@ -98,6 +98,12 @@ func (f *Fake) List() ([]VirtualServer, error) {
 	return f.snapshot(), nil
 }
 
+func (f *Fake) ListFamily(ipv6 bool) ([]VirtualServer, error) {
+	f.count("ListFamily")
+	defer f.mu.Unlock()
+	return slices.DeleteFunc(f.snapshot(), func(vs VirtualServer) bool { return vs.Address.Is6() != ipv6 }), nil
+}
+
 // Destinations is part of Interface.
 func (f *Fake) Destinations(svc ServiceKey) ([]Destination, error) {
 	f.count("Destinations")

@@ -78,6 +78,10 @@ type Timeouts struct {
 type Interface interface {
 	// List reads every virtual server with its real servers: one snapshot.
 	List() ([]VirtualServer, error)
+	// ListFamily is List for one address family (IPv6 when ipv6): the
+	// other family's real servers are not read (a dual-stack node's IPv6
+	// full sync would otherwise read every IPv4 real server to drop it).
+	ListFamily(ipv6 bool) ([]VirtualServer, error)
 	// Destinations reads one virtual server's real servers (with their
 	// connection counts); like the kernel, none (and no error) when the
 	// virtual server does not exist.

@@ -40,6 +40,15 @@ func New() (Interface, error) {
 }
 
 func (k *kernel) List() ([]VirtualServer, error) {
+	return k.list(func(Service) bool { return true })
+}
+
+func (k *kernel) ListFamily(ipv6 bool) ([]VirtualServer, error) {
+	return k.list(func(s Service) bool { return s.Address.Is6() == ipv6 })
+}
+
+// list reads the virtual servers wanted picks, with their real servers.
+func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	services, err := k.handle.GetServices()
@@ -51,6 +60,9 @@ func (k *kernel) List() ([]VirtualServer, error) {
 		svc, ok := fromMobyService(ms)
 		if !ok {
 			klog.V(4).InfoS("Skipping IPVS service we do not manage", "address", ms.Address, "protocol", ms.Protocol, "port", ms.Port, "fwmark", ms.FWMark)
+			continue
+		}
+		if !wanted(svc) {
 			continue
 		}
 		dsts, err := k.handle.GetDestinations(ms)

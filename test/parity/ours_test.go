@@ -171,6 +171,15 @@ func (c *connIPVS) List() ([]ipvs.VirtualServer, error) {
 	return vss, err
 }
 
+func (c *connIPVS) ListFamily(ipv6 bool) ([]ipvs.VirtualServer, error) {
+	vss, err := c.Fake.ListFamily(ipv6)
+	for i := range vss {
+		key := vsKey(string(vss[i].Protocol), vss[i].Address, vss[i].Port)
+		c.fill(key, vss[i].Destinations)
+	}
+	return vss, err
+}
+
 func (c *connIPVS) Destinations(svc ipvs.ServiceKey) ([]ipvs.Destination, error) {
 	ds, err := c.Fake.Destinations(svc)
 	c.fill(vsKey(string(svc.Protocol), svc.Address, svc.Port), ds)

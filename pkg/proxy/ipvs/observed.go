@@ -45,14 +45,12 @@ func readObserved(deps *Deps, family v1.IPFamily) (*observedState, error) {
 		bound:    make(map[netip.Addr]struct{}),
 		sets:     make(map[string]*observedSet),
 	}
-	vss, err := deps.IPVS.List()
+	vss, err := deps.IPVS.ListFamily(family == v1.IPv6Protocol)
 	if err != nil {
 		return nil, fmt.Errorf("read IPVS table: %w", err)
 	}
 	for _, vs := range vss {
-		if inFamily(vs.Address, family) {
-			o.services[vs.ServiceKey] = newObservedService(vs.Service, vs.Destinations)
-		}
+		o.services[vs.ServiceKey] = newObservedService(vs.Service, vs.Destinations)
 	}
 	if err := o.readBound(deps, family); err != nil {
 		return nil, err

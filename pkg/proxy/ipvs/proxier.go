@@ -68,6 +68,9 @@ type Proxier struct {
 	unflushed  []conntrack.Filter
 	lastNAT    []byte
 	lastFilter []byte
+	// savedRules is our part of each table (ourRules) as iptables-save
+	// showed it right after the last full sync that wrote.
+	savedRules map[string][]byte
 }
 
 var _ proxy.Provider = &Proxier{}
@@ -89,7 +92,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 	p := &Proxier{
 		cfg: cfg, deps: deps, logger: logger, metrics: deps.Metrics, nodePortCIDRs: npCIDRs,
 		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
-		firstSync: true, serviceHealth: deps.ServiceHealthServer,
+		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{},
 	}
 	if p.metrics == nil {
 		p.metrics = NewMetrics()

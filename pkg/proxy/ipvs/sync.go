@@ -249,31 +249,37 @@ func losesDest(want *wantedService, have *observedService) bool {
 	return false
 }
 
-// syncRules writes our chains when they changed, and on full syncs even
-// when they did not (someone may have flushed them).
+// syncRules writes a table's chains when they changed and, on full syncs,
+// when iptables-save shows that they or a jump to them changed since our
+// last write (someone flushed or edited them); the jumps are re-ensured
+// whenever a full sync writes.
 func (p *Proxier) syncRules(full bool) error {
 	nat, filter := buildRules(p.desired, &p.cfg)
 	var errs []error
-	if full || !bytes.Equal(nat, p.lastNAT) {
-		p.lastNAT = nil
-		if err := p.deps.IPTables.Restore("nat", nat); err != nil {
-			errs = append(errs, fmt.Errorf("restore nat chains: %w", err))
-		} else {
-			p.lastNAT = nat
+	wrote := false
+	for _, t := range []struct {
+		table   string
+		payload []byte
+		last    *[]byte
+	}{{"nat", nat, &p.lastNAT}, {"filter", filter, &p.lastFilter}} {
+		if bytes.Equal(t.payload, *t.last) && (!full || p.rulesIntact(t.table)) {
+			continue
 		}
-	}
-	if full || !bytes.Equal(filter, p.lastFilter) {
-		p.lastFilter = nil
-		if err := p.deps.IPTables.Restore("filter", filter); err != nil {
-			errs = append(errs, fmt.Errorf("restore filter chains: %w", err))
-		} else {
-			p.lastFilter = filter
+		wrote, *t.last = true, nil
+		if err := p.deps.IPTables.Restore(t.table, t.payload); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s chains: %w", t.table, err))
+			continue
 		}
+		*t.last = t.payload
 	}
-	if full {
+	if full && wrote {
 		errs = append(errs, p.ensureJumps())
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if wrote {
+		p.rememberRules(full && err == nil)
+	}
+	return err
 }
 
 func (p *Proxier) ensureJumps() error {

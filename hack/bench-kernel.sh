@@ -8,6 +8,8 @@
 #   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (60s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
 #   BENCH_KERNEL_GUEST_ARGS: more bench-guest flags, e.g. "-v 4 -grep Sync" to see the proxier's log
 #   BENCH_KERNEL_APPEND=1: keep the results of earlier runs (e.g. rerun one side only)
+#   BENCH_KERNEL_OURS: a kube-proxy binary to run as ours instead of building ./cmd/kube-proxy
+#   (A/B runs against an older commit's build)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 SIZES=${BENCH_KERNEL_SIZES:-1000 5000}
@@ -22,7 +24,11 @@ mkdir -p "$GUEST"
 
 step "building: control plane and upstream kube-proxy (cached), our kube-proxy, bench tools"
 hack/controlplane/build.sh
-go build -trimpath -o "$GUEST/kube-proxy" ./cmd/kube-proxy
+if [ -n "${BENCH_KERNEL_OURS:-}" ]; then
+	cp "$BENCH_KERNEL_OURS" "$GUEST/kube-proxy"
+else
+	go build -trimpath -o "$GUEST/kube-proxy" ./cmd/kube-proxy
+fi
 go build -trimpath -o "$GUEST/bench-guest" ./test/bench/cmd/bench-guest
 go build -trimpath -o "$BENCH/bench" ./test/bench/cmd/bench
 cp "$OUT/controlplane/bin/kube-proxy-upstream" "$GUEST/kube-proxy-upstream"

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
-	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/cluster"
 	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/guest"
 	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
 )
@@ -132,15 +131,11 @@ func (w *world) cutAPIServer(ctx context.Context, rs *rollingService) (outageRec
 
 // changeDuringOutage starts pod web-4 and writes it ready and web-1 terminating.
 func (w *world) changeDuringOutage(ctx context.Context, rs *rollingService) error {
-	p, err := w.startPod(ctx, "web-4", podIP(3))
+	eps, err := w.readyWeb4TerminateFirst(ctx, rs.slice, rs.eps)
 	if err != nil {
 		return err
 	}
-	rs.eps = append(rs.eps, w.endpoint(p, cluster.Ready))
-	rs.eps[0].State = cluster.Terminating
-	if err := rs.slice.Set(ctx, rs.eps); err != nil {
-		return err
-	}
+	rs.eps = eps
 	w.event("during the outage: web-4 ready and web-1 terminating written to the API server", 0)
 	return nil
 }

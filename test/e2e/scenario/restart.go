@@ -100,15 +100,11 @@ func rss(eps []cluster.Endpoint, port uint16) []netip.AddrPort {
 // connection under the graceful policy), kills the proxier, then removes web-1 and kills
 // its pod while the proxier is down.
 func (w *world) crashMidUpdate(ctx context.Context, rs *restartService) error {
-	p, err := w.startPod(ctx, "web-4", podIP(3))
+	eps, err := w.readyWeb4TerminateFirst(ctx, rs.slice, rs.eps)
 	if err != nil {
 		return err
 	}
-	rs.eps = append(rs.eps, w.endpoint(p, cluster.Ready))
-	rs.eps[0].State = cluster.Terminating
-	if err := rs.slice.Set(ctx, rs.eps); err != nil {
-		return err
-	}
+	rs.eps = eps
 	old := netip.AddrPortFrom(rs.eps[0].IP, guest.EchoPort)
 	latency, err := w.waitIPVS(ctx, "web-1 not serving", notServing(ipvs.TCP, rs.echo(), old))
 	if err != nil {
@@ -239,4 +235,16 @@ func podNames(eps []cluster.Endpoint) []string {
 		out = append(out, e.Pod)
 	}
 	return out
+}
+
+// readyWeb4TerminateFirst starts pod web-4 and writes it ready and the first endpoint
+// terminating, in one EndpointSlice write; it returns the endpoints written.
+func (w *world) readyWeb4TerminateFirst(ctx context.Context, slice *cluster.Slice, eps []cluster.Endpoint) ([]cluster.Endpoint, error) {
+	p, err := w.startPod(ctx, "web-4", podIP(3))
+	if err != nil {
+		return eps, err
+	}
+	eps = append(eps, w.endpoint(p, cluster.Ready))
+	eps[0].State = cluster.Terminating
+	return eps, slice.Set(ctx, eps)
 }

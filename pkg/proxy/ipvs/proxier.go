@@ -35,6 +35,9 @@ type Proxier struct {
 	serviceHealth    healthcheck.ServiceHealthServer
 	syncRunner       *runner.BoundedFrequencyRunner
 	initialized      atomic.Bool
+	// looping is set once SyncLoop runs; only then does a full sync arm
+	// the timer of the next (which keeps the proxier reachable).
+	looping atomic.Bool
 
 	mu                   sync.Mutex // guards the fields below and every sync
 	svcPortMap           proxy.ServicePortMap
@@ -173,6 +176,7 @@ func (p *Proxier) SyncLoop() {
 		p.deps.HealthServer.Updated(p.cfg.IPFamily)
 	}
 	proxymetrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(p.cfg.IPFamily)).SetToCurrentTime()
+	p.looping.Store(true)
 	p.syncRunner.Loop(make(chan struct{}))
 }
 

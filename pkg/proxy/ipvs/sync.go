@@ -57,8 +57,8 @@ func (p *Proxier) syncProxyRules() error {
 // between would otherwise push the next full one (and the repair of
 // external changes) up to a period later.
 func (p *Proxier) scheduleFullSync() {
-	if p.syncRunner == nil {
-		return
+	if p.syncRunner == nil || !p.looping.Load() {
+		return // syncs driven by hand (tests, benchmarks) have no period
 	}
 	if p.fullSyncTimer == nil {
 		p.fullSyncTimer = time.AfterFunc(p.cfg.SyncPeriod, p.syncRunner.Run)

@@ -100,29 +100,21 @@ func BenchmarkOneEndpointRemoved(b *testing.B) {
 // BenchmarkNothingChanged measures a partial sync with nothing to do: the
 // floor of every sync between two full ones.
 func BenchmarkNothingChanged(b *testing.B) {
-	for _, n := range []int{1000, 10000, 30000} {
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			k, p, _ := benchCluster(b, n)
-			if err := p.syncProxyRules(); err != nil {
-				b.Fatal(err)
-			}
-			calls := 0
-			for b.Loop() {
-				resetCalls(k)
-				if err := p.syncProxyRules(); err != nil {
-					b.Fatal(err)
-				}
-				calls = kernelCalls(k)
-			}
-			b.ReportMetric(float64(calls), "kernel-calls/op")
-		})
-	}
+	benchRepeatedSync(b, []int{1000, 10000, 30000}, func(*Proxier) {})
 }
 
 // BenchmarkPeriodicFullSync measures the full sync every syncPeriod brings
 // when nothing changed: re-read the kernel, compare everything, write nothing.
 func BenchmarkPeriodicFullSync(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
+	benchRepeatedSync(b, []int{1000, 10000}, func(p *Proxier) {
+		p.lastFullSync = p.lastFullSync.Add(-p.cfg.SyncPeriod)
+	})
+}
+
+// benchRepeatedSync times syncs of an unchanged cluster after a first one;
+// before runs ahead of each (it decides the kind of sync).
+func benchRepeatedSync(b *testing.B, sizes []int, before func(*Proxier)) {
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			k, p, _ := benchCluster(b, n)
 			if err := p.syncProxyRules(); err != nil {
@@ -130,7 +122,7 @@ func BenchmarkPeriodicFullSync(b *testing.B) {
 			}
 			calls := 0
 			for b.Loop() {
-				p.lastFullSync = p.lastFullSync.Add(-p.cfg.SyncPeriod)
+				before(p)
 				resetCalls(k)
 				if err := p.syncProxyRules(); err != nil {
 					b.Fatal(err)

@@ -57,7 +57,7 @@ func (p *Proxier) syncProxyRules() error {
 // between would otherwise push the next full one (and the repair of
 // external changes) up to a period later.
 func (p *Proxier) scheduleFullSync() {
-	if p.syncRunner == nil || !p.looping.Load() {
+	if !p.looping.Load() {
 		return // syncs driven by hand (tests, benchmarks) have no period
 	}
 	if p.fullSyncTimer == nil {
@@ -221,7 +221,7 @@ func (p *Proxier) trackFinishing(refs []destRef, now time.Time) {
 		next[ref] = since
 	}
 	p.finishing = next
-	if len(next) > 0 && p.syncRunner != nil && p.recheckPending.CompareAndSwap(false, true) {
+	if len(next) > 0 && p.recheckPending.CompareAndSwap(false, true) {
 		time.AfterFunc(finishPoll, func() {
 			p.recheckPending.Store(false)
 			p.syncRunner.Run()

@@ -12,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/proxy"
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
@@ -39,10 +40,12 @@ type Proxier struct {
 	// the timer of the next (which keeps the proxier reachable).
 	looping atomic.Bool
 
-	mu                   sync.Mutex // guards the fields below and every sync
-	svcPortMap           proxy.ServicePortMap
-	endpointsMap         proxy.EndpointsMap
-	topologyLabels       map[string]string
+	mu             sync.Mutex // guards the fields below and every sync
+	svcPortMap     proxy.ServicePortMap
+	endpointsMap   proxy.EndpointsMap
+	topologyLabels map[string]string
+	// notReadyNodes are the nodes the API server reports as not Ready.
+	notReadyNodes        sets.Set[string]
 	servicesSynced       bool
 	endpointSlicesSynced bool
 	// firstSync is true until a sync succeeds: that sync also removes

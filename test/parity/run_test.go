@@ -22,15 +22,15 @@ type at struct {
 
 // run is one scenario on upstream's side and on ours, gate off and on.
 type run struct {
-	t         *testing.T
-	sc        *scenario
-	rules     []deliberate
-	wantDiff  map[at][]string
-	up        *upstreamSide
-	ours      map[bool]*oursSide
-	env     environment // the scenario's, with a restart's scheduler
-	retired map[bool]map[string]bool
-	res     runResult
+	t        *testing.T
+	sc       *scenario
+	rules    []deliberate
+	wantDiff map[at][]string
+	up       *upstreamSide
+	ours     map[bool]*oursSide
+	env      environment // the scenario's, with a restart's scheduler
+	retired  map[bool]map[string]bool
+	res      runResult
 }
 
 // runScenario runs a scenario on upstream's side and on ours twice, with

@@ -36,7 +36,7 @@ type diffContext struct {
 // exact differences instead.
 func deliberateDifferences() []deliberate {
 	return []deliberate{
-		{"Real servers of endpoints going away are deleted, not set to weight 0 (gate or annotation)", weightZeroByPolicy},
+		{"Real servers of vanished or non-serving endpoints are deleted, not set to weight 0 (gate or annotation)", weightZeroByPolicy},
 		{"Health check node port listed without node port addresses", healthCheckWithoutNodeAddresses},
 	}
 }

@@ -96,8 +96,9 @@ type portBuilder struct {
 	// picks; usable are all the port's valid endpoints.
 	cluster, local, usable []proxy.Endpoint
 	// graceful caches wantedService.graceful for the cluster [0] and the
-	// local [1] choice of endpoints.
-	graceful [2]*destKeys
+	// local [1] choice of endpoints, once gracefulDone says so.
+	graceful     [2]destKeys
+	gracefulDone [2]bool
 }
 
 func (b *portBuilder) build(all []proxy.Endpoint) {
@@ -263,11 +264,10 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 		ws.dests = append(ws.dests, destKey(e))
 	}
 	ws.dests = newDestKeys(ws.dests)
-	if b.graceful[choice] == nil {
-		g := b.gracefulBesides(ws.dests)
-		b.graceful[choice] = &g
+	if !b.gracefulDone[choice] {
+		b.graceful[choice], b.gracefulDone[choice] = b.gracefulBesides(ws.dests), true
 	}
-	ws.graceful = *b.graceful[choice]
+	ws.graceful = b.graceful[choice]
 	b.c.services = append(b.c.services, ws)
 	if bind {
 		b.c.bound = append(b.c.bound, addr)

@@ -56,6 +56,13 @@ type Proxier struct {
 	// desiredStale asks the next full sync to rebuild the whole desired
 	// state: the node's topology labels changed.
 	desiredStale bool
+	// unbuilt (ports or endpoints) and unbuiltServices (the Service
+	// object) name the changes a sync took from the trackers but could
+	// not build into the desired state (a kernel read failed first).
+	unbuilt, unbuiltServices sets.Set[types.NamespacedName]
+	// triggerTimes are the EndpointSlice changes taken from the tracker
+	// and not yet programmed by a successful sync.
+	triggerTimes map[types.NamespacedName][]time.Time
 	// lastFullSync is when the last successful full sync ended;
 	// fullSyncTimer runs the next one a period later.
 	lastFullSync  time.Time

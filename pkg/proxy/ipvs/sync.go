@@ -32,11 +32,16 @@ func (p *Proxier) syncProxyRules() error {
 	start := time.Now()
 	svcResult := p.svcPortMap.Update(p.serviceChanges)
 	epResult := p.endpointsMap.Update(p.endpointsChanges)
-	changed := svcResult.UpdatedServices.Union(epResult.UpdatedServices)
+	// What the trackers gave up is ours alone now: a sync that fails
+	// before building it into the desired state hands it to the next.
+	changed := svcResult.UpdatedServices.Union(epResult.UpdatedServices).Union(p.unbuilt)
+	servicesChanged := svcResult.UpdatedServices.Union(p.unbuiltServices)
+	p.unbuilt, p.unbuiltServices = nil, nil
+	p.keepTriggerTimes(epResult.LastChangeTriggerTimes)
 	full := p.needFull || p.kernel == nil || start.Sub(p.lastFullSync) >= p.cfg.SyncPeriod
 
-	full, err := p.syncKernel(full, changed, svcResult.UpdatedServices)
-	p.recordSync(start, full, err, epResult)
+	full, err := p.syncKernel(full, changed, servicesChanged)
+	p.recordSync(start, full, err)
 	if err != nil {
 		p.needFull = true // the retry re-reads and re-checks everything
 		return err
@@ -82,6 +87,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	if full {
 		errs = append(errs, p.checkPrerequisites())
 		if err := p.rereadKernel(changed, servicesChanged); err != nil {
+			p.unbuilt, p.unbuiltServices = changed, servicesChanged
 			return true, errors.Join(append(errs, err)...)
 		}
 	} else {
@@ -331,7 +337,22 @@ func (p *Proxier) syncHealthChecks() {
 	}
 }
 
-func (p *Proxier) recordSync(start time.Time, full bool, err error, ep proxy.UpdateEndpointsMapResult) {
+// keepTriggerTimes adds the trackers' EndpointSlice change times to those
+// not yet programmed: a failed sync programmed nothing for sure, so they
+// are observed by the next successful one.
+func (p *Proxier) keepTriggerTimes(times map[types.NamespacedName][]time.Time) {
+	if len(times) == 0 {
+		return
+	}
+	if p.triggerTimes == nil {
+		p.triggerTimes = make(map[types.NamespacedName][]time.Time, len(times))
+	}
+	for name, t := range times {
+		p.triggerTimes[name] = append(p.triggerTimes[name], t...)
+	}
+}
+
+func (p *Proxier) recordSync(start time.Time, full bool, err error) {
 	family := string(p.cfg.IPFamily)
 	elapsed := proxymetrics.SinceInSeconds(start)
 	proxymetrics.SyncProxyRulesLatency.WithLabelValues(family).Observe(elapsed)
@@ -348,13 +369,14 @@ func (p *Proxier) recordSync(start time.Time, full bool, err error, ep proxy.Upd
 		return
 	}
 	p.metrics.SyncsTotal.WithLabelValues(kind, "success").Inc()
-	for name, times := range ep.LastChangeTriggerTimes {
+	for name, times := range p.triggerTimes {
 		for _, t := range times {
 			latency := proxymetrics.SinceInSeconds(t)
 			proxymetrics.NetworkProgrammingLatency.WithLabelValues(family).Observe(latency)
 			p.logger.V(4).Info("Network programmed", "endpoints", name, "elapsed", latency)
 		}
 	}
+	p.triggerTimes = nil
 	proxymetrics.SyncProxyRulesLastTimestamp.WithLabelValues(family).SetToCurrentTime()
 	if p.deps.HealthServer != nil {
 		p.deps.HealthServer.Updated(p.cfg.IPFamily)

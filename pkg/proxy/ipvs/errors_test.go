@@ -12,8 +12,10 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/kubernetes/pkg/proxy/healthcheck"
 	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
@@ -176,4 +178,95 @@ func TestNetworkProgrammingLatencyObservedAfterAFailedSync(t *testing.T) {
 	if got := observed() - start; got != 1 {
 		t.Errorf("a later sync observed the change again: %d latencies, want 1", got)
 	}
+}
+
+// fakeClock is the proxier's clock in tests that need backoffs to pass.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time       { return c.t }
+func (c *fakeClock) step(d time.Duration) { c.t = c.t.Add(d) }
+func tcpFilter(pod netip.Addr) string {
+	return "tcp dst " + vip.String() + ":80 reply-src " + pod.String() + ":8080"
+}
+
+// A conntrack flush that keeps failing neither fails the syncs nor makes
+// /healthz unhealthy; it is retried with a doubling backoff (and not on
+// syncs with nothing new to flush), merged with later flushes without
+// duplicates, counted, and done once the fault clears.
+func TestFailedConntrackFlushIsRetriedWithoutFailingSyncs(t *testing.T) {
+	const healthTimeout = 200 * time.Millisecond
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	hs := healthcheck.NewProxyHealthServer("127.0.0.1:0", healthTimeout, nil)
+	clock := &fakeClock{t: time.Now()}
+	p.deps.HealthServer, p.deps.Now = hs, clock.now
+	third := netip.MustParseAddr("10.244.1.3")
+	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	v1Slice := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()), readyEP(third.String()))
+	p.OnEndpointSliceAdd(v1Slice)
+	syncOK(t, p)
+	flows(k, conntrack.ProtoTCP)
+
+	var attempts []string
+	k.conntrack.Inject = func(op, object string) error {
+		attempts = append(attempts, object)
+		return fmt.Errorf("injected fault on %s %s: %w", op, object, syscall.EIO)
+	}
+	update := func(eps ...ep) {
+		next := slice("web", discovery.AddressTypeIPv4, eps...)
+		p.OnEndpointSliceUpdate(v1Slice, next)
+		v1Slice = next
+	}
+	sync := func(what string, wantAttempts int) {
+		t.Helper()
+		if err := p.syncProxyRules(); err != nil {
+			t.Errorf("%s: sync failed: %v", what, err)
+		}
+		if p.needFull {
+			t.Errorf("%s: a failed flush made the next sync full", what)
+		}
+		if len(attempts) != wantAttempts {
+			t.Errorf("%s: %d flush attempts, want %d: %q", what, len(attempts), wantAttempts, attempts)
+		}
+	}
+
+	update(readyEP(newPod.String()), readyEP(third.String()))
+	sync("endpoint removed", 1)
+	if d := ipvsDump(k); strings.Contains(d, oldPod.String()) {
+		t.Errorf("the removed endpoint's real server is still there:\n%s", d)
+	}
+	// Unrelated work within the backoff (1 s) does not dump the table again,
+	// the periodic full sync included.
+	p.OnServiceAdd(svc("other", "10.96.0.7"))
+	sync("unrelated change", 1)
+	clock.step(900 * time.Millisecond)
+	passSyncPeriod(p)
+	sync("periodic full sync", 1)
+	clock.step(100 * time.Millisecond)
+	sync("retry after 1 s", 2)
+	clock.step(time.Second)
+	sync("within the second backoff (2 s)", 2)
+	// A new flush goes at once, merged with the pending one.
+	update(readyEP(third.String()))
+	sync("second endpoint removed", 3)
+	if got := attempts[2]; got != tcpFilter(oldPod)+"; "+tcpFilter(newPod) {
+		t.Errorf("merged flush = %q, want both endpoints once each", got)
+	}
+	time.Sleep(healthTimeout + 50*time.Millisecond)
+	if h := hs.Health(); !h.Healthy {
+		t.Errorf("unhealthy while only conntrack flushes fail: %+v", h)
+	}
+	if n, err := testutil.GetCounterMetricValue(p.metrics.ConntrackFlushFailures); err != nil || n != 3 {
+		t.Errorf("ipvsproxy_conntrack_flush_failures_total = %v (%v), want 3", n, err)
+	}
+
+	k.conntrack.Inject = func(op, object string) error { attempts = append(attempts, object); return nil }
+	clock.step(3 * time.Second)
+	sync("within the third backoff (4 s)", 3)
+	clock.step(time.Second)
+	sync("retry after the fault cleared", 4)
+	wantDump(t, "conntrack once the fault cleared", k.conntrack.Dump(), `
+		tcp 10.244.9.9:40009 -> 10.96.0.99:80 reply from 10.244.1.1:8080`)
+	clock.step(time.Minute)
+	sync("nothing left to flush", 4)
 }

@@ -18,8 +18,6 @@ import (
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
 	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 	"k8s.io/kubernetes/pkg/proxy/runner"
-
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 )
 
 // Proxier programs one IP family's services into IPVS. It implements
@@ -77,8 +75,9 @@ type Proxier struct {
 	finishing map[destRef]time.Time
 	// recheckPending says a sync to recheck them is already scheduled.
 	recheckPending atomic.Bool
-	// unflushed are conntrack filters a failed sync could not apply.
-	unflushed  []conntrack.Filter
+	// flushes are conntrack flushes that failed, retried by flushTimer.
+	flushes    pendingFlushes
+	flushTimer *time.Timer
 	lastNAT    []byte
 	lastFilter []byte
 	// savedRules is our part of each table (ourRules) as iptables-save

@@ -43,16 +43,17 @@ func (a *applier) do(err error) bool {
 
 // apply runs the plan: sets and their new members first (the rules match
 // them), the iptables rules, then addresses, virtual and real servers, then
-// removals, and the conntrack flush last, once no real server can take the
-// flows again.
+// removals, and the conntrack flush once the removed real servers and
+// virtual servers are gone, so that no packet can re-create a flow to an
+// old real server after it.
 func (a *applier) apply(p *plan, syncRules func() error) error {
 	a.applySets(p)
 	a.do(syncRules())
 	a.applyAddresses(p.bind, true)
 	a.applyServices(p)
 	a.applyDests(p)
-	a.flushConntrack(p)
 	a.applyServiceDeletes(p)
+	a.flushConntrack(p)
 	a.applyAddresses(p.unbind, false)
 	for _, e := range p.delEntries {
 		if a.verbose {

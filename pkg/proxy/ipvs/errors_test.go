@@ -14,6 +14,7 @@ import (
 	"k8s.io/component-base/metrics/testutil"
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
 	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
+	"k8s.io/utils/ptr"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -269,4 +270,68 @@ func TestFailedConntrackFlushIsRetriedWithoutFailingSyncs(t *testing.T) {
 		tcp 10.244.9.9:40009 -> 10.96.0.99:80 reply from 10.244.1.1:8080`)
 	clock.step(time.Minute)
 	sync("nothing left to flush", 4)
+}
+
+// trafficConntrack models clients that keep sending on their flows while
+// the flush runs: a flushed flow whose virtual server still holds its real
+// server in IPVS is re-created by the client's next packet, toward the old
+// real server.
+type trafficConntrack struct {
+	*conntrack.Fake
+	ipvs *ipvs.Fake
+}
+
+func (c trafficConntrack) Delete(filters []conntrack.Filter) (int, error) {
+	before := c.Fake.Entries()
+	n, err := c.Fake.Delete(filters)
+	vss, _ := c.ipvs.List()
+	routed := map[[2]netip.AddrPort]bool{}
+	for _, vs := range vss {
+		for _, d := range vs.Destinations {
+			routed[[2]netip.AddrPort{netip.AddrPortFrom(vs.Address, vs.Port), netip.AddrPortFrom(d.Address, d.Port)}] = true
+		}
+	}
+	for _, e := range before {
+		if routed[[2]netip.AddrPort{netip.AddrPortFrom(e.OrigDst, e.OrigDstPort), netip.AddrPortFrom(e.ReplySrc, e.ReplySrcPort)}] {
+			c.Fake.Add(e)
+		}
+	}
+	return n, err
+}
+
+// The flows of a deleted Service are flushed once its virtual server is
+// gone: flushed before, a client's next packet re-creates them through the
+// old real server.
+func TestDeletedServiceFlowsStayFlushed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		gate  bool
+		proto v1.Protocol
+		ct    uint8
+	}{
+		{"immediate TCP", true, v1.ProtocolTCP, conntrack.ProtoTCP},
+		{"graceful UDP", false, v1.ProtocolUDP, conntrack.ProtoUDP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination = tc.gate
+			p := newTestProxier(t, k, cfg)
+			p.deps.Conntrack = trafficConntrack{k.conntrack, k.ipvs}
+			web := svc("web", vip.String(), withProto(tc.proto))
+			p.OnServiceAdd(web)
+			s := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+			s.Ports[0].Protocol = ptr.To(tc.proto)
+			p.OnEndpointSliceAdd(s)
+			syncOK(t, p)
+			flows(k, tc.ct)
+			p.OnServiceDelete(web)
+			syncOK(t, p)
+			if d := ipvsDump(k); d != "" {
+				t.Errorf("IPVS after the Service was deleted:\n%s", d)
+			}
+			wantDump(t, "conntrack", k.conntrack.Dump(), fmt.Sprintf(`
+				%s 10.244.9.9:40009 -> 10.96.0.99:80 reply from 10.244.1.1:8080`, strings.ToLower(string(tc.proto))))
+		})
+	}
 }

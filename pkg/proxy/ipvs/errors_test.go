@@ -335,3 +335,55 @@ func TestDeletedServiceFlowsStayFlushed(t *testing.T) {
 		})
 	}
 }
+
+// A deleted Service's TCP flows are flushed by the policy the proxier last
+// knew for it (its annotation), not by the gate alone, also when the same
+// sync rebuilds the whole desired state (a topology change).
+func TestDeletedServiceFlushFollowsItsLastPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		gate    bool
+		policy  string
+		flushed bool
+	}{
+		{"immediate annotation, gate off", false, PolicyImmediate, true},
+		{"graceful annotation, gate on", true, PolicyGraceful, false},
+		{"no annotation, gate on", true, "", true},
+		{"no annotation, gate off", false, "", false},
+	} {
+		for _, rebuild := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/rebuild=%v", tc.name, rebuild), func(t *testing.T) {
+				k := newKernel(t)
+				cfg := testConfig(v1.IPv4Protocol)
+				cfg.ImmediateTermination = tc.gate
+				p := newTestProxier(t, k, cfg)
+				var mutate []func(*v1.Service)
+				if tc.policy != "" {
+					mutate = append(mutate, withAnnotation(TerminationPolicyAnnotation, tc.policy))
+				}
+				web := svc("web", vip.String(), mutate...)
+				p.OnServiceAdd(web)
+				p.OnEndpointSliceAdd(slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String())))
+				syncOK(t, p)
+				flows(k, conntrack.ProtoTCP)
+				before := k.conntrack.Dump()
+				p.OnServiceDelete(web)
+				if rebuild {
+					p.OnTopologyChange(map[string]string{"topology.kubernetes.io/zone": "z2"})
+				}
+				syncOK(t, p)
+				if d := ipvsDump(k); d != "" {
+					t.Errorf("IPVS after the Service was deleted:\n%s", d)
+				}
+				want := before
+				if tc.flushed {
+					want = "tcp 10.244.9.9:40009 -> 10.96.0.99:80 reply from 10.244.1.1:8080"
+				}
+				wantDump(t, "conntrack", k.conntrack.Dump(), want)
+				if len(p.desired.gone) != 0 {
+					t.Errorf("policies of deleted virtual servers still kept: %v", p.desired.gone)
+				}
+			})
+		}
+	}
+}

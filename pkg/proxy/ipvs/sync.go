@@ -104,6 +104,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
 	p.settleFlush(pl.conntrack, a.flushErr, now)
+	p.desired.forgetGone(p.kernel)
 	p.trackFinishing(pl.finishing, now)
 	p.countDeletions(a)
 	if full || p.healthChecksChanged(changed) {
@@ -127,8 +128,9 @@ func (p *Proxier) rereadKernel(changed, servicesChanged sets.Set[types.Namespace
 		p.updateDesired(changed, servicesChanged)
 		return nil
 	}
-	p.desired = p.rebuildDesired()
-	p.desiredStale = false
+	fresh := p.rebuildDesired()
+	fresh.inheritGone(p.desired)
+	p.desired, p.desiredStale = fresh, false
 	return nil
 }
 

@@ -387,3 +387,32 @@ func TestDeletedServiceFlushFollowsItsLastPolicy(t *testing.T) {
 		}
 	}
 }
+
+// A pending flush whose endpoint comes back to the Service before the
+// retry is dropped: flushing it late would cut the endpoint's new flows.
+func TestPendingFlushDroppedWhenTheEndpointReturns(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	clock := &fakeClock{t: time.Now()}
+	p.deps.Now = clock.now
+	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(both)
+	syncOK(t, p)
+	flows(k, conntrack.ProtoTCP)
+	k.conntrack.Inject = func(op, object string) error { return fmt.Errorf("injected fault on %s: %w", op, syscall.EIO) }
+	one := slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String()))
+	p.OnEndpointSliceUpdate(both, one)
+	syncOK(t, p)
+	k.conntrack.Inject = nil
+	p.OnEndpointSliceUpdate(one, both) // the same pod IP is an endpoint again
+	syncOK(t, p)
+	clock.step(time.Minute)
+	syncOK(t, p)
+	if n := k.conntrack.Calls["Delete"]; n != 1 {
+		t.Errorf("%d conntrack flushes, want only the failed one", n)
+	}
+	if got := k.conntrack.Dump(); !strings.Contains(got, "-> 10.96.0.1:80 reply from "+oldPod.String()+":8080") {
+		t.Errorf("the returned endpoint's flows were flushed:\n%s", got)
+	}
+}

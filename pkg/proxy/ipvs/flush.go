@@ -1,9 +1,11 @@
 package ipvs
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // flushBackoffMin is the first wait before a failed conntrack flush is
@@ -42,6 +44,34 @@ func (f *pendingFlushes) failed(filters []conntrack.Filter, now time.Time, limit
 }
 
 func (f *pendingFlushes) done() { *f = pendingFlushes{} }
+
+// dropWanted forgets the pending filters whose real server is wanted
+// again (the pod IP came back to the Service): a late flush would cut its
+// new flows.
+func (f *pendingFlushes) dropWanted(d *desiredState) {
+	if len(f.filters) == 0 {
+		return
+	}
+	f.filters = slices.DeleteFunc(f.filters, func(c conntrack.Filter) bool {
+		ws := d.service(ipvs.ServiceKey{Address: c.OrigDst, Protocol: ipvsProtocol(c.Protocol), Port: c.OrigDstPort})
+		return ws != nil && ws.dests.has(ipvs.DestinationKey{Address: c.ReplySrc, Port: c.ReplySrcPort})
+	})
+	if len(f.filters) == 0 {
+		f.done()
+	}
+}
+
+// ipvsProtocol is the inverse of protoNumber.
+func ipvsProtocol(p uint8) ipvs.Protocol {
+	switch p {
+	case conntrack.ProtoUDP:
+		return ipvs.UDP
+	case conntrack.ProtoSCTP:
+		return ipvs.SCTP
+	default:
+		return ipvs.TCP
+	}
+}
 
 // mergeFilters appends the fresh filters not already pending (a real
 // server whose deletion failed is planned again) to the pending ones.

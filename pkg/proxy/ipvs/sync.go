@@ -100,6 +100,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	now := p.now()
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
 		finishingSince: p.finishing, now: now})
+	p.flushes.dropWanted(p.desired)
 	pl.conntrack = p.flushes.take(pl.conntrack, now)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -414,5 +415,50 @@ func TestPendingFlushDroppedWhenTheEndpointReturns(t *testing.T) {
 	}
 	if got := k.conntrack.Dump(); !strings.Contains(got, "-> 10.96.0.1:80 reply from "+oldPod.String()+":8080") {
 		t.Errorf("the returned endpoint's flows were flushed:\n%s", got)
+	}
+}
+
+// In the running proxier a timer runs the retry of a failed flush: no
+// other sync may come for a whole syncPeriod.
+func TestFailedConntrackFlushRetriedByATimer(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(both)
+	syncOK(t, p)
+	flows(k, conntrack.ProtoTCP)
+	var failing atomic.Bool
+	failing.Store(true)
+	k.conntrack.Inject = func(op, object string) error {
+		if failing.Load() {
+			return fmt.Errorf("injected fault on %s: %w", op, syscall.EIO)
+		}
+		return nil
+	}
+	stop := make(chan struct{})
+	p.looping.Store(true)
+	go p.syncRunner.Loop(stop)
+	t.Cleanup(func() {
+		p.mu.Lock()
+		for _, timer := range []*time.Timer{p.flushTimer, p.fullSyncTimer} {
+			if timer != nil {
+				timer.Stop()
+			}
+		}
+		p.mu.Unlock()
+		close(stop) // closes the runner's channel: no timer may run it after
+	})
+	p.OnEndpointSliceUpdate(both, slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String())))
+	syncOK(t, p)
+	failing.Store(false)
+	flushed := func() bool {
+		return !strings.Contains(k.conntrack.Dump(), "-> 10.96.0.1:80 reply from "+oldPod.String())
+	}
+	for deadline := time.Now().Add(3 * time.Second); !flushed() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !flushed() {
+		t.Errorf("the failed flush was not retried within 3 s:\n%s", k.conntrack.Dump())
 	}
 }

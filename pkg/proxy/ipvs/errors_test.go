@@ -124,12 +124,18 @@ func TestChangesTakenBeforeAFailedReadAreApplied(t *testing.T) {
 			if err := p.syncProxyRules(); err == nil {
 				t.Fatalf("sync succeeded with %s failing", tc.read)
 			}
+			// The retry fails too, with one more change taken.
+			p.OnServiceAdd(svc("newer", "10.96.0.4"))
+			if err := p.syncProxyRules(); err == nil {
+				t.Fatalf("sync succeeded with %s failing", tc.read)
+			}
 			r.fail = ""
 			syncOK(t, p)
 			want := `
 				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0
-				TCP 10.96.0.3:80 rr flags=0x2 timeout=0`
+				TCP 10.96.0.3:80 rr flags=0x2 timeout=0
+				TCP 10.96.0.4:80 rr flags=0x2 timeout=0`
 			wantDump(t, "ipvs after the retry", ipvsDump(k), want)
 			passSyncPeriod(p)
 			syncOK(t, p)
@@ -460,5 +466,40 @@ func TestFailedConntrackFlushRetriedByATimer(t *testing.T) {
 	}
 	if !flushed() {
 		t.Errorf("the failed flush was not retried within 3 s:\n%s", k.conntrack.Dump())
+	}
+}
+
+// A partial sync whose writes fail has built its changes into the desired
+// state already: the next (full) sync applies them (a regression guard:
+// this already held).
+func TestChangesOfAPartialSyncWithFailedWritesAreApplied(t *testing.T) {
+	for _, op := range []string{"AddService", "DeleteService", "UpdateDestination", "AddAddress", "DeleteAddress", "AddEntry", "DeleteEntry"} {
+		t.Run(op, func(t *testing.T) {
+			f := newFaultCluster(t)
+			k, p := f.k, f.p
+			p.OnServiceDelete(svc("b", "10.96.0.2"))
+			p.OnServiceAdd(svc("new", "10.96.0.9"))
+			c2 := f.c.DeepCopy()
+			c2.Endpoints = c2.Endpoints[1:]
+			p.OnEndpointSliceUpdate(f.c, c2)
+			f.failOnce(op)
+			if err := p.syncProxyRules(); err == nil {
+				t.Fatalf("partial sync succeeded with %s failing", op)
+			}
+			f.clearFaults()
+			syncOK(t, p)
+			d := k.ipvs.Dump()
+			for _, want := range []string{"TCP 10.96.0.9:80 rr", "-> 10.244.3.1:8080 weight=0"} {
+				if !strings.Contains(d, want) {
+					t.Errorf("after a failing %s the next sync lacks %q:\n%s", op, want, d)
+				}
+			}
+			if strings.Contains(d, "10.96.0.2:80") {
+				t.Errorf("after a failing %s the deleted Service is still there:\n%s", op, d)
+			}
+			if s := k.ipset.Dump(); !strings.Contains(s, "10.96.0.9,tcp:80") {
+				t.Errorf("after a failing %s the new Service is not in the sets:\n%s", op, s)
+			}
+		})
 	}
 }

@@ -36,43 +36,43 @@ func (r *readFaults) err(op string) error {
 	return nil
 }
 
-type faultyIPVS struct {
+type readFaultIPVS struct {
 	ipvs.Interface
 	r *readFaults
 }
 
-func (f faultyIPVS) ListFamily(ipv6 bool) ([]ipvs.VirtualServer, error) {
+func (f readFaultIPVS) ListFamily(ipv6 bool) ([]ipvs.VirtualServer, error) {
 	if err := f.r.err("ListFamily"); err != nil {
 		return nil, err
 	}
 	return f.Interface.ListFamily(ipv6)
 }
 
-type faultyNetDev struct {
+type readFaultNetDev struct {
 	netdev.Interface
 	r *readFaults
 }
 
-func (f faultyNetDev) Addresses(name string) ([]netip.Addr, error) {
+func (f readFaultNetDev) Addresses(name string) ([]netip.Addr, error) {
 	if err := f.r.err("Addresses"); err != nil {
 		return nil, err
 	}
 	return f.Interface.Addresses(name)
 }
 
-func (f faultyNetDev) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
+func (f readFaultNetDev) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
 	if err := f.r.err("LocalAddresses"); err != nil {
 		return nil, err
 	}
 	return f.Interface.LocalAddresses(exclude...)
 }
 
-type faultyIPSet struct {
+type readFaultIPSet struct {
 	ipset.Interface
 	r *readFaults
 }
 
-func (f faultyIPSet) List() ([]ipset.Contents, error) {
+func (f readFaultIPSet) List() ([]ipset.Contents, error) {
 	if err := f.r.err("List"); err != nil {
 		return nil, err
 	}
@@ -84,9 +84,9 @@ func newReadFaultProxier(t *testing.T, k *kernel) (*Proxier, *readFaults) {
 	t.Helper()
 	r := &readFaults{}
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
-	p.deps.IPVS = faultyIPVS{k.ipvs, r}
-	p.deps.NetDev = faultyNetDev{k.netdev, r}
-	p.deps.IPSet = faultyIPSet{k.ipset, r}
+	p.deps.IPVS = readFaultIPVS{k.ipvs, r}
+	p.deps.NetDev = readFaultNetDev{k.netdev, r}
+	p.deps.IPSet = readFaultIPSet{k.ipset, r}
 	return p, r
 }
 

@@ -14,8 +14,10 @@
 #        ours with the gate on.
 #   demo (`make demo`): scenario 2 for upstream kube-proxy v1.37.2 and ours (both gates)
 #        on both profiles with longer load; on the stock profile also scenario 3
-#        (in-flight connections, all three) and scenario 5 (restart: upstream and ours
-#        with the gate off, the case that parks real servers at weight 0).
+#        (in-flight connections, and the lost-node shape: a Node marked Unknown and its
+#        pod's endpoint not ready, with the readiness-flap control; all three) and
+#        scenario 5 (restart: upstream and ours with the gate off, the case that parks
+#        real servers at weight 0).
 #   soak (`make soak`): 30 minutes of random endpoint churn under load, ours with the gate
 #        on, stock profile (E2E_PROFILES default "stock" in this mode).
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
@@ -48,7 +50,7 @@ plan() {
 	case $MODE-$1 in
 	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;
-	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
+	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run lost-node=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
 	demo-legacy) echo "-run rolling=upstream,ours-gate-off,ours-gate-on" ;;
 	soak-stock) echo "-run churn=ours-gate-on" ;;
 	esac

@@ -8,7 +8,7 @@
 #
 # Usage: hack/e2e.sh [test|demo|soak]
 #   test (default, `make test`): scenarios 1 (services), 2 (rolling update: ours with the
-#        gate off and on, both profiles), 4 (UDP) and 5 (restart, tampering), ~500
+#        gate off and on, both profiles), 4 (UDP) and 5 (restart, tampering; gate off and on), ~500
 #        requests per rolling update; on the stock profile also 2 minutes of random
 #        endpoint churn under load (churn) and an API server outage (apiserver-outage),
 #        ours with the gate on.
@@ -48,7 +48,7 @@ progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 # plan prints the driver's -run flags for a profile.
 plan() {
 	case $MODE-$1 in
-	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
+	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off,ours-gate-on -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;
 	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run lost-node=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
 	demo-legacy) echo "-run rolling=upstream,ours-gate-off,ours-gate-on" ;;

@@ -209,20 +209,52 @@ func serviceCorners() []corner {
 // deliberateCorners pin down the deliberate differences of docs/parity.md.
 func deliberateCorners() []corner {
 	s := svc("web", ip4)
+	lbLocal := svc("lb", ip4, nodePort(30020), externalLocal(30021))
+	topo := svc("topo", []string{"10.96.0.3"})
 	return []corner{{
-		name:   "deliberate: weight-0 leftovers of an earlier run are deleted at start",
+		name:   "deliberate: gate on deletes real servers of endpoints going away, and only those",
 		strict: true,
 		steps: []change{
-			do("two ready pods", put(s, slice("web-1", s, v4, ready("10.244.0.1", you), ready("10.244.0.2", you)))),
-			do("one leaves", put(slice("web-1", s, v4, ready("10.244.0.1", you)))),
-			{what: "restart", restart: &restart{}},
+			do("four ready pods", put(s, slice("web-1", s, v4, ready("10.244.0.1", you), ready("10.244.0.2", you), ready("10.244.0.3", you), ready("10.244.0.4", you)))),
+			// a readiness flap on a Ready node: weight 0 on both sides
+			do("one is not ready", put(slice("web-1", s, v4, ready("10.244.0.1", you), notReady("10.244.0.2", you), ready("10.244.0.3", you), ready("10.244.0.4", you)))),
+			do("one terminates, still serving", put(slice("web-1", s, v4, ready("10.244.0.1", you), notReady("10.244.0.2", you), terminating("10.244.0.3", you), ready("10.244.0.4", you)))),
+			do("it stops serving", put(slice("web-1", s, v4, ready("10.244.0.1", you), notReady("10.244.0.2", you), stopped("10.244.0.3", you), ready("10.244.0.4", you)))),
+			do("a ready one is gone", put(slice("web-1", s, v4, ready("10.244.0.1", you), notReady("10.244.0.2", you), stopped("10.244.0.3", you)))),
+			do("the not-ready one is gone", put(slice("web-1", s, v4, ready("10.244.0.1", you), stopped("10.244.0.3", you)))),
 		},
 		want: map[at][]string{
-			{false, 2}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0"},
-			// with the gate on, ours deleted it in step 1 already
-			{true, 1}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0"},
-			{true, 2}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0"},
+			{true, 3}: {"- vs TCP 10.96.0.1:80 to 10.244.0.3:8000 weight=0"},
+			{true, 4}: {"- vs TCP 10.96.0.1:80 to 10.244.0.3:8000 weight=0", "- vs TCP 10.96.0.1:80 to 10.244.0.4:8000 weight=0"},
+			{true, 5}: {"- vs TCP 10.96.0.1:80 to 10.244.0.2:8000 weight=0", "- vs TCP 10.96.0.1:80 to 10.244.0.3:8000 weight=0",
+				"- vs TCP 10.96.0.1:80 to 10.244.0.4:8000 weight=0"},
 		},
+	}, {
+		// Their pods keep serving: under the gate too, weight 0 until idle.
+		name:   "deliberate: gate on retires gracefully what traffic policies, topology and affinity leave out",
+		strict: true,
+		steps: []change{
+			do("a remote pod, a Local node port, hinted pods in zone-a", func(c *cluster) {
+				put(lbLocal, slice("lb-1", lbLocal, v4, ready("10.244.0.1", you)),
+					topo, slice("topo-1", topo, v4, ready("10.244.1.1", you).inZone("zone-a"), ready("10.244.1.2", you).inZone("zone-a")))(c)
+				c.labels = map[string]string{zoneLabel: "zone-a"}
+			}),
+			do("a local pod: the node port leaves the remote one", put(slice("lb-1", lbLocal, v4, ready("10.244.0.1", you), ready("10.244.0.5", me)))),
+			do("internalTrafficPolicy Local", put(svc("lb", ip4, nodePort(30020), externalLocal(30021), internalLocal))),
+			do("session affinity", put(svc("lb", ip4, nodePort(30020), externalLocal(30021), internalLocal, affinity(60)))),
+			do("a pod hinted to zone-b", put(slice("topo-1", topo, v4, ready("10.244.1.1", you).inZone("zone-a"), ready("10.244.1.2", you).inZone("zone-b")))),
+		},
+	}, {
+		name:   "deliberate: a restart keeps weight-0 leftovers of live pods; gate on deletes those of vanished ones",
+		strict: true,
+		steps: []change{
+			do("three ready pods", put(s, slice("web-1", s, v4, ready("10.244.0.1", you), ready("10.244.0.2", you), ready("10.244.0.3", you)))),
+			do("two are not ready: weight 0", put(slice("web-1", s, v4, ready("10.244.0.1", you), notReady("10.244.0.2", you), notReady("10.244.0.3", you)))),
+			{what: "restart; one of them is gone meanwhile", apply: put(slice("web-1", s, v4, ready("10.244.0.1", you), notReady("10.244.0.2", you))),
+				restart: &restart{}},
+		},
+		// gate off: upstream's, both leftovers kept until idle
+		want: map[at][]string{{true, 2}: {"- vs TCP 10.96.0.1:80 to 10.244.0.3:8000 weight=0"}},
 	}, {
 		name:   "deliberate: gate on deletes real servers of endpoints that stop serving",
 		strict: true,

@@ -147,6 +147,7 @@ type ep struct {
 
 func ready(ip, node string) ep       { return ep{ip: ip, node: node, ready: true, serving: true} }
 func terminating(ip, node string) ep { return ep{ip: ip, node: node, serving: true, term: true} }
+func notReady(ip, node string) ep    { return ep{ip: ip, node: node} }
 func stopped(ip, node string) ep     { return ep{ip: ip, node: node, term: true} }
 
 func (e ep) inZone(z string) ep { e.zone = z; return e }

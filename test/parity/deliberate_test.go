@@ -21,12 +21,14 @@ type diffContext struct {
 	env     *environment
 	cluster *cluster
 	gate    bool
-	// leftovers are upstream's weight-0 real servers at the last restart.
-	leftovers map[string]bool
 	// immediate are the virtual servers of Services with the immediate
-	// policy, at this step or before (addImmediateVS): a deleted Service's
-	// virtual server stays when its address is in excludeCIDRs.
+	// policy at this step (addImmediateVS).
 	immediate map[string]bool
+	// retired are the real servers (rendered without " weight=0") a rule
+	// accepted at an earlier step of this run and gate: ours deleted them
+	// then, upstream keeps them at weight 0 until they drain (never, in
+	// this test: connection counts stay), whatever their endpoint does next.
+	retired map[string]bool
 }
 
 // deliberateDifferences are every accepted difference. The generated
@@ -34,28 +36,34 @@ type diffContext struct {
 // exact differences instead.
 func deliberateDifferences() []deliberate {
 	return []deliberate{
-		{"Terminating real servers are deleted, not set to weight 0 (gate or annotation)", weightZeroByPolicy},
+		{"Real servers of vanished or non-serving endpoints are deleted, not set to weight 0 (gate or annotation)", weightZeroByPolicy},
 		{"Health check node port listed without node port addresses", healthCheckWithoutNodeAddresses},
-		{"Weight-0 real servers left by an earlier run are deleted at start", restartLeftover},
 	}
 }
 
 // weightZeroByPolicy: a real server upstream keeps at weight 0 that ours
-// deleted, under the immediate policy of its Service.
+// deleted, under the immediate policy of its Service, because its endpoint
+// is going away: in no EndpointSlice of the Service, or terminating and no
+// longer serving (the scenarios report no node as not Ready, so the
+// lost-node rule never applies). Once accepted, the line stays accepted.
 func weightZeroByPolicy(x diffContext, line string) bool {
 	rest, ok := strings.CutPrefix(line, "- vs ")
-	if !ok || !strings.HasSuffix(rest, " weight=0") {
+	if !ok {
 		return false
 	}
-	vs, _, ok := strings.Cut(rest, " to ")
-	return ok && isImmediateVS(x.immediate, vs)
-}
-
-// restartLeftover: a real server at weight 0 when the proxiers restarted,
-// which ours deleted on its first sync while upstream drains it again.
-func restartLeftover(x diffContext, line string) bool {
-	l, ok := strings.CutPrefix(line, "- ")
-	return ok && x.leftovers[l]
+	rs, ok := strings.CutSuffix(rest, " weight=0")
+	if !ok {
+		return false
+	}
+	if x.retired[rs] {
+		return true
+	}
+	vs, dest, ok := strings.Cut(rs, " to ")
+	if !ok || !isImmediateVS(x.immediate, vs) || !x.cluster.goingAway(vs, dest) {
+		return false
+	}
+	x.retired[rs] = true
+	return true
 }
 
 // healthCheckWithoutNodeAddresses: ours lists a Service's health check node

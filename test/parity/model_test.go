@@ -209,9 +209,10 @@ func unionKeys[V any](a, b map[string]V) []string {
 	return keys
 }
 
-// addImmediateVS adds to keys the virtual servers whose removed real
-// servers ours deletes at once: those of Services with the immediate
-// policy (annotation, else the gate). Node ports are keyed on any address.
+// addImmediateVS adds to keys the virtual servers whose real servers ours
+// deletes at once when their endpoints go away: those of Services with the
+// immediate policy (annotation, else the gate). Node ports are keyed on any
+// address.
 func (c *cluster) addImmediateVS(keys map[string]bool, gate bool) {
 	for _, svc := range c.services {
 		if !immediatePolicy(svc, gate) {
@@ -238,6 +239,63 @@ func isImmediateVS(keys map[string]bool, vs string) bool {
 	proto, addrPort, _ := strings.Cut(vs, " ")
 	ap, err := netip.ParseAddrPort(addrPort)
 	return err == nil && keys[portKey(proto, int32(ap.Port()))]
+}
+
+// goingAway says whether ours deletes a real server of virtual server vs
+// at once under the immediate policy: no Service serving vs has a live
+// endpoint at dest (listed in one of its slices, and not terminating
+// without serving).
+func (c *cluster) goingAway(vs, dest string) bool {
+	to, err := netip.ParseAddrPort(dest)
+	if err != nil {
+		return false
+	}
+	for _, svc := range c.services {
+		if servesVS(svc, vs) && c.hasLiveEndpoint(svc.Name, to) {
+			return false
+		}
+	}
+	return true
+}
+
+// servesVS says whether one of a Service's ports is virtual server vs
+// (node ports on any address).
+func servesVS(svc *v1.Service, vs string) bool {
+	keys := map[string]bool{}
+	for _, port := range svc.Spec.Ports {
+		for _, addr := range serviceAddresses(svc) {
+			if a, err := netip.ParseAddr(addr); err == nil {
+				keys[vsKey(string(port.Protocol), a.Unmap(), uint16(port.Port))] = true
+			}
+		}
+		if port.NodePort != 0 {
+			keys[portKey(string(port.Protocol), port.NodePort)] = true
+		}
+	}
+	return isImmediateVS(keys, vs)
+}
+
+func (c *cluster) hasLiveEndpoint(service string, to netip.AddrPort) bool {
+	for _, s := range c.slices {
+		if s.Labels[discovery.LabelServiceName] != service || !slices.ContainsFunc(s.Ports, func(p discovery.EndpointPort) bool {
+			return p.Port != nil && uint16(*p.Port) == to.Port()
+		}) {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			if len(e.Addresses) == 0 {
+				continue
+			}
+			if a, err := netip.ParseAddr(e.Addresses[0]); err != nil || a.Unmap() != to.Addr() {
+				continue
+			}
+			serving := e.Conditions.Serving == nil || *e.Conditions.Serving // as upstream's cache reads it
+			if e.Conditions.Terminating == nil || !*e.Conditions.Terminating || serving {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func immediatePolicy(svc *v1.Service, gate bool) bool {

@@ -22,16 +22,15 @@ type at struct {
 
 // run is one scenario on upstream's side and on ours, gate off and on.
 type run struct {
-	t         *testing.T
-	sc        *scenario
-	rules     []deliberate
-	wantDiff  map[at][]string
-	up        *upstreamSide
-	ours      map[bool]*oursSide
-	env       environment     // the scenario's, with a restart's scheduler
-	leftovers map[string]bool // upstream's weight-0 real servers at the last (re)start
-	immediate map[bool]map[string]bool
-	res       runResult
+	t        *testing.T
+	sc       *scenario
+	rules    []deliberate
+	wantDiff map[at][]string
+	up       *upstreamSide
+	ours     map[bool]*oursSide
+	env      environment // the scenario's, with a restart's scheduler
+	retired  map[bool]map[string]bool
+	res      runResult
 }
 
 // runScenario runs a scenario on upstream's side and on ours twice, with
@@ -42,9 +41,8 @@ type run struct {
 func runScenario(t *testing.T, sc *scenario, rules []deliberate, wantDiff map[at][]string) runResult {
 	t.Helper()
 	r := &run{t: t, sc: sc, rules: rules, wantDiff: wantDiff, env: sc.env,
-		immediate: map[bool]map[string]bool{false: {}, true: {}}, res: runResult{accepted: map[string]int{}}}
+		retired: map[bool]map[string]bool{false: {}, true: {}}, res: runResult{accepted: map[string]int{}}}
 	r.up, r.ours = newSides(t, sc)
-	r.leftovers = weightZeroLines(t, r.up) // seeded by the scenario
 	prev := newCluster()
 	for i, st := range sc.steps {
 		r.apply(i, st, prev)
@@ -62,7 +60,6 @@ func runScenario(t *testing.T, sc *scenario, rules []deliberate, wantDiff map[at
 func (r *run) apply(i int, st step, prev *cluster) {
 	all := []side{r.up, r.ours[false], r.ours[true]}
 	if st.restart != nil {
-		r.leftovers = weightZeroLines(r.t, r.up)
 		r.env = restartAll(r.t, r.sc.env, st.restart, r.up, r.ours)
 	}
 	for _, s := range all {
@@ -80,8 +77,9 @@ func (r *run) compare(i int, st step) bool {
 	r.t.Helper()
 	ok := true
 	for _, gate := range []bool{false, true} {
-		st.cluster.addImmediateVS(r.immediate[gate], gate)
-		x := diffContext{env: &r.env, cluster: st.cluster, gate: gate, leftovers: r.leftovers, immediate: r.immediate[gate]}
+		immediate := map[string]bool{}
+		st.cluster.addImmediateVS(immediate, gate)
+		x := diffContext{env: &r.env, cluster: st.cluster, gate: gate, immediate: immediate, retired: r.retired[gate]}
 		d := compareSides(r.t, r.up, r.ours[gate], x, r.rules)
 		for name, lines := range d.accepted {
 			r.res.accepted[name] += len(lines)
@@ -132,22 +130,6 @@ func restartAll(t *testing.T, env environment, r *restart, up *upstreamSide, our
 		}
 	}
 	return env
-}
-
-// weightZeroLines are upstream's weight-0 real servers.
-func weightZeroLines(t *testing.T, up *upstreamSide) map[string]bool {
-	t.Helper()
-	lines, err := up.state()
-	if err != nil {
-		t.Fatalf("read upstream's state: %v", err)
-	}
-	out := map[string]bool{}
-	for _, l := range lines {
-		if strings.HasPrefix(l, "vs ") && strings.HasSuffix(l, " weight=0") {
-			out[l] = true
-		}
-	}
-	return out
 }
 
 func compareSides(t *testing.T, up, ours side, x diffContext, rules []deliberate) stateDiff {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/kubernetes/pkg/proxy"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -18,14 +20,17 @@ import (
 type wantedService struct {
 	service ipvs.Service
 	dests   destKeys
-	// immediate: a real server that stops being wanted is deleted at once
-	// (and its conntrack entries flushed) instead of drained at weight 0.
+	// immediate: a real server whose endpoint is going away (see goingAway)
+	// is deleted at once (and its conntrack entries flushed) instead of
+	// drained at weight 0.
 	immediate bool
-	// draining are endpoints no longer chosen but still serving while they
-	// terminate: their real servers drain at weight 0 under either policy
-	// (deleting them would reset requests the pod is still answering); the
-	// immediate policy deletes them as soon as they vanish or stop serving.
-	draining destKeys
+	// graceful are the port's endpoints this virtual server does not use
+	// whose pods are not going away (a readiness flap, terminating but
+	// still serving, excluded by topology or a traffic policy): their real
+	// servers drain at weight 0 under either policy, exactly as upstream,
+	// because their connections are healthy. Shared by the port's virtual
+	// servers that use the same endpoints; nil in the usual case.
+	graceful destKeys
 	name     proxy.ServicePortName
 }
 
@@ -50,7 +55,22 @@ type buildInput struct {
 	otherAddrs map[netip.Addr]struct{}
 	// nodePortAddrs are the addresses NodePort virtual servers listen on.
 	nodePortAddrs []netip.Addr
+	// notReadyNodes are the nodes the API server reports as not Ready;
+	// endpointNodes the node of each not-ready endpoint, by Service (a
+	// snapshot: informers update the live index during a sync).
+	notReadyNodes sets.Set[string]
+	endpointNodes map[types.NamespacedName]map[netip.Addr]string
 	cfg           *Config
+}
+
+// onLostNode says whether a not-ready endpoint of a Service sits on a node
+// the API server reports as not Ready.
+func (in *buildInput) onLostNode(svc types.NamespacedName, addr netip.Addr) bool {
+	if in.notReadyNodes.Len() == 0 {
+		return false
+	}
+	node, ok := in.endpointNodes[svc][addr]
+	return ok && in.notReadyNodes.Has(node)
 }
 
 // buildContribution computes one service port's share of the desired
@@ -75,6 +95,10 @@ type portBuilder struct {
 	// cluster and local are the endpoints upstream's CategorizeEndpoints
 	// picks; usable are all the port's valid endpoints.
 	cluster, local, usable []proxy.Endpoint
+	// graceful caches wantedService.graceful for the cluster [0] and the
+	// local [1] choice of endpoints, once gracefulDone says so.
+	graceful     [2]destKeys
+	gracefulDone [2]bool
 }
 
 func (b *portBuilder) build(all []proxy.Endpoint) {
@@ -231,26 +255,50 @@ func (b *portBuilder) nodePortEntries(np int) []ipset.Entry {
 // upstream's IPVS proxier does.
 func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bind bool) {
 	svc := b.virtualService(addr, port)
-	eps := b.cluster
+	eps, choice := b.cluster, 0
 	if onlyLocal && len(b.local) > 0 {
-		eps = b.local
+		eps, choice = b.local, 1
 	}
 	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), name: b.name}
 	for _, e := range eps {
 		ws.dests = append(ws.dests, destKey(e))
 	}
 	ws.dests = newDestKeys(ws.dests)
-	var draining []ipvs.DestinationKey
-	for _, e := range b.usable {
-		if dk := destKey(e); !ws.dests.has(dk) && e.IsServing() && e.IsTerminating() {
-			draining = append(draining, dk)
-		}
+	if !b.gracefulDone[choice] {
+		b.graceful[choice], b.gracefulDone[choice] = b.gracefulBesides(ws.dests), true
 	}
-	ws.draining = newDestKeys(draining)
+	ws.graceful = b.graceful[choice]
 	b.c.services = append(b.c.services, ws)
 	if bind {
 		b.c.bound = append(b.c.bound, addr)
 	}
+}
+
+// gracefulBesides lists the usable endpoints outside dests that are not
+// going away.
+func (b *portBuilder) gracefulBesides(dests destKeys) destKeys {
+	var out []ipvs.DestinationKey
+	for _, e := range b.usable {
+		if dk := destKey(e); !dests.has(dk) && !b.goingAway(e) {
+			out = append(out, dk)
+		}
+	}
+	return newDestKeys(out)
+}
+
+// goingAway says whether an endpoint's pod is going away, so that the
+// immediate policy may delete its real server at once: it terminates and no
+// longer serves, or it is not ready on a node the API server reports as not
+// Ready (a lost node: the node-lifecycle controller marks its pods not
+// ready, and terminates them only minutes later). An endpoint in no
+// EndpointSlice at all is going away too; it is simply not listed. Every
+// other endpoint's pod is alive (readiness flap, still serving while it
+// terminates, left out by topology or a traffic policy).
+func (b *portBuilder) goingAway(e proxy.Endpoint) bool {
+	if e.IsTerminating() && !e.IsServing() {
+		return true
+	}
+	return !e.IsReady() && b.in.onLostNode(b.name.NamespacedName, endpointAddr(e))
 }
 
 func destKey(e proxy.Endpoint) ipvs.DestinationKey {

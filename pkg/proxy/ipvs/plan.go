@@ -16,7 +16,9 @@ const (
 	reasonImmediate = "immediate"
 	reasonDrained   = "drained"
 	reasonNotTCP    = "udp"
-	reasonStale     = "stale"
+	// reasonStale: found at weight 0 by the first sync after a start (an
+	// earlier run parked it) and deleted then, for any reason above.
+	reasonStale = "stale"
 )
 
 // destChange is one real server to add, re-weight or delete. It points to
@@ -273,24 +275,24 @@ func (p *plan) diffDests(in planInput, want *wantedService, have destList) {
 	}
 }
 
-// retire handles a real server whose endpoint is no longer used: delete it
-// now (immediate policy unless the endpoint is still serving while it
-// terminates, or just stopped doing so with requests in flight; non-TCP;
-// drained; or a weight-0 leftover of a vanished endpoint found on the first
-// sync), or park it at weight 0 until its connections drain.
+// retire handles a real server whose endpoint is no longer used. Under the
+// immediate policy, one whose endpoint is going away (gone from every
+// EndpointSlice, terminating and no longer serving, or not ready on a lost
+// node) is deleted now, unless requests are still in flight to it (see
+// finishes). Every other one retires as upstream's does: non-TCP deleted
+// now, TCP parked at weight 0 and deleted once it has no connections. That
+// holds on the first sync after a start too: a weight-0 leftover of an
+// earlier run is deleted then only when idle or going away ("stale").
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
 	change := destChange{want: want, dest: d}
-	draining := want.draining.has(d.DestinationKey)
-	immediate := want.immediate && !draining
+	immediate := want.immediate && !want.graceful.has(d.DestinationKey)
 	switch {
 	case immediate && in.finishes(key, d):
 		p.finishing = append(p.finishing, destRef{key, d.DestinationKey})
 		return
 	case immediate:
 		change.reason = reasonImmediate
-	case in.firstSync && d.Weight == 0 && !draining:
-		change.reason = reasonStale
 	case key.Protocol != ipvs.TCP:
 		change.reason = reasonNotTCP
 	case d.ActiveConn+d.InactiveConn == 0:
@@ -300,6 +302,9 @@ func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 		return
 	default:
 		return // draining at weight 0
+	}
+	if in.firstSync && d.Weight == 0 {
+		change.reason = reasonStale // parked by an earlier run
 	}
 	p.deleteDests = append(p.deleteDests, change)
 	p.flushConntrack(key, d.DestinationKey, immediate)

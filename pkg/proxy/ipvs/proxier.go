@@ -39,6 +39,8 @@ type Proxier struct {
 	// looping is set once SyncLoop runs; only then does a full sync arm
 	// the timer of the next (which keeps the proxier reachable).
 	looping atomic.Bool
+	// endpointNodes are the nodes of not-ready endpoints (own lock).
+	endpointNodes *endpointNodes
 
 	mu             sync.Mutex // guards the fields below and every sync
 	svcPortMap     proxy.ServicePortMap
@@ -99,6 +101,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 		cfg: cfg, deps: deps, logger: logger, metrics: deps.Metrics, nodePortCIDRs: npCIDRs,
 		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
 		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{},
+		endpointNodes: newEndpointNodes(cfg.IPFamily),
 	}
 	if p.metrics == nil {
 		p.metrics = NewMetrics()
@@ -217,6 +220,7 @@ func (p *Proxier) OnEndpointSliceUpdate(_, s *discovery.EndpointSlice) {
 func (p *Proxier) OnEndpointSliceDelete(s *discovery.EndpointSlice) { p.endpointSliceChanged(s, true) }
 
 func (p *Proxier) endpointSliceChanged(s *discovery.EndpointSlice, removed bool) {
+	p.endpointNodes.update(s, removed) // first: a sync that sees the change must find the nodes
 	if p.endpointsChanges.EndpointSliceUpdate(sanitizeEndpointSlice(s), removed) && p.initialized.Load() {
 		p.Sync()
 	}

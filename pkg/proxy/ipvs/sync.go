@@ -127,11 +127,15 @@ func (p *Proxier) rereadKernel(changed, servicesChanged sets.Set[types.Namespace
 }
 
 func (p *Proxier) buildInput() *buildInput {
-	return &buildInput{
+	in := &buildInput{
 		nodeName: p.cfg.NodeName, nodeIP: p.cfg.NodeIP, topologyLabels: p.topologyLabels,
 		otherAddrs: p.kernel.otherAddrs, nodePortAddrs: nodePortAddresses(p.kernel.otherAddrs, p.nodePortCIDRs),
-		cfg: &p.cfg,
+		notReadyNodes: p.notReadyNodes, cfg: &p.cfg,
 	}
+	if p.notReadyNodes.Len() > 0 {
+		in.endpointNodes = p.endpointNodes.snapshot() // needed only while a node is lost
+	}
+	return in
 }
 
 // rebuildDesired computes the whole desired state from scratch.

@@ -152,23 +152,6 @@ func TestTerminationAnnotationOverridesGate(t *testing.T) {
 	}
 }
 
-func TestLeftoverWeightZeroRealServersRemovedOnFirstSync(t *testing.T) {
-	k := newKernel(t)
-	// An earlier run left the old pod parked at weight 0, with connections.
-	must(t, k.ipvs.AddService(ipvs.Service{ServiceKey: vipKey, Scheduler: "rr"}))
-	must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: oldDest, Weight: 0}))
-	must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: ipvs.DestinationKey{Address: newPod, Port: 8080}, Weight: 0}))
-	must(t, k.ipvs.SetConnections(vipKey, oldDest, 1, 0))
-	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol)) // gate off: graceful
-	p.OnServiceAdd(svc("web", vip.String()))
-	p.OnEndpointSliceAdd(slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String())))
-	syncOK(t, p)
-	// The vanished endpoint's leftover is gone; the live one is restored to weight 1.
-	wantDump(t, "ipvs", ipvsDump(k), `
-		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
-		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
-}
-
 // webOldAndNew programs Service web with the old and the new pod ready;
 // the old one has conns established connections and 2 closing ones.
 func webOldAndNew(t *testing.T, k *kernel, p *Proxier, conns int) *discovery.EndpointSlice {

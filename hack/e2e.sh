@@ -23,7 +23,9 @@
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
 #   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
 #   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
-#   length instead of the mode's); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
+#   length instead of the mode's), E2E_PLAN (the driver's -run flags instead of the mode's,
+#   for a targeted run: E2E_PLAN="-run lost-node=ours-gate-on" E2E_PROFILES=stock); VM_CPUS,
+#   VM_MEMORY_MB for hack/vm/run.sh.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -45,8 +47,9 @@ START=$SECONDS
 
 progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-# plan prints the driver's -run flags for a profile.
+# plan prints the driver's -run flags for a profile (E2E_PLAN replaces them all).
 plan() {
+	if [ -n "${E2E_PLAN:-}" ]; then echo "$E2E_PLAN"; return; fi
 	case $MODE-$1 in
 	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off,ours-gate-on -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;

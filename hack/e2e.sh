@@ -14,14 +14,18 @@
 #        ours with the gate on.
 #   demo (`make demo`): scenario 2 for upstream kube-proxy v1.37.2 and ours (both gates)
 #        on both profiles with longer load; on the stock profile also scenario 3
-#        (in-flight connections, all three) and scenario 5 (restart: upstream and ours
-#        with the gate off, the case that parks real servers at weight 0).
+#        (in-flight connections, and the lost-node shape: a Node marked Unknown and its
+#        pod's endpoint not ready, with the readiness-flap control; all three) and
+#        scenario 5 (restart: upstream and ours with the gate off, the case that parks
+#        real servers at weight 0).
 #   soak (`make soak`): 30 minutes of random endpoint churn under load, ours with the gate
 #        on, stock profile (E2E_PROFILES default "stock" in this mode).
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
 #   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
 #   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
-#   length instead of the mode's); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
+#   length instead of the mode's), E2E_PLAN (the driver's -run flags instead of the mode's,
+#   for a targeted run: E2E_PLAN="-run lost-node=ours-gate-on" E2E_PROFILES=stock); VM_CPUS,
+#   VM_MEMORY_MB for hack/vm/run.sh.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -43,12 +47,13 @@ START=$SECONDS
 
 progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-# plan prints the driver's -run flags for a profile.
+# plan prints the driver's -run flags for a profile (E2E_PLAN replaces them all).
 plan() {
+	if [ -n "${E2E_PLAN:-}" ]; then echo "$E2E_PLAN"; return; fi
 	case $MODE-$1 in
 	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off,ours-gate-on -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;
-	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
+	demo-stock) echo "-run rolling=upstream,ours-gate-off,ours-gate-on -run inflight=upstream,ours-gate-off,ours-gate-on -run lost-node=upstream,ours-gate-off,ours-gate-on -run restart=upstream,ours-gate-off" ;;
 	demo-legacy) echo "-run rolling=upstream,ours-gate-off,ours-gate-on" ;;
 	soak-stock) echo "-run churn=ours-gate-on" ;;
 	esac

@@ -20,7 +20,8 @@ const multiCIDRServiceAllocator = "MultiCIDRServiceAllocator"
 
 // startInformers watches what upstream kube-proxy watches and feeds the
 // proxier: Services (not headless, not claimed by another proxy),
-// EndpointSlices (not of headless Services), ServiceCIDRs and the own Node.
+// EndpointSlices (not of headless Services), ServiceCIDRs and the own Node;
+// with IPVSImmediateTermination also every Node's readiness (lost nodes).
 // Informers retry a lost API server with backoff; the rules stay meanwhile.
 func (s *proxyServer) startInformers(ctx context.Context) error {
 	resync := s.cfg.ConfigSyncPeriod.Duration
@@ -59,6 +60,9 @@ func (s *proxyServer) startInformers(ctx context.Context) error {
 	services.Start(ctx.Done())
 
 	s.watchOwnNode(ctx)
+	if s.gate.Enabled(IPVSImmediateTermination) {
+		s.watchNodeReadiness(ctx)
+	}
 	return nil
 }
 

@@ -43,6 +43,9 @@ type proxyServer struct {
 	healthServer *healthcheck.ProxyHealthServer
 	metrics      *ipvsproxy.Metrics
 	proxier      proxy.Provider
+	// readinessHandlers are the family proxiers that act on lost nodes (the
+	// metaproxier does not forward OnNodesNotReady).
+	readinessHandlers []ipvsproxy.NodeReadinessHandler
 }
 
 // runServer starts kube-proxy and blocks until ctx is cancelled (SIGTERM),
@@ -143,6 +146,9 @@ func (s *proxyServer) createProxier(ctx context.Context) error {
 			return fmt.Errorf("unable to create %s proxier: %w", family, err)
 		}
 		proxiers[family] = p
+		if h, ok := p.(ipvsproxy.NodeReadinessHandler); ok {
+			s.readinessHandlers = append(s.readinessHandlers, h)
+		}
 	}
 	s.proxier = proxiers[s.primaryFamily]
 	if dualStack {

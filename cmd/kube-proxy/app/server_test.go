@@ -19,6 +19,7 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/sets"
 	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
@@ -54,6 +55,7 @@ type testHost struct {
 	mu             sync.Mutex
 	proxierConfigs []ipvsproxy.Config
 	zones          []string
+	notReadySeen   map[v1.IPFamily][]string
 	cleanups       []v1.IPFamily
 	conntrackSet   int
 	oomScore       int32
@@ -93,7 +95,7 @@ func (h *testHost) env() *Environment {
 			h.proxierConfigs = append(h.proxierConfigs, cfg)
 			h.mu.Unlock()
 			p, err := DefaultEnvironment().NewProxier(ctx, cfg, deps)
-			return &topologyRecorder{Provider: p, host: h}, err
+			return &topologyRecorder{Provider: p, host: h, family: cfg.IPFamily}, err
 		},
 		CleanupLeftovers: func(ctx context.Context, deps ipvsproxy.Deps) error {
 			h.mu.Lock()
@@ -121,10 +123,22 @@ func (h *testHost) env() *Environment {
 	}
 }
 
-// topologyRecorder notes the zones the proxier is told about.
+// topologyRecorder notes the zones and the not-Ready nodes the proxier is
+// told about.
 type topologyRecorder struct {
 	proxy.Provider
-	host *testHost
+	host   *testHost
+	family v1.IPFamily
+}
+
+func (r *topologyRecorder) OnNodesNotReady(names sets.Set[string]) {
+	r.host.mu.Lock()
+	if r.host.notReadySeen == nil {
+		r.host.notReadySeen = map[v1.IPFamily][]string{}
+	}
+	r.host.notReadySeen[r.family] = append(r.host.notReadySeen[r.family], strings.Join(sets.List(names), ","))
+	r.host.mu.Unlock()
+	r.Provider.(ipvsproxy.NodeReadinessHandler).OnNodesNotReady(names)
 }
 
 func (r *topologyRecorder) OnTopologyChange(labels map[string]string) {
@@ -204,6 +218,7 @@ func testObjects() []any {
 
 func newFakeClient(objects []any) clientset.Interface {
 	client := fake.NewClientset()
+	honourNodeNameSelector(client)
 	for _, o := range objects {
 		var err error
 		switch obj := o.(type) {

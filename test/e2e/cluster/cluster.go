@@ -1,6 +1,7 @@
 // Package cluster writes what the e2e scenarios need into the real API server with
-// client-go, acting as kubelet and EndpointSlice controller: the Node, Services and
-// their EndpointSlices (endpoints ready, terminating, removed).
+// client-go, acting as kubelet, EndpointSlice and node-lifecycle controller: the Nodes
+// (ready, or lost), Services and their EndpointSlices (endpoints ready, not ready,
+// terminating, removed).
 package cluster
 
 import (

@@ -18,6 +18,11 @@ type State int
 const (
 	Ready       State = iota // ready, serving
 	Terminating              // not ready, serving, terminating
+	// NotReady is a pod whose Ready condition is false and that is not being
+	// deleted: a readiness probe failing, or every pod of a node the
+	// node-lifecycle controller found unreachable (not ready, not serving,
+	// not terminating).
+	NotReady
 )
 
 // Endpoint is one pod behind a service.
@@ -73,11 +78,10 @@ func (s *Slice) Set(ctx context.Context, eps []Endpoint) error {
 func endpoints(eps []Endpoint) []discoveryv1.Endpoint {
 	out := make([]discoveryv1.Endpoint, 0, len(eps))
 	for _, e := range eps {
-		ready := e.State == Ready
 		out = append(out, discoveryv1.Endpoint{
 			Addresses: []string{e.IP.String()},
 			Conditions: discoveryv1.EndpointConditions{
-				Ready: ptr.To(ready), Serving: ptr.To(true), Terminating: ptr.To(!ready),
+				Ready: ptr.To(e.State == Ready), Serving: ptr.To(e.State != NotReady), Terminating: ptr.To(e.State == Terminating),
 			},
 			NodeName:  ptr.To(e.Node),
 			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: Namespace, Name: e.Pod},

@@ -56,4 +56,11 @@ const inflightLegend = `Four long-lived connections through a ClusterIP (two per
 100 ms and waiting for the answer. One pod is lost: killed with its network intact, or its
 network cut first (the veth deleted), its endpoint removed, then killed. Time to failure
 is from the kill or the cut until the client's socket reports an error; "hung" means no
-error before the client's own deadline.`
+error before the client's own deadline.
+
+Lost node (lost-node): the pod's endpoint names a second Node, node-b. Its network is cut,
+node-b's conditions are set to Unknown ("NodeStatusUnknown") and tainted unreachable, and
+its endpoint becomes not ready, not serving, not terminating, as the node-lifecycle
+controller and the EndpointSlice controller do after node-monitor-grace-period; the pod is
+not removed. Time to failure is from the cut. Control (flap): the same endpoint state on a
+Ready node-b with the pod alive; its connections must stay up (weight 0, drained).`

@@ -126,3 +126,25 @@ func TestFailuresSVGIsWellFormed(t *testing.T) {
 		}
 	}
 }
+
+// TestInflightTableLostNode: the lost-node runs join scenario 3's table, one row
+// per case, after the inflight ones.
+func TestInflightTableLostNode(t *testing.T) {
+	inflight := &Run{Scenario: ScenarioInflight, Proxy: "ours-gate-on", Profile: "stock", Streams: []StreamResult{
+		{Case: "cut", Pod: "a", Lost: true, Kind: KindReset, After: 90 * time.Millisecond}, {Case: "cut", Pod: "b"}}}
+	lost := &Run{Scenario: ScenarioLostNode, Proxy: "ours-gate-off", Profile: "stock", Streams: []StreamResult{
+		{Case: "flap", Pod: "c", Lost: true}, {Case: "flap", Pod: "d"},
+		{Case: "node-lost", Pod: "e", Lost: true, Kind: "hung", After: 10 * time.Second}, {Case: "node-lost", Pod: "f"}}}
+	var got []string
+	for _, row := range InflightTable([]*Run{inflight, lost}).Rows {
+		got = append(got, strings.Join(row[1:6], "|"))
+	}
+	want := []string{
+		"ours-gate-on|network cut, then killed|reset|0.090 s|1 of 1 alive",
+		"ours-gate-off|node lost: network cut, Node Unknown, endpoint not ready|hung|none within 10.000 s|1 of 1 alive",
+		"ours-gate-off|control: endpoint not ready on a Ready Node, pod alive|still running|none|1 of 1 alive",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

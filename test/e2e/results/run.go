@@ -10,6 +10,7 @@ const (
 	ScenarioServices = "services"
 	ScenarioRolling  = "rolling"
 	ScenarioInflight = "inflight"
+	ScenarioLostNode = "lost-node"
 	ScenarioUDP      = "udp"
 	ScenarioRestart  = "restart"
 	ScenarioChurn    = "churn"
@@ -50,16 +51,20 @@ type Check struct {
 
 // StreamResult is how one long-lived connection ended.
 type StreamResult struct {
-	// Case is "cut" (the pod's network deleted, then its process killed) or "kill"
-	// (the process killed with its network intact).
+	// Case is "cut" (the pod's network deleted, then its process killed), "kill"
+	// (the process killed with its network intact), "node-lost" (the pod's network
+	// cut, its Node marked Unknown and its endpoint not ready) or "flap" (its endpoint
+	// not ready on a Ready Node, the pod alive).
 	Case string `json:"case"`
 	Pod  string `json:"pod"`
-	// Lost is true for streams to the pod that was taken away.
+	// Lost is true for streams to the pod that was taken away (or, in "flap", made
+	// not ready).
 	Lost bool `json:"lost"`
 	// Kind is how the stream ended: a request kind, "hung" at its deadline, or "" when
 	// it was still running when the scenario closed it.
 	Kind string `json:"kind"`
-	// After is the time from the pod's loss (the cut, or the kill) to the error.
+	// After is the time from the pod's loss (the cut, or the kill; the flap) to the
+	// error.
 	After time.Duration `json:"after"`
 	Err   string        `json:"err,omitempty"`
 }

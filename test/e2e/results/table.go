@@ -89,11 +89,12 @@ func RollingTable(runs []*Run) Table {
 	return t
 }
 
-// InflightTable is scenario 3: how long the client took to see each lost connection fail.
+// InflightTable is scenario 3 (inflight and lost-node): how long the client took to see
+// each lost connection fail.
 func InflightTable(runs []*Run) Table {
 	t := Table{Header: []string{"kernel profile", "proxier", "pod lost by", "lost connections: how they ended", "time to failure", "other pod's connections", "result"}}
-	for _, r := range ofScenario(runs, ScenarioInflight) {
-		for _, how := range []string{"kill", "cut"} {
+	for _, r := range append(ofScenario(runs, ScenarioInflight), ofScenario(runs, ScenarioLostNode)...) {
+		for _, how := range []string{"kill", "cut", "node-lost", "flap"} {
 			lost, kept := streamSummary(r.Streams, how)
 			if lost == nil && kept == "" {
 				continue
@@ -105,8 +106,13 @@ func InflightTable(runs []*Run) Table {
 }
 
 func lossName(how string) string {
-	if how == "cut" {
+	switch how {
+	case "cut":
 		return "network cut, then killed"
+	case "node-lost":
+		return "node lost: network cut, Node Unknown, endpoint not ready"
+	case "flap":
+		return "control: endpoint not ready on a Ready Node, pod alive"
 	}
 	return "killed, network intact"
 }
@@ -127,9 +133,12 @@ func streamSummary(streams []StreamResult, how string) ([]string, string) {
 			continue
 		}
 		kinds = append(kinds, kindOrRunning(s.Kind))
-		if s.Kind == "hung" {
+		switch s.Kind {
+		case "hung":
 			times = append(times, "none within "+ms(s.After))
-		} else {
+		case "":
+			times = append(times, "none")
+		default:
 			times = append(times, ms(s.After))
 		}
 	}

@@ -49,7 +49,7 @@ func (w *world) inflight(ctx context.Context) error {
 // losePod opens streams to a two-pod echo service, loses the first pod the way how says
 // (and removes its endpoint), and records how each stream ended.
 func (w *world) losePod(ctx context.Context, how string, firstPod int) error {
-	vip, slice, eps, err := w.startEchoService(ctx, "echo-"+how, firstPod)
+	vip, slice, eps, err := w.startEchoService(ctx, "echo-"+how, firstPod, w.env.NodeName)
 	if err != nil {
 		return err
 	}
@@ -73,8 +73,9 @@ func (w *world) losePod(ctx context.Context, how string, firstPod int) error {
 	return nil
 }
 
-// startEchoService creates a ClusterIP service on the echo port with two pods.
-func (w *world) startEchoService(ctx context.Context, name string, firstPod int) (netip.AddrPort, *cluster.Slice, []cluster.Endpoint, error) {
+// startEchoService creates a ClusterIP service on the echo port with two pods, the
+// first one's endpoint on firstNode, the second one's on the proxier's node.
+func (w *world) startEchoService(ctx context.Context, name string, firstPod int, firstNode string) (netip.AddrPort, *cluster.Slice, []cluster.Endpoint, error) {
 	svc := tcpService(name, guest.EchoPort, guest.EchoPort)
 	created, err := w.env.Cluster.CreateService(ctx, svc)
 	if err != nil {
@@ -91,6 +92,7 @@ func (w *world) startEchoService(ctx context.Context, name string, firstPod int)
 		eps = append(eps, w.endpoint(p, cluster.Ready))
 		rss = append(rss, netip.AddrPortFrom(p.Addr, guest.EchoPort))
 	}
+	eps[0].Node = firstNode
 	ports := []cluster.Port{{Name: "http", Protocol: corev1.ProtocolTCP, Port: guest.EchoPort}}
 	slice, err := w.env.Cluster.CreateSlice(ctx, name, ports, eps)
 	if err != nil {
@@ -160,17 +162,11 @@ func (w *world) lose(ctx context.Context, how string, slice *cluster.Slice, eps 
 // recordStreams records each stream's end and checks the expectations.
 func (w *world) recordStreams(how, lostPod string, streams []*load.Stream, t0 time.Time) {
 	survivorsOK, lostFast := true, true
-	for _, s := range streams {
-		ended, at, kind, errText := s.Ended()
-		r := results.StreamResult{Case: how, Pod: s.Pod, Lost: s.Pod == lostPod, Kind: kind, Err: errText}
-		if ended {
-			r.After = at.Sub(t0)
-		}
-		w.run.Streams = append(w.run.Streams, r)
-		if !r.Lost && ended {
+	for _, r := range w.collectStreams(how, lostPod, streams, t0) {
+		if !r.Lost && r.Kind != "" {
 			survivorsOK = false
 		}
-		if r.Lost && (kind == load.KindHung || r.After > fastFailure) {
+		if r.Lost && (r.Kind == load.KindHung || r.After > fastFailure) {
 			lostFast = false
 		}
 	}
@@ -178,4 +174,19 @@ func (w *world) recordStreams(how, lostPod string, streams []*load.Stream, t0 ti
 	if how == lossKill || w.run.Proxy == OursGateOn {
 		w.run.Check(fmt.Sprintf("%s: streams to the lost pod fail within %s", how, fastFailure), lostFast, fmt.Sprintf("%+v", w.run.Streams))
 	}
+}
+
+// collectStreams adds how each stream ended (so far) to the run, times from t0.
+func (w *world) collectStreams(how, lostPod string, streams []*load.Stream, t0 time.Time) []results.StreamResult {
+	var out []results.StreamResult
+	for _, s := range streams {
+		ended, at, kind, errText := s.Ended()
+		r := results.StreamResult{Case: how, Pod: s.Pod, Lost: s.Pod == lostPod, Kind: kind, Err: errText}
+		if ended {
+			r.After = at.Sub(t0)
+		}
+		out = append(out, r)
+	}
+	w.run.Streams = append(w.run.Streams, out...)
+	return out
 }

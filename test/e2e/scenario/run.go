@@ -17,6 +17,8 @@ func Run(ctx context.Context, env *Env, name, proxy string) *results.Run {
 		return Services(ctx, env, proxy)
 	case results.ScenarioInflight:
 		return Inflight(ctx, env, proxy)
+	case results.ScenarioLostNode:
+		return LostNode(ctx, env, proxy)
 	case results.ScenarioUDP:
 		return UDP(ctx, env, proxy)
 	case results.ScenarioRestart:

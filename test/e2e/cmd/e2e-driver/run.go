@@ -55,7 +55,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logDir, "log-dir", "/tmp/e2e-logs", "where the proxiers' logs go")
 	fs.StringVar(&o.node, "node", "e2e-node", "Node name the proxier runs as")
 	fs.IntVar(&o.verbosity, "proxier-v", 2, "the proxiers' --v")
-	fs.Var(&o.plan, "run", "scenario=proxy[,proxy...] (repeatable): services, rolling, inflight, udp, restart, churn, apiserver-outage")
+	fs.Var(&o.plan, "run", "scenario=proxy[,proxy...] (repeatable): services, rolling, inflight, lost-node, udp, restart, churn, apiserver-outage")
 	fs.Int64Var(&o.churnSeed, "churn-seed", 0, "seed of the churn scenario's choices (0: from the clock; printed)")
 	fs.DurationVar(&o.churnDuration, "churn-duration", 0, "length of the churn scenario (0: the tuning's)")
 	if err := fs.Parse(args); err != nil {

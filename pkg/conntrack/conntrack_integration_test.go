@@ -50,29 +50,41 @@ func kernelEntries(t *testing.T) []Entry {
 	return entries
 }
 
+// kernels are both kernel implementations: filtered dumps (New) and
+// whole-table dumps (NewUnfiltered, New's fallback).
+func kernels() map[string]func() Interface {
+	return map[string]func() Interface{"filtered": New, "unfiltered": NewUnfiltered}
+}
+
 func TestKernelDelete(t *testing.T) {
-	for _, tc := range deleteCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			nettest.EnterNewNetns(t)
-			for _, e := range testEntries() {
-				insert(t, e)
-			}
-			if got, want := kernelEntries(t), fakeWith().Entries(); !reflect.DeepEqual(got, want) {
-				t.Fatalf("table after inserts:\n%v\nwant\n%v", got, want)
-			}
-			fake := fakeWith()
-			n, err := New().Delete(tc.filters)
-			fakeN, _ := fake.Delete(tc.filters)
-			if err != nil || n != len(tc.gone) || n != fakeN {
-				t.Errorf("Delete() = %d, %v; want %d (the fake deleted %d)", n, err, len(tc.gone), fakeN)
-			}
-			if got, want := kernelEntries(t), fake.Entries(); !reflect.DeepEqual(got, want) {
-				t.Errorf("kernel table after Delete:\n%v\nfake:\n%v", got, want)
-			}
-			if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
-				t.Logf("conntrack -L:\n%s", out)
-			}
-		})
+	for impl, newKernel := range kernels() {
+		for _, tc := range deleteCases() {
+			t.Run(impl+"/"+tc.name, func(t *testing.T) { testKernelDelete(t, newKernel(), tc) })
+		}
+	}
+}
+
+// testKernelDelete fills a new namespace's table with testEntries, deletes
+// with tc's filters, and compares the table with the fake's after the same.
+func testKernelDelete(t *testing.T, k Interface, tc deleteCase) {
+	nettest.EnterNewNetns(t)
+	for _, e := range testEntries() {
+		insert(t, e)
+	}
+	if got, want := kernelEntries(t), fakeWith().Entries(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("table after inserts:\n%v\nwant\n%v", got, want)
+	}
+	fake := fakeWith()
+	n, err := k.Delete(tc.filters)
+	fakeN, _ := fake.Delete(tc.filters)
+	if err != nil || n != len(tc.gone) || n != fakeN {
+		t.Errorf("Delete() = %d, %v; want %d (the fake deleted %d)", n, err, len(tc.gone), fakeN)
+	}
+	if got, want := kernelEntries(t), fake.Entries(); !reflect.DeepEqual(got, want) {
+		t.Errorf("kernel table after Delete:\n%v\nfake:\n%v", got, want)
+	}
+	if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
+		t.Logf("conntrack -L:\n%s", out)
 	}
 }
 
@@ -82,9 +94,11 @@ func TestKernelRefusesBadFilters(t *testing.T) {
 	nettest.EnterNewNetns(t)
 	insert(t, testEntries()[0])
 	bad := []Filter{{Protocol: ProtoTCP}, {Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), ReplySrc: addr("fd00::5")}}
-	n, kerr := New().Delete(bad)
 	_, ferr := fakeWith().Delete(bad)
-	if kerr == nil || ferr == nil || n != 0 || len(kernelEntries(t)) != 1 {
-		t.Errorf("Delete(%v): kernel %d, %v; fake %v; want both to refuse", bad, n, kerr, ferr)
+	for impl, newKernel := range kernels() {
+		n, kerr := newKernel().Delete(bad)
+		if kerr == nil || ferr == nil || n != 0 || len(kernelEntries(t)) != 1 {
+			t.Errorf("%s Delete(%v): kernel %d, %v; fake %v; want both to refuse", impl, bad, n, kerr, ferr)
+		}
 	}
 }

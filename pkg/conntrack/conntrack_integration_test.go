@@ -3,11 +3,15 @@
 package conntrack
 
 import (
+	"flag"
+	"net/netip"
 	"os/exec"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -99,6 +103,52 @@ func TestKernelRefusesBadFilters(t *testing.T) {
 		n, kerr := newKernel().Delete(bad)
 		if kerr == nil || ferr == nil || n != 0 || len(kernelEntries(t)) != 1 {
 			t.Errorf("%s Delete(%v): kernel %d, %v; fake %v; want both to refuse", impl, bad, n, kerr, ferr)
+		}
+	}
+}
+
+var deleteCostEntries = flag.String("deletecost.entries", "", "TestKernelDeleteCost: table sizes, comma-separated; empty skips it")
+
+// TestKernelDeleteCost times the deletion of one endpoint's 10 flows with
+// both implementations while the table holds N unrelated entries (the
+// flush alone; pkg/proxy/ipvs TestKernelFlushCost times the sync too). It
+// needs nf_conntrack_max above the largest size.
+func TestKernelDeleteCost(t *testing.T) {
+	if *deleteCostEntries == "" {
+		t.Skip("no -deletecost.entries")
+	}
+	nettest.EnterNewNetns(t)
+	filled := 0
+	for _, s := range strings.Split(*deleteCostEntries, ",") {
+		size, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flows []nettest.Flow
+		for i := filled; i < size; i++ {
+			client := netip.AddrFrom4([4]byte{172, 16, byte(i / 50000 >> 8), byte(i / 50000)})
+			flows = append(flows, nettest.Flow{Client: netip.AddrPortFrom(client, uint16(10000+i%50000)),
+				Service: netip.MustParseAddrPort("10.250.0.1:443"), Endpoint: netip.MustParseAddrPort("10.251.0.1:8443")})
+		}
+		start := time.Now()
+		nettest.FillConntrack(t, flows)
+		t.Logf("%d entries (filled in %.1f s)", size, time.Since(start).Seconds())
+		filled = size
+		for round := range 3 {
+			for impl, newKernel := range kernels() {
+				var own []nettest.Flow
+				for i := range 10 {
+					own = append(own, nettest.Flow{Client: netip.AddrPortFrom(addr("192.168.50.2"), uint16(20000+round*10+i)),
+						Service: netip.MustParseAddrPort("10.96.0.10:80"), Endpoint: netip.MustParseAddrPort("10.244.0.10:8080")})
+				}
+				nettest.FillConntrack(t, own)
+				start := time.Now()
+				n, err := newKernel().Delete([]Filter{{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.0.10"), ReplySrcPort: 8080}})
+				t.Logf("DELETE-COST entries=%d impl=%s seconds=%.6f deleted=%d err=%v", size, impl, time.Since(start).Seconds(), n, err)
+				if err != nil || n != 10 {
+					t.Errorf("%s at %d entries: deleted %d, %v; want 10", impl, size, n, err)
+				}
+			}
 		}
 	}
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Real-kernel e2e scenarios (test/e2e): builds what they need, brings up the loopback
 # control plane (hack/controlplane), boots the test VM once per kernel profile (stock
-# Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition and handling of
-# deleted real servers from hack/legacy-ipvs), runs the in-VM driver there against the real API server, and writes
-# the report (tables, results.json, report.md, failures.svg) under _output/e2e (or
+# Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition and handling
+# of deleted real servers from hack/legacy-ipvs), runs the in-VM driver there against the
+# real API server, and writes the report (tables, results.json, report.md, failures.svg) under _output/e2e (or
 # _output/demo, _output/soak).
 #
 # Usage: hack/e2e.sh [test|demo|soak]
@@ -18,8 +18,9 @@
 #        with the gate off, the case that parks real servers at weight 0).
 #   soak (`make soak`): 30 minutes of random endpoint churn under load, ours with the gate
 #        on, stock profile (E2E_PROFILES default "stock" in this mode).
-# Environment: E2E_PROFILES (default "stock legacy"), E2E_RUN (the driver's -run flags
-#   instead of the mode's plan), E2E_VM_TIMEOUT (seconds per boot),
+# Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
+#   E2E_RUN (the driver's -run flags for every profile instead of the mode's plan, e.g.
+#   "-run rolling=ours-gate-on -run rolling=ours-gate-on": a step repeated runs again),
 #   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
 #   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
 #   length instead of the mode's); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
@@ -44,8 +45,7 @@ START=$SECONDS
 
 progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-# plan prints the driver's -run flags for a profile (E2E_RUN replaces them for every
-# profile, e.g. E2E_RUN="-run rolling=ours-gate-on" to run one row).
+# plan prints the driver's -run flags for a profile.
 plan() {
 	if [ -n "${E2E_RUN:-}" ]; then echo "$E2E_RUN"; return; fi
 	case $MODE-$1 in

@@ -3,8 +3,8 @@
 # control plane (hack/controlplane), boots the test VM once per kernel profile (stock
 # Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition and handling
 # of deleted real servers from hack/legacy-ipvs), runs the in-VM driver there against the
-# real API server, and writes the report (tables, results.json, report.md, failures.svg) under _output/e2e (or
-# _output/demo, _output/soak).
+# real API server, and writes the report (tables, results.json, report.md, failures.svg)
+# under _output/e2e (or _output/demo, _output/soak).
 #
 # Usage: hack/e2e.sh [test|demo|soak]
 #   test (default, `make test`): scenarios 1 (services), 2 (rolling update: ours with the

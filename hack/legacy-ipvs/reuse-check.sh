@@ -41,7 +41,7 @@ sysctl -qw net.ipv4.ip_forward=1
 sysctl -qw net.ipv4.vs.conntrack=1 net.ipv4.vs.conn_reuse_mode=0 net.ipv4.vs.expire_nodest_conn=1
 $IP link add vip type dummy && $IP addr add "$VIP/32" dev vip && $IP link set vip up
 # One virtual service per check, so that they do not share connection entries.
-for vport in 80 81 82; do
+for vport in 80 81 82 83; do
 	rport=80
 	[ $vport = 81 ] && rport=81
 	ipvsadm -A -t "$VIP:$vport" -s rr
@@ -104,6 +104,18 @@ elif [ "$2" -ge 150 ]; then
 else
 	verdict deleted-established stock
 fi
+
+# Not part of RESULT: a mitigation of deleted-reuse's 1 s for kernels before 5.9. After
+# the deletion, one bare ACK per entry of the deleted real server, sent by the node itself
+# on the client's tuple, meets the entry first: it is dropped and the entry expired, so the
+# client's next SYN on that port is scheduled at once.
+set -- $($IP netns exec c "$CLIENT" "$VIP:83" 40003)
+first=$1
+ipvsadm -d -t "$VIP:83" -r "$(rs_of "$first"):80"
+sleep 1
+"$CLIENT" -probe 10.0.3.2:40003 "$VIP:83" || echo "probe failed"
+set -- $($IP netns exec c "$CLIENT" "$VIP:83" 40003 || true) "" ""
+echo "PROBE deleted-reuse after an expire probe: '$1' in ${2:-?} ms (first connection: $first)"
 
 ipvsadm -Ln --connection
 # Out-of-tree (O) and unsigned (E) mark the modules of build.sh.

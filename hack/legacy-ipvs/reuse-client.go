@@ -9,14 +9,19 @@
 //	reuse-client -echo ADDR PORT  sends a line every 300 ms to an echo server and waits for
 //	                              it back; at the first error prints "KIND MS", MS being the
 //	                              milliseconds from that last write to the error
+//	reuse-client -probe SRC DST   sends one bare TCP ACK from SRC (ip:port, any address) to
+//	                              DST through the local stack (raw socket): IPVS sees it in
+//	                              LOCAL_OUT like a packet of the client's connection
 package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +31,13 @@ import (
 
 func main() {
 	args := os.Args[1:]
+	if len(args) == 3 && args[0] == "-probe" {
+		if err := probe(args[1], args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	echo := len(args) > 0 && args[0] == "-echo"
 	if echo {
 		args = args[1:]
@@ -127,4 +139,56 @@ func kind(err error) string {
 		return "eof"
 	}
 	return "other"
+}
+
+// probe sends one TCP ACK from src to dst with a raw socket (IP header included).
+func probe(src, dst string) error {
+	s, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return fmt.Errorf("parse %q: %w", src, err)
+	}
+	d, err := netip.ParseAddrPort(dst)
+	if err != nil {
+		return fmt.Errorf("parse %q: %w", dst, err)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	defer syscall.Close(fd)
+	pkt := make([]byte, 40)
+	ip, tcp := pkt[:20], pkt[20:]
+	ip[0], ip[8], ip[9] = 0x45, 64, syscall.IPPROTO_TCP
+	binary.BigEndian.PutUint16(ip[2:], 40)
+	sa, da := s.Addr().As4(), d.Addr().As4()
+	copy(ip[12:16], sa[:])
+	copy(ip[16:20], da[:])
+	binary.BigEndian.PutUint16(ip[10:], checksum(ip, 0))
+	binary.BigEndian.PutUint16(tcp[0:], s.Port())
+	binary.BigEndian.PutUint16(tcp[2:], d.Port())
+	binary.BigEndian.PutUint32(tcp[4:], 1)
+	binary.BigEndian.PutUint32(tcp[8:], 1)
+	tcp[12], tcp[13] = 5<<4, 0x10 // 20-byte header, ACK
+	binary.BigEndian.PutUint16(tcp[14:], 1024)
+	var pseudo uint32
+	for _, w := range [][]byte{sa[:2], sa[2:], da[:2], da[2:]} {
+		pseudo += uint32(binary.BigEndian.Uint16(w))
+	}
+	pseudo += syscall.IPPROTO_TCP + 20
+	binary.BigEndian.PutUint16(tcp[16:], checksum(tcp, pseudo))
+	if err := syscall.Sendto(fd, pkt, 0, &syscall.SockaddrInet4{Addr: da}); err != nil {
+		return fmt.Errorf("send probe %s -> %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// checksum is the Internet checksum of b, starting from sum.
+func checksum(b []byte, sum uint32) uint16 {
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
 }

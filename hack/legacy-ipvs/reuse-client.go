@@ -176,8 +176,15 @@ func probe(src, dst string) error {
 	}
 	pseudo += syscall.IPPROTO_TCP + 20
 	binary.BigEndian.PutUint16(tcp[16:], checksum(tcp, pseudo))
-	if err := syscall.Sendto(fd, pkt, 0, &syscall.SockaddrInet4{Addr: da}); err != nil {
+	err = syscall.Sendto(fd, pkt, 0, &syscall.SockaddrInet4{Addr: da})
+	switch {
+	case errors.Is(err, syscall.EPERM):
+		// A netfilter hook dropped it: IPVS, on an entry whose real server is gone.
+		fmt.Println("probe dropped in LOCAL_OUT (EPERM)")
+	case err != nil:
 		return fmt.Errorf("send probe %s -> %s: %w", src, dst, err)
+	default:
+		fmt.Println("probe sent")
 	}
 	return nil
 }

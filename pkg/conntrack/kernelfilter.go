@@ -47,8 +47,9 @@ var errFilterIgnored = errors.New("kernel ignored the conntrack dump filter (CTA
 
 // kernelFilter is what of a Filter the kernel matches: the protocol, IPv4
 // addresses and TCP/UDP ports. IPv6 addresses are left to matches, because
-// Linux before 6.2 compares them inverted (ipv6_addr_cmp where equality was
-// meant in ctnetlink_filter_match_tuple); SCTP ports too (not compared).
+// Linux 6.1's ctnetlink_filter_match_tuple compares them inverted (it skips
+// an entry when !ipv6_addr_cmp, that is when the addresses are equal); SCTP
+// ports too (the kernel does not compare them).
 type kernelFilter struct {
 	Filter
 	family netlink.InetFamily

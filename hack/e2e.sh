@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Real-kernel e2e scenarios (test/e2e): builds what they need, brings up the loopback
 # control plane (hack/controlplane), boots the test VM once per kernel profile (stock
-# Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition from
-# hack/legacy-ipvs), runs the in-VM driver there against the real API server, and writes
-# the report (tables, results.json, report.md, failures.svg) under _output/e2e (or
-# _output/demo, _output/soak).
+# Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition and handling
+# of deleted real servers from hack/legacy-ipvs), runs the in-VM driver there against the
+# real API server, and writes the report (tables, results.json, report.md, failures.svg)
+# under _output/e2e (or _output/demo, _output/soak).
 #
 # Usage: hack/e2e.sh [test|demo|soak]
 #   test (default, `make test`): scenarios 1 (services), 2 (rolling update: ours with the
@@ -21,11 +21,13 @@
 #   soak (`make soak`): 30 minutes of random endpoint churn under load, ours with the gate
 #        on, stock profile (E2E_PROFILES default "stock" in this mode).
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
+#   E2E_RUN (the driver's -run flags for every profile instead of the mode's plan, e.g.
+#   "-run rolling=ours-gate-on -run rolling=ours-gate-on": a step repeated runs again),
 #   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
 #   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
-#   length instead of the mode's), E2E_PLAN (the driver's -run flags instead of the mode's,
-#   for a targeted run: E2E_PLAN="-run lost-node=ours-gate-on" E2E_PROFILES=stock); VM_CPUS,
-#   VM_MEMORY_MB for hack/vm/run.sh.
+#   length instead of the mode's), E2E_PLAN (same as E2E_RUN, for a targeted run:
+#   E2E_PLAN="-run lost-node=ours-gate-on" E2E_PROFILES=stock); VM_CPUS, VM_MEMORY_MB for
+#   hack/vm/run.sh.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -47,9 +49,10 @@ START=$SECONDS
 
 progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-# plan prints the driver's -run flags for a profile (E2E_PLAN replaces them all).
+# plan prints the driver's -run flags for a profile (E2E_RUN or E2E_PLAN replaces them all).
 plan() {
-	if [ -n "${E2E_PLAN:-}" ]; then echo "$E2E_PLAN"; return; fi
+	local override=${E2E_RUN:-${E2E_PLAN:-}}
+	if [ -n "$override" ]; then echo "$override"; return; fi
 	case $MODE-$1 in
 	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off,ours-gate-on -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;
@@ -171,7 +174,7 @@ environment() {
 	echo "Host: $(nproc) CPUs, $(uname -r). VM: Debian kernel $(ls "$OUT"/legacy-ipvs/*/modules.cpio | head -n1 | xargs dirname | xargs basename)" \
 		"under qemu TCG (software emulation, ${VM_CPUS:-2} vCPUs, ${VM_MEMORY_MB:-2048} MiB): absolute times" \
 		"(sync latency above all) are many times those of real hardware. Kernel profiles: stock = Debian's" \
-		"ip_vs; legacy = the same source with the pre-5.9 conn_reuse_mode condition restored" \
+		"ip_vs; legacy = the same source with the pre-5.9 conn_reuse_mode condition and handling of deleted real servers restored" \
 		"(hack/legacy-ipvs), and conn_reuse_mode=0 set before the proxier starts, as kube-proxy does on kernels" \
 		"older than 5.9 (no proxier changes it on 6.1)."
 }

@@ -21,6 +21,7 @@ check() {
 	step "reuse check with the $name modules (want: $want)"
 	out=$("$ROOT/hack/vm/run.sh" --timeout 300 --dir "$LEGACY_DIR:/legacy" \
 		--dir "$OUT/legacy-ipvs/bin:/legacy-bin" "$@" -- sh /legacy/reuse-check.sh 2>&1) || true
+	echo "$out" | grep -E '^(weight0-reuse|deleted-|CHECK|PROBE|probe|entries)' || true
 	echo "$out" | tail -n 12
 	echo "$out" | grep -q "^RESULT $want" ||
 		{ echo "legacy-ipvs: $name modules did not behave as $want" >&2; return 1; }

@@ -3,11 +3,15 @@
 package conntrack
 
 import (
+	"flag"
+	"net/netip"
 	"os/exec"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -50,29 +54,41 @@ func kernelEntries(t *testing.T) []Entry {
 	return entries
 }
 
+// kernels are both kernel implementations: filtered dumps (New) and
+// whole-table dumps (NewUnfiltered, New's fallback).
+func kernels() map[string]func() Interface {
+	return map[string]func() Interface{"filtered": New, "unfiltered": NewUnfiltered}
+}
+
 func TestKernelDelete(t *testing.T) {
-	for _, tc := range deleteCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			nettest.EnterNewNetns(t)
-			for _, e := range testEntries() {
-				insert(t, e)
-			}
-			if got, want := kernelEntries(t), fakeWith().Entries(); !reflect.DeepEqual(got, want) {
-				t.Fatalf("table after inserts:\n%v\nwant\n%v", got, want)
-			}
-			fake := fakeWith()
-			n, err := New().Delete(tc.filters)
-			fakeN, _ := fake.Delete(tc.filters)
-			if err != nil || n != len(tc.gone) || n != fakeN {
-				t.Errorf("Delete() = %d, %v; want %d (the fake deleted %d)", n, err, len(tc.gone), fakeN)
-			}
-			if got, want := kernelEntries(t), fake.Entries(); !reflect.DeepEqual(got, want) {
-				t.Errorf("kernel table after Delete:\n%v\nfake:\n%v", got, want)
-			}
-			if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
-				t.Logf("conntrack -L:\n%s", out)
-			}
-		})
+	for impl, newKernel := range kernels() {
+		for _, tc := range deleteCases() {
+			t.Run(impl+"/"+tc.name, func(t *testing.T) { testKernelDelete(t, newKernel(), tc) })
+		}
+	}
+}
+
+// testKernelDelete fills a new namespace's table with testEntries, deletes
+// with tc's filters, and compares the table with the fake's after the same.
+func testKernelDelete(t *testing.T, k Interface, tc deleteCase) {
+	nettest.EnterNewNetns(t)
+	for _, e := range testEntries() {
+		insert(t, e)
+	}
+	if got, want := kernelEntries(t), fakeWith().Entries(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("table after inserts:\n%v\nwant\n%v", got, want)
+	}
+	fake := fakeWith()
+	n, err := k.Delete(tc.filters)
+	fakeN, _ := fake.Delete(tc.filters)
+	if err != nil || n != len(tc.gone) || n != fakeN {
+		t.Errorf("Delete() = %d, %v; want %d (the fake deleted %d)", n, err, len(tc.gone), fakeN)
+	}
+	if got, want := kernelEntries(t), fake.Entries(); !reflect.DeepEqual(got, want) {
+		t.Errorf("kernel table after Delete:\n%v\nfake:\n%v", got, want)
+	}
+	if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
+		t.Logf("conntrack -L:\n%s", out)
 	}
 }
 
@@ -82,9 +98,57 @@ func TestKernelRefusesBadFilters(t *testing.T) {
 	nettest.EnterNewNetns(t)
 	insert(t, testEntries()[0])
 	bad := []Filter{{Protocol: ProtoTCP}, {Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), ReplySrc: addr("fd00::5")}}
-	n, kerr := New().Delete(bad)
 	_, ferr := fakeWith().Delete(bad)
-	if kerr == nil || ferr == nil || n != 0 || len(kernelEntries(t)) != 1 {
-		t.Errorf("Delete(%v): kernel %d, %v; fake %v; want both to refuse", bad, n, kerr, ferr)
+	for impl, newKernel := range kernels() {
+		n, kerr := newKernel().Delete(bad)
+		if kerr == nil || ferr == nil || n != 0 || len(kernelEntries(t)) != 1 {
+			t.Errorf("%s Delete(%v): kernel %d, %v; fake %v; want both to refuse", impl, bad, n, kerr, ferr)
+		}
+	}
+}
+
+var deleteCostEntries = flag.String("deletecost.entries", "", "TestKernelDeleteCost: table sizes, comma-separated; empty skips it")
+
+// TestKernelDeleteCost times the deletion of one endpoint's 10 flows with
+// both implementations while the table holds N unrelated entries (the
+// flush alone; pkg/proxy/ipvs TestKernelFlushCost times the sync too). It
+// needs nf_conntrack_max above the largest size.
+func TestKernelDeleteCost(t *testing.T) {
+	if *deleteCostEntries == "" {
+		t.Skip("no -deletecost.entries")
+	}
+	nettest.EnterNewNetns(t)
+	filled := 0
+	for _, s := range strings.Split(*deleteCostEntries, ",") {
+		size, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flows []nettest.Flow
+		for i := filled; i < size; i++ {
+			client := netip.AddrFrom4([4]byte{172, 16, byte(i / 50000 >> 8), byte(i / 50000)})
+			flows = append(flows, nettest.Flow{Client: netip.AddrPortFrom(client, uint16(10000+i%50000)),
+				Service: netip.MustParseAddrPort("10.250.0.1:443"), Endpoint: netip.MustParseAddrPort("10.251.0.1:8443")})
+		}
+		start := time.Now()
+		nettest.FillConntrack(t, flows)
+		t.Logf("%d entries (filled in %.1f s)", size, time.Since(start).Seconds())
+		filled = size
+		for round := range 3 {
+			for impl, newKernel := range kernels() {
+				var own []nettest.Flow
+				for i := range 10 {
+					own = append(own, nettest.Flow{Client: netip.AddrPortFrom(addr("192.168.50.2"), uint16(20000+round*10+i)),
+						Service: netip.MustParseAddrPort("10.96.0.10:80"), Endpoint: netip.MustParseAddrPort("10.244.0.10:8080")})
+				}
+				nettest.FillConntrack(t, own)
+				start := time.Now()
+				n, err := newKernel().Delete([]Filter{{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.0.10"), ReplySrcPort: 8080}})
+				t.Logf("DELETE-COST entries=%d impl=%s seconds=%.6f deleted=%d err=%v", size, impl, time.Since(start).Seconds(), n, err)
+				if err != nil || n != 10 {
+					t.Errorf("%s at %d entries: deleted %d, %v; want 10", impl, size, n, err)
+				}
+			}
+		}
 	}
 }

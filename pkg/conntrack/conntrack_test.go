@@ -60,12 +60,35 @@ func deleteCases() []deleteCase {
 		},
 		gone: []int{0, 3, 4, 5, 6},
 	}, {
+		// The kernel filter leaves IPv6 addresses to the userspace match.
+		name:    "one IPv6 endpoint",
+		filters: []Filter{{Protocol: ProtoTCP, OrigDst: addr("fd00:96::10"), OrigDstPort: 80, ReplySrc: addr("fd00:244::5"), ReplySrcPort: 8080}},
+		gone:    []int{5},
+	}, {
+		// More than maxFilteredDumps filters: one whole-table dump.
+		name:    "many filters",
+		filters: manyFilters(),
+		gone:    []int{1, 2},
+	}, {
 		name:    "protocol alone",
 		filters: []Filter{{Protocol: ProtoUDP}},
 		gone:    []int{2},
 	}, {
 		name: "no filters",
 	}}
+}
+
+// manyFilters are more filters than maxFilteredDumps, two of them matching
+// testEntries 1 and 2.
+func manyFilters() []Filter {
+	filters := []Filter{
+		{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.1.6"), ReplySrcPort: 8080},
+		{Protocol: ProtoUDP, OrigDst: addr("10.96.0.10"), OrigDstPort: 53, ReplySrc: addr("10.244.1.5"), ReplySrcPort: 53},
+	}
+	for i := range maxFilteredDumps {
+		filters = append(filters, Filter{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.9.1"), ReplySrcPort: uint16(9000 + i)})
+	}
+	return filters
 }
 
 func TestFakeDelete(t *testing.T) {
@@ -155,5 +178,65 @@ func TestEntryFromFlow(t *testing.T) {
 	}
 	if got, want := entryFromFlow(flow), testEntries()[0]; got != want {
 		t.Errorf("entryFromFlow() = %v, want %v", got, want)
+	}
+}
+
+// interruptDumps makes the fake's first n dumps interrupted (n < 0: all).
+func interruptDumps(f *Fake, n int) *int {
+	dumps := new(int)
+	f.Inject = func(op, _ string) error {
+		if op != "Dump" {
+			return nil
+		}
+		*dumps++
+		if n < 0 || *dumps <= n {
+			return ErrDumpInterrupted
+		}
+		return nil
+	}
+	return dumps
+}
+
+func TestDeleteRetriesInterruptedDump(t *testing.T) {
+	f := fakeWith()
+	dumps := interruptDumps(f, 1)
+	// Two IPv4 TCP entries reply from pod1; the interrupted dump sees one.
+	n, err := f.Delete([]Filter{{Protocol: ProtoTCP, ReplySrc: addr("10.244.1.5"), ReplySrcPort: 8080}})
+	if err != nil || n != 2 || *dumps != 2 {
+		t.Errorf("Delete() = %d, %v after %d dumps; want 2, nil after 2 dumps", n, err, *dumps)
+	}
+	if got, want := f.Dump(), fakeWith(0, 3).Dump(); got != want {
+		t.Errorf("Dump() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestDeleteGivesUpOnAlwaysInterruptedDump(t *testing.T) {
+	f := fakeWith()
+	dumps := interruptDumps(f, -1)
+	n, err := f.Delete([]Filter{{Protocol: ProtoTCP, OrigDst: addr("fd00:96::10")}})
+	want := "delete conntrack entries from the ipv6 table (1 filters): dump interrupted 5 times in a row: results may be incomplete or inconsistent"
+	if err == nil || err.Error() != want || !errors.Is(err, ErrDumpInterrupted) || !errors.Is(err, syscall.EINTR) {
+		t.Errorf("Delete() error = %v, want %q (ErrDumpInterrupted, EINTR)", err, want)
+	}
+	// Each interrupted pass deletes half of what is left: 1 of 2, then 0 of 1.
+	if n != 1 || *dumps != 5 || len(f.Entries()) != len(testEntries())-1 {
+		t.Errorf("Delete() = %d after %d dumps, %d entries left; want 1 after 5, %d left", n, *dumps, len(f.Entries()), len(testEntries())-1)
+	}
+}
+
+func TestDeleteDoesNotRetryOtherDumpErrors(t *testing.T) {
+	f := fakeWith()
+	dumps := 0
+	f.Inject = func(op, _ string) error {
+		if op == "Dump" {
+			dumps++
+			return syscall.ENOBUFS
+		}
+		return nil
+	}
+	_, err := f.Delete([]Filter{{Protocol: ProtoUDP}})
+	want := "delete conntrack entries from the ipv4 table (1 filters): no buffer space available"
+	if err == nil || err.Error() != want || dumps != 1 {
+		t.Errorf("Delete() error = %v after %d dumps, want %q after 1", err, dumps, want)
 	}
 }

@@ -3,8 +3,12 @@ package conntrack
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Entry is the part of a conntrack entry the filters look at: the
@@ -86,6 +90,53 @@ func (f Filter) family() int {
 		}
 	}
 	return 0
+}
+
+// table is the filters that apply to one family's conntrack table.
+type table struct {
+	family  netlink.InetFamily
+	filters []Filter
+}
+
+func (t table) name() string {
+	if t.family == unix.AF_INET6 {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
+// op names the deletion from this table in errors.
+func (t table) op() string {
+	return fmt.Sprintf("delete conntrack entries from the %s table (%d filters)", t.name(), len(t.filters))
+}
+
+// has reports whether e is in this table.
+func (t table) has(e Entry) bool {
+	return e.OrigDst.Unmap().Is4() == (t.family == unix.AF_INET)
+}
+
+// matches reports whether any filter matches e.
+func (t table) matches(e Entry) bool {
+	return slices.ContainsFunc(t.filters, func(f Filter) bool { return f.matches(e) })
+}
+
+// tables checks the filters and groups them by the table they apply to
+// (both for a filter without address), IPv4 first; tables without filters
+// are left out.
+func tables(filters []Filter) ([]table, error) {
+	v4, v6 := table{family: unix.AF_INET}, table{family: unix.AF_INET6}
+	for _, f := range filters {
+		if err := f.check(); err != nil {
+			return nil, err
+		}
+		if f.family() != 6 {
+			v4.filters = append(v4.filters, f)
+		}
+		if f.family() != 4 {
+			v6.filters = append(v6.filters, f)
+		}
+	}
+	return slices.DeleteFunc([]table{v4, v6}, func(t table) bool { return len(t.filters) == 0 }), nil
 }
 
 // matches reports whether every set field of the filter matches e.

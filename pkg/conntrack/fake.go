@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +12,9 @@ import (
 // Fake is an in-memory conntrack table. Tests fill it with Add.
 type Fake struct {
 	// Inject, when set, is called before every Delete with the method name
-	// and the filters; an error fails the Delete unchanged.
+	// and the filters; an error fails the Delete unchanged. It is called
+	// again before each dump of a family's table ("Dump", "ipv4"/"ipv6"):
+	// see dumpAndDelete for ErrDumpInterrupted.
 	Inject func(op, object string) error
 	// Calls counts the calls of each method (Add included).
 	Calls map[string]int
@@ -45,19 +48,43 @@ func (f *Fake) Delete(filters []Filter) (int, error) {
 			return 0, err
 		}
 	}
-	for _, filter := range filters {
-		if err := filter.check(); err != nil {
-			return 0, err
+	tables, err := tables(filters)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, t := range tables {
+		n, err := retryInterrupted(t.op(), func() (int, error) { return f.dumpAndDelete(t) })
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
-	deleted := 0
-	for e := range f.entries {
-		if slices.ContainsFunc(filters, func(filter Filter) bool { return filter.matches(e) }) {
-			delete(f.entries, e)
-			deleted++
-		}
+	return total, nil
+}
+
+// dumpAndDelete is one pass over t's table, as the kernel implementation
+// makes. Inject("Dump", "ipv4" or "ipv6") is called first: an error fails
+// the pass, except ErrDumpInterrupted, with which the pass sees only the
+// first half of the matching entries (sorted), deletes them and returns
+// the error, like a dump the kernel cut short.
+func (f *Fake) dumpAndDelete(t table) (int, error) {
+	f.Calls["Dump"]++
+	var err error
+	if f.Inject != nil {
+		err = f.Inject("Dump", t.name())
 	}
-	return deleted, nil
+	if err != nil && !errors.Is(err, ErrDumpInterrupted) {
+		return 0, err
+	}
+	matched := slices.DeleteFunc(f.sorted(), func(e Entry) bool { return !t.has(e) || !t.matches(e) })
+	if err != nil {
+		matched = matched[:len(matched)/2]
+	}
+	for _, e := range matched {
+		delete(f.entries, e)
+	}
+	return len(matched), err
 }
 
 func filterNames(filters []Filter) string {

@@ -26,6 +26,11 @@ type desiredState struct {
 	bound          map[netip.Addr]int
 	sets           map[string]map[ipset.Entry]int // by IPv4 set name
 	lbNoNodeAccess map[ipset.Entry]int
+	// gone holds the policy (immediate or not) of virtual servers no
+	// longer wanted, as the last contribution that wanted them had it,
+	// until the kernel no longer holds them: a deleted Service's
+	// annotation is gone with it, yet its flows are flushed by its policy.
+	gone map[ipvs.ServiceKey]bool
 }
 
 // scope lists what changed in the desired state since the last sync: the
@@ -72,6 +77,7 @@ func newDesiredState(ports int) *desiredState {
 		bound:          make(map[netip.Addr]int, ports),
 		sets:           make(map[string]map[ipset.Entry]int),
 		lbNoNodeAccess: make(map[ipset.Entry]int),
+		gone:           make(map[ipvs.ServiceKey]bool),
 	}
 	for _, def := range setDefinitions() {
 		d.sets[def.name] = make(map[ipset.Entry]int)
@@ -87,6 +93,44 @@ func (d *desiredState) service(key ipvs.ServiceKey) *wantedService {
 		return ws[0]
 	}
 	return nil
+}
+
+// immediateForGone is the policy of a virtual server no longer wanted:
+// that of the service port that last wanted it, or, for one the proxier
+// never wanted (left by an earlier run), the gate's.
+func (d *desiredState) immediateForGone(key ipvs.ServiceKey, cfg *Config) bool {
+	if immediate, ok := d.gone[key]; ok {
+		return immediate
+	}
+	return cfg.ImmediateTermination
+}
+
+// inheritGone carries over to a rebuilt desired state the policies of
+// the virtual servers the old one wanted (or had retired) and it does not.
+func (d *desiredState) inheritGone(old *desiredState) {
+	if old == nil {
+		return
+	}
+	for key, imm := range old.gone {
+		if d.services[key] == nil {
+			d.gone[key] = imm
+		}
+	}
+	for key, ws := range old.services {
+		if d.services[key] == nil {
+			d.gone[key] = ws[0].immediate
+		}
+	}
+}
+
+// forgetGone drops the policies of retired virtual servers the kernel no
+// longer holds.
+func (d *desiredState) forgetGone(kernel *observedState) {
+	for key := range d.gone {
+		if kernel.services[key] == nil {
+			delete(d.gone, key)
+		}
+	}
 }
 
 // set returns the wanted members of a set, by its IPv4 name.
@@ -127,10 +171,14 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 		key := ws.service.ServiceKey
 		if delta > 0 {
 			d.services[key] = append(d.services[key], ws)
+			if len(d.gone) > 0 {
+				delete(d.gone, key)
+			}
 		} else {
 			d.services[key] = removeWanted(d.services[key], ws)
 			if len(d.services[key]) == 0 {
 				delete(d.services, key)
+				d.gone[key] = ws.immediate
 			}
 		}
 		sc.touchService(key)

@@ -7,7 +7,6 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
@@ -28,9 +27,9 @@ type applier struct {
 	// deleted counts real servers deleted, by reason.
 	deleted map[string]int
 	flushed int
-	// unflushed are conntrack filters whose deletion failed: their real
-	// servers are gone, so only a retry of the same filters can flush them.
-	unflushed []conntrack.Filter
+	// flushErr is why the conntrack flush failed: not a sync error (see
+	// pendingFlushes), so it is kept apart from errs.
+	flushErr error
 }
 
 func (a *applier) do(err error) bool {
@@ -44,16 +43,17 @@ func (a *applier) do(err error) bool {
 
 // apply runs the plan: sets and their new members first (the rules match
 // them), the iptables rules, then addresses, virtual and real servers, then
-// removals, and the conntrack flush last, once no real server can take the
-// flows again.
+// removals, and the conntrack flush once the removed real servers and
+// virtual servers are gone, so that no packet can re-create a flow to an
+// old real server after it.
 func (a *applier) apply(p *plan, syncRules func() error) error {
 	a.applySets(p)
 	a.do(syncRules())
 	a.applyAddresses(p.bind, true)
 	a.applyServices(p)
 	a.applyDests(p)
-	a.flushConntrack(p)
 	a.applyServiceDeletes(p)
+	a.flushConntrack(p)
 	a.applyAddresses(p.unbind, false)
 	for _, e := range p.delEntries {
 		if a.verbose {
@@ -237,10 +237,9 @@ func (a *applier) flushConntrack(p *plan) {
 	}
 	n, err := a.deps.Conntrack.Delete(p.conntrack)
 	if err != nil {
-		err = fmt.Errorf("delete conntrack entries of %d removed endpoints: %w", len(p.conntrack), err)
-		a.unflushed = p.conntrack
+		a.flushErr = fmt.Errorf("delete conntrack entries of %d removed endpoints: %w", len(p.conntrack), err)
+		return
 	}
-	a.do(err)
 	a.flushed += n
 	a.logger.V(4).Info("Deleted conntrack entries of removed endpoints", "filters", len(p.conntrack), "entries", n)
 }

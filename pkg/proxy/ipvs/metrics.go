@@ -13,6 +13,9 @@ type Metrics struct {
 	RealServersDeleted *metrics.CounterVec
 	// ConntrackEntriesDeleted counts conntrack entries flushed for removed endpoints.
 	ConntrackEntriesDeleted *metrics.Counter
+	// ConntrackFlushFailures counts failed conntrack flushes (their filters
+	// stay pending and are retried with backoff; the sync still succeeds).
+	ConntrackFlushFailures *metrics.Counter
 	// SyncsTotal counts syncs by kind ("full" or "partial") and result.
 	SyncsTotal *metrics.CounterVec
 }
@@ -32,6 +35,12 @@ func NewMetrics() *Metrics {
 			Help:           "Conntrack entries deleted for endpoints removed from a service.",
 			StabilityLevel: metrics.ALPHA,
 		}),
+		ConntrackFlushFailures: metrics.NewCounter(&metrics.CounterOpts{
+			Subsystem:      "ipvsproxy",
+			Name:           "conntrack_flush_failures_total",
+			Help:           "Conntrack flushes for removed endpoints that failed; they are retried with backoff without failing the sync.",
+			StabilityLevel: metrics.ALPHA,
+		}),
 		SyncsTotal: metrics.NewCounterVec(&metrics.CounterOpts{
 			Subsystem:      "ipvsproxy",
 			Name:           "syncs_total",
@@ -43,5 +52,5 @@ func NewMetrics() *Metrics {
 
 // Register adds the metrics to a registry (legacyregistry in the binary).
 func (m *Metrics) Register(r interface{ MustRegister(...metrics.Registerable) }) {
-	r.MustRegister(m.RealServersDeleted, m.ConntrackEntriesDeleted, m.SyncsTotal)
+	r.MustRegister(m.RealServersDeleted, m.ConntrackEntriesDeleted, m.ConntrackFlushFailures, m.SyncsTotal)
 }

@@ -228,7 +228,7 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 		}
 		p.deleteServices = append(p.deleteServices, have)
 		for _, d := range have.dests {
-			p.flushConntrack(key, d.DestinationKey, immediateForUnknown(in.cfg))
+			p.flushConntrack(key, d.DestinationKey, in.desired.immediateForGone(key, in.cfg))
 		}
 	case have == nil:
 		// Its real servers are added with it (no destChange each: a first
@@ -241,10 +241,6 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 		p.diffDests(in, want, have.dests)
 	}
 }
-
-// immediateForUnknown is the policy for a service that no longer exists:
-// its annotation is gone with it, so the gate decides.
-func immediateForUnknown(cfg *Config) bool { return cfg.ImmediateTermination }
 
 // sameService compares what we set; the kernel adds FlagHashed, and the
 // timeout and netmask matter only for persistent services.

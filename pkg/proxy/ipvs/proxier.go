@@ -18,8 +18,6 @@ import (
 	"k8s.io/kubernetes/pkg/proxy/healthcheck"
 	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 	"k8s.io/kubernetes/pkg/proxy/runner"
-
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 )
 
 // Proxier programs one IP family's services into IPVS. It implements
@@ -58,6 +56,13 @@ type Proxier struct {
 	// desiredStale asks the next full sync to rebuild the whole desired
 	// state: the node's topology labels changed.
 	desiredStale bool
+	// unbuilt (ports or endpoints) and unbuiltServices (the Service
+	// object) name the changes a sync took from the trackers but could
+	// not build into the desired state (a kernel read failed first).
+	unbuilt, unbuiltServices sets.Set[types.NamespacedName]
+	// triggerTimes are the EndpointSlice changes taken from the tracker
+	// and not yet programmed by a successful sync.
+	triggerTimes map[types.NamespacedName][]time.Time
 	// lastFullSync is when the last successful full sync ended;
 	// fullSyncTimer runs the next one a period later.
 	lastFullSync  time.Time
@@ -72,8 +77,9 @@ type Proxier struct {
 	finishing map[destRef]time.Time
 	// recheckPending says a sync to recheck them is already scheduled.
 	recheckPending atomic.Bool
-	// unflushed are conntrack filters a failed sync could not apply.
-	unflushed  []conntrack.Filter
+	// flushes are conntrack flushes that failed, retried by flushTimer.
+	flushes    pendingFlushes
+	flushTimer *time.Timer
 	lastNAT    []byte
 	lastFilter []byte
 	// savedRules is our part of each table (ourRules) as iptables-save

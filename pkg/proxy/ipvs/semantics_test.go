@@ -429,3 +429,38 @@ func TestRestartDeletesIdleLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// Informers deliver slices while syncs run: the index has its own lock and
+// syncs read a snapshot (run with -race). Whatever the interleaving, the
+// sync after the last change sees the endpoint not ready on its NotReady
+// node, and deletes it.
+func TestEndpointNodesConcurrentWithSyncs(t *testing.T) {
+	k := newKernel(t)
+	p := gateOnProxier(t, k)
+	cur := webOldAndNew(t, k, p, 0)
+	p.OnNodesNotReady(sets.New("node-b"))
+	syncOK(t, p)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s := cur
+		for i := range 200 {
+			next := s.DeepCopy()
+			next.Endpoints[0].Conditions = readyConditions()
+			if i%2 == 0 {
+				next.Endpoints[0].Conditions = notReady()
+			}
+			p.OnEndpointSliceUpdate(s, next)
+			s = next
+		}
+		final := s.DeepCopy()
+		final.Endpoints[0].Conditions = notReady()
+		p.OnEndpointSliceUpdate(s, final)
+	}()
+	for range 50 {
+		syncOK(t, p)
+	}
+	<-done
+	syncOK(t, p)
+	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+}

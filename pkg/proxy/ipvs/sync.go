@@ -32,11 +32,16 @@ func (p *Proxier) syncProxyRules() error {
 	start := time.Now()
 	svcResult := p.svcPortMap.Update(p.serviceChanges)
 	epResult := p.endpointsMap.Update(p.endpointsChanges)
-	changed := svcResult.UpdatedServices.Union(epResult.UpdatedServices)
+	// What the trackers gave up is ours alone now: a sync that fails
+	// before building it into the desired state hands it to the next.
+	changed := svcResult.UpdatedServices.Union(epResult.UpdatedServices).Union(p.unbuilt)
+	servicesChanged := svcResult.UpdatedServices.Union(p.unbuiltServices)
+	p.unbuilt, p.unbuiltServices = nil, nil
+	p.keepTriggerTimes(epResult.LastChangeTriggerTimes)
 	full := p.needFull || p.kernel == nil || start.Sub(p.lastFullSync) >= p.cfg.SyncPeriod
 
-	full, err := p.syncKernel(full, changed, svcResult.UpdatedServices)
-	p.recordSync(start, full, err, epResult)
+	full, err := p.syncKernel(full, changed, servicesChanged)
+	p.recordSync(start, full, err)
 	if err != nil {
 		p.needFull = true // the retry re-reads and re-checks everything
 		return err
@@ -82,6 +87,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	if full {
 		errs = append(errs, p.checkPrerequisites())
 		if err := p.rereadKernel(changed, servicesChanged); err != nil {
+			p.unbuilt, p.unbuiltServices = changed, servicesChanged
 			return true, errors.Join(append(errs, err)...)
 		}
 	} else {
@@ -94,10 +100,12 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	now := p.now()
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
 		finishingSince: p.finishing, now: now})
-	pl.conntrack = append(p.unflushed, pl.conntrack...)
+	p.flushes.dropWanted(p.desired)
+	pl.conntrack = p.flushes.take(pl.conntrack, now)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
-	p.unflushed = a.unflushed
+	p.settleFlush(pl.conntrack, a.flushErr, now)
+	p.desired.forgetGone(p.kernel)
 	p.trackFinishing(pl.finishing, now)
 	p.countDeletions(a)
 	if full || p.healthChecksChanged(changed) {
@@ -121,8 +129,9 @@ func (p *Proxier) rereadKernel(changed, servicesChanged sets.Set[types.Namespace
 		p.updateDesired(changed, servicesChanged)
 		return nil
 	}
-	p.desired = p.rebuildDesired()
-	p.desiredStale = false
+	fresh := p.rebuildDesired()
+	fresh.inheritGone(p.desired)
+	p.desired, p.desiredStale = fresh, false
 	return nil
 }
 
@@ -335,7 +344,22 @@ func (p *Proxier) syncHealthChecks() {
 	}
 }
 
-func (p *Proxier) recordSync(start time.Time, full bool, err error, ep proxy.UpdateEndpointsMapResult) {
+// keepTriggerTimes adds the trackers' EndpointSlice change times to those
+// not yet programmed: a failed sync programmed nothing for sure, so they
+// are observed by the next successful one.
+func (p *Proxier) keepTriggerTimes(times map[types.NamespacedName][]time.Time) {
+	if len(times) == 0 {
+		return
+	}
+	if p.triggerTimes == nil {
+		p.triggerTimes = make(map[types.NamespacedName][]time.Time, len(times))
+	}
+	for name, t := range times {
+		p.triggerTimes[name] = append(p.triggerTimes[name], t...)
+	}
+}
+
+func (p *Proxier) recordSync(start time.Time, full bool, err error) {
 	family := string(p.cfg.IPFamily)
 	elapsed := proxymetrics.SinceInSeconds(start)
 	proxymetrics.SyncProxyRulesLatency.WithLabelValues(family).Observe(elapsed)
@@ -352,13 +376,14 @@ func (p *Proxier) recordSync(start time.Time, full bool, err error, ep proxy.Upd
 		return
 	}
 	p.metrics.SyncsTotal.WithLabelValues(kind, "success").Inc()
-	for name, times := range ep.LastChangeTriggerTimes {
+	for name, times := range p.triggerTimes {
 		for _, t := range times {
 			latency := proxymetrics.SinceInSeconds(t)
 			proxymetrics.NetworkProgrammingLatency.WithLabelValues(family).Observe(latency)
 			p.logger.V(4).Info("Network programmed", "endpoints", name, "elapsed", latency)
 		}
 	}
+	p.triggerTimes = nil
 	proxymetrics.SyncProxyRulesLastTimestamp.WithLabelValues(family).SetToCurrentTime()
 	if p.deps.HealthServer != nil {
 		p.deps.HealthServer.Updated(p.cfg.IPFamily)

@@ -219,3 +219,37 @@ func bytes(v float64) string {
 	}
 	return fmt.Sprintf("%.3g GiB", v/(1<<30))
 }
+
+// FlushTable writes the flush cost: per table size, the retiring partial
+// sync and the flush alone with each conntrack implementation.
+func FlushTable(w io.Writer, flush []results.Flush) {
+	modes := []string{}
+	entries := []int{}
+	for _, f := range flush {
+		if !slices.Contains(modes, f.Mode) {
+			modes = append(modes, f.Mode)
+		}
+		if !slices.Contains(entries, f.Entries) {
+			entries = append(entries, f.Entries)
+		}
+	}
+	slices.Sort(entries)
+	fmt.Fprint(w, "| conntrack entries |")
+	for _, m := range modes {
+		fmt.Fprintf(w, " sync, %s | flush, %s |", m, m)
+	}
+	fmt.Fprint(w, "\n|---:|")
+	fmt.Fprint(w, strings.Repeat("---:|---:|", len(modes))+"\n")
+	for _, n := range entries {
+		fmt.Fprintf(w, "| %d |", n)
+		for _, m := range modes {
+			i := slices.IndexFunc(flush, func(f results.Flush) bool { return f.Entries == n && f.Mode == m })
+			if i < 0 {
+				fmt.Fprint(w, " - | - |")
+				continue
+			}
+			fmt.Fprintf(w, " %s | %s |", seconds(flush[i].SyncSeconds), seconds(flush[i].FlushSeconds))
+		}
+		fmt.Fprintln(w)
+	}
+}

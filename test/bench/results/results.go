@@ -85,6 +85,25 @@ type Kernel struct {
 	Note         string `json:"note,omitempty"`
 }
 
+// Flush is the cost of retiring one real server under the immediate
+// policy (its conntrack flows flushed) with one conntrack implementation
+// while the table holds Entries unrelated entries, in the VM
+// (pkg/proxy/ipvs TestKernelFlushCost, hack/bench-flush.sh).
+type Flush struct {
+	Entries int `json:"entries"`
+	// Mode is the conntrack implementation: "whole-table dump" (before:
+	// every entry of the family read and matched in the proxier) or
+	// "kernel-filtered dump" (CTA_FILTER: the kernel sends the matches).
+	Mode string `json:"mode"`
+	Runs int    `json:"runs"`
+	// SyncSeconds is the partial sync that retires the real server (median);
+	// FlushSeconds the conntrack deletion alone (median).
+	SyncSeconds  float64 `json:"syncSeconds"`
+	FlushSeconds float64 `json:"flushSeconds"`
+	// Flushed is the entries one flush deleted (the endpoint's own).
+	Flushed int `json:"flushed"`
+}
+
 // Run is one benchmark group's output file.
 type Run struct {
 	Started  time.Time `json:"started"`
@@ -95,6 +114,7 @@ type Run struct {
 	LoadAfter  float64  `json:"loadAfter"`
 	Fakes      []Fakes  `json:"fakes,omitempty"`
 	Kernel     []Kernel `json:"kernel,omitempty"`
+	Flush      []Flush  `json:"flush,omitempty"`
 	Notes      []string `json:"notes,omitempty"`
 }
 

@@ -82,3 +82,47 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// flushPrefix starts TestKernelFlushCost's result lines.
+const flushPrefix = "BENCH-FLUSH-RESULT "
+
+// runFlushCollect turns TestKernelFlushCost's result lines into flush.json.
+func runFlushCollect(args []string) error {
+	fs := flag.NewFlagSet("flush-collect", flag.ContinueOnError)
+	in := fs.String("in", "_output/bench/flush-results.log", "VM output holding the result lines")
+	out := fs.String("out", "_output/bench/flush.json", "results file")
+	started := fs.String("started", "", "RFC 3339 start of the run")
+	loadBefore := fs.Float64("load-before", 0, "load average when the run started")
+	var notes multiFlag
+	fs.Var(&notes, "note", "a note for the report (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	run := results.NewRun()
+	if t, err := time.Parse(time.RFC3339, *started); err == nil {
+		run.Started = t
+	}
+	run.LoadBefore = *loadBefore
+	b, err := os.ReadFile(*in)
+	if err != nil {
+		return fmt.Errorf("read VM results: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		_, js, ok := strings.Cut(line, flushPrefix)
+		if !ok {
+			continue
+		}
+		var f results.Flush
+		if err := json.Unmarshal([]byte(js), &f); err != nil {
+			return fmt.Errorf("decode result line %q: %w", line, err)
+		}
+		run.Flush = append(run.Flush, f)
+	}
+	if len(run.Flush) == 0 {
+		return fmt.Errorf("no %q lines in %s", flushPrefix, *in)
+	}
+	run.Finish()
+	run.Notes = append(run.Notes, notes...)
+	report.FlushTable(os.Stdout, run.Flush)
+	return run.Write(*out)
+}

@@ -4,6 +4,7 @@
 //	bench fakes  [-sizes 1000,10000,30000] [-out _output/bench/fakes.json] ...
 //	bench kernel-load -kubeconfig K -services N
 //	bench kernel-collect -in VM-OUTPUT -out _output/bench/kernel.json
+//	bench flush-collect -in VM-OUTPUT -out _output/bench/flush.json
 //	bench relay HOST:PORT   (qemu guestfwd cmd: stdin/stdout <-> TCP)
 //	bench report [-dir _output/bench]
 //
@@ -27,7 +28,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench fakes|kernel-load|kernel-collect|report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench fakes|kernel-load|kernel-collect|flush-collect|report [flags]")
 		os.Exit(2)
 	}
 	quietKlog()
@@ -44,6 +45,8 @@ func main() {
 		err = runKernelLoad(ctx, os.Args[2:])
 	case "kernel-collect":
 		err = runKernelCollect(os.Args[2:])
+	case "flush-collect":
+		err = runFlushCollect(os.Args[2:])
 	case "relay":
 		err = runRelay(os.Args[2:])
 	default:

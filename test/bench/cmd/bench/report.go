@@ -16,7 +16,7 @@ import (
 // runReport writes bench.md and sync-time.svg from the groups' results.
 func runReport(args []string) error {
 	flags := flag.NewFlagSet("report", flag.ContinueOnError)
-	dir := flags.String("dir", "_output/bench", "directory with fakes.json and kernel.json; outputs go there too")
+	dir := flags.String("dir", "_output/bench", "directory with fakes.json, kernel.json and flush.json; outputs go there too")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -36,6 +36,12 @@ func runReport(args []string) error {
 		report.FakesIterations(&md, fakesRun.Fakes)
 	})
 	writeGroup(&md, "## Real kernel, in the VM", kernelRun, func() { report.KernelTable(&md, kernelRun.Kernel) })
+	flushRun, err := readOptional(filepath.Join(*dir, "flush.json"))
+	if err != nil {
+		return err
+	}
+	writeGroup(&md, "## Flush cost: retiring one real server (immediate policy) vs conntrack table size, in the VM", flushRun,
+		func() { report.FlushTable(&md, flushRun.Flush) })
 	if err := writeGoBench(&md, filepath.Join(*dir, "go-bench.txt")); err != nil {
 		return err
 	}

@@ -1,0 +1,71 @@
+package conntrack
+
+import (
+	"testing"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+func TestKernelFilterFlags(t *testing.T) {
+	full := Filter{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.1.5"), ReplySrcPort: 8080}
+	full6 := Filter{Protocol: ProtoTCP, OrigDst: addr("fd00:96::10"), OrigDstPort: 80, ReplySrc: addr("fd00:244::5"), ReplySrcPort: 8080}
+	tests := []struct {
+		name        string
+		filter      kernelFilter
+		orig, reply uint32
+	}{
+		{"every field, IPv4", kernelFilter{full, unix.AF_INET}, filterProtoNum | filterIPDst | filterPortDst, filterProtoNum | filterIPSrc | filterPortSrc},
+		// Linux 6.1 compares IPv6 addresses inverted: left to matches.
+		{"every field, IPv6: ports only", kernelFilter{full6, unix.AF_INET6}, filterProtoNum | filterPortDst, filterProtoNum | filterPortSrc},
+		// SCTP ports are not compared by the kernel.
+		{"SCTP: addresses only", kernelFilter{Filter{Protocol: ProtoSCTP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.1.5")}, unix.AF_INET}, filterProtoNum | filterIPDst, filterProtoNum | filterIPSrc},
+		{"protocol only", kernelFilter{Filter{Protocol: ProtoUDP}, unix.AF_INET}, filterProtoNum, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.filter.origFlags(); got != tt.orig {
+			t.Errorf("%s: origFlags() = %#x, want %#x", tt.name, got, tt.orig)
+		}
+		if got := tt.filter.replyFlags(); got != tt.reply {
+			t.Errorf("%s: replyFlags() = %#x, want %#x", tt.name, got, tt.reply)
+		}
+	}
+}
+
+// TestKernelFilterExcludes checks what tells a kernel that ignored the
+// filter: an entry the fields the kernel compares exclude.
+func TestKernelFilterExcludes(t *testing.T) {
+	e := testEntries()
+	v4 := kernelFilter{Filter{Protocol: ProtoTCP, OrigDst: addr("10.96.0.10"), OrigDstPort: 80, ReplySrc: addr("10.244.1.5")}, unix.AF_INET}
+	v6 := kernelFilter{Filter{Protocol: ProtoTCP, OrigDst: addr("fd00:96::99"), OrigDstPort: 80}, unix.AF_INET6}
+	for _, tt := range []struct {
+		filter kernelFilter
+		entry  Entry
+		want   bool
+	}{
+		{v4, e[0], false},
+		{v4, e[1], true},  // another reply source
+		{v4, e[2], true},  // UDP
+		{v4, e[4], true},  // port 81
+		{v6, e[5], false}, // IPv6 addresses are not the kernel's to compare
+	} {
+		if got := tt.filter.excludes(tt.entry); got != tt.want {
+			t.Errorf("%s excludes %s = %v, want %v", tt.filter.Filter, tt.entry, got, tt.want)
+		}
+	}
+}
+
+func TestEntryFromMessage(t *testing.T) {
+	want := testEntries()[0]
+	msg := make([]byte, nfgenmsgLen)
+	msg = append(msg, tupleAttr(nl.CTA_TUPLE_ORIG, want.Protocol, want.OrigSrc, want.OrigDst, want.OrigSrcPort, want.OrigDstPort).Serialize()...)
+	msg = append(msg, tupleAttr(nl.CTA_TUPLE_REPLY, want.Protocol, want.ReplySrc, want.OrigSrc, want.ReplySrcPort, want.OrigSrcPort).Serialize()...)
+	msg = append(msg, nl.NewRtAttr(nl.CTA_ID, nl.BEUint32Attr(7)).Serialize()...)
+	got, err := entryFromMessage(msg)
+	if err != nil || got != want {
+		t.Errorf("entryFromMessage() = %v, %v; want %v", got, err, want)
+	}
+	if _, err := entryFromMessage(msg[:2]); err == nil {
+		t.Error("entryFromMessage(2 bytes) succeeded")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiruntime "k8s.io/apimachinery/pkg/runtime"
@@ -21,6 +23,9 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // honourNodeNameSelector makes the fake API server list and watch Nodes by
@@ -442,5 +447,55 @@ func realisticManagedFields(now metav1.Time) []metav1.ManagedFieldsEntry {
 	return []metav1.ManagedFieldsEntry{
 		entry("kubelet", "", meta), entry("kube-controller-manager", "", kcm), entry("kubeadm", "", kubeadm),
 		entry("kube-controller-manager", "status", `{"f:status":{"f:volumesAttached":{}}}`), entry("kubelet", "status", status),
+	}
+}
+
+// TestLostNodeRuleThroughTheCommand: the whole command on the fakes, gate
+// on: an endpoint that turns not ready (not serving, not terminating) on a
+// Node marked Unknown loses its real server at once although connections
+// are established to it; the same endpoint state on a Ready Node (a
+// readiness flap) parks it at weight 0 with its connections.
+func TestLostNodeRuleThroughTheCommand(t *testing.T) {
+	host := newTestHost(t)
+	host.client = newFakeClient(append(readyTestObjects(), withReady(bareNode("node-b"), v1.ConditionTrue),
+		withReady(bareNode("node-c"), v1.ConditionTrue), twoNodeSlice(true)))
+	args := withConfigFile(t, []string{"--config=@config", "--hostname-override=worker-1"}, kubeadmLikeConfig(freePort(t), freePort(t)))
+	stop, _ := startCommand(t, host.env(), args)
+	waitFor(t, "both endpoints in IPVS", func() bool {
+		return strings.Contains(host.ipvs.Dump(), "10.244.2.7:8080") && strings.Contains(host.ipvs.Dump(), "10.244.3.9:8080")
+	})
+	vs := ipvs.ServiceKey{Address: netip.MustParseAddr("10.96.0.10"), Protocol: ipvs.TCP, Port: 80}
+	for _, ip := range []string{"10.244.2.7", "10.244.3.9"} {
+		if err := host.ipvs.SetConnections(vs, ipvs.DestinationKey{Address: netip.MustParseAddr(ip), Port: 8080}, 1, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := updateStatus(host.client.CoreV1().Nodes(), withReady(bareNode("node-b"), v1.ConditionUnknown)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := host.client.DiscoveryV1().EndpointSlices("ns").Update(context.Background(), twoNodeSlice(false), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lost node's real server deleted", func() bool { return !strings.Contains(host.ipvs.Dump(), "10.244.2.7:8080") })
+	if dump := host.ipvs.Dump(); !strings.Contains(dump, "10.244.3.9:8080 weight=0 active=1") {
+		t.Errorf("the flapped endpoint on a Ready node must drain at weight 0:\n%s", dump)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// twoNodeSlice is a second slice of Service web: one endpoint on node-b, one
+// on node-c, both ready or both not ready (not serving, not terminating).
+func twoNodeSlice(ready bool) *discovery.EndpointSlice {
+	endpoint := func(ip, node string) discovery.Endpoint {
+		return discovery.Endpoint{Addresses: []string{ip}, NodeName: ptr.To(node),
+			Conditions: discovery.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(ready), Terminating: ptr.To(false)}}
+	}
+	return &discovery.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "web-2", Labels: map[string]string{discovery.LabelServiceName: "web"}},
+		AddressType: discovery.AddressTypeIPv4,
+		Endpoints:   []discovery.Endpoint{endpoint("10.244.2.7", "node-b"), endpoint("10.244.3.9", "node-c")},
+		Ports:       []discovery.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](8080)}},
 	}
 }

@@ -69,28 +69,27 @@ func (c *Cluster) Clear(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// EnsureNode creates (or replaces) the Node object the proxier runs as, with its
-// InternalIP and pod CIDR.
+// EnsureNode creates (or replaces) a Ready Node with its InternalIP and pod CIDR.
 func (c *Cluster) EnsureNode(ctx context.Context, name string, ip netip.Addr, podCIDR string) error {
 	nodes := c.Client.CoreV1().Nodes()
 	if err := nodes.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %s: %w", name, err)
 	}
+	// Created with its status, as kubelet registers a Node: a Node without a Ready
+	// condition counts as not Ready, even for a moment.
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}},
 		Spec:       corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: []string{podCIDR}},
+		Status: corev1.NodeStatus{
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: ip.String()},
+				{Type: corev1.NodeHostName, Address: name},
+			},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+		},
 	}
-	created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := nodes.Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create node %s: %w", name, err)
-	}
-	created.Status.Addresses = []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: ip.String()},
-		{Type: corev1.NodeHostName, Address: name},
-	}
-	created.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-	if _, err := nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("set addresses of node %s: %w", name, err)
 	}
 	return nil
 }

@@ -93,11 +93,12 @@ const (
 
 // initFamilyMetrics creates the family's series of the upstream metrics
 // that only move on an event (a failure, a flush, a Local Service without
-// local endpoints), at 0: scrapes then list them from the start, and
+// local endpoints, an EndpointSlice change with a trigger time), at 0: scrapes then list them from the start, and
 // rate() and absent() alerts work before the first event.
 func initFamilyMetrics(family v1.IPFamily) {
 	f := string(family)
 	proxymetrics.IPTablesRestoreFailuresTotal.WithLabelValues(f)
+	proxymetrics.NetworkProgrammingLatency.WithLabelValues(f)
 	proxymetrics.ReconcileConntrackFlowsLatency.WithLabelValues(f)
 	proxymetrics.ReconcileConntrackFlowsDeletedEntriesTotal.WithLabelValues(f)
 	proxymetrics.SyncFullProxyRulesLatency.WithLabelValues(f)

@@ -307,8 +307,33 @@ func deliberateCorners() []corner {
 			{false, 1}: {"- vs TCP 10.96.0.1:30012 scheduler=rr flags=0x0 timeout=0", "- vs TCP 10.96.0.1:30012 to 10.244.0.1:8000 weight=1"},
 			{true, 1}:  {"- vs TCP 10.96.0.1:30012 scheduler=rr flags=0x0 timeout=0", "- vs TCP 10.96.0.1:30012 to 10.244.0.1:8000 weight=1"},
 		},
+	}, {
+		name:   "deliberate: a Service port numbered 0 is skipped",
+		strict: true,
+		steps: []change{
+			do("port 0", put(svc("zero", ip4, func(s *v1.Service) { s.Spec.Ports[0].Port = 0 }), slice("zero-1", svc("zero", ip4), v4, ready("10.244.0.1", you)))),
+		},
+		// the API server rejects port 0; ours skips the port (and says so in an event)
+		want: map[at][]string{{false, 0}: portZero, {true, 0}: portZero},
+	}, {
+		name:   "deliberate: a loopback external IP is not bound",
+		strict: true,
+		steps: []change{
+			do("external IP 127.0.0.1", put(svc("lo", ip4, externalIPs("127.0.0.1")), slice("lo-1", svc("lo", ip4), v4, ready("10.244.0.1", you)))),
+			do("deleted", drop("lo", "lo-1")),
+		},
+		// the API server rejects loopback external IPs; upstream binds it on
+		// kube-ipvs0 and, never unbinding loopback addresses, leaves it there
+		want: map[at][]string{{false, 0}: loopbackBound, {true, 0}: loopbackBound,
+			{false, 1}: {"- bound 127.0.0.1"}, {true, 1}: {"- bound 127.0.0.1"}},
 	}}
 }
+
+var (
+	portZero = []string{"- bound 10.96.0.1", "- set KUBE-CLUSTER-IP has 10.96.0.1,tcp:0", "- set KUBE-IPVS-IPS has 10.96.0.1",
+		"- vs TCP 10.96.0.1:0 scheduler=rr flags=0x0 timeout=0", "- vs TCP 10.96.0.1:0 to 10.244.0.1:8000 weight=1"}
+	loopbackBound = []string{"- bound 127.0.0.1", "- set KUBE-IPVS-IPS has 127.0.0.1"}
+)
 
 // do is a change of the API state.
 func do(what string, apply func(*cluster)) change { return change{what: what, apply: apply} }

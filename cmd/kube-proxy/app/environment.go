@@ -27,7 +27,6 @@ import (
 	"k8s.io/kubernetes/pkg/proxy"
 	kubeproxyconfig "k8s.io/kubernetes/pkg/proxy/apis/config"
 	proxyconntrack "k8s.io/kubernetes/pkg/proxy/conntrack"
-	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -188,7 +187,7 @@ type legacyRegisterer struct{}
 func (legacyRegisterer) MustRegister(cs ...metrics.Registerable) { legacyregistry.MustRegister(cs...) }
 
 func registerLegacyMetrics(ours *ipvsproxy.Metrics, gate featuregate.MutableVersionedFeatureGate) {
-	proxymetrics.RegisterMetrics(kubeproxyconfig.ProxyModeIPVS)
+	ipvsproxy.RegisterUpstreamMetrics()
 	ours.Register(legacyRegisterer{})
 	gate.AddMetrics()
 }

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
-	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 
+	"github.com/ipvs-proxy/ipvs-proxy/docs"
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
 )
 
@@ -99,24 +98,40 @@ func TestProfilingEndpoints(t *testing.T) {
 	}
 }
 
-// TestUpstreamMetricNames: the binary's registration exposes upstream's
-// kubeproxy_* names next to ours.
-func TestUpstreamMetricNames(t *testing.T) {
-	ours := ipvsproxy.NewMetrics()
-	registerLegacyMetrics(ours, newTestGate(t))
-	// Vectors show once they have a child, as after a sync.
-	ours.RealServersDeleted.WithLabelValues("stale").Inc()
-	proxymetrics.SyncProxyRulesLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(0.1)
-	proxymetrics.SyncProxyRulesLastTimestamp.WithLabelValues(string(v1.IPv4Protocol)).SetToCurrentTime()
-	proxymetrics.NetworkProgrammingLatency.WithLabelValues(string(v1.IPv4Protocol)).Observe(1)
-	rec := httptest.NewRecorder()
-	legacyregistry.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	for _, name := range []string{"kubeproxy_sync_proxy_rules_duration_seconds", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
-		"kubeproxy_network_programming_duration_seconds", "kubeproxy_sync_proxy_rules_endpoint_changes_total",
-		"kubeproxy_sync_proxy_rules_service_changes_total", "ipvsproxy_real_servers_deleted_total", "kubernetes_feature_enabled"} {
-		if !strings.Contains(rec.Body.String(), "# HELP "+name) {
-			t.Errorf("/metrics lacks %s", name)
+// TestDocumentedMetricsServed runs the command on the fakes with the
+// binary's metric registration (the legacy registry) and checks that
+// /metrics serves every metric docs/operations.md documents, from the
+// first sync on: the docs and the registration cannot drift apart.
+func TestDocumentedMetricsServed(t *testing.T) {
+	host := newTestHost(t)
+	host.client = newFakeClient(testObjects())
+	env := host.env()
+	env.RegisterMetrics, env.MetricsHandler = DefaultEnvironment().RegisterMetrics, legacyregistry.Handler()
+	healthzAddr, metricsAddr := freePort(t), freePort(t)
+	args := withConfigFile(t, []string{"--config=@config", "--hostname-override=Worker-1"}, kubeadmLikeConfig(healthzAddr, metricsAddr))
+	startCommand(t, env, args)
+	waitFor(t, "service in IPVS", func() bool { return strings.Contains(host.ipvs.Dump(), "10.244.1.5:8080") })
+	checkHealthz(t, healthzAddr) // the healthz and livez counters have a series once asked
+	documented := docs.MetricNames()
+	if len(documented) == 0 {
+		t.Fatal("docs/operations.md documents no metric")
+	}
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, _, body := get(t, "http://"+metricsAddr+"/metrics")
+		missing = missing[:0]
+		// (kubernetes_build_info is registered by main's imports)
+		for _, name := range append(documented, "kubernetes_feature_enabled") {
+			if !strings.Contains(body, "\n# TYPE "+name+" ") {
+				missing = append(missing, name)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("/metrics lacks %v, which docs/operations.md documents", missing)
 	}
 }
 

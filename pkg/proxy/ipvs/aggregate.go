@@ -31,6 +31,10 @@ type desiredState struct {
 	// until the kernel no longer holds them: a deleted Service's
 	// annotation is gone with it, yet its flows are flushed by its policy.
 	gone map[ipvs.ServiceKey]bool
+	// noLocal counts, per traffic policy label, the ports of each Service
+	// that have no local endpoints (contribution.noLocalInternal/External):
+	// upstream's gauge counts Services.
+	noLocal map[string]map[types.NamespacedName]int
 }
 
 // scope lists what changed in the desired state since the last sync: the
@@ -78,6 +82,7 @@ func newDesiredState(ports int) *desiredState {
 		sets:           make(map[string]map[ipset.Entry]int),
 		lbNoNodeAccess: make(map[ipset.Entry]int),
 		gone:           make(map[ipvs.ServiceKey]bool),
+		noLocal:        map[string]map[types.NamespacedName]int{trafficPolicyInternal: {}, trafficPolicyExternal: {}},
 	}
 	for _, def := range setDefinitions() {
 		d.sets[def.name] = make(map[ipset.Entry]int)
@@ -142,11 +147,13 @@ func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *
 	old := d.contributions[name]
 	if old != nil {
 		d.apply(old, -1, sc)
+		d.countNoLocal(name.NamespacedName, old, -1)
 		delete(d.contributions, name)
 	}
 	if c != nil {
 		d.contributions[name] = c
 		d.apply(c, +1, sc)
+		d.countNoLocal(name.NamespacedName, c, +1)
 	}
 	switch {
 	case old == nil && c != nil:
@@ -200,6 +207,22 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 	for _, e := range c.lbNoNodeAccess {
 		count(d.lbNoNodeAccess, e, delta)
 	}
+}
+
+func (d *desiredState) countNoLocal(nn types.NamespacedName, c *contribution, delta int) {
+	if c.noLocalInternal {
+		count(d.noLocal[trafficPolicyInternal], nn, delta)
+	}
+	if c.noLocalExternal {
+		count(d.noLocal[trafficPolicyExternal], nn, delta)
+	}
+}
+
+// servicesWithoutLocalEndpoints is the number of Services with a Local
+// policy of the kind (trafficPolicyInternal, trafficPolicyExternal) and
+// no local endpoints.
+func (d *desiredState) servicesWithoutLocalEndpoints(policy string) int {
+	return len(d.noLocal[policy])
 }
 
 // count adjusts a reference count and says whether the key appeared or vanished.

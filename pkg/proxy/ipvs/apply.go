@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -30,6 +31,9 @@ type applier struct {
 	// flushErr is why the conntrack flush failed: not a sync error (see
 	// pendingFlushes), so it is kept apart from errs.
 	flushErr error
+	// flushTook is how long the conntrack flush took; flushRan says one ran.
+	flushTook time.Duration
+	flushRan  bool
 }
 
 func (a *applier) do(err error) bool {
@@ -235,7 +239,9 @@ func (a *applier) flushConntrack(p *plan) {
 	if len(p.conntrack) == 0 {
 		return
 	}
+	start := time.Now()
 	n, err := a.deps.Conntrack.Delete(p.conntrack)
+	a.flushTook, a.flushRan = time.Since(start), true
 	if err != nil {
 		a.flushErr = fmt.Errorf("delete conntrack entries of %d removed endpoints: %w", len(p.conntrack), err)
 		return

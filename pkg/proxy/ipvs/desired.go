@@ -43,6 +43,10 @@ type contribution struct {
 	// entries name their set by its IPv4 name.
 	entries        []setEntry
 	lbNoNodeAccess []ipset.Entry
+	// noLocalInternal and noLocalExternal: a virtual server of this port
+	// wants node-local endpoints, the node has none and the cluster has
+	// some (upstream's kubeproxy_sync_proxy_rules_no_local_endpoints_total).
+	noLocalInternal, noLocalExternal bool
 }
 
 // buildInput is everything a contribution is a function of.
@@ -99,12 +103,14 @@ type portBuilder struct {
 	// local [1] choice of endpoints, once gracefulDone says so.
 	graceful     [2]destKeys
 	gracefulDone [2]bool
+	// hasAny: some endpoint in the cluster is usable (CategorizeEndpoints).
+	hasAny bool
 }
 
 func (b *portBuilder) build(all []proxy.Endpoint) {
 	eps := usableEndpoints(all)
 	b.usable = eps
-	b.cluster, b.local, _, _ = proxy.CategorizeEndpoints(eps, b.sp, b.in.nodeName, b.in.topologyLabels)
+	b.cluster, b.local, _, b.hasAny = proxy.CategorizeEndpoints(eps, b.sp, b.in.nodeName, b.in.topologyLabels)
 	b.addLoopBack(eps)
 	b.addClusterIP()
 	b.addExternalIPs()
@@ -258,6 +264,8 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	eps, choice := b.cluster, 0
 	if onlyLocal && len(b.local) > 0 {
 		eps, choice = b.local, 1
+	} else if onlyLocal && b.hasAny {
+		b.noLocalEndpoints()
 	}
 	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), name: b.name}
 	for _, e := range eps {
@@ -299,6 +307,15 @@ func (b *portBuilder) goingAway(e proxy.Endpoint) bool {
 		return true
 	}
 	return !e.IsReady() && b.in.onLostNode(b.name.NamespacedName, endpointAddr(e))
+}
+
+// noLocalEndpoints marks the port as upstream's syncEndpoint does when a
+// virtual server that wants node-local endpoints falls back to the
+// cluster-wide ones: under each traffic policy of the Service that is
+// Local, whichever virtual server it was.
+func (b *portBuilder) noLocalEndpoints() {
+	b.c.noLocalInternal = b.c.noLocalInternal || b.sp.InternalPolicyLocal()
+	b.c.noLocalExternal = b.c.noLocalExternal || b.sp.ExternalPolicyLocal()
 }
 
 func destKey(e proxy.Endpoint) ipvs.DestinationKey {

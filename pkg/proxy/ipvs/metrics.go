@@ -1,7 +1,13 @@
 package ipvs
 
 import (
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+	kubeproxyconfig "k8s.io/kubernetes/pkg/proxy/apis/config"
+	proxymetrics "k8s.io/kubernetes/pkg/proxy/metrics"
 )
 
 // Metrics are ipvs-proxy's own counters, beside upstream's kubeproxy_* ones
@@ -53,4 +59,51 @@ func NewMetrics() *Metrics {
 // Register adds the metrics to a registry (legacyregistry in the binary).
 func (m *Metrics) Register(r interface{ MustRegister(...metrics.Registerable) }) {
 	r.MustRegister(m.RealServersDeleted, m.ConntrackEntriesDeleted, m.ConntrackFlushFailures, m.SyncsTotal)
+	// Every series at 0 from the start (vectors show no series before
+	// their first value otherwise, and increase() misses the first one).
+	for _, reason := range []string{reasonImmediate, reasonDrained, reasonNotTCP, reasonStale} {
+		m.RealServersDeleted.WithLabelValues(reason)
+	}
+	for _, kind := range []string{"full", "partial"} {
+		for _, result := range []string{"success", "error"} {
+			m.SyncsTotal.WithLabelValues(kind, result)
+		}
+	}
+}
+
+var registerSyncKindsOnce sync.Once
+
+// RegisterUpstreamMetrics registers upstream's kubeproxy_* metrics in the
+// legacy registry as kube-proxy does in IPVS mode, plus the full and partial
+// sync durations: upstream registers those only for the iptables and
+// nftables modes (its IPVS proxier has no partial syncs), ours observes them.
+// Safe to call more than once (upstream's part runs once too).
+func RegisterUpstreamMetrics() {
+	proxymetrics.RegisterMetrics(kubeproxyconfig.ProxyModeIPVS)
+	registerSyncKindsOnce.Do(func() {
+		legacyregistry.MustRegister(proxymetrics.SyncFullProxyRulesLatency, proxymetrics.SyncPartialProxyRulesLatency)
+	})
+}
+
+// Label values of the upstream metrics the proxier sets.
+const (
+	trafficPolicyInternal = "internal"
+	trafficPolicyExternal = "external"
+)
+
+// initFamilyMetrics creates the family's series of the upstream metrics
+// that only move on an event (a failure, a flush, a Local Service without
+// local endpoints, an EndpointSlice change with a trigger time), at 0: scrapes then list them from the start, and
+// rate() and absent() alerts work before the first event.
+func initFamilyMetrics(family v1.IPFamily) {
+	f := string(family)
+	proxymetrics.IPTablesRestoreFailuresTotal.WithLabelValues(f)
+	proxymetrics.NetworkProgrammingLatency.WithLabelValues(f)
+	proxymetrics.ReconcileConntrackFlowsLatency.WithLabelValues(f)
+	proxymetrics.ReconcileConntrackFlowsDeletedEntriesTotal.WithLabelValues(f)
+	proxymetrics.SyncFullProxyRulesLatency.WithLabelValues(f)
+	proxymetrics.SyncPartialProxyRulesLatency.WithLabelValues(f)
+	for _, policy := range []string{trafficPolicyInternal, trafficPolicyExternal} {
+		proxymetrics.SyncProxyRulesNoLocalEndpointsTotal.WithLabelValues(policy, f).Set(0)
+	}
 }

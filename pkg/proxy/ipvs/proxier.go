@@ -112,6 +112,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 	if p.metrics == nil {
 		p.metrics = NewMetrics()
 	}
+	initFamilyMetrics(cfg.IPFamily)
 	if p.serviceHealth == nil {
 		p.serviceHealth = healthcheck.NewFakeServiceHealthServer()
 	}

@@ -280,6 +280,7 @@ func (p *Proxier) syncRules(full bool) error {
 		}
 		wrote, *t.last = true, nil
 		if err := p.deps.IPTables.Restore(t.table, t.payload); err != nil {
+			proxymetrics.IPTablesRestoreFailuresTotal.WithLabelValues(string(p.cfg.IPFamily)).Inc()
 			errs = append(errs, fmt.Errorf("restore %s chains: %w", t.table, err))
 			continue
 		}
@@ -310,6 +311,11 @@ func (p *Proxier) countDeletions(a *applier) {
 		p.metrics.RealServersDeleted.WithLabelValues(reason).Add(float64(n))
 	}
 	p.metrics.ConntrackEntriesDeleted.Add(float64(a.flushed))
+	if a.flushRan { // upstream's conntrack reconciler metrics: our flush is its counterpart
+		family := string(p.cfg.IPFamily)
+		proxymetrics.ReconcileConntrackFlowsLatency.WithLabelValues(family).Observe(a.flushTook.Seconds())
+		proxymetrics.ReconcileConntrackFlowsDeletedEntriesTotal.WithLabelValues(family).Add(float64(a.flushed))
+	}
 }
 
 // healthChecksChanged says whether a changed service has, or had, a
@@ -385,6 +391,10 @@ func (p *Proxier) recordSync(start time.Time, full bool, err error) {
 	}
 	p.triggerTimes = nil
 	proxymetrics.SyncProxyRulesLastTimestamp.WithLabelValues(family).SetToCurrentTime()
+	for _, policy := range []string{trafficPolicyInternal, trafficPolicyExternal} {
+		n := p.desired.servicesWithoutLocalEndpoints(policy)
+		proxymetrics.SyncProxyRulesNoLocalEndpointsTotal.WithLabelValues(policy, family).Set(float64(n))
+	}
 	if p.deps.HealthServer != nil {
 		p.deps.HealthServer.Updated(p.cfg.IPFamily)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -49,7 +50,8 @@ type Slice struct {
 // CreateSlice creates the EndpointSlice of service with eps.
 func (c *Cluster) CreateSlice(ctx context.Context, service string, ports []Port, eps []Endpoint) (*Slice, error) {
 	obj := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: service + "-e2e", Namespace: Namespace, Labels: labelFor(service)},
+		ObjectMeta: metav1.ObjectMeta{Name: service + "-e2e", Namespace: Namespace, Labels: labelFor(service),
+			Annotations: triggeredNow()},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   endpoints(eps),
 	}
@@ -67,12 +69,20 @@ func (c *Cluster) CreateSlice(ctx context.Context, service string, ports []Port,
 func (s *Slice) Set(ctx context.Context, eps []Endpoint) error {
 	obj := s.obj.DeepCopy()
 	obj.Endpoints = endpoints(eps)
+	obj.Annotations = triggeredNow()
 	updated, err := s.c.Client.DiscoveryV1().EndpointSlices(Namespace).Update(ctx, obj, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("update endpointslice %s/%s: %w", Namespace, obj.Name, err)
 	}
 	s.obj = updated
 	return nil
+}
+
+// triggeredNow is the annotation the EndpointSlice controller sets: when the
+// change that caused this write happened (proxiers measure network
+// programming latency from it).
+func triggeredNow() map[string]string {
+	return map[string]string{corev1.EndpointsLastChangeTriggerTime: time.Now().UTC().Format(time.RFC3339Nano)}
 }
 
 func endpoints(eps []Endpoint) []discoveryv1.Endpoint {

@@ -183,6 +183,11 @@ type SyncStatus struct {
 	DurationSum float64 // kubeproxy_sync_proxy_rules_duration_seconds_sum
 }
 
+// Metrics returns the proxier's /metrics page, read from inside the node namespace.
+func (p *Proxier) Metrics(ctx context.Context) (string, error) {
+	return p.node.HTTPGet(ctx, "http://"+metricsAddr+"/metrics")
+}
+
 // Syncs reads the proxier's sync metrics from inside the node namespace.
 func (p *Proxier) Syncs(ctx context.Context) (SyncStatus, error) {
 	body, err := p.node.HTTPGet(ctx, "http://"+metricsAddr+"/metrics")

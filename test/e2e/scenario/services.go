@@ -51,7 +51,7 @@ func (w *world) services(ctx context.Context) error {
 	}
 	checks := []func(context.Context, svcPods) error{
 		w.checkClusterIP, w.checkNodePort, w.checkExternalIP, w.checkLoadBalancer,
-		w.checkAffinity, w.checkLocalPolicy,
+		w.checkAffinity, w.checkLocalPolicy, w.checkMetrics,
 	}
 	for i, check := range checks {
 		w.env.Printf("services %s: check %d of %d", w.run.Proxy, i+1, len(checks))

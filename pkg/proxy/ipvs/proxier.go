@@ -68,8 +68,10 @@ type Proxier struct {
 	// finishing are the real servers of removed endpoints kept while their
 	// connections finish, with when they started (Config.FinishGrace).
 	finishing map[destRef]time.Time
-	// recheckPending says a sync to recheck them is already scheduled.
-	recheckPending atomic.Bool
+	// finishCheckPending says checkFinishing is already scheduled.
+	finishCheckPending atomic.Bool
+	// afterFunc is time.AfterFunc (tests replace it to drive the clock).
+	afterFunc func(time.Duration, func())
 	// unflushed are conntrack filters a failed sync could not apply.
 	unflushed  []conntrack.Filter
 	lastNAT    []byte
@@ -99,6 +101,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 		cfg: cfg, deps: deps, logger: logger, metrics: deps.Metrics, nodePortCIDRs: npCIDRs,
 		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
 		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{},
+		afterFunc: func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 	}
 	if p.metrics == nil {
 		p.metrics = NewMetrics()

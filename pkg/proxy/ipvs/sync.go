@@ -98,7 +98,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
 	p.unflushed = a.unflushed
-	p.trackFinishing(pl.finishing, now)
+	p.trackFinishing(pl, now)
 	p.countDeletions(a)
 	if full || p.healthChecksChanged(changed) {
 		p.syncHealthChecks()
@@ -208,10 +208,11 @@ func (p *Proxier) refreshRetiring(sc *scope) error {
 
 // trackFinishing remembers since when each real server of the plan has been
 // finishing its connections (the plan revisits every one of them), and
-// schedules the sync that checks them again.
-func (p *Proxier) trackFinishing(refs []destRef, now time.Time) {
-	next := make(map[destRef]time.Time, len(refs))
-	for _, ref := range refs {
+// schedules their recheck. A finishing real server whose deletion failed
+// stays, with its start: the retry deletes it without a new grace.
+func (p *Proxier) trackFinishing(pl *plan, now time.Time) {
+	next := make(map[destRef]time.Time, len(pl.finishing))
+	for _, ref := range pl.finishing {
 		since, ok := p.finishing[ref]
 		if !ok {
 			since = now
@@ -220,13 +221,14 @@ func (p *Proxier) trackFinishing(refs []destRef, now time.Time) {
 		}
 		next[ref] = since
 	}
-	p.finishing = next
-	if len(next) > 0 && p.recheckPending.CompareAndSwap(false, true) {
-		time.AfterFunc(finishPoll, func() {
-			p.recheckPending.Store(false)
-			p.syncRunner.Run()
-		})
+	for _, c := range pl.deleteDests {
+		ref := destRef{c.key(), c.dest.DestinationKey}
+		if since, ok := p.finishing[ref]; ok && p.kernel.hasDest(ref) {
+			next[ref] = since
+		}
 	}
+	p.finishing = next
+	p.armFinishCheck(pl.finishing, now)
 }
 
 // finishPoll is how often finishing real servers are checked: a fraction

@@ -1,9 +1,8 @@
 package ipvs
 
 import (
-	"context"
+	"errors"
 	"net/netip"
-
 	"strings"
 	"testing"
 	"time"
@@ -250,21 +249,17 @@ func TestImmediateTerminationLetsRequestsInFlightFinish(t *testing.T) {
 			k := newKernel(t)
 			cfg := testConfig(v1.IPv4Protocol)
 			cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
-			clock := time.Unix(1000, 0)
-			deps := k.deps(cfg.IPFamily)
-			deps.Now = func() time.Time { return clock }
-			p, err := NewProxier(context.Background(), cfg, deps)
-			must(t, err)
-			p.initialized.Store(true)
+			p, c := newClockedProxier(t, k, cfg)
+			clock := &c.now
 			removeOld(t, p, terminateOld(t, p, webOldAndNew(t, k, p, 1)))
-			clock = clock.Add(DefaultFinishGrace / 2)
+			*clock = clock.Add(DefaultFinishGrace / 2)
 			syncOK(t, p) // the recheck: still in flight, within the grace
 			wantDump(t, "ipvs while a request is in flight", ipvsDump(k), `
 				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 				  -> 10.244.1.1:8080 weight=0 active=1 inactive=2
 				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
 			wantFlowsKept(t, k, "a pod with requests in flight")
-			tc.finishAt(k, &clock)
+			tc.finishAt(k, clock)
 			syncOK(t, p)
 			wantDump(t, "ipvs once finished", ipvsDump(k), onlyNewPod)
 			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
@@ -282,4 +277,117 @@ func TestImmediateTerminationDeletesReadyEndpointWithConnections(t *testing.T) {
 	removeOld(t, p, webOldAndNew(t, k, p, 4))
 	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
 	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+}
+
+// finishingOld makes the old pod terminate and vanish with one connection
+// established to it, under the immediate policy and a minSyncPeriod far
+// longer than the grace; it returns when the removal was synced.
+func finishingOld(t *testing.T, k *kernel) (*Proxier, *fakeClock, time.Time) {
+	t.Helper()
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.ImmediateTermination, cfg.FinishGrace, cfg.MinSyncPeriod = true, DefaultFinishGrace, time.Second
+	p, clock := newClockedProxier(t, k, cfg)
+	removeOld(t, p, terminateOld(t, p, webOldAndNew(t, k, p, 1)))
+	return p, clock, clock.now
+}
+
+// The grace is checked by its own timer, not by syncs that minSyncPeriod
+// holds back: the real server is gone within grace + one poll, and as soon
+// as its connections finish (within one poll), without any sync.
+func TestFinishGraceIndependentOfMinSyncPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// doneAt is when the connection finishes (0: never).
+		doneAt, wantBy time.Duration
+	}{
+		{"grace passes", 0, DefaultFinishGrace + finishPoll},
+		{"requests finish", 2 * finishPoll, 3 * finishPoll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p, clock, removed := finishingOld(t, k)
+			syncs := syncCount(p)
+			for strings.Contains(ipvsDump(k), oldPod.String()) {
+				if tc.doneAt > 0 && clock.now.Sub(removed) >= tc.doneAt {
+					must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 3))
+				}
+				if !clock.fireNext() {
+					t.Fatalf("old pod's real server still there %v after its removal, and no check pending:\n%s", clock.now.Sub(removed), ipvsDump(k))
+				}
+				if clock.now.Sub(removed) > tc.wantBy {
+					t.Fatalf("old pod's real server still there %v after its removal (want gone by %v)", clock.now.Sub(removed), tc.wantBy)
+				}
+			}
+			if tc.doneAt == 0 && clock.now.Sub(removed) < DefaultFinishGrace {
+				t.Errorf("deleted %v after its removal, with a connection established: before the grace %v", clock.now.Sub(removed), DefaultFinishGrace)
+			}
+			wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+			if got := syncCount(p); got != syncs {
+				t.Errorf("the check ran %v syncs; it must not be one", got-syncs)
+			}
+			if clock.fireNext() && len(clock.pending) > 0 {
+				t.Errorf("checks still scheduled with nothing finishing: %d", len(clock.pending))
+			}
+		})
+	}
+}
+
+// syncCount is the number of syncs run so far, of any kind and result.
+func syncCount(p *Proxier) float64 {
+	var n float64
+	for _, kind := range []string{"full", "partial"} {
+		for _, result := range []string{"success", "error"} {
+			v, _ := testutil.GetCounterMetricValue(p.metrics.SyncsTotal.WithLabelValues(kind, result))
+			n += v
+		}
+	}
+	return n
+}
+
+// A failed deletion or flush in the check is retried by a full resync,
+// which still deletes the real server (its grace is not started again) and
+// flushes its flows.
+func TestFinishCheckErrorsRetriedByFullResync(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		inject func(k *kernel, fail bool)
+	}{
+		{"delete real server", func(k *kernel, fail bool) {
+			k.ipvs.Inject = nil
+			if fail {
+				k.ipvs.Inject = failOn("DeleteDestination")
+			}
+		}},
+		{"flush conntrack", func(k *kernel, fail bool) {
+			k.conntrack.Inject = nil
+			if fail {
+				k.conntrack.Inject = failOn("Delete")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p, clock, removed := finishingOld(t, k)
+			tc.inject(k, true)
+			for clock.now.Sub(removed) < DefaultFinishGrace && clock.fireNext() {
+			}
+			if !p.needFull {
+				t.Errorf("a failed check must schedule a full resync")
+			}
+			tc.inject(k, false)
+			syncOK(t, p) // the resync, the connection still established
+			wantDump(t, "ipvs after the resync", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack after the resync", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
+	}
+}
+
+func failOn(op string) func(string, string) error {
+	return func(o, object string) error {
+		if o == op {
+			return errors.New("injected failure of " + o + " " + object)
+		}
+		return nil
+	}
 }

@@ -19,6 +19,8 @@
 #   soak (`make soak`): 30 minutes of random endpoint churn under load, ours with the gate
 #        on, stock profile (E2E_PROFILES default "stock" in this mode).
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
+#   E2E_RUN (the driver's -run flags for every profile instead of the mode's plan, e.g.
+#   "-run rolling=ours-gate-on -run rolling=ours-gate-on": a step repeated runs again),
 #   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
 #   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
 #   length instead of the mode's); VM_CPUS, VM_MEMORY_MB for hack/vm/run.sh.
@@ -45,6 +47,7 @@ progress() { step "e2e $MODE [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
 # plan prints the driver's -run flags for a profile.
 plan() {
+	if [ -n "${E2E_RUN:-}" ]; then echo "$E2E_RUN"; return; fi
 	case $MODE-$1 in
 	test-stock) echo "-run services=ours-gate-on -run rolling=ours-gate-off,ours-gate-on -run udp=ours-gate-off,ours-gate-on -run restart=ours-gate-off -run churn=ours-gate-on -run apiserver-outage=ours-gate-on" ;;
 	test-legacy) echo "-run rolling=ours-gate-off,ours-gate-on" ;;

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"k8s.io/klog/v2"
 
@@ -31,6 +32,9 @@ type applier struct {
 	// unflushed are conntrack filters whose deletion failed: their real
 	// servers are gone, so only a retry of the same filters can flush them.
 	unflushed []conntrack.Filter
+	// deferred are real servers whose deletion waits for a connection in
+	// flight: their flows stay too.
+	deferred []destRef
 }
 
 func (a *applier) do(err error) bool {
@@ -217,6 +221,10 @@ func (a *applier) reweighDest(c destChange) bool {
 func (a *applier) deleteDests(run []destChange) {
 	var gone []ipvs.DestinationKey
 	for _, c := range run {
+		if c.unlessInFlight && a.inFlight(c) {
+			a.deferred = append(a.deferred, destRef{c.key(), c.dest.DestinationKey})
+			continue
+		}
 		if a.verbose {
 			a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
 				"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
@@ -232,6 +240,9 @@ func (a *applier) deleteDests(run []destChange) {
 }
 
 func (a *applier) flushConntrack(p *plan) {
+	if len(a.deferred) > 0 {
+		p.conntrack = slices.DeleteFunc(slices.Clone(p.conntrack), a.flowsOfDeferred)
+	}
 	if len(p.conntrack) == 0 {
 		return
 	}

@@ -208,8 +208,8 @@ func (p *Proxier) refreshRetiring(sc *scope) error {
 
 // trackFinishing remembers since when each real server of the plan has been
 // finishing its connections (the plan revisits every one of them), and
-// schedules their recheck. A finishing real server whose deletion failed
-// stays, with its start: the retry deletes it without a new grace.
+// schedules their recheck. So does one whose deletion was deferred (a
+// connection in flight) or failed: its grace runs on from its start.
 func (p *Proxier) trackFinishing(pl *plan, now time.Time) {
 	next := make(map[destRef]time.Time, len(pl.finishing))
 	for _, ref := range pl.finishing {
@@ -223,12 +223,16 @@ func (p *Proxier) trackFinishing(pl *plan, now time.Time) {
 	}
 	for _, c := range pl.deleteDests {
 		ref := destRef{c.key(), c.dest.DestinationKey}
-		if since, ok := p.finishing[ref]; ok && p.kernel.hasDest(ref) {
+		since, ok := p.finishing[ref]
+		if (ok || c.unlessInFlight) && p.kernel.hasDest(ref) {
+			if !ok {
+				since = now
+			}
 			next[ref] = since
 		}
 	}
 	p.finishing = next
-	p.armFinishCheck(pl.finishing, now)
+	p.armFinishCheck(now)
 }
 
 // finishPoll is how often finishing real servers are checked: a fraction

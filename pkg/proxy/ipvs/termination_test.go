@@ -391,3 +391,65 @@ func failOn(op string) func(string, string) error {
 		return nil
 	}
 }
+
+// conn is an IPVS connection of the client's source port to the web
+// service's pod.
+func conn(port uint16, pod netip.Addr, state string) ipvs.Connection {
+	return ipvs.Connection{Protocol: ipvs.TCP, Client: netip.AddrPortFrom(netip.MustParseAddr("192.168.50.2"), port),
+		Virtual: netip.AddrPortFrom(vip, 80), Real: netip.AddrPortFrom(pod, 8080), State: state}
+}
+
+// A connection in its handshake (SYN_RECV: a new connection reusing a source
+// port, which before kernel 5.9 still lands on a weight-0 real server) is
+// inactive for IPVS, but deleting its real server resets it: the removed
+// endpoint's real server stays until no connection to it is open, within
+// the grace.
+func TestFinishWaitsForConnectionsInHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// completes says whether the handshake completes (at 2 polls).
+		completes bool
+		wantBy    time.Duration
+	}{
+		{"handshake completes", true, 3 * finishPoll},
+		{"handshake never completes", false, DefaultFinishGrace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination, cfg.FinishGrace, cfg.MinSyncPeriod = true, DefaultFinishGrace, time.Second
+			p, clock := newClockedProxier(t, k, cfg)
+			terminating := terminateOld(t, p, webOldAndNew(t, k, p, 0))
+			if n := k.ipvs.Calls["Connections"]; n != 0 {
+				t.Errorf("the connection table was read %d times before anything finished", n)
+			}
+			must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 3))
+			k.ipvs.SetConnectionTable([]ipvs.Connection{
+				conn(40000, oldPod, "TIME_WAIT"), conn(40001, oldPod, "SYN_RECV"), conn(40002, newPod, "SYN_RECV"),
+			})
+			removeOld(t, p, terminating)
+			removed := clock.now
+			wantDump(t, "ipvs with a handshake in flight", ipvsDump(k), `
+				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+				  -> 10.244.1.1:8080 weight=0 active=0 inactive=3
+				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+			wantFlowsKept(t, k, "a pod with a handshake in flight")
+			for strings.Contains(ipvsDump(k), oldPod.String()) {
+				if tc.completes && clock.now.Sub(removed) >= 2*finishPoll {
+					k.ipvs.SetConnectionTable([]ipvs.Connection{conn(40000, oldPod, "TIME_WAIT"), conn(40001, oldPod, "TIME_WAIT")})
+				}
+				if !clock.fireNext() {
+					t.Fatalf("old pod's real server still there %v after its removal, and no check pending", clock.now.Sub(removed))
+				}
+				if clock.now.Sub(removed) > tc.wantBy {
+					t.Fatalf("old pod's real server still there %v after its removal (want gone by %v)", clock.now.Sub(removed), tc.wantBy)
+				}
+			}
+			if !tc.completes && clock.now.Sub(removed) < DefaultFinishGrace {
+				t.Errorf("deleted %v after its removal with a handshake in flight, before the grace %v", clock.now.Sub(removed), DefaultFinishGrace)
+			}
+			wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
+	}
+}

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Real-kernel e2e scenarios (test/e2e): builds what they need, brings up the loopback
 # control plane (hack/controlplane), boots the test VM once per kernel profile (stock
-# Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition from
-# hack/legacy-ipvs), runs the in-VM driver there against the real API server, and writes
-# the report (tables, results.json, report.md, failures.svg) under _output/e2e (or
-# _output/demo, _output/soak).
+# Debian 6.1 IPVS, and the legacy build with the pre-5.9 reuse condition and handling
+# of deleted real servers from hack/legacy-ipvs), runs the in-VM driver there against the
+# real API server, and writes the report (tables, results.json, report.md, failures.svg)
+# under _output/e2e (or _output/demo, _output/soak).
 #
 # Usage: hack/e2e.sh [test|demo|soak]
 #   test (default, `make test`): scenarios 1 (services), 2 (rolling update: ours with the
@@ -169,7 +169,7 @@ environment() {
 	echo "Host: $(nproc) CPUs, $(uname -r). VM: Debian kernel $(ls "$OUT"/legacy-ipvs/*/modules.cpio | head -n1 | xargs dirname | xargs basename)" \
 		"under qemu TCG (software emulation, ${VM_CPUS:-2} vCPUs, ${VM_MEMORY_MB:-2048} MiB): absolute times" \
 		"(sync latency above all) are many times those of real hardware. Kernel profiles: stock = Debian's" \
-		"ip_vs; legacy = the same source with the pre-5.9 conn_reuse_mode condition restored" \
+		"ip_vs; legacy = the same source with the pre-5.9 conn_reuse_mode condition and handling of deleted real servers restored" \
 		"(hack/legacy-ipvs), and conn_reuse_mode=0 set before the proxier starts, as kube-proxy does on kernels" \
 		"older than 5.9 (no proxier changes it on 6.1)."
 }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the "legacy-kernel" IPVS modules: Debian's own IPVS source for the kernel the
-# VM boots, with conn-reuse-pre-5.9.patch applied (see README.md), out of tree against
+# VM boots, with pre-5.9.patch applied (see README.md), out of tree against
 # that kernel's headers. Output: _output/legacy-ipvs/<kernel-version>/*.ko, plus a stamp
 # so that a second run is a no-op.
 #   LEGACY_KERNEL_VERSION=6.1.0-56-amd64  overrides the kernel (default: the one that
 #                                         linux-image-amd64 depends on).
 source "$(dirname "$0")/../lib.sh"
 LEGACY_DIR="$ROOT/hack/legacy-ipvs"
-PATCH="$LEGACY_DIR/conn-reuse-pre-5.9.patch"
+PATCH="$LEGACY_DIR/pre-5.9.patch"
 IPVS_SUBDIR=net/netfilter/ipvs
 
 # kernel_version prints the kernel version linux-image-amd64 installs (never `uname -r`:
@@ -63,9 +63,13 @@ extract_ipvs() {
 # apply_patch applies the legacy patch in source tree $1 and checks that it took.
 apply_patch() {
 	patch -d "$1" -p1 --forward --no-backup-if-mismatch --quiet <"$PATCH" ||
-		{ echo "legacy-ipvs: $PATCH does not apply to this kernel's ip_vs_core.c" >&2; return 1; }
-	grep -q '^	if (sysctl_conn_reuse_mode(ipvs) &&$' "$1/$IPVS_SUBDIR/ip_vs_core.c" ||
-		{ echo "legacy-ipvs: patched condition not found in ip_vs_core.c" >&2; return 1; }
+		{ echo "legacy-ipvs: $PATCH does not apply to this kernel's IPVS source" >&2; return 1; }
+	local file n
+	for file in ip_vs_core.c:2 ip_vs_ctl.c:1; do
+		n=$(grep -c 'ipvs-proxy legacy profile, [0-9] of 3' "$1/$IPVS_SUBDIR/${file%:*}" || true)
+		[ "$n" = "${file#*:}" ] ||
+			{ echo "legacy-ipvs: ${file%:*} has $n of the patch's ${file#*:} changes" >&2; return 1; }
+	done
 }
 
 # check_vermagic fails unless every module in $1 has the vermagic of the stock ip_vs.ko of kernel $2.

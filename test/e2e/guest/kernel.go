@@ -96,5 +96,5 @@ func ModuleProfile() string {
 	if t == "" {
 		return "stock ip_vs (Debian 6.1, in-tree)"
 	}
-	return "legacy ip_vs: Debian 6.1 source with the pre-5.9 conn_reuse_mode condition (taint " + t + ")"
+	return "legacy ip_vs: Debian 6.1 source with pre-5.9 reuse and deleted-real-server handling (hack/legacy-ipvs, taint " + t + ")"
 }

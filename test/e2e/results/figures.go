@@ -29,6 +29,13 @@ type Window struct {
 // one's end.
 func (w Window) Length() time.Duration { return w.End - w.Start }
 
+// SlowThreshold is the duration beyond which a successful request counts as slow: a
+// dropped SYN is retransmitted after 1 s (the initial RTO).
+const SlowThreshold = time.Second
+
+// Slow reports whether a successful request took longer than SlowThreshold.
+func (r Request) Slow() bool { return r.OK() && r.Dur > SlowThreshold }
+
 // Summary are the figures of a load run.
 type Summary struct {
 	Requests int
@@ -41,8 +48,10 @@ type Summary struct {
 	// PortOutage is the longest time one source port kept failing: from the start of
 	// the first failed request of a streak to the end of its last one.
 	PortOutage time.Duration
-	// SlowOK counts successful requests that took a second or more (a dropped SYN).
-	SlowOK int
+	// SlowOK counts successful requests slower than SlowThreshold (a dropped SYN costs
+	// the client a retransmission 1 s later); SlowestOK is the longest successful one.
+	SlowOK    int
+	SlowestOK time.Duration
 	// BusyPorts counts source ports skipped because their previous connection was
 	// still closing.
 	BusyPorts int
@@ -56,9 +65,10 @@ func Summarize(reqs []Request) Summary {
 	for _, r := range sorted {
 		s.BusyPorts += r.BusyPorts
 		if r.OK() {
-			if r.Dur >= time.Second {
+			if r.Slow() {
 				s.SlowOK++
 			}
+			s.SlowestOK = max(s.SlowestOK, r.Dur)
 			continue
 		}
 		s.Failed++
@@ -72,6 +82,28 @@ func Summarize(reqs []Request) Summary {
 	}
 	s.PortOutage = longestPortStreak(sorted)
 	return s
+}
+
+// Figures are a run's headline numbers as results.json carries them next to the run.
+type Figures struct {
+	Requests    int            `json:"requests"`
+	Failed      int            `json:"failed"`
+	FailedKinds map[string]int `json:"failedKinds,omitempty"`
+	// SlowOK counts successful requests slower than SlowThreshold.
+	SlowOK               int           `json:"slowOK"`
+	SlowestOK            time.Duration `json:"slowestOK"`
+	LongestFailureWindow time.Duration `json:"longestFailureWindow"`
+	PortOutage           time.Duration `json:"portOutage"`
+}
+
+// Figures are the summary's headline numbers.
+func (s Summary) Figures() Figures {
+	f := Figures{Requests: s.Requests, Failed: s.Failed, SlowOK: s.SlowOK, SlowestOK: s.SlowestOK,
+		LongestFailureWindow: s.Longest.Length(), PortOutage: s.PortOutage}
+	if len(s.Kinds) > 0 {
+		f.FailedKinds = s.Kinds
+	}
+	return f
 }
 
 func windows(sorted []Request) []Window {

@@ -49,8 +49,10 @@ source ports (SO_REUSEADDR; the server closes first, so the client reuses a port
 while IPVS still holds the old connection entry). The service's pods are replaced one by
 one: new pod ready, old endpoint terminating, removed, its process killed and its network
 namespace gone. A failure window joins failures less than 1 s apart; a port outage is the
-longest streak of failures of one source port. Sync latency is from the API write to the
-kernel showing the change (polled over netlink).`
+longest streak of failures of one source port. "Ok but slower than 1 s" counts requests
+that succeeded after more than 1 s: a SYN dropped on an old connection entry and
+retransmitted by the client 1 s later. Sync latency is from the API write to the kernel
+showing the change (polled over netlink).`
 
 const inflightLegend = `Four long-lived connections through a ClusterIP (two per pod), each sending a line every
 100 ms and waiting for the answer. One pod is lost: killed with its network intact, or its

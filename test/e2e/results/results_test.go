@@ -2,6 +2,7 @@ package results
 
 import (
 	"encoding/xml"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +24,9 @@ func TestSummarize(t *testing.T) {
 	}{
 		{name: "no requests"},
 		{
+			// Slow means slower than 1 s: exactly 1 s is not, and failures are not.
 			name:     "all ok, one slow",
-			reqs:     []Request{req(1, 0, 10, 1, KindOK), req(2, 100, 1200, 2, KindOK)},
+			reqs:     []Request{req(1, 0, 10, 1, KindOK), req(2, 100, 1200, 2, KindOK), req(3, 200, 1000, 3, KindOK)},
 			wantSlow: 1,
 		},
 		{
@@ -54,6 +56,33 @@ func TestSummarize(t *testing.T) {
 					s, s.Longest.Length(), tt.wantFailed, tt.wantWindows, tt.wantLongest, tt.wantOutage, tt.wantSlow)
 			}
 		})
+	}
+}
+
+// A rolling-update run with a dropped SYN: the table row, the run's text and the
+// figures of results.json all count the request slower than 1 s, apart from failures.
+func TestSlowRequestsReported(t *testing.T) {
+	r := &Run{Scenario: ScenarioRolling, Proxy: "ours-gate-on", Profile: "legacy"}
+	r.Requests = []Request{
+		{Seq: 1, Start: 0, Dur: 5 * time.Millisecond, Port: 40000, Pod: "web-1", Kind: KindOK},
+		{Seq: 2, Start: time.Second, Dur: 1031 * time.Millisecond, Port: 40000, Pod: "web-4", Kind: KindOK},
+		{Seq: 3, Start: 2 * time.Second, Dur: 3 * time.Second, Port: 40001, Kind: KindConnectTimeout},
+	}
+	row := RollingTable([]*Run{r}).Rows[0]
+	if row[3] != "1" || row[7] != "1 (1.031 s)" {
+		t.Errorf("table row: failed %q, slow %q; want 1 and \"1 (1.031 s)\"", row[3], row[7])
+	}
+	text := FormatRun(r)
+	for _, want := range []string{"ok but slower than 1 s 1 (slowest 1.031s)", "slow: t=1.000s +1.031s port 40000 (last answered by web-1 at t=0.000s) answered by web-4"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("run text lacks %q:\n%s", want, text)
+		}
+	}
+	f := Summarize(r.Requests).Figures()
+	want := Figures{Requests: 3, Failed: 1, FailedKinds: map[string]int{KindConnectTimeout: 1}, SlowOK: 1, SlowestOK: 1031 * time.Millisecond,
+		LongestFailureWindow: 3 * time.Second, PortOutage: 3 * time.Second}
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("Figures = %+v, want %+v", f, want)
 	}
 }
 

@@ -76,13 +76,13 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
 
 // RollingTable is scenario 2 side by side: one row per kernel profile and proxier.
 func RollingTable(runs []*Run) Table {
-	t := Table{Header: []string{"kernel profile", "proxier", "requests", "failed", "failure kinds", "longest failure window", "longest port outage", "slow (>= 1 s) ok", "sync latency median / max", "IPVS sysctls (after the proxier's first sync)", "result"}}
+	t := Table{Header: []string{"kernel profile", "proxier", "requests", "failed", "failure kinds", "longest failure window", "longest port outage", "ok but slower than 1 s (slowest)", "sync latency median / max", "IPVS sysctls (after the proxier's first sync)", "result"}}
 	for _, r := range ofScenario(runs, ScenarioRolling) {
 		s := Summarize(r.Requests)
 		lat := Latencies(r.Events)
 		t.Rows = append(t.Rows, []string{
 			r.Profile, r.Proxy, fmt.Sprint(s.Requests), fmt.Sprint(s.Failed), strings.Trim(formatKinds(s.Kinds), "()"),
-			ms(s.Longest.Length()), ms(s.PortOutage), fmt.Sprint(s.SlowOK), ms(Median(lat)) + " / " + ms(Max(lat)),
+			ms(s.Longest.Length()), ms(s.PortOutage), fmt.Sprintf("%d (%s)", s.SlowOK, ms(s.SlowestOK)), ms(Median(lat)) + " / " + ms(Max(lat)),
 			reuseSysctls(r.Sysctls), verdict(r),
 		})
 	}

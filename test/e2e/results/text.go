@@ -19,8 +19,8 @@ func FormatRun(r *Run) string {
 	if len(r.Requests) > 0 {
 		s := Summarize(r.Requests)
 		lat := Latencies(r.Events)
-		fmt.Fprintf(&b, "    requests %d, failed %d %s, longest failure window %s, longest port outage %s, slow (>=1s) ok %d, busy ports skipped %d\n",
-			s.Requests, s.Failed, formatKinds(s.Kinds), s.Longest.Length().Round(time.Millisecond), s.PortOutage.Round(time.Millisecond), s.SlowOK, s.BusyPorts)
+		fmt.Fprintf(&b, "    requests %d, failed %d %s, longest failure window %s, longest port outage %s, ok but slower than 1 s %d (slowest %s), busy ports skipped %d\n",
+			s.Requests, s.Failed, formatKinds(s.Kinds), s.Longest.Length().Round(time.Millisecond), s.PortOutage.Round(time.Millisecond), s.SlowOK, s.SlowestOK.Round(time.Millisecond), s.BusyPorts)
 		fmt.Fprintf(&b, "    sync latency (API write -> kernel): median %s, max %s over %d writes\n",
 			Median(lat).Round(time.Millisecond), Max(lat).Round(time.Millisecond), len(lat))
 	}
@@ -76,31 +76,51 @@ func formatKinds(kinds map[string]int) string {
 // maxListedFailures bounds the failed requests FormatRun lists.
 const maxListedFailures = 8
 
-// writeFailures lists the first failed requests, each with the pod its source port
-// reached last before it.
+// writeFailures lists the first failed requests and the first slow ones, each with the
+// pod its source port reached last before it (a slow request's first SYN was most
+// likely dropped on that pod's old connection entry).
 func writeFailures(b *strings.Builder, reqs []Request) {
 	sorted := append([]Request(nil), reqs...)
 	SortRequests(sorted)
 	last := map[int]Request{}
-	listed, total := 0, 0
+	failed, slow := &listing{what: "failed"}, &listing{what: "slow"}
 	for _, r := range sorted {
-		if r.OK() {
-			last[r.Port] = r
-			continue
-		}
-		total++
-		if listed == maxListedFailures {
-			continue
-		}
-		listed++
 		prev := "none"
 		if p, ok := last[r.Port]; ok {
 			prev = fmt.Sprintf("%s at t=%.3fs", p.Pod, p.Start.Seconds())
 		}
-		fmt.Fprintf(b, "    failed: t=%.3fs +%s port %d (last answered by %s) %s: %s\n",
-			r.Start.Seconds(), r.Dur.Round(time.Millisecond), r.Port, prev, r.Kind, r.Err)
+		switch {
+		case !r.OK():
+			failed.add(b, fmt.Sprintf("t=%.3fs +%s port %d (last answered by %s) %s: %s",
+				r.Start.Seconds(), r.Dur.Round(time.Millisecond), r.Port, prev, r.Kind, r.Err))
+		case r.Slow():
+			slow.add(b, fmt.Sprintf("t=%.3fs +%s port %d (last answered by %s) answered by %s",
+				r.Start.Seconds(), r.Dur.Round(time.Millisecond), r.Port, prev, r.Pod))
+		}
+		if r.OK() {
+			last[r.Port] = r
+		}
 	}
-	if total > listed {
-		fmt.Fprintf(b, "    ... %d failed requests in all\n", total)
+	failed.close(b)
+	slow.close(b)
+}
+
+// listing prints the first maxListedFailures lines of one kind and counts the rest.
+type listing struct {
+	what          string
+	listed, total int
+}
+
+func (l *listing) add(b *strings.Builder, line string) {
+	l.total++
+	if l.listed < maxListedFailures {
+		l.listed++
+		fmt.Fprintf(b, "    %s: %s\n", l.what, line)
+	}
+}
+
+func (l *listing) close(b *strings.Builder) {
+	if l.total > l.listed {
+		fmt.Fprintf(b, "    ... %d %s requests in all\n", l.total, l.what)
 	}
 }

@@ -75,7 +75,7 @@ func write(dir, title, env string, runs []*results.Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	data, err := json.MarshalIndent(runs, "", " ")
+	data, err := json.MarshalIndent(withFigures(runs), "", " ")
 	if err != nil {
 		return fmt.Errorf("encode results: %w", err)
 	}
@@ -93,6 +93,25 @@ func write(dir, title, env string, runs []*results.Run) error {
 	}
 	fmt.Printf("\nreport: %s\n", filepath.Join(dir, "report.md"))
 	return nil
+}
+
+// runJSON is a run in results.json: the run's fields, and the headline figures of its
+// requests (failed, slower than 1 s, ...) when it made any.
+type runJSON struct {
+	*results.Run
+	Figures *results.Figures `json:"figures,omitempty"`
+}
+
+func withFigures(runs []*results.Run) []runJSON {
+	out := make([]runJSON, len(runs))
+	for i, r := range runs {
+		out[i].Run = r
+		if len(r.Requests) > 0 {
+			f := results.Summarize(r.Requests).Figures()
+			out[i].Figures = &f
+		}
+	}
+	return out
 }
 
 func missing(runs []*results.Run, want string) error {

@@ -26,11 +26,12 @@ for profile in $E2E_PROFILES; do
 		/^    requests [0-9]+, failed / {
 			sub(/^    /, ""); line[n] = $0
 			split($0, f, /[ ,]+/); req += f[2]; failed += f[4]; if (f[4] > 0) bad++
+			if (match($0, /slower than 1 s [0-9]+/)) { s = substr($0, RSTART, RLENGTH); sub(/.* /, "", s); slow += s }
 		}
 		/^    real server of / { sub(/^    real server of /, ""); del[n] = del[n] (del[n] ? "; " : "") $0 }
 		END {
 			for (i = 1; i <= n; i++) printf "run %2d %s: %s\n        deletions: %s\n", i, status[i], line[i], del[i]
-			printf "total: %d runs, %d requests, %d failed, %d runs with failures\n", n, req, failed, bad
+			printf "total: %d runs, %d requests, %d failed, %d ok but slower than 1 s, %d runs with failures\n", n, req, failed, slow, bad
 		}' "$log"
 done
 exit "$rc"

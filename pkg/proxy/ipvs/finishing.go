@@ -108,7 +108,7 @@ func (a *applier) inFlight(c destChange) bool {
 		a.logger.Error(err, "Keeping a removed endpoint's real server: cannot tell whether a connection to it is open", "virtualServer", key, "realServer", rip)
 		return true
 	case open != nil:
-		a.logger.V(4).Info("Keeping a removed endpoint's real server: a connection to it is open", "virtualServer", key, "realServer", rip,
+		a.logger.V(2).Info("Keeping a removed endpoint's real server: a connection to it is open", "virtualServer", key, "realServer", rip,
 			"client", open.Client, "state", open.State)
 		return true
 	}

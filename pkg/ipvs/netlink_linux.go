@@ -21,7 +21,8 @@ type kernel struct {
 	handle *mobyipvs.Handle
 	// conns is /proc/net/ip_vs_conn of that namespace, opened with it (a
 	// proc file shows the namespace of the thread that opened it).
-	conns *os.File
+	conns    *os.File
+	connsErr error
 }
 
 // New opens the IPVS table of the calling thread's network namespace. It
@@ -40,17 +41,17 @@ func New() (Interface, error) {
 		handle.Close()
 		return nil, fmt.Errorf("read IPVS timeouts (is ip_vs loaded?): %w", err)
 	}
+	// Without it only Connections fails (its callers can do without).
 	conns, err := os.Open("/proc/thread-self/net/ip_vs_conn")
-	if err != nil {
-		handle.Close()
-		return nil, fmt.Errorf("open the IPVS connection table: %w", err)
-	}
-	return &kernel{handle: handle, conns: conns}, nil
+	return &kernel{handle: handle, conns: conns, connsErr: err}, nil
 }
 
 // Connections reads the table from the start each time (a seq file
 // regenerates its text on each read from offset 0).
 func (k *kernel) Connections(f func(Connection) bool) error {
+	if k.connsErr != nil {
+		return fmt.Errorf("open IPVS connection table: %w", k.connsErr)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, err := k.conns.Seek(0, io.SeekStart); err != nil {

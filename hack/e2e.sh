@@ -23,7 +23,8 @@
 # Environment: E2E_PROFILES (default "stock legacy"), E2E_VM_TIMEOUT (seconds per boot),
 #   E2E_RUN (the driver's -run flags for every profile instead of the mode's plan, e.g.
 #   "-run rolling=ours-gate-on -run rolling=ours-gate-on": a step repeated runs again),
-#   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_CHURN_SEED (repeat a churn's random
+#   E2E_PROXIER_V (the proxiers' --v, default 2), E2E_PROXIER_GREP (print the proxiers' log
+#   lines matching this basic regular expression after the runs), E2E_CHURN_SEED (repeat a churn's random
 #   choices; the seed of every churn run is printed), E2E_CHURN_DURATION (e.g. 5m: the churn's
 #   length instead of the mode's), E2E_PLAN (same as E2E_RUN, for a targeted run:
 #   E2E_PLAN="-run lost-node=ours-gate-on" E2E_PROFILES=stock); VM_CPUS, VM_MEMORY_MB for
@@ -132,7 +133,10 @@ boot() {
 	driver+="${E2E_CHURN_DURATION:+ -churn-duration $E2E_CHURN_DURATION} $(plan "$profile")"
 	# On failure, the tail of every proxier's log follows the driver's output.
 	local logs='for f in /tmp/e2e-logs/*.log; do echo "--- proxier log $f (last 40 lines)"; tail -n 40 "$f"; done'
-	local cmd="/usr/bin/ip link set eth0 up && /usr/bin/ip addr add 10.0.2.15/24 dev eth0 && $driver; rc=\$?; [ \$rc = 0 ] || { $logs; }; exit \$rc"
+	# E2E_PROXIER_GREP: the proxiers' log lines matching it, after every driver run.
+	local grep=":"
+	[ -z "${E2E_PROXIER_GREP:-}" ] || grep="grep -H -e $(printf %q "$E2E_PROXIER_GREP") /tmp/e2e-logs/*.log"
+	local cmd="/usr/bin/ip link set eth0 up && /usr/bin/ip addr add 10.0.2.15/24 dev eth0 && $driver; rc=\$?; $grep; [ \$rc = 0 ] || { $logs; }; exit \$rc"
 	"$ROOT/hack/vm/run.sh" "${extra[@]}" --timeout "$timeout" --log-dir "$E2E_OUT/$profile" \
 		--dir "$GUEST:/e2e" --qemu "$QEMU_NET" -- "$cmd" | grep --line-buffered -v '^e2e-data '
 	return "${PIPESTATUS[0]}"

@@ -37,6 +37,7 @@ type Fake struct {
 	mu       sync.Mutex
 	services map[ServiceKey]*fakeService
 	timeouts Timeouts
+	conns    []Connection
 }
 
 type fakeService struct {
@@ -175,6 +176,7 @@ func (f *Fake) DeleteService(key ServiceKey) error {
 		return fmt.Errorf("delete virtual server %s: %w", key, err)
 	}
 	delete(f.services, key)
+	f.dropConnections(key, DestinationKey{})
 	return nil
 }
 
@@ -274,6 +276,7 @@ func (f *Fake) DeleteDestination(svc ServiceKey, dst DestinationKey) error {
 		return fmt.Errorf("delete real server %s: %w", name(), syscall.ENOENT)
 	}
 	fs.destinations = slices.Delete(fs.destinations, i, i+1)
+	f.dropConnections(svc, dst)
 	return nil
 }
 
@@ -344,6 +347,38 @@ func (f *Fake) SetConnections(svc ServiceKey, dst DestinationKey, active, inacti
 	}
 	fs.destinations[i].ActiveConn, fs.destinations[i].InactiveConn = active, inactive
 	return nil
+}
+
+// SetConnectionTable replaces the connection table, as traffic would (a
+// test helper, like SetConnections: the counts are not derived from it).
+// Deleting a real server or a virtual server drops its entries.
+func (f *Fake) SetConnectionTable(conns []Connection) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conns = slices.Clone(conns)
+}
+
+// Connections is part of Interface.
+func (f *Fake) Connections(fn func(Connection) bool) error {
+	f.count("Connections")
+	conns := slices.Clone(f.conns)
+	f.mu.Unlock()
+	for _, c := range conns {
+		if !fn(c) {
+			break
+		}
+	}
+	return nil
+}
+
+// dropConnections deletes the entries of a virtual server (and of one of
+// its real servers when dst is valid), as the kernel expires them.
+func (f *Fake) dropConnections(svc ServiceKey, dst DestinationKey) {
+	vip := netip.AddrPortFrom(svc.Address, svc.Port)
+	rip := netip.AddrPortFrom(dst.Address, dst.Port)
+	f.conns = slices.DeleteFunc(f.conns, func(c Connection) bool {
+		return c.Protocol == svc.Protocol && c.Virtual == vip && (!dst.Address.IsValid() || c.Real == rip)
+	})
 }
 
 // Dump renders the whole table (see FormatVirtualServers), then a

@@ -94,6 +94,11 @@ type Interface interface {
 	DeleteDestination(ServiceKey, DestinationKey) error
 	// Flush deletes every virtual server.
 	Flush() error
+	// Connections calls f with each entry of the connection table until f
+	// returns false. The kernel formats every connection of the node (of
+	// every namespace, showing the caller's) for it, so the cost grows with
+	// the connections: read it only when one real server's matter.
+	Connections(f func(Connection) bool) error
 	Timeouts() (Timeouts, error)
 	// SetTimeouts sets the non-zero timeouts; a zero field is left as is.
 	SetTimeouts(Timeouts) error

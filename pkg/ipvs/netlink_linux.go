@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"sync"
@@ -18,6 +19,10 @@ type kernel struct {
 	// sequence number, and a reply read by the wrong caller is dropped.
 	mu     sync.Mutex
 	handle *mobyipvs.Handle
+	// conns is /proc/net/ip_vs_conn of that namespace, opened with it (a
+	// proc file shows the namespace of the thread that opened it).
+	conns    *os.File
+	connsErr error
 }
 
 // New opens the IPVS table of the calling thread's network namespace. It
@@ -36,7 +41,23 @@ func New() (Interface, error) {
 		handle.Close()
 		return nil, fmt.Errorf("read IPVS timeouts (is ip_vs loaded?): %w", err)
 	}
-	return &kernel{handle: handle}, nil
+	// Without it only Connections fails (its callers can do without).
+	conns, err := os.Open("/proc/thread-self/net/ip_vs_conn")
+	return &kernel{handle: handle, conns: conns, connsErr: err}, nil
+}
+
+// Connections reads the table from the start each time (a seq file
+// regenerates its text on each read from offset 0).
+func (k *kernel) Connections(f func(Connection) bool) error {
+	if k.connsErr != nil {
+		return fmt.Errorf("open IPVS connection table: %w", k.connsErr)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, err := k.conns.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("read IPVS connection table: %w", err)
+	}
+	return parseConnections(k.conns, f)
 }
 
 func (k *kernel) List() ([]VirtualServer, error) {

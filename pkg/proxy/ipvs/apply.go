@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -34,6 +35,9 @@ type applier struct {
 	// flushTook is how long the conntrack flush took; flushRan says one ran.
 	flushTook time.Duration
 	flushRan  bool
+	// deferred are real servers whose deletion waits for a connection in
+	// flight: their flows stay too.
+	deferred []destRef
 }
 
 func (a *applier) do(err error) bool {
@@ -221,6 +225,10 @@ func (a *applier) reweighDest(c destChange) bool {
 func (a *applier) deleteDests(run []destChange) {
 	var gone []ipvs.DestinationKey
 	for _, c := range run {
+		if c.unlessInFlight && a.inFlight(c) {
+			a.deferred = append(a.deferred, destRef{c.key(), c.dest.DestinationKey})
+			continue
+		}
 		if a.verbose {
 			a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
 				"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
@@ -236,6 +244,9 @@ func (a *applier) deleteDests(run []destChange) {
 }
 
 func (a *applier) flushConntrack(p *plan) {
+	if len(a.deferred) > 0 {
+		p.conntrack = slices.DeleteFunc(slices.Clone(p.conntrack), a.flowsOfDeferred)
+	}
 	if len(p.conntrack) == 0 {
 		return
 	}

@@ -188,11 +188,11 @@ func TestNetworkProgrammingLatencyObservedAfterAFailedSync(t *testing.T) {
 	}
 }
 
-// fakeClock is the proxier's clock in tests that need backoffs to pass.
-type fakeClock struct{ t time.Time }
+// stepClock is the proxier's clock in tests that need backoffs to pass.
+type stepClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time       { return c.t }
-func (c *fakeClock) step(d time.Duration) { c.t = c.t.Add(d) }
+func (c *stepClock) now() time.Time       { return c.t }
+func (c *stepClock) step(d time.Duration) { c.t = c.t.Add(d) }
 func tcpFilter(pod netip.Addr) string {
 	return "tcp dst " + vip.String() + ":80 reply-src " + pod.String() + ":8080"
 }
@@ -206,7 +206,7 @@ func TestFailedConntrackFlushIsRetriedWithoutFailingSyncs(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
 	hs := healthcheck.NewProxyHealthServer("127.0.0.1:0", healthTimeout, nil)
-	clock := &fakeClock{t: time.Now()}
+	clock := &stepClock{t: time.Now()}
 	p.deps.HealthServer, p.deps.Now = hs, clock.now
 	third := netip.MustParseAddr("10.244.1.3")
 	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
@@ -405,7 +405,7 @@ func TestDeletedServiceFlushFollowsItsLastPolicy(t *testing.T) {
 func TestPendingFlushDroppedWhenTheEndpointReturns(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
-	clock := &fakeClock{t: time.Now()}
+	clock := &stepClock{t: time.Now()}
 	p.deps.Now = clock.now
 	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
 	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))

@@ -94,7 +94,55 @@ func newTestProxier(t *testing.T, k *kernel, cfg Config) *Proxier {
 	p.servicesSynced, p.endpointSlicesSynced = true, true
 	p.mu.Unlock()
 	p.initialized.Store(true)
+	p.afterFunc = func(time.Duration, func()) {} // hand-driven: the test decides what runs
 	return p
+}
+
+// fakeClock is Deps.Now and the proxier's timers, driven by the test.
+type fakeClock struct {
+	now     time.Time
+	pending []fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	f  func()
+}
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) afterFunc(d time.Duration, f func()) {
+	c.pending = append(c.pending, fakeTimer{at: c.now.Add(d), f: f})
+}
+
+// fireNext moves the clock to the earliest pending timer and runs it; false
+// when none is pending.
+func (c *fakeClock) fireNext() bool {
+	if len(c.pending) == 0 {
+		return false
+	}
+	next := 0
+	for i, tm := range c.pending {
+		if tm.at.Before(c.pending[next].at) {
+			next = i
+		}
+	}
+	tm := c.pending[next]
+	c.pending = append(c.pending[:next], c.pending[next+1:]...)
+	if tm.at.After(c.now) {
+		c.now = tm.at
+	}
+	tm.f()
+	return true
+}
+
+// newClockedProxier is newTestProxier on a fake clock.
+func newClockedProxier(t *testing.T, k *kernel, cfg Config) (*Proxier, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	p := newTestProxier(t, k, cfg)
+	p.deps.Now, p.afterFunc = clock.Now, clock.afterFunc
+	return p, clock
 }
 
 func syncOK(t *testing.T, p *Proxier) {

@@ -27,6 +27,9 @@ type destChange struct {
 	want   *wantedService
 	dest   ipvs.Destination
 	reason string // for deletions
+	// unlessInFlight defers the deletion while a connection to the real
+	// server is still open (checkInFlight).
+	unlessInFlight bool
 }
 
 // key is the virtual server of the change.
@@ -84,12 +87,19 @@ type planInput struct {
 }
 
 // finishes says whether a real server the immediate policy retires is kept
-// a little longer: it was draining at weight 0 (its pod still served while
-// it terminated, so the pod may still be alive) and connections are still
+// a little longer: it may finish (mayFinish) and connections are still
 // established to it, which its deletion would break. It is deleted once
 // they are done or FinishGrace has passed.
 func (in planInput) finishes(key ipvs.ServiceKey, d ipvs.Destination) bool {
-	if in.firstSync || in.cfg.FinishGrace <= 0 || key.Protocol != ipvs.TCP || d.Weight != 0 || d.ActiveConn == 0 {
+	return d.ActiveConn > 0 && in.mayFinish(key, d)
+}
+
+// mayFinish says whether a real server the immediate policy retires may be
+// kept while its connections finish: it was draining at weight 0 (its pod
+// still served while it terminated, so the pod may still be alive) and its
+// FinishGrace has not passed.
+func (in planInput) mayFinish(key ipvs.ServiceKey, d ipvs.Destination) bool {
+	if in.firstSync || in.cfg.FinishGrace <= 0 || key.Protocol != ipvs.TCP || d.Weight != 0 {
 		return false
 	}
 	since, ok := in.finishingSince[destRef{key, d.DestinationKey}]
@@ -106,6 +116,7 @@ func makePlan(in planInput) *plan {
 	} else {
 		p.diffScope(in)
 	}
+	p.checkInFlight(in)
 	p.sort()
 	return p
 }

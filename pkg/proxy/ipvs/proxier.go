@@ -75,8 +75,10 @@ type Proxier struct {
 	// finishing are the real servers of removed endpoints kept while their
 	// connections finish, with when they started (Config.FinishGrace).
 	finishing map[destRef]time.Time
-	// recheckPending says a sync to recheck them is already scheduled.
-	recheckPending atomic.Bool
+	// finishCheckPending says checkFinishing is already scheduled.
+	finishCheckPending atomic.Bool
+	// afterFunc is time.AfterFunc (tests replace it to drive the clock).
+	afterFunc func(time.Duration, func())
 	// flushes are conntrack flushes that failed, retried by flushTimer.
 	flushes    pendingFlushes
 	flushTimer *time.Timer
@@ -108,6 +110,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
 		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{},
 		endpointNodes: newEndpointNodes(cfg.IPFamily),
+		afterFunc:     func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 	}
 	if p.metrics == nil {
 		p.metrics = NewMetrics()

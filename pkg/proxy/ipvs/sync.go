@@ -106,7 +106,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
 	p.settleFlush(pl.conntrack, a.flushErr, now)
 	p.desired.forgetGone(p.kernel)
-	p.trackFinishing(pl.finishing, now)
+	p.trackFinishing(pl, now)
 	p.countDeletions(a)
 	if full || p.healthChecksChanged(changed) {
 		p.syncHealthChecks()
@@ -221,10 +221,11 @@ func (p *Proxier) refreshRetiring(sc *scope) error {
 
 // trackFinishing remembers since when each real server of the plan has been
 // finishing its connections (the plan revisits every one of them), and
-// schedules the sync that checks them again.
-func (p *Proxier) trackFinishing(refs []destRef, now time.Time) {
-	next := make(map[destRef]time.Time, len(refs))
-	for _, ref := range refs {
+// schedules their recheck. So does one whose deletion was deferred (a
+// connection in flight) or failed: its grace runs on from its start.
+func (p *Proxier) trackFinishing(pl *plan, now time.Time) {
+	next := make(map[destRef]time.Time, len(pl.finishing))
+	for _, ref := range pl.finishing {
 		since, ok := p.finishing[ref]
 		if !ok {
 			since = now
@@ -233,13 +234,18 @@ func (p *Proxier) trackFinishing(refs []destRef, now time.Time) {
 		}
 		next[ref] = since
 	}
-	p.finishing = next
-	if len(next) > 0 && p.recheckPending.CompareAndSwap(false, true) {
-		time.AfterFunc(finishPoll, func() {
-			p.recheckPending.Store(false)
-			p.syncRunner.Run()
-		})
+	for _, c := range pl.deleteDests {
+		ref := destRef{c.key(), c.dest.DestinationKey}
+		since, ok := p.finishing[ref]
+		if (ok || c.unlessInFlight) && p.kernel.hasDest(ref) {
+			if !ok {
+				since = now
+			}
+			next[ref] = since
+		}
 	}
+	p.finishing = next
+	p.armFinishCheck(now)
 }
 
 // finishPoll is how often finishing real servers are checked: a fraction

@@ -1,9 +1,8 @@
 package ipvs
 
 import (
-	"context"
+	"errors"
 	"net/netip"
-
 	"strings"
 	"testing"
 	"time"
@@ -233,21 +232,17 @@ func TestImmediateTerminationLetsRequestsInFlightFinish(t *testing.T) {
 			k := newKernel(t)
 			cfg := testConfig(v1.IPv4Protocol)
 			cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
-			clock := time.Unix(1000, 0)
-			deps := k.deps(cfg.IPFamily)
-			deps.Now = func() time.Time { return clock }
-			p, err := NewProxier(context.Background(), cfg, deps)
-			must(t, err)
-			p.initialized.Store(true)
+			p, c := newClockedProxier(t, k, cfg)
+			clock := &c.now
 			removeOld(t, p, terminateOld(t, p, webOldAndNew(t, k, p, 1)))
-			clock = clock.Add(DefaultFinishGrace / 2)
+			*clock = clock.Add(DefaultFinishGrace / 2)
 			syncOK(t, p) // the recheck: still in flight, within the grace
 			wantDump(t, "ipvs while a request is in flight", ipvsDump(k), `
 				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 				  -> 10.244.1.1:8080 weight=0 active=1 inactive=2
 				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
 			wantFlowsKept(t, k, "a pod with requests in flight")
-			tc.finishAt(k, &clock)
+			tc.finishAt(k, clock)
 			syncOK(t, p)
 			wantDump(t, "ipvs once finished", ipvsDump(k), onlyNewPod)
 			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
@@ -265,4 +260,182 @@ func TestImmediateTerminationDeletesReadyEndpointWithConnections(t *testing.T) {
 	removeOld(t, p, webOldAndNew(t, k, p, 4))
 	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
 	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+}
+
+// finishingOld makes the old pod terminate and vanish with one connection
+// established to it, under the immediate policy and a minSyncPeriod far
+// longer than the grace; it returns when the removal was synced.
+func finishingOld(t *testing.T, k *kernel) (*Proxier, *fakeClock, time.Time) {
+	t.Helper()
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.ImmediateTermination, cfg.FinishGrace, cfg.MinSyncPeriod = true, DefaultFinishGrace, time.Second
+	p, clock := newClockedProxier(t, k, cfg)
+	removeOld(t, p, terminateOld(t, p, webOldAndNew(t, k, p, 1)))
+	return p, clock, clock.now
+}
+
+// The grace is checked by its own timer, not by syncs that minSyncPeriod
+// holds back: the real server is gone within grace + one poll, and as soon
+// as its connections finish (within one poll), without any sync.
+func TestFinishGraceIndependentOfMinSyncPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// doneAt is when the connection finishes (0: never).
+		doneAt, wantBy time.Duration
+	}{
+		{"grace passes", 0, DefaultFinishGrace + finishPoll},
+		{"requests finish", 2 * finishPoll, 3 * finishPoll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p, clock, removed := finishingOld(t, k)
+			syncs := syncCount(p)
+			for strings.Contains(ipvsDump(k), oldPod.String()) {
+				if tc.doneAt > 0 && clock.now.Sub(removed) >= tc.doneAt {
+					must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 3))
+				}
+				if !clock.fireNext() {
+					t.Fatalf("old pod's real server still there %v after its removal, and no check pending:\n%s", clock.now.Sub(removed), ipvsDump(k))
+				}
+				if clock.now.Sub(removed) > tc.wantBy {
+					t.Fatalf("old pod's real server still there %v after its removal (want gone by %v)", clock.now.Sub(removed), tc.wantBy)
+				}
+			}
+			if tc.doneAt == 0 && clock.now.Sub(removed) < DefaultFinishGrace {
+				t.Errorf("deleted %v after its removal, with a connection established: before the grace %v", clock.now.Sub(removed), DefaultFinishGrace)
+			}
+			wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+			if got := syncCount(p); got != syncs {
+				t.Errorf("the check ran %v syncs; it must not be one", got-syncs)
+			}
+			if clock.fireNext() && len(clock.pending) > 0 {
+				t.Errorf("checks still scheduled with nothing finishing: %d", len(clock.pending))
+			}
+		})
+	}
+}
+
+// syncCount is the number of syncs run so far, of any kind and result.
+func syncCount(p *Proxier) float64 {
+	var n float64
+	for _, kind := range []string{"full", "partial"} {
+		for _, result := range []string{"success", "error"} {
+			v, _ := testutil.GetCounterMetricValue(p.metrics.SyncsTotal.WithLabelValues(kind, result))
+			n += v
+		}
+	}
+	return n
+}
+
+// A failed deletion in the check is retried by a full resync, which still
+// deletes the real server (its grace is not started again) and flushes its
+// flows; a failed flush stays pending (no resync) and is retried once its
+// backoff has passed.
+func TestFinishCheckErrorsRetriedByFullResync(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		resync bool
+		inject func(k *kernel, fail bool)
+	}{
+		{"delete real server", true, func(k *kernel, fail bool) {
+			k.ipvs.Inject = nil
+			if fail {
+				k.ipvs.Inject = failOn("DeleteDestination")
+			}
+		}},
+		{"flush conntrack", false, func(k *kernel, fail bool) {
+			k.conntrack.Inject = nil
+			if fail {
+				k.conntrack.Inject = failOn("Delete")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p, clock, removed := finishingOld(t, k)
+			tc.inject(k, true)
+			for clock.now.Sub(removed) < DefaultFinishGrace && clock.fireNext() {
+			}
+			if p.needFull != tc.resync {
+				t.Errorf("after the failed check needFull = %v, want %v", p.needFull, tc.resync)
+			}
+			tc.inject(k, false)
+			clock.now = clock.now.Add(flushBackoffMin) // a pending flush's backoff passes
+			syncOK(t, p) // the retry, the connection still established
+			wantDump(t, "ipvs after the resync", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack after the resync", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
+	}
+}
+
+func failOn(op string) func(string, string) error {
+	return func(o, object string) error {
+		if o == op {
+			return errors.New("injected failure of " + o + " " + object)
+		}
+		return nil
+	}
+}
+
+// conn is an IPVS connection of the client's source port to the web
+// service's pod.
+func conn(port uint16, pod netip.Addr, state string) ipvs.Connection {
+	return ipvs.Connection{Protocol: ipvs.TCP, Client: netip.AddrPortFrom(netip.MustParseAddr("192.168.50.2"), port),
+		Virtual: netip.AddrPortFrom(vip, 80), Real: netip.AddrPortFrom(pod, 8080), State: state}
+}
+
+// A connection in its handshake (SYN_RECV: a new connection reusing a source
+// port, which before kernel 5.9 still lands on a weight-0 real server) is
+// inactive for IPVS, but deleting its real server resets it: the removed
+// endpoint's real server stays until no connection to it is open, within
+// the grace.
+func TestFinishWaitsForConnectionsInHandshake(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// completes says whether the handshake completes (at 2 polls).
+		completes bool
+		wantBy    time.Duration
+	}{
+		{"handshake completes", true, 3 * finishPoll},
+		{"handshake never completes", false, DefaultFinishGrace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination, cfg.FinishGrace, cfg.MinSyncPeriod = true, DefaultFinishGrace, time.Second
+			p, clock := newClockedProxier(t, k, cfg)
+			terminating := terminateOld(t, p, webOldAndNew(t, k, p, 0))
+			if n := k.ipvs.Calls["Connections"]; n != 0 {
+				t.Errorf("the connection table was read %d times before anything finished", n)
+			}
+			must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 3))
+			k.ipvs.SetConnectionTable([]ipvs.Connection{
+				conn(40000, oldPod, "TIME_WAIT"), conn(40001, oldPod, "SYN_RECV"), conn(40002, newPod, "SYN_RECV"),
+			})
+			removeOld(t, p, terminating)
+			removed := clock.now
+			wantDump(t, "ipvs with a handshake in flight", ipvsDump(k), `
+				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+				  -> 10.244.1.1:8080 weight=0 active=0 inactive=3
+				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
+			wantFlowsKept(t, k, "a pod with a handshake in flight")
+			for strings.Contains(ipvsDump(k), oldPod.String()) {
+				if tc.completes && clock.now.Sub(removed) >= 2*finishPoll {
+					k.ipvs.SetConnectionTable([]ipvs.Connection{conn(40000, oldPod, "TIME_WAIT"), conn(40001, oldPod, "TIME_WAIT")})
+				}
+				if !clock.fireNext() {
+					t.Fatalf("old pod's real server still there %v after its removal, and no check pending", clock.now.Sub(removed))
+				}
+				if clock.now.Sub(removed) > tc.wantBy {
+					t.Fatalf("old pod's real server still there %v after its removal (want gone by %v)", clock.now.Sub(removed), tc.wantBy)
+				}
+			}
+			if !tc.completes && clock.now.Sub(removed) < DefaultFinishGrace {
+				t.Errorf("deleted %v after its removal with a handshake in flight, before the grace %v", clock.now.Sub(removed), DefaultFinishGrace)
+			}
+			wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
+	}
 }

@@ -1,0 +1,125 @@
+package ipvs
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// armFinishCheck schedules checkFinishing: one poll from now, or at the
+// end of the first grace if sooner; nothing once every grace has ended (a
+// real server still there then failed to be deleted: the full resync that
+// failure scheduled deletes it). One check is pending at a time; a pending
+// one fires no later than this would (a grace ends no sooner than when it
+// was armed).
+func (p *Proxier) armFinishCheck(now time.Time) {
+	wait, pending := finishPoll, false
+	for _, since := range p.finishing {
+		if left := since.Add(p.cfg.FinishGrace).Sub(now); left > 0 {
+			wait, pending = min(wait, left), true
+		}
+	}
+	if pending && p.finishCheckPending.CompareAndSwap(false, true) {
+		p.afterFunc(wait, p.checkFinishing)
+	}
+}
+
+// checkFinishing re-reads the real servers of the virtual servers that
+// have finishing ones and deletes those now done or out of grace, with
+// their conntrack entries. It is not a sync: a sync waits for
+// minSyncPeriod, the grace must not (nor must it cost a sync every poll).
+// It only plans those virtual servers, from the desired state of the last
+// sync. On an error the pending deletions stay pending and a full resync
+// is scheduled to retry them.
+func (p *Proxier) checkFinishing() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishCheckPending.Store(false)
+	if len(p.finishing) == 0 || p.kernel == nil || p.desired == nil {
+		return
+	}
+	sc := newScope()
+	for ref := range p.finishing {
+		sc.services[ref.svc] = struct{}{}
+	}
+	errs := []error{p.refreshRetiring(sc)}
+	now := p.now()
+	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
+		finishingSince: p.finishing, now: now})
+	pl.conntrack = p.flushes.take(pl.conntrack, now)
+	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
+	errs = append(errs, a.apply(pl, func() error { return nil })) // no rule changes: nothing else was planned
+	p.settleFlush(pl.conntrack, a.flushErr, now)
+	p.trackFinishing(pl, now)
+	p.countDeletions(a)
+	p.logger.V(4).Info("Checked real servers finishing their connections", "deleted", len(pl.deleteDests), "stillFinishing", len(pl.finishing))
+	if err := errors.Join(errs...); err != nil {
+		p.logger.Error(err, "Deleting finished real servers failed; scheduling a full resync")
+		p.needFull = true
+		p.syncRunner.Run()
+	}
+}
+
+func (o *observedState) hasDest(ref destRef) bool {
+	s := o.services[ref.svc]
+	return s != nil && s.dests.has(ref.dest)
+}
+
+// checkInFlight marks the deletions of real servers that may finish
+// (mayFinish) and have no connection established but some inactive ones:
+// a connection still in its handshake (SYN_RECV) is counted as inactive,
+// and its deletion would reset it. Before kernel 5.9 (conn_reuse_mode=0) a
+// new connection that reuses a source port last used towards the real
+// server still lands on it, weight 0 or not, so one may be starting at any
+// time. Without inactive connections there is no entry to reuse, nothing
+// to check.
+func (p *plan) checkInFlight(in planInput) {
+	for i := range p.deleteDests {
+		c := &p.deleteDests[i]
+		if c.reason == reasonImmediate && c.dest.ActiveConn == 0 && c.dest.InactiveConn > 0 && in.mayFinish(c.key(), c.dest) {
+			c.unlessInFlight = true
+		}
+	}
+}
+
+// inFlight reads the connection table just before a real server's deletion
+// and reports whether a connection to it through that virtual server is
+// still open (not closing: a handshake, established, or half-closed). The
+// table holds every connection of the node; it is read only for these
+// deletions, which happen while a draining endpoint's grace runs. On a read
+// error it says yes: the grace bounds the wait.
+func (a *applier) inFlight(c destChange) bool {
+	key := c.key()
+	vip := netip.AddrPortFrom(key.Address, key.Port)
+	rip := netip.AddrPortFrom(c.dest.Address, c.dest.Port)
+	var open *ipvs.Connection
+	err := a.deps.IPVS.Connections(func(conn ipvs.Connection) bool {
+		if conn.Protocol == key.Protocol && conn.Real == rip && conn.Virtual == vip && !conn.Closing() {
+			open = &conn
+			return false
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		a.logger.Error(err, "Keeping a removed endpoint's real server: cannot tell whether a connection to it is open", "virtualServer", key, "realServer", rip)
+		return true
+	case open != nil:
+		a.logger.V(2).Info("Keeping a removed endpoint's real server: a connection to it is open", "virtualServer", key, "realServer", rip,
+			"client", open.Client, "state", open.State)
+		return true
+	}
+	return false
+}
+
+// flowsOfDeferred says whether a conntrack filter is for the flows to a
+// real server whose deletion was deferred.
+func (a *applier) flowsOfDeferred(f conntrack.Filter) bool {
+	return slices.ContainsFunc(a.deferred, func(ref destRef) bool {
+		return f.OrigDst == ref.svc.Address && f.OrigDstPort == ref.svc.Port && f.ReplySrc == ref.dest.Address && f.ReplySrcPort == ref.dest.Port
+	})
+}

@@ -1,6 +1,8 @@
 package ipvs
 
 import (
+	"sync"
+
 	"k8s.io/apimachinery/pkg/util/sets"
 )
 
@@ -16,20 +18,40 @@ type NodeReadinessHandler interface {
 
 var _ NodeReadinessHandler = &Proxier{}
 
+// nodeReadiness is what the Node watch last reported. It has its own lock:
+// the watch's handler must not wait for a sync (one can take seconds on a
+// large node), nor hold up the other family's proxier behind it.
+type nodeReadiness struct {
+	mu       sync.Mutex
+	notReady sets.Set[string]
+	changed  bool
+}
+
 // OnNodesNotReady is part of NodeReadinessHandler. A change rebuilds the
 // whole desired state on the next sync (rare: node readiness changes).
 func (p *Proxier) OnNodesNotReady(names sets.Set[string]) {
-	p.mu.Lock()
-	if p.notReadyNodes.Equal(names) {
-		p.mu.Unlock()
+	r := &p.nodeReadiness
+	r.mu.Lock()
+	if r.notReady.Equal(names) {
+		r.mu.Unlock()
 		return
 	}
-	p.notReadyNodes = names.Clone()
-	p.needFull = true
-	p.desiredStale = true
-	p.mu.Unlock()
+	r.notReady, r.changed = names.Clone(), true
+	r.mu.Unlock()
 	p.logger.V(2).Info("Nodes not Ready changed", "notReady", sets.List(names))
 	if p.initialized.Load() {
 		p.Sync()
 	}
+}
+
+// takeNodeReadiness brings a reported change into the sync (p.mu held).
+func (p *Proxier) takeNodeReadiness() {
+	r := &p.nodeReadiness
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.changed {
+		return
+	}
+	p.notReadyNodes, r.changed = r.notReady, false
+	p.needFull, p.desiredStale = true, true
 }

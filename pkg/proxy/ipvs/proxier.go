@@ -44,8 +44,10 @@ type Proxier struct {
 	svcPortMap     proxy.ServicePortMap
 	endpointsMap   proxy.EndpointsMap
 	topologyLabels map[string]string
-	// notReadyNodes are the nodes the API server reports as not Ready.
+	// notReadyNodes are the nodes the API server reports as not Ready, as
+	// of this sync (taken from nodeReadiness).
 	notReadyNodes        sets.Set[string]
+	nodeReadiness        nodeReadiness
 	servicesSynced       bool
 	endpointSlicesSynced bool
 	// firstSync is true until a sync succeeds: that sync also removes

@@ -30,6 +30,7 @@ func (p *Proxier) syncProxyRules() error {
 		return nil
 	}
 	start := time.Now()
+	p.takeNodeReadiness()
 	svcResult := p.svcPortMap.Update(p.serviceChanges)
 	epResult := p.endpointsMap.Update(p.endpointsChanges)
 	// What the trackers gave up is ours alone now: a sync that fails

@@ -183,8 +183,13 @@ type SyncStatus struct {
 	DurationSum float64 // kubeproxy_sync_proxy_rules_duration_seconds_sum
 }
 
-// Metrics returns the proxier's /metrics page, read from inside the node namespace.
+// Metrics returns the proxier's /metrics page, read from inside the node
+// namespace, after asking /healthz and /livez as the kubelet's probes do
+// (their counters have a series only once asked).
 func (p *Proxier) Metrics(ctx context.Context) (string, error) {
+	for _, path := range []string{"/healthz", "/livez"} {
+		_, _ = p.node.HTTPGet(ctx, "http://127.0.0.1:10256"+path) // a 503 is counted too; a missing counter shows in the scrape
+	}
 	return p.node.HTTPGet(ctx, "http://"+metricsAddr+"/metrics")
 }
 

@@ -374,7 +374,7 @@ func realisticNode(name string, ready v1.ConditionStatus) *v1.Node {
 				MachineID: "3f1e2d6c8b7a49e0a1b2c3d4e5f60718", SystemUUID: "3f1e2d6c-8b7a-49e0-a1b2-c3d4e5f60718",
 				BootID: "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a", KernelVersion: "6.1.0-57-amd64",
 				OSImage: "Debian GNU/Linux 12 (bookworm)", ContainerRuntimeVersion: "containerd://1.7.24",
-				KubeletVersion: "v1.37.2", KubeProxyVersion: "", OperatingSystem: "linux", Architecture: "amd64",
+				KubeletVersion: "v1.37.2", OperatingSystem: "linux", Architecture: "amd64",
 			},
 			Images: realisticImages(50),
 		},
@@ -442,7 +442,7 @@ func realisticManagedFields(now metav1.Time) []metav1.ManagedFieldsEntry {
 	kubeadm := `{"f:metadata":{"f:annotations":{"f:kubeadm.alpha.kubernetes.io/cri-socket":{}}}}`
 	entry := func(manager, sub, fields string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
-			Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}, Subresource: sub}
+			Time: &now, FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(fields), Subresource: sub}
 	}
 	return []metav1.ManagedFieldsEntry{
 		entry("kubelet", "", meta), entry("kube-controller-manager", "", kcm), entry("kubeadm", "", kubeadm),

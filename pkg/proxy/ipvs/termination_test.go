@@ -361,8 +361,10 @@ func TestFinishCheckErrorsRetriedByFullResync(t *testing.T) {
 				t.Errorf("after the failed check needFull = %v, want %v", p.needFull, tc.resync)
 			}
 			tc.inject(k, false)
-			clock.now = clock.now.Add(flushBackoffMin) // a pending flush's backoff passes
-			syncOK(t, p) // the retry, the connection still established
+			// A pending flush's backoff passes; the retry runs with the
+			// connection still established.
+			clock.now = clock.now.Add(flushBackoffMin)
+			syncOK(t, p)
 			wantDump(t, "ipvs after the resync", ipvsDump(k), onlyNewPod)
 			wantDump(t, "conntrack after the resync", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
 		})

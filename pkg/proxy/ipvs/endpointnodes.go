@@ -67,7 +67,9 @@ func (x *endpointNodes) update(s *discovery.EndpointSlice, removed bool) {
 }
 
 // reindex replaces a Service's union. An address in two slices on two nodes
-// (a reused pod IP, for a moment) keeps one of them.
+// (a pod IP reused on another node, for a moment) has no node: one of its
+// pods may be alive on a Ready node, so it is never taken for a lost one
+// (whichever slice the map order gave first decided that before).
 func (x *endpointNodes) reindex(svc types.NamespacedName) {
 	if len(x.bySlice[svc]) == 0 {
 		delete(x.bySlice, svc)
@@ -76,7 +78,12 @@ func (x *endpointNodes) reindex(svc types.NamespacedName) {
 	}
 	union := map[netip.Addr]string{}
 	for _, nodes := range x.bySlice[svc] {
-		maps.Copy(union, nodes)
+		for addr, node := range nodes {
+			if other, seen := union[addr]; seen && other != node {
+				node = ""
+			}
+			union[addr] = node
+		}
 	}
 	x.byService[svc] = union
 }

@@ -1,9 +1,11 @@
 package ipvs
 
 import (
+	"strings"
 	"testing"
 
 	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
 )
 
@@ -25,3 +27,25 @@ func TestImmediateTerminationTargetPortChangeIsGraceful(t *testing.T) {
 	wantDeletedImmediately(t, p, 0)
 }
 
+
+// An address not ready in two slices of a Service on two nodes, one of
+// them lost (a pod IP reused on another node while the slices catch up):
+// its pod on the Ready node may be alive, so its real server drains at
+// weight 0, every time (the index's map order decided it before).
+func TestLostNodeRuleIgnoresAnAddressOnTwoNodes(t *testing.T) {
+	for i := range 20 {
+		k := newKernel(t)
+		p := gateOnProxier(t, k)
+		cur := webOldAndNew(t, k, p, 2)
+		must(t, k.ipvs.SetConnections(vipKey, oldDest, 2, 3))
+		p.OnNodesNotReady(sets.New("node-lost"))
+		syncOK(t, p)
+		other := slice("web", discovery.AddressTypeIPv4, ep{ip: oldPod.String(), node: "node-lost"})
+		other.Name = "web-def"
+		p.OnEndpointSliceAdd(other)
+		updateSlice(t, p, cur, setConditions(0, notReady()))
+		if got, want := strings.TrimSpace(ipvsDump(k)), dedent(oldParkedAndNew); got != want {
+			t.Fatalf("run %d: ipvs:\n%s\nwant\n%s", i, got, want)
+		}
+	}
+}

@@ -27,7 +27,6 @@ func TestImmediateTerminationTargetPortChangeIsGraceful(t *testing.T) {
 	wantDeletedImmediately(t, p, 0)
 }
 
-
 // An address not ready in two slices of a Service on two nodes, one of
 // them lost (a pod IP reused on another node while the slices catch up):
 // its pod on the Ready node may be alive, so its real server drains at

@@ -1,12 +1,20 @@
 package ipvs
 
 import (
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
 
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/utils/ptr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // A Service whose target port changes (the pods stay, the endpoint port
@@ -46,5 +54,78 @@ func TestLostNodeRuleIgnoresAnAddressOnTwoNodes(t *testing.T) {
 		if got, want := strings.TrimSpace(ipvsDump(k)), dedent(oldParkedAndNew); got != want {
 			t.Fatalf("run %d: ipvs:\n%s\nwant\n%s", i, got, want)
 		}
+	}
+}
+
+// readFailingIPVS fails the reads the finish check makes.
+type readFailingIPVS struct {
+	*ipvs.Fake
+	destinations, connections bool
+}
+
+func (f readFailingIPVS) Destinations(key ipvs.ServiceKey) ([]ipvs.Destination, error) {
+	if f.destinations {
+		return nil, fmt.Errorf("injected failure reading the real servers of %s: %w", key, syscall.EIO)
+	}
+	return f.Fake.Destinations(key)
+}
+
+func (f readFailingIPVS) Connections(fn func(ipvs.Connection) bool) error {
+	if f.connections {
+		return fmt.Errorf("injected failure reading the connection table: %w", syscall.EIO)
+	}
+	return f.Fake.Connections(fn)
+}
+
+// A finishing real server whose reads keep failing in every check (its
+// real servers, or the connection table) is still deleted when the grace
+// ends: at most 300 ms after its endpoint's removal, as the docs promise,
+// with minSyncPeriod 1 s; its flows are flushed.
+func TestFinishGraceHoldsWhenTheCheckCannotRead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ipvs func(*ipvs.Fake) readFailingIPVS
+		// active: the old pod's established connections (0: the
+		// handshake check reads the connection table).
+		active int
+		// fromRemoval: the reads fail in the removal's sync too (it fails).
+		fromRemoval bool
+	}{
+		{"real servers unreadable", func(f *ipvs.Fake) readFailingIPVS { return readFailingIPVS{Fake: f, destinations: true} }, 1, false},
+		{"real servers unreadable from the removal", func(f *ipvs.Fake) readFailingIPVS { return readFailingIPVS{Fake: f, destinations: true} }, 1, true},
+		{"connection table unreadable", func(f *ipvs.Fake) readFailingIPVS { return readFailingIPVS{Fake: f, connections: true} }, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination, cfg.FinishGrace, cfg.MinSyncPeriod = true, DefaultFinishGrace, time.Second
+			p, clock := newClockedProxier(t, k, cfg)
+			terminating := terminateOld(t, p, webOldAndNew(t, k, p, tc.active))
+			must(t, k.ipvs.SetConnections(vipKey, oldDest, tc.active, 3))
+			if tc.fromRemoval {
+				p.deps.IPVS = tc.ipvs(k.ipvs)
+			}
+			next := terminating.DeepCopy()
+			next.Endpoints = next.Endpoints[1:]
+			p.OnEndpointSliceUpdate(terminating, next)
+			if err := p.syncProxyRules(); err != nil {
+				t.Logf("the removal's sync: %v", err)
+			}
+			p.deps.IPVS = tc.ipvs(k.ipvs)
+			removed := clock.now
+			if !strings.Contains(ipvsDump(k), oldPod.String()) {
+				t.Fatalf("deleted at once, without its grace:\n%s", ipvsDump(k))
+			}
+			for strings.Contains(ipvsDump(k), oldPod.String()) {
+				if !clock.fireNext() {
+					t.Fatalf("old pod's real server still there %v after its removal, and no check pending", clock.now.Sub(removed))
+				}
+				if clock.now.Sub(removed) > DefaultFinishGrace {
+					t.Fatalf("old pod's real server still there %v after its removal (want gone by %v)", clock.now.Sub(removed), DefaultFinishGrace)
+				}
+			}
+			wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
 	}
 }

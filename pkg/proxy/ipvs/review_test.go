@@ -11,6 +11,7 @@ import (
 
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/component-base/metrics/testutil"
 	"k8s.io/utils/ptr"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
@@ -126,6 +127,62 @@ func TestFinishGraceHoldsWhenTheCheckCannotRead(t *testing.T) {
 			}
 			wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
 			wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+		})
+	}
+}
+
+// A restart finds a weight-0 leftover with 7 established connections whose
+// endpoint is gone: the Service's annotation decides as the gate would
+// (graceful under the gate keeps it; immediate with the gate off deletes
+// it, "stale"); a leftover on a lost node is kept by the first sync (no
+// Node listing yet) and deleted once the listing says its node is lost.
+func TestRestartLeftoversFollowTheAnnotationAndTheNodeListing(t *testing.T) {
+	const kept = `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.1:8080 weight=0 active=7 inactive=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`
+	for _, tc := range []struct {
+		name, policy string
+		gate         bool
+		old          []ep // the old pod in the slice, if any
+		want         string
+		stale        float64
+	}{
+		{"graceful annotation, gate on, gone", PolicyGraceful, true, nil, kept, 0},
+		{"immediate annotation, gate off, gone", PolicyImmediate, false, nil, onlyNewPod, 1},
+		{"immediate annotation, gate off, not ready", PolicyImmediate, false, []ep{{ip: oldPod.String(), node: "node-lost"}}, kept, 0},
+		{"gate on, not ready on a lost node", "", true, []ep{{ip: oldPod.String(), node: "node-lost"}}, kept, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			flows(k, conntrack.ProtoTCP)
+			must(t, k.ipvs.AddService(ipvs.Service{ServiceKey: vipKey, Scheduler: "rr"}))
+			must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: oldDest, Weight: 0}))
+			must(t, k.ipvs.SetConnections(vipKey, oldDest, 7, 0))
+			cfg := testConfig(v1.IPv4Protocol)
+			cfg.ImmediateTermination = tc.gate // no finish grace: a lost node's leftover goes in one sync
+			p := newTestProxier(t, k, cfg)
+			var mutate []func(*v1.Service)
+			if tc.policy != "" {
+				mutate = append(mutate, withAnnotation(TerminationPolicyAnnotation, tc.policy))
+			}
+			p.OnServiceAdd(svc("web", vip.String(), mutate...))
+			p.OnEndpointSliceAdd(slice("web", discovery.AddressTypeIPv4, append(tc.old, readyEP(newPod.String()))...))
+			syncOK(t, p)
+			wantDump(t, "ipvs after the first sync", ipvsDump(k), tc.want)
+			if got, _ := testutil.GetCounterMetricValue(p.metrics.RealServersDeleted.WithLabelValues(reasonStale)); got != tc.stale {
+				t.Errorf("real_servers_deleted_total{reason=stale} = %v, want %v", got, tc.stale)
+			}
+			if !tc.gate {
+				return // the Node watch runs under the gate only
+			}
+			p.OnNodesNotReady(sets.New("node-lost")) // the Node listing arrives
+			syncOK(t, p)
+			want := tc.want
+			if len(tc.old) > 0 {
+				want = onlyNewPod
+			}
+			wantDump(t, "ipvs once the Nodes are listed", ipvsDump(k), want)
 		})
 	}
 }

@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,4 +186,57 @@ func TestRestartLeftoversFollowTheAnnotationAndTheNodeListing(t *testing.T) {
 			wantDump(t, "ipvs once the Nodes are listed", ipvsDump(k), want)
 		})
 	}
+}
+
+// Dual stack: each family's proxier indexes its own slices. A pod on a
+// lost node, not ready, is deleted at once by both families (its IPv6
+// address written in a long form the index must still match); a pod with
+// no node name cannot be placed on a lost node and drains.
+func TestLostNodeRuleDualStack(t *testing.T) {
+	k := newKernel(t)
+	cfg4, cfg6 := testConfig(v1.IPv4Protocol), testConfig(v1.IPv6Protocol)
+	cfg4.ImmediateTermination, cfg6.ImmediateTermination = true, true
+	p4, p6 := newTestProxier(t, k, cfg4), newTestProxier(t, k, cfg6)
+	ds := svc("ds", "10.96.0.1", func(s *v1.Service) {
+		s.Spec.ClusterIPs = []string{"10.96.0.1", "fd00:96::1"}
+		s.Spec.IPFamilies = []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol}
+	})
+	lost := ep{ip: "10.244.1.1", node: "node-lost", ready: true, serving: true}
+	lost6 := ep{ip: "fd00:244:0:0:0:0:0:1", node: "node-lost", ready: true, serving: true}
+	s4 := slice("ds", discovery.AddressTypeIPv4, lost, readyEP("10.244.1.2"), readyEP("10.244.1.3"))
+	s6 := slice("ds", discovery.AddressTypeIPv6, lost6, readyEP("fd00:244::2"), readyEP("fd00:244::3"))
+	s6.Name = "ds-v6"
+	for _, s := range []*discovery.EndpointSlice{s4, s6} {
+		s.Endpoints[2].NodeName = nil
+	}
+	for _, p := range []*Proxier{p4, p6} {
+		p.OnServiceAdd(ds)
+		p.OnEndpointSliceAdd(s4)
+		p.OnEndpointSliceAdd(s6)
+		syncOK(t, p)
+	}
+	must(t, k.ipvs.SetConnections(ipvs.ServiceKey{Address: netip.MustParseAddr("10.96.0.1"), Protocol: ipvs.TCP, Port: 80},
+		ipvs.DestinationKey{Address: netip.MustParseAddr("10.244.1.3"), Port: 8080}, 1, 0))
+	must(t, k.ipvs.SetConnections(ipvs.ServiceKey{Address: netip.MustParseAddr("fd00:96::1"), Protocol: ipvs.TCP, Port: 80},
+		ipvs.DestinationKey{Address: netip.MustParseAddr("fd00:244::3"), Port: 8080}, 1, 0))
+	for _, p := range []*Proxier{p4, p6} {
+		p.OnNodesNotReady(sets.New("node-lost"))
+	}
+	for _, pair := range [][2]*discovery.EndpointSlice{{s4, s4.DeepCopy()}, {s6, s6.DeepCopy()}} {
+		for _, i := range []int{0, 2} {
+			pair[1].Endpoints[i].Conditions = notReady()
+		}
+		for _, p := range []*Proxier{p4, p6} {
+			p.OnEndpointSliceUpdate(pair[0], pair[1])
+		}
+	}
+	syncOK(t, p4)
+	syncOK(t, p6)
+	wantDump(t, "ipvs", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0
+		  -> 10.244.1.3:8080 weight=0 active=1 inactive=0
+		TCP [fd00:96::1]:80 rr flags=0x2 timeout=0
+		  -> [fd00:244::2]:8080 weight=1 active=0 inactive=0
+		  -> [fd00:244::3]:8080 weight=0 active=1 inactive=0`)
 }

@@ -240,3 +240,35 @@ func TestLostNodeRuleDualStack(t *testing.T) {
 		  -> [fd00:244::2]:8080 weight=1 active=0 inactive=0
 		  -> [fd00:244::3]:8080 weight=0 active=1 inactive=0`)
 }
+
+// The backoff of a failing conntrack flush is 1 s, doubling up to
+// syncPeriod (docs/operations.md), 1 s when syncPeriod is shorter.
+func TestFlushBackoffDoublesToSyncPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		period time.Duration
+		want   []time.Duration
+	}{
+		{30 * time.Second, []time.Duration{1, 2, 4, 8, 16, 30, 30}},
+		{5 * time.Second, []time.Duration{1, 2, 4, 5, 5}},
+		{500 * time.Millisecond, []time.Duration{1, 1}},
+	} {
+		var f pendingFlushes
+		now := time.Unix(1000, 0)
+		filters := []conntrack.Filter{{Protocol: conntrack.ProtoTCP, OrigDst: vip, OrigDstPort: 80, ReplySrc: oldPod, ReplySrcPort: 8080}}
+		for i, w := range tc.want {
+			if got := f.failed(filters, now, tc.period); got != w*time.Second {
+				t.Errorf("syncPeriod %v, failure %d: backoff %v, want %v", tc.period, i+1, got, w*time.Second)
+			}
+			if f.take(nil, now.Add(w*time.Second-time.Millisecond)) != nil {
+				t.Errorf("syncPeriod %v, failure %d: retried before its backoff", tc.period, i+1)
+			}
+			now = now.Add(w * time.Second)
+			if len(f.take(nil, now)) != 1 {
+				t.Errorf("syncPeriod %v, failure %d: not retried once its backoff passed", tc.period, i+1)
+			}
+		}
+		if f.done(); f.failed(filters, now, tc.period) != time.Second {
+			t.Errorf("syncPeriod %v: the backoff did not restart at 1 s after a success", tc.period)
+		}
+	}
+}

@@ -272,3 +272,38 @@ func TestFlushBackoffDoublesToSyncPeriod(t *testing.T) {
 		}
 	}
 }
+
+// Several draining endpoints removed in one sync, each with only closing
+// connections (the handshake check applies to each): the connection table
+// (every connection of the node: up to a million lines to parse) is read
+// once for them all, not once per real server; none is open, so all are
+// deleted.
+func TestInFlightCheckReadsTheConnectionTableOnce(t *testing.T) {
+	k := newKernel(t)
+	cfg := testConfig(v1.IPv4Protocol)
+	cfg.ImmediateTermination, cfg.FinishGrace = true, DefaultFinishGrace
+	p, _ := newClockedProxier(t, k, cfg)
+	pods := []string{"10.244.1.1", "10.244.1.3", "10.244.1.4", "10.244.1.2"}
+	var eps []ep
+	for _, pod := range pods {
+		eps = append(eps, readyEP(pod))
+	}
+	p.OnServiceAdd(svc("web", vip.String()))
+	cur := slice("web", discovery.AddressTypeIPv4, eps...)
+	p.OnEndpointSliceAdd(cur)
+	syncOK(t, p)
+	var table []ipvs.Connection
+	for i := range 3 {
+		pod := netip.MustParseAddr(pods[i])
+		must(t, k.ipvs.SetConnections(vipKey, ipvs.DestinationKey{Address: pod, Port: 8080}, 0, 3))
+		cur = updateSlice(t, p, cur, setConditions(i, discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}))
+		table = append(table, conn(uint16(40000+i), pod, "TIME_WAIT"))
+	}
+	k.ipvs.SetConnectionTable(table)
+	reads := k.ipvs.Calls["Connections"]
+	updateSlice(t, p, cur, func(s *discovery.EndpointSlice) { s.Endpoints = s.Endpoints[3:] })
+	if n := k.ipvs.Calls["Connections"] - reads; n != 1 {
+		t.Errorf("the connection table was read %d times for one sync's deletions, want 1", n)
+	}
+	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+}

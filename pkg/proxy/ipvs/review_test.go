@@ -307,3 +307,40 @@ func TestInFlightCheckReadsTheConnectionTableOnce(t *testing.T) {
 	}
 	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
 }
+
+// A failed flush's endpoint comes back (its pending flush dropped) and
+// leaves again while flushes still fail: its flows are pending once, and
+// flushed by the first retry after the fault clears.
+func TestFailedFlushEndpointReturnsAndLeavesAgain(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	clock := &stepClock{t: time.Now()}
+	p.deps.Now = clock.now
+	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	one := slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(both)
+	syncOK(t, p)
+	flows(k, conntrack.ProtoTCP)
+	k.conntrack.Inject = func(op, object string) error { return fmt.Errorf("injected fault on %s: %w", op, syscall.EIO) }
+	p.OnEndpointSliceUpdate(both, one)
+	syncOK(t, p)
+	p.OnEndpointSliceUpdate(one, both)
+	syncOK(t, p)
+	if len(p.flushes.filters) != 0 {
+		t.Errorf("pending flushes of an endpoint back in the Service: %v", p.flushes.filters)
+	}
+	p.OnEndpointSliceUpdate(both, one)
+	syncOK(t, p)
+	if len(p.flushes.filters) != 1 {
+		t.Errorf("pending flushes after it left again: %v, want its filter once", p.flushes.filters)
+	}
+	k.conntrack.Inject = nil
+	clock.step(flushBackoffMin)
+	syncOK(t, p)
+	wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))
+	wantDump(t, "ipvs", ipvsDump(k), onlyNewPod)
+	if len(p.flushes.filters) != 0 {
+		t.Errorf("pending flushes after the retry: %v", p.flushes.filters)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	netutils "k8s.io/utils/net"
 )
 
 // endpointNodes indexes the node of every not-ready endpoint of our family,
@@ -96,23 +97,22 @@ func (x *endpointNodes) snapshot() map[types.NamespacedName]map[netip.Addr]strin
 }
 
 // notReadyNodesOf maps a slice's not-ready endpoints to their nodes
-// (Ready unset counts as ready, as upstream's cache reads it).
+// (Ready unset counts as ready, as upstream's cache reads it). An endpoint
+// is its first address, parsed sloppily, as upstream's cache reads it too.
 func notReadyNodesOf(s *discovery.EndpointSlice) map[netip.Addr]string {
 	var out map[netip.Addr]string
 	for _, e := range s.Endpoints {
-		if e.Conditions.Ready == nil || *e.Conditions.Ready || e.NodeName == nil || *e.NodeName == "" {
+		if e.Conditions.Ready == nil || *e.Conditions.Ready || e.NodeName == nil || *e.NodeName == "" || len(e.Addresses) == 0 {
 			continue
 		}
-		for _, a := range e.Addresses {
-			addr, err := netip.ParseAddr(a)
-			if err != nil {
-				continue
-			}
-			if out == nil {
-				out = map[netip.Addr]string{}
-			}
-			out[addr.Unmap()] = *e.NodeName
+		addr, ok := netip.AddrFromSlice(netutils.ParseIPSloppy(e.Addresses[0]))
+		if !ok {
+			continue
 		}
+		if out == nil {
+			out = map[netip.Addr]string{}
+		}
+		out[addr.Unmap()] = *e.NodeName
 	}
 	return out
 }

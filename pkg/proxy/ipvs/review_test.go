@@ -344,3 +344,18 @@ func TestFailedFlushEndpointReturnsAndLeavesAgain(t *testing.T) {
 		t.Errorf("pending flushes after the retry: %v", p.flushes.filters)
 	}
 }
+
+// The index reads an endpoint's address as upstream's endpoint cache does
+// (its first address, parsed sloppily: an IPv4 address with leading zeros,
+// which the API server accepted before it validated strictly, is the
+// endpoint 10.244.1.1 to the proxier, so it must be to the index too).
+func TestEndpointNodesIndexReadsAddressesAsUpstream(t *testing.T) {
+	x := newEndpointNodes(v1.IPv4Protocol)
+	s := slice("web", discovery.AddressTypeIPv4, ep{ip: "10.244.001.001", node: "node-lost"})
+	s.Endpoints[0].Addresses = append(s.Endpoints[0].Addresses, "10.244.9.9")
+	x.update(s, false)
+	want := map[netip.Addr]string{netip.MustParseAddr("10.244.1.1"): "node-lost"}
+	if got := x.snapshot()[nsName("web")]; !mapsEqual(got, want) {
+		t.Errorf("index = %v, want %v", got, want)
+	}
+}

@@ -38,6 +38,10 @@ type applier struct {
 	// deferred are real servers whose deletion waits for a connection in
 	// flight: their flows stay too.
 	deferred []destRef
+	// open are the connections in flight to the real servers whose deletion
+	// waits for them, openErr why the table could not be read (openConns).
+	open    map[connPath]ipvs.Connection
+	openErr error
 }
 
 func (a *applier) do(err error) bool {
@@ -59,6 +63,7 @@ func (a *applier) apply(p *plan, syncRules func() error) error {
 	a.do(syncRules())
 	a.applyAddresses(p.bind, true)
 	a.applyServices(p)
+	a.openConns(p)
 	a.applyDests(p)
 	a.applyServiceDeletes(p)
 	a.flushConntrack(p)

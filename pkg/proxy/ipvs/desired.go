@@ -282,6 +282,13 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	}
 }
 
+// podAlive says whether a pod IP is still an endpoint of the port that is
+// not going away, on another port (the Service's target port changed): its
+// old real server's connections are healthy, so it retires gracefully.
+func (ws *wantedService) podAlive(a netip.Addr) bool {
+	return ws.dests.hasAddress(a) || ws.graceful.hasAddress(a)
+}
+
 // gracefulBesides lists the usable endpoints outside dests that are not
 // going away.
 func (b *portBuilder) gracefulBesides(dests destKeys) destKeys {

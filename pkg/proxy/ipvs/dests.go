@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -25,6 +26,12 @@ func newDestKeys(keys []ipvs.DestinationKey) destKeys {
 func (s destKeys) has(k ipvs.DestinationKey) bool {
 	_, found := slices.BinarySearchFunc(s, k, compareDestKeys)
 	return found
+}
+
+// hasAddress says whether some key has address a, on any port.
+func (s destKeys) hasAddress(a netip.Addr) bool {
+	i, _ := slices.BinarySearchFunc(s, ipvs.DestinationKey{Address: a}, compareDestKeys)
+	return i < len(s) && s[i].Address == a
 }
 
 // destList is the real servers of one virtual server as the kernel holds

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	netutils "k8s.io/utils/net"
 )
 
 // endpointNodes indexes the node of every not-ready endpoint of our family,
@@ -67,7 +68,9 @@ func (x *endpointNodes) update(s *discovery.EndpointSlice, removed bool) {
 }
 
 // reindex replaces a Service's union. An address in two slices on two nodes
-// (a reused pod IP, for a moment) keeps one of them.
+// (a pod IP reused on another node, for a moment) has no node: one of its
+// pods may be alive on a Ready node, so it is never taken for a lost one
+// (whichever slice the map order gave first decided that before).
 func (x *endpointNodes) reindex(svc types.NamespacedName) {
 	if len(x.bySlice[svc]) == 0 {
 		delete(x.bySlice, svc)
@@ -76,7 +79,12 @@ func (x *endpointNodes) reindex(svc types.NamespacedName) {
 	}
 	union := map[netip.Addr]string{}
 	for _, nodes := range x.bySlice[svc] {
-		maps.Copy(union, nodes)
+		for addr, node := range nodes {
+			if other, seen := union[addr]; seen && other != node {
+				node = ""
+			}
+			union[addr] = node
+		}
 	}
 	x.byService[svc] = union
 }
@@ -89,23 +97,22 @@ func (x *endpointNodes) snapshot() map[types.NamespacedName]map[netip.Addr]strin
 }
 
 // notReadyNodesOf maps a slice's not-ready endpoints to their nodes
-// (Ready unset counts as ready, as upstream's cache reads it).
+// (Ready unset counts as ready, as upstream's cache reads it). An endpoint
+// is its first address, parsed sloppily, as upstream's cache reads it too.
 func notReadyNodesOf(s *discovery.EndpointSlice) map[netip.Addr]string {
 	var out map[netip.Addr]string
 	for _, e := range s.Endpoints {
-		if e.Conditions.Ready == nil || *e.Conditions.Ready || e.NodeName == nil || *e.NodeName == "" {
+		if e.Conditions.Ready == nil || *e.Conditions.Ready || e.NodeName == nil || *e.NodeName == "" || len(e.Addresses) == 0 {
 			continue
 		}
-		for _, a := range e.Addresses {
-			addr, err := netip.ParseAddr(a)
-			if err != nil {
-				continue
-			}
-			if out == nil {
-				out = map[netip.Addr]string{}
-			}
-			out[addr.Unmap()] = *e.NodeName
+		addr, ok := netip.AddrFromSlice(netutils.ParseIPSloppy(e.Addresses[0]))
+		if !ok {
+			continue
 		}
+		if out == nil {
+			out = map[netip.Addr]string{}
+		}
+		out[addr.Unmap()] = *e.NodeName
 	}
 	return out
 }

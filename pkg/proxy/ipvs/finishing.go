@@ -86,34 +86,57 @@ func (p *plan) checkInFlight(in planInput) {
 	}
 }
 
-// inFlight reads the connection table just before a real server's deletion
-// and reports whether a connection to it through that virtual server is
-// still open (not closing: a handshake, established, or half-closed). The
-// table holds every connection of the node; it is read only for these
-// deletions, which happen while a draining endpoint's grace runs. On a read
-// error it says yes: the grace bounds the wait.
+// inFlight says whether a connection to a real server through its virtual
+// server is still open (not closing: a handshake, established, or
+// half-closed), from the connection table read just before the deletions
+// (openConns). On a read error it says yes: the grace bounds the wait.
 func (a *applier) inFlight(c destChange) bool {
 	key := c.key()
 	vip := netip.AddrPortFrom(key.Address, key.Port)
 	rip := netip.AddrPortFrom(c.dest.Address, c.dest.Port)
-	var open *ipvs.Connection
-	err := a.deps.IPVS.Connections(func(conn ipvs.Connection) bool {
-		if conn.Protocol == key.Protocol && conn.Real == rip && conn.Virtual == vip && !conn.Closing() {
-			open = &conn
-			return false
-		}
+	if a.openErr != nil {
+		a.logger.Error(a.openErr, "Keeping a removed endpoint's real server: cannot tell whether a connection to it is open", "virtualServer", key, "realServer", rip)
 		return true
-	})
-	switch {
-	case err != nil:
-		a.logger.Error(err, "Keeping a removed endpoint's real server: cannot tell whether a connection to it is open", "virtualServer", key, "realServer", rip)
-		return true
-	case open != nil:
+	}
+	if open, ok := a.open[connPath{key.Protocol, vip, rip}]; ok {
 		a.logger.V(2).Info("Keeping a removed endpoint's real server: a connection to it is open", "virtualServer", key, "realServer", rip,
 			"client", open.Client, "state", open.State)
 		return true
 	}
 	return false
+}
+
+// connPath is a virtual server and one of its real servers.
+type connPath struct {
+	protocol      ipvs.Protocol
+	virtual, real netip.AddrPort
+}
+
+// openConns reads the connection table once for the plan's deletions that
+// wait for connections in flight, and keeps an open connection of each.
+// The table holds every connection of the node; it is read only when such
+// deletions are planned, which happens while a draining endpoint's grace
+// runs, and once however many there are.
+func (a *applier) openConns(p *plan) {
+	want := map[connPath]struct{}{}
+	for _, c := range p.deleteDests {
+		if c.unlessInFlight {
+			key := c.key()
+			want[connPath{key.Protocol, netip.AddrPortFrom(key.Address, key.Port), netip.AddrPortFrom(c.dest.Address, c.dest.Port)}] = struct{}{}
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	a.open = map[connPath]ipvs.Connection{}
+	a.openErr = a.deps.IPVS.Connections(func(conn ipvs.Connection) bool {
+		path := connPath{conn.Protocol, conn.Virtual, conn.Real}
+		if _, ok := want[path]; ok && !conn.Closing() {
+			a.open[path] = conn
+			delete(want, path)
+		}
+		return len(want) > 0
+	})
 }
 
 // flowsOfDeferred says whether a conntrack filter is for the flows to a

@@ -293,7 +293,7 @@ func (p *plan) diffDests(in planInput, want *wantedService, have destList) {
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
 	change := destChange{want: want, dest: d}
-	immediate := want.immediate && !want.graceful.has(d.DestinationKey)
+	immediate := want.immediate && !want.graceful.has(d.DestinationKey) && !want.podAlive(d.Address)
 	switch {
 	case immediate && in.finishes(key, d):
 		p.finishing = append(p.finishing, destRef{key, d.DestinationKey})

@@ -313,7 +313,10 @@ func (b *portBuilder) goingAway(e proxy.Endpoint) bool {
 	if e.IsTerminating() && !e.IsServing() {
 		return true
 	}
-	return !e.IsReady() && b.in.onLostNode(b.name.NamespacedName, endpointAddr(e))
+	// Serving wins over the node's condition: a pod the API still reports
+	// serving (terminating or not) is alive as far as anyone knows; the
+	// node-lifecycle controller marks a lost node's pods not serving.
+	return !e.IsServing() && b.in.onLostNode(b.name.NamespacedName, endpointAddr(e))
 }
 
 // noLocalEndpoints marks the port as upstream's syncEndpoint does when a

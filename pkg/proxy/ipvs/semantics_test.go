@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -248,6 +249,9 @@ func TestImmediateTerminationLostNode(t *testing.T) {
 		{"node NotReady", sets.New("node-b"), onlyNewPod, true},
 		{"node Ready", sets.New("node-c"), oldParkedAndNew, false},
 		{"no node NotReady", nil, oldParkedAndNew, false},
+		// Terminating and still serving on a NotReady node: the API says the
+		// pod still answers; it drains as everywhere else.
+		{"node NotReady, terminating and serving", sets.New("node-b"), oldParkedAndNew, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newKernel(t)
@@ -261,7 +265,11 @@ func TestImmediateTerminationLostNode(t *testing.T) {
 				TCP 10.96.0.1:80 rr flags=0x2 timeout=0
 				  -> 10.244.1.1:8080 weight=1 active=2 inactive=3
 				  -> 10.244.1.2:8080 weight=1 active=0 inactive=0`)
-			updateSlice(t, p, cur, setConditions(0, notReady()))
+			conditions := notReady()
+			if strings.Contains(tc.name, "serving") {
+				conditions = discovery.EndpointConditions{Ready: ptr.To(false), Serving: ptr.To(true), Terminating: ptr.To(true)}
+			}
+			updateSlice(t, p, cur, setConditions(0, conditions))
 			wantDump(t, "ipvs", ipvsDump(k), tc.want)
 			if tc.flushed {
 				wantDump(t, "conntrack", k.conntrack.Dump(), conntrackAfterFlush(conntrack.ProtoTCP))

@@ -38,21 +38,11 @@ func runKernelLoad(ctx context.Context, args []string) error {
 
 // runKernelCollect turns the result lines of the VM runs into kernel.json.
 func runKernelCollect(args []string) error {
-	fs := flag.NewFlagSet("kernel-collect", flag.ContinueOnError)
-	in := fs.String("in", "_output/bench/kernel-results.log", "VM output holding the result lines")
-	out := fs.String("out", "_output/bench/kernel.json", "results file")
-	started := fs.String("started", "", "RFC 3339 start of the runs")
-	loadBefore := fs.Float64("load-before", 0, "load average when the runs started")
-	var notes multiFlag
-	fs.Var(&notes, "note", "a note for the report (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	c, err := parseCollect("kernel-collect", "_output/bench/kernel-results.log", "_output/bench/kernel.json", args)
+	if err != nil {
 		return err
 	}
-	run := results.NewRun()
-	if t, err := time.Parse(time.RFC3339, *started); err == nil {
-		run.Started = t
-	}
-	run.LoadBefore = *loadBefore
+	run, in, out, notes := c.run, &c.in, &c.out, c.notes
 	f, err := os.Open(*in)
 	if err != nil {
 		return fmt.Errorf("read VM results: %w", err)
@@ -78,6 +68,34 @@ func runKernelCollect(args []string) error {
 	return run.Write(*out)
 }
 
+// collect is what the collectors of VM result lines share: where to read
+// and write, the notes, and the run they fill.
+type collect struct {
+	in, out string
+	notes   multiFlag
+	run     *results.Run
+}
+
+// parseCollect parses a collector's flags and starts its run.
+func parseCollect(name, defaultIn, defaultOut string, args []string) (*collect, error) {
+	c := &collect{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.in, "in", defaultIn, "VM output holding the result lines")
+	fs.StringVar(&c.out, "out", defaultOut, "results file")
+	started := fs.String("started", "", "RFC 3339 start of the runs")
+	loadBefore := fs.Float64("load-before", 0, "load average when the runs started")
+	fs.Var(&c.notes, "note", "a note for the report (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.run = results.NewRun()
+	if t, err := time.Parse(time.RFC3339, *started); err == nil {
+		c.run.Started = t
+	}
+	c.run.LoadBefore = *loadBefore
+	return c, nil
+}
+
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, "; ") }
@@ -88,21 +106,11 @@ const flushPrefix = "BENCH-FLUSH-RESULT "
 
 // runFlushCollect turns TestKernelFlushCost's result lines into flush.json.
 func runFlushCollect(args []string) error {
-	fs := flag.NewFlagSet("flush-collect", flag.ContinueOnError)
-	in := fs.String("in", "_output/bench/flush-results.log", "VM output holding the result lines")
-	out := fs.String("out", "_output/bench/flush.json", "results file")
-	started := fs.String("started", "", "RFC 3339 start of the run")
-	loadBefore := fs.Float64("load-before", 0, "load average when the run started")
-	var notes multiFlag
-	fs.Var(&notes, "note", "a note for the report (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	c, err := parseCollect("flush-collect", "_output/bench/flush-results.log", "_output/bench/flush.json", args)
+	if err != nil {
 		return err
 	}
-	run := results.NewRun()
-	if t, err := time.Parse(time.RFC3339, *started); err == nil {
-		run.Started = t
-	}
-	run.LoadBefore = *loadBefore
+	run, in, out, notes := c.run, &c.in, &c.out, c.notes
 	b, err := os.ReadFile(*in)
 	if err != nil {
 		return fmt.Errorf("read VM results: %w", err)

@@ -47,15 +47,8 @@ func (p *Proxier) checkFinishing() {
 		sc.services[ref.svc] = struct{}{}
 	}
 	errs := []error{p.refreshRetiring(sc)}
-	now := p.now()
-	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
-		finishingSince: p.finishing, now: now})
-	pl.conntrack = p.flushes.take(pl.conntrack, now)
-	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
-	errs = append(errs, a.apply(pl, func() error { return nil })) // no rule changes: nothing else was planned
-	p.settleFlush(pl.conntrack, a.flushErr, now)
-	p.trackFinishing(pl, now)
-	p.countDeletions(a)
+	pl, err := p.applyPlan(sc, func() error { return nil }) // no rule changes: nothing else was planned
+	errs = append(errs, err)
 	p.logger.V(4).Info("Checked real servers finishing their connections", "deleted", len(pl.deleteDests), "stillFinishing", len(pl.finishing))
 	if err := errors.Join(errs...); err != nil {
 		p.logger.Error(err, "Deleting finished real servers failed; scheduling a full resync")

@@ -98,21 +98,31 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 		}
 		errs = append(errs, p.refreshRetiring(sc))
 	}
+	_, err := p.applyPlan(sc, func() error { return p.syncRules(full) })
+	errs = append(errs, err)
+	if full || p.healthChecksChanged(changed) {
+		p.syncHealthChecks()
+	}
+	return full, errors.Join(errs...)
+}
+
+// applyPlan diffs the desired state against the kernel (within sc; nil:
+// everything) and applies the plan with the pending conntrack flushes, then
+// records how the flush went, which real servers are finishing, and the
+// deletions. Syncs and the finish check both go through it.
+func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	now := p.now()
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
 		finishingSince: p.finishing, now: now})
 	p.flushes.dropWanted(p.desired)
 	pl.conntrack = p.flushes.take(pl.conntrack, now)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
-	errs = append(errs, a.apply(pl, func() error { return p.syncRules(full) }))
+	err := a.apply(pl, syncRules)
 	p.settleFlush(pl.conntrack, a.flushErr, now)
 	p.desired.forgetGone(p.kernel)
 	p.trackFinishing(pl, now)
 	p.countDeletions(a)
-	if full || p.healthChecksChanged(changed) {
-		p.syncHealthChecks()
-	}
-	return full, errors.Join(errs...)
+	return pl, err
 }
 
 // rereadKernel reads the whole kernel state for a full sync and brings the

@@ -135,7 +135,5 @@ func (a *applier) openConns(p *plan) {
 // flowsOfDeferred says whether a conntrack filter is for the flows to a
 // real server whose deletion was deferred.
 func (a *applier) flowsOfDeferred(f conntrack.Filter) bool {
-	return slices.ContainsFunc(a.deferred, func(ref destRef) bool {
-		return f.OrigDst == ref.svc.Address && f.OrigDstPort == ref.svc.Port && f.ReplySrc == ref.dest.Address && f.ReplySrcPort == ref.dest.Port
-	})
+	return slices.ContainsFunc(a.deferred, func(ref destRef) bool { return f == flowsTo(ref) })
 }

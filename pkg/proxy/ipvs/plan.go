@@ -324,13 +324,19 @@ func (p *plan) flushConntrack(svc ipvs.ServiceKey, dest ipvs.DestinationKey, imm
 	if !immediate && svc.Protocol != ipvs.UDP {
 		return
 	}
-	p.conntrack = append(p.conntrack, conntrack.Filter{
-		Protocol:     protoNumber(svc.Protocol),
-		OrigDst:      svc.Address,
-		OrigDstPort:  svc.Port,
-		ReplySrc:     dest.Address,
-		ReplySrcPort: dest.Port,
-	})
+	p.conntrack = append(p.conntrack, flowsTo(destRef{svc, dest}))
+}
+
+// flowsTo is the conntrack filter of the flows from a virtual server to
+// one of its real servers.
+func flowsTo(ref destRef) conntrack.Filter {
+	return conntrack.Filter{
+		Protocol:     protoNumber(ref.svc.Protocol),
+		OrigDst:      ref.svc.Address,
+		OrigDstPort:  ref.svc.Port,
+		ReplySrc:     ref.dest.Address,
+		ReplySrcPort: ref.dest.Port,
+	}
 }
 
 func protoNumber(p ipvs.Protocol) uint8 {

@@ -49,28 +49,40 @@ func (w *world) inflight(ctx context.Context) error {
 // losePod opens streams to a two-pod echo service, loses the first pod the way how says
 // (and removes its endpoint), and records how each stream ended.
 func (w *world) losePod(ctx context.Context, how string, firstPod int) error {
-	vip, slice, eps, err := w.startEchoService(ctx, "echo-"+how, firstPod, w.env.NodeName)
+	_, _, err := w.streamsThroughLoss(ctx, how, firstPod, w.env.NodeName, func(slice *cluster.Slice, eps []cluster.Endpoint) error {
+		return w.lose(ctx, how, slice, eps)
+	})
+	return err
+}
+
+// streamsThroughLoss starts a two-pod echo service named "echo-"+name (the first pod's
+// endpoint on firstNode), opens long-lived streams to both pods, runs lose a second
+// later, waits for the first pod's streams to end (or their deadline), and records how
+// each stream ended under name. It returns the service and its endpoints.
+func (w *world) streamsThroughLoss(ctx context.Context, name string, firstPod int, firstNode string,
+	lose func(*cluster.Slice, []cluster.Endpoint) error) (netip.AddrPort, []cluster.Endpoint, error) {
+	vip, slice, eps, err := w.startEchoService(ctx, "echo-"+name, firstPod, firstNode)
 	if err != nil {
-		return err
+		return vip, nil, err
 	}
 	lossAt := time.Now().Add(time.Second)
 	streams, err := w.openStreams(vip, lossAt.Add(w.env.Tune.StreamDeadline), eps[0].Pod, eps[1].Pod)
 	if err != nil {
-		return err
+		return vip, nil, err
 	}
 	defer closeStreams(streams)
 	time.Sleep(time.Until(lossAt))
 	t0 := time.Now()
-	if err := w.lose(ctx, how, slice, eps); err != nil {
-		return err
+	if err := lose(slice, eps); err != nil {
+		return vip, nil, err
 	}
 	for _, s := range streams {
 		if s.Pod == eps[0].Pod {
 			s.Wait()
 		}
 	}
-	w.recordStreams(how, eps[0].Pod, streams, t0)
-	return nil
+	w.recordStreams(name, eps[0].Pod, streams, t0)
+	return vip, eps, nil
 }
 
 // startEchoService creates a ClusterIP service on the echo port with two pods, the

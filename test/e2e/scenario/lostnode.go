@@ -92,27 +92,12 @@ func (w *world) flap(ctx context.Context, firstPod int) error {
 // loseNode cuts the first pod's network, marks node-b Unknown and the pod's endpoint
 // not ready, as a node loss does, and records how the streams end.
 func (w *world) loseNode(ctx context.Context, firstPod int) error {
-	vip, slice, eps, err := w.startEchoService(ctx, "echo-"+caseNodeLost, firstPod, peerNode)
+	vip, eps, err := w.streamsThroughLoss(ctx, caseNodeLost, firstPod, peerNode, func(slice *cluster.Slice, eps []cluster.Endpoint) error {
+		return w.markNodeLost(ctx, slice, eps)
+	})
 	if err != nil {
 		return err
 	}
-	lossAt := time.Now().Add(time.Second)
-	streams, err := w.openStreams(vip, lossAt.Add(w.env.Tune.StreamDeadline), eps[0].Pod, eps[1].Pod)
-	if err != nil {
-		return err
-	}
-	defer closeStreams(streams)
-	time.Sleep(time.Until(lossAt))
-	t0 := time.Now()
-	if err := w.markNodeLost(ctx, slice, eps); err != nil {
-		return err
-	}
-	for _, s := range streams {
-		if s.Pod == eps[0].Pod {
-			s.Wait()
-		}
-	}
-	w.recordStreams(caseNodeLost, eps[0].Pod, streams, t0)
 	// Gate off must drain like upstream: the hung connections keep it at weight 0.
 	return w.checkRealServer(caseNodeLost, vip, netip.AddrPortFrom(eps[0].IP, guest.EchoPort), w.run.Proxy != OursGateOn)
 }

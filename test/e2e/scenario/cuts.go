@@ -1,0 +1,76 @@
+package scenario
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
+)
+
+// watchSlack is how late watchDeletion may see a deletion (its poll period plus an
+// IPVS read).
+const watchSlack = 10 * time.Millisecond
+
+// cuts sorts the failed requests of a gate-on rolling update by how a real server's
+// deletion met them. A request open when a removed endpoint's real server was
+// deleted was cut by that deletion; whether the proxier could have saved it depends
+// on when it began:
+//   - inFlight: begun before the endpoint's removal was written. The finish grace
+//     exists for these: none may fail.
+//   - pinned: begun after the removal, yet sent to the removed pod. Only a kernel
+//     that keeps a reused source port on its old real server whatever its weight
+//     does that (before 5.9 with conn_reuse_mode=0, the legacy profile): until the
+//     deletion every new connection from such a port lands there, and the deletion
+//     cuts the ones still open (at an idle instant there are none; at the end of
+//     the grace, or between the last connection-table read and the deletion, there
+//     may be). Deleting sooner would cut more of the in-flight ones instead.
+//   - other: every other failure (none may happen).
+type cuts struct {
+	inFlight, pinned, other []results.Request
+}
+
+// cutRequests classifies the failed requests of reqs against the deletions.
+func cutRequests(reqs []results.Request, dels []deletion) cuts {
+	var c cuts
+	for _, r := range reqs {
+		if r.OK() {
+			continue
+		}
+		d, ok := cutBy(r, dels)
+		switch {
+		case !ok:
+			c.other = append(c.other, r)
+		case r.Start < d.writtenAt:
+			c.inFlight = append(c.inFlight, r)
+		default:
+			c.pinned = append(c.pinned, r)
+		}
+	}
+	return c
+}
+
+// cutBy finds the deletion a failed request was open at: a reset or an end of file
+// that began before the real server left IPVS and ended after it.
+func cutBy(r results.Request, dels []deletion) (deletion, bool) {
+	if r.Kind != results.KindReset && r.Kind != results.KindEOF {
+		return deletion{}, false
+	}
+	for _, d := range dels {
+		if d.goneAt > 0 && r.Start <= d.goneAt && r.End()+watchSlack >= d.goneAt {
+			return d, true
+		}
+	}
+	return deletion{}, false
+}
+
+// describe lists requests for a check's detail line.
+func describe(reqs []results.Request) string {
+	s := ""
+	for i, r := range reqs {
+		if i == 3 {
+			return s + fmt.Sprintf(" ... (%d in all)", len(reqs))
+		}
+		s += fmt.Sprintf(" [t=%.3fs +%s port %d %s]", r.Start.Seconds(), r.Dur.Round(time.Millisecond), r.Port, r.Kind)
+	}
+	return s
+}

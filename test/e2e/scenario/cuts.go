@@ -49,10 +49,14 @@ func cutRequests(reqs []results.Request, dels []deletion) cuts {
 	return c
 }
 
-// cutBy finds the deletion a failed request was open at: a reset or an end of file
-// that began before the real server left IPVS and ended after it.
+// cutBy finds the deletion a failed request was open at: one that failed after its
+// connection was established (a reset, an end of file, or no answer: the pod may
+// have been killed before answering, and the client had nothing more to send to be
+// reset), begun before the real server left IPVS and ended after it.
 func cutBy(r results.Request, dels []deletion) (deletion, bool) {
-	if r.Kind != results.KindReset && r.Kind != results.KindEOF {
+	switch r.Kind {
+	case results.KindReset, results.KindEOF, results.KindReadTimeout:
+	default:
 		return deletion{}, false
 	}
 	for _, d := range dels {

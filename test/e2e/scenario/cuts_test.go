@@ -22,6 +22,8 @@ func TestCutRequestsSortsFailuresByTheDeletionTheyMet(t *testing.T) {
 		{Seq: 5, Start: ms(1310), Dur: ms(300), Kind: results.KindReset},           // begun after the deletion
 		{Seq: 6, Start: ms(1100), Dur: ms(3000), Kind: results.KindConnectTimeout}, // not a cut
 		{Seq: 7, Start: ms(5100), Dur: ms(100), Kind: results.KindReset},           // no deletion then
+		{Seq: 8, Start: ms(1200), Dur: ms(5000), Kind: results.KindReadTimeout},    // begun after it, no answer after the deletion
+		{Seq: 9, Start: ms(800), Dur: ms(5000), Kind: results.KindReadTimeout},     // in flight at the removal, no answer
 	}
 	c := cutRequests(reqs, dels)
 	seqs := func(rs []results.Request) (out []int) {
@@ -31,7 +33,7 @@ func TestCutRequestsSortsFailuresByTheDeletionTheyMet(t *testing.T) {
 		return out
 	}
 	for name, got := range map[string][]int{"inFlight": seqs(c.inFlight), "pinned": seqs(c.pinned), "other": seqs(c.other)} {
-		want := map[string][]int{"inFlight": {2}, "pinned": {3, 4}, "other": {5, 6, 7}}[name]
+		want := map[string][]int{"inFlight": {2, 9}, "pinned": {3, 4, 8}, "other": {5, 6, 7}}[name]
 		if !slices.Equal(got, want) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}

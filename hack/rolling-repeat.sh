@@ -29,9 +29,14 @@ for profile in $E2E_PROFILES; do
 			if (match($0, /slower than 1 s [0-9]+/)) { s = substr($0, RSTART, RLENGTH); sub(/.* /, "", s); slow += s }
 		}
 		/^    real server of / { sub(/^    real server of /, ""); del[n] = del[n] (del[n] ? "; " : "") $0 }
+		/^    failed requests: / {
+			sub(/^    failed requests: /, ""); cut[n] = $0
+			split($0, f, /[ ,]+/); inflight += f[1]; pinned += f[7]; other += f[length(f) - 1]
+		}
 		END {
-			for (i = 1; i <= n; i++) printf "run %2d %s: %s\n        deletions: %s\n", i, status[i], line[i], del[i]
+			for (i = 1; i <= n; i++) printf "run %2d %s: %s\n        deletions: %s\n        failed: %s\n", i, status[i], line[i], del[i], cut[i]
 			printf "total: %d runs, %d requests, %d failed, %d ok but slower than 1 s, %d runs with failures\n", n, req, failed, slow, bad
+			printf "failed requests by the deletion they met: %d in flight at a removal, %d begun after a removal on a port pinned to the removed pod, %d other\n", inflight, pinned, other
 		}' "$log"
 done
 exit "$rc"

@@ -40,12 +40,15 @@ type rollingService struct {
 }
 
 // deletion is when a removed endpoint's removal was written (writtenAt) and had been
-// accepted by the API server (removedAt), and when its real server left IPVS (goneAt;
-// zero: not before the end of the run).
+// accepted by the API server (removedAt), and when its real server left IPVS: after
+// seenAt (when the watch last read it, zero if never) and by goneAt (when the watch
+// found it gone; zero: not before the end of the run). killedAt is when its pod was
+// killed (zero: not in this run).
 type deletion struct {
 	pod                  string
 	writtenAt, removedAt time.Duration
-	goneAt               time.Duration
+	seenAt, goneAt       time.Duration
+	killedAt             time.Duration
 }
 
 func (w *world) rolling(ctx context.Context) error {

@@ -15,15 +15,17 @@ func TestCutRequestsSortsFailuresByTheDeletionTheyMet(t *testing.T) {
 		{pod: "web-2", writtenAt: ms(5000), removedAt: ms(5030), goneAt: 0}, // never deleted
 	}
 	reqs := []results.Request{
-		{Seq: 1, Start: ms(900), Dur: ms(50), Kind: results.KindOK},
-		{Seq: 2, Start: ms(990), Dur: ms(520), Kind: results.KindReset},            // in flight at the removal, cut
-		{Seq: 3, Start: ms(1100), Dur: ms(400), Kind: results.KindReset},           // begun after it, cut
-		{Seq: 4, Start: ms(1250), Dur: ms(45), Kind: results.KindEOF},              // ended 5 ms before the deletion was seen: within the watch's slack
-		{Seq: 5, Start: ms(1310), Dur: ms(300), Kind: results.KindReset},           // begun after the deletion
-		{Seq: 6, Start: ms(1100), Dur: ms(3000), Kind: results.KindConnectTimeout}, // not a cut
-		{Seq: 7, Start: ms(5100), Dur: ms(100), Kind: results.KindReset},           // no deletion then
-		{Seq: 8, Start: ms(1200), Dur: ms(5000), Kind: results.KindReadTimeout},    // begun after it, no answer after the deletion
-		{Seq: 9, Start: ms(800), Dur: ms(5000), Kind: results.KindReadTimeout},     // in flight at the removal, no answer
+		{Seq: 1, Start: ms(900), Dur: ms(50), Port: 40001, Pod: "web-1", Kind: results.KindOK}, // ports 40001, 40003, 40008: last answered by web-1
+		{Seq: 2, Start: ms(990), Dur: ms(520), Kind: results.KindReset},                        // in flight at the removal, cut
+		{Seq: 3, Start: ms(1100), Dur: ms(400), Port: 40001, Kind: results.KindReset},          // begun after it, cut
+		{Seq: 4, Start: ms(1250), Dur: ms(45), Port: 40003, Kind: results.KindEOF},             // ended 5 ms before the deletion was seen: within the watch's slack
+		{Seq: 5, Start: ms(1310), Dur: ms(300), Kind: results.KindReset},                       // begun after the deletion
+		{Seq: 6, Start: ms(1100), Dur: ms(3000), Kind: results.KindConnectTimeout},             // not a cut
+		{Seq: 7, Start: ms(5100), Dur: ms(100), Kind: results.KindReset},                       // no deletion then
+		{Seq: 8, Start: ms(1200), Dur: ms(5000), Port: 40008, Kind: results.KindReadTimeout},   // begun after it, no answer after the deletion
+		{Seq: 9, Start: ms(800), Dur: ms(5000), Kind: results.KindReadTimeout},                 // in flight at the removal, no answer
+		{Seq: 10, Start: ms(600), Dur: ms(10), Port: 40003, Pod: "web-1", Kind: results.KindOK},
+		{Seq: 11, Start: ms(610), Dur: ms(10), Port: 40008, Pod: "web-1", Kind: results.KindOK},
 	}
 	c := cutRequests(reqs, dels)
 	seqs := func(rs []results.Request) (out []int) {

@@ -45,13 +45,26 @@ func cutRequests(reqs []results.Request, dels []deletion) cuts {
 			c.other = append(c.other, r)
 		case r.Start < d.writtenAt:
 			c.inFlight = append(c.inFlight, r)
-		case d.killedAt > 0 && d.goneAt > d.killedAt, previousAnswer(reqs, r) != d.pod:
+		case d.afterKill(), previousAnswer(reqs, r) != d.pod:
 			c.other = append(c.other, r)
 		default:
 			c.pinned = append(c.pinned, r)
 		}
 	}
 	return c
+}
+
+// afterKill says whether the real server was still in IPVS after its pod was killed:
+// the watch read it then (or, without such a read, found it gone more than its slack
+// after the kill).
+func (d deletion) afterKill() bool {
+	if d.killedAt == 0 {
+		return false
+	}
+	if d.seenAt > 0 {
+		return d.seenAt >= d.killedAt
+	}
+	return d.goneAt-watchSlack > d.killedAt
 }
 
 // previousAnswer is the pod that answered the previous connection from r's source

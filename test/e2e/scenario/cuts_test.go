@@ -106,16 +106,19 @@ func TestCutRequestsDoNotBlameADeletionTheWatchSawLate(t *testing.T) {
 func TestCutRequestsADeletionAfterTheKillExcusesNothing(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	dels := []deletion{
-		{pod: "web-1", writtenAt: ms(1000), removedAt: ms(1020), goneAt: ms(2100), killedAt: ms(2020)},
-		{pod: "web-2", writtenAt: ms(7000), removedAt: ms(7020), goneAt: ms(7300), killedAt: ms(8020)},
+		{pod: "web-1", writtenAt: ms(1000), removedAt: ms(1020), seenAt: ms(2095), goneAt: ms(2100), killedAt: ms(2020)},
+		{pod: "web-2", writtenAt: ms(7000), removedAt: ms(7020), seenAt: ms(7295), goneAt: ms(7300), killedAt: ms(8020)},
+		{pod: "web-3", writtenAt: ms(13000), removedAt: ms(13020), goneAt: ms(14100), killedAt: ms(14020)}, // no read before it was gone
 	}
 	reqs := []results.Request{
 		{Seq: 1, Start: ms(900), Dur: ms(10), Port: 40001, Pod: "web-1", Kind: results.KindOK},
 		{Seq: 2, Start: ms(6900), Dur: ms(10), Port: 40002, Pod: "web-2", Kind: results.KindOK},
 		{Seq: 3, Start: ms(2010), Dur: ms(5000), Port: 40001, Kind: results.KindReadTimeout}, // open at the kill
 		{Seq: 4, Start: ms(7250), Dur: ms(250), Port: 40002, Kind: results.KindReset},        // cut by a timely deletion
+		{Seq: 5, Start: ms(12900), Dur: ms(10), Port: 40003, Pod: "web-3", Kind: results.KindOK},
+		{Seq: 6, Start: ms(14010), Dur: ms(5000), Port: 40003, Kind: results.KindReadTimeout},
 	}
-	for seq, want := range map[int]string{3: "other", 4: "pinned"} {
+	for seq, want := range map[int]string{3: "other", 4: "pinned", 6: "other"} {
 		if got := classOf(t, reqs, dels, seq); got != want {
 			t.Errorf("request %d: %s, want %s", seq, got, want)
 		}

@@ -15,8 +15,9 @@ const watchSlack = 10 * time.Millisecond
 // deletion met them. A request open when a removed endpoint's real server was
 // deleted was cut by that deletion; whether the proxier could have saved it depends
 // on when it began:
-//   - inFlight: begun before the endpoint's removal was written. The finish grace
-//     exists for these: none may fail.
+//   - inFlight: begun before the API server had accepted the endpoint's removal
+//     (removedAt: the proxier cannot act on it sooner; on a starved VM the write
+//     itself took 0.2-0.6 s). The finish grace exists for these: none may fail.
 //   - pinned: begun after the removal, yet sent to the removed pod (its source
 //     port's previous connection was answered by that pod). Only a kernel
 //     that keeps a reused source port on its old real server whatever its weight
@@ -43,7 +44,7 @@ func cutRequests(reqs []results.Request, dels []deletion) cuts {
 		switch {
 		case !ok:
 			c.other = append(c.other, r)
-		case r.Start < d.writtenAt:
+		case r.Start < d.removedAt:
 			c.inFlight = append(c.inFlight, r)
 		case d.afterKill(), previousAnswer(reqs, r) != d.pod:
 			c.other = append(c.other, r)

@@ -15,15 +15,19 @@ const watchSlack = 10 * time.Millisecond
 // deletion met them. A request open when a removed endpoint's real server was
 // deleted was cut by that deletion; whether the proxier could have saved it depends
 // on when it began:
-//   - inFlight: begun before the endpoint's removal was written. The finish grace
-//     exists for these: none may fail.
-//   - pinned: begun after the removal, yet sent to the removed pod. Only a kernel
+//   - inFlight: begun before the API server had accepted the endpoint's removal
+//     (removedAt: the proxier cannot act on it sooner; on a starved VM the write
+//     itself took 0.2-0.6 s). The finish grace exists for these: none may fail.
+//   - pinned: begun after the removal, yet sent to the removed pod (its source
+//     port's previous connection was answered by that pod). Only a kernel
 //     that keeps a reused source port on its old real server whatever its weight
 //     does that (before 5.9 with conn_reuse_mode=0, the legacy profile): until the
 //     deletion every new connection from such a port lands there, and the deletion
 //     cuts the ones still open (at an idle instant there are none; at the end of
 //     the grace, or between the last connection-table read and the deletion, there
 //     may be). Deleting sooner would cut more of the in-flight ones instead.
+//     A deletion after the pod's kill explains none: the real server outlived its
+//     pod, and the requests it sent there were lost to the kill.
 //   - other: every other failure (none may happen).
 type cuts struct {
 	inFlight, pinned, other []results.Request
@@ -40,8 +44,10 @@ func cutRequests(reqs []results.Request, dels []deletion) cuts {
 		switch {
 		case !ok:
 			c.other = append(c.other, r)
-		case r.Start < d.writtenAt:
+		case r.Start < d.removedAt:
 			c.inFlight = append(c.inFlight, r)
+		case d.afterKill(), previousAnswer(reqs, r) != d.pod:
+			c.other = append(c.other, r)
 		default:
 			c.pinned = append(c.pinned, r)
 		}
@@ -49,10 +55,44 @@ func cutRequests(reqs []results.Request, dels []deletion) cuts {
 	return c
 }
 
+// afterKill says whether the real server was still in IPVS after its pod was killed:
+// the watch read it then (or, without such a read, found it gone more than its slack
+// after the kill).
+func (d deletion) afterKill() bool {
+	if d.killedAt == 0 {
+		return false
+	}
+	if d.seenAt > 0 {
+		return d.seenAt >= d.killedAt
+	}
+	return d.goneAt-watchSlack > d.killedAt
+}
+
+// previousAnswer is the pod that answered the previous connection from r's source
+// port (the one that ended last before r), "" when there was none or it failed: the
+// pod a pre-5.9 kernel sends r to when it reuses that connection's entry. A port is
+// held by one request at a time, so that connection ended before r's began.
+func previousAnswer(reqs []results.Request, r results.Request) string {
+	var prev *results.Request
+	for i := range reqs {
+		q := &reqs[i]
+		if q.Port == r.Port && q.Seq != r.Seq && q.End() < r.End() && (prev == nil || q.End() > prev.End()) {
+			prev = q
+		}
+	}
+	if prev == nil || !prev.OK() {
+		return ""
+	}
+	return prev.Pod
+}
+
 // cutBy finds the deletion a failed request was open at: one that failed after its
 // connection was established (a reset, an end of file, or no answer: the pod may
 // have been killed before answering, and the client had nothing more to send to be
-// reset), begun before the real server left IPVS and ended after it.
+// reset), begun before the real server left IPVS and ended after it. The deletion
+// happened between seenAt and goneAt; when the watch read late (more than watchSlack
+// between them), a request begun more than watchSlack after seenAt may have begun
+// after the deletion, and is not counted as open at it.
 func cutBy(r results.Request, dels []deletion) (deletion, bool) {
 	switch r.Kind {
 	case results.KindReset, results.KindEOF, results.KindReadTimeout:
@@ -60,7 +100,14 @@ func cutBy(r results.Request, dels []deletion) (deletion, bool) {
 		return deletion{}, false
 	}
 	for _, d := range dels {
-		if d.goneAt > 0 && r.Start <= d.goneAt && r.End()+watchSlack >= d.goneAt {
+		if d.goneAt == 0 {
+			continue
+		}
+		began, ended := d.goneAt, d.goneAt-watchSlack // latest start, earliest end
+		if d.seenAt > 0 {
+			began, ended = min(began, d.seenAt+watchSlack), min(ended, d.seenAt)
+		}
+		if r.Start <= began && r.End() >= ended {
 			return d, true
 		}
 	}

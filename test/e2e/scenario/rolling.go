@@ -37,15 +37,20 @@ type rollingService struct {
 	// deleted holds them once the load has stopped (recordDeletions).
 	deletions []chan deletion
 	deleted   []deletion
+	// killedAt is when each removed pod was killed.
+	killedAt map[string]time.Duration
 }
 
 // deletion is when a removed endpoint's removal was written (writtenAt) and had been
-// accepted by the API server (removedAt), and when its real server left IPVS (goneAt;
-// zero: not before the end of the run).
+// accepted by the API server (removedAt), and when its real server left IPVS: after
+// seenAt (when the watch last read it, zero if never) and by goneAt (when the watch
+// found it gone; zero: not before the end of the run). killedAt is when its pod was
+// killed (zero: not in this run).
 type deletion struct {
 	pod                  string
 	writtenAt, removedAt time.Duration
-	goneAt               time.Duration
+	seenAt, goneAt       time.Duration
+	killedAt             time.Duration
 }
 
 func (w *world) rolling(ctx context.Context) error {
@@ -158,6 +163,10 @@ func (w *world) replaceOne(ctx context.Context, rs *rollingService, name string,
 		return err
 	}
 	time.Sleep(tune.AfterRemove)
+	if rs.killedAt == nil {
+		rs.killedAt = map[string]time.Duration{}
+	}
+	rs.killedAt[old.Pod] = w.since()
 	return w.killPod(w.pods[old.Pod])
 }
 
@@ -270,9 +279,13 @@ func (w *world) watchDeletion(ctx context.Context, vip netip.AddrPort, ep cluste
 	go func() {
 		defer func() { out <- d }()
 		for ctx.Err() == nil {
-			if vss, err := w.table.List(); err == nil && gone(vss) {
-				d.goneAt = w.since()
-				return
+			at := w.since()
+			if vss, err := w.table.List(); err == nil {
+				if gone(vss) {
+					d.goneAt = w.since()
+					return
+				}
+				d.seenAt = at // still there at some instant after at
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
@@ -284,6 +297,7 @@ func (w *world) watchDeletion(ctx context.Context, vip netip.AddrPort, ep cluste
 func (w *world) recordDeletions(rs *rollingService) {
 	for _, c := range rs.deletions {
 		d := <-c
+		d.killedAt = rs.killedAt[d.pod]
 		rs.deleted = append(rs.deleted, d)
 		if d.goneAt == 0 {
 			w.run.Note(fmt.Sprintf("real server of %s: still in IPVS at the end of the run (removed at t=%.2fs)", d.pod, d.removedAt.Seconds()))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
 )
 
@@ -28,10 +29,17 @@ const watchSlack = 10 * time.Millisecond
 //     may be). Deleting sooner would cut more of the in-flight ones instead.
 //     A deletion after the pod's kill explains none: the real server outlived its
 //     pod, and the requests it sent there were lost to the kill.
+//   - outlasted: in flight at the removal, but cut by a deletion at least FinishGrace
+//     after it: the grace waits at most that long (from when the proxier acts, which
+//     is after the removal), so such a request was still open when it ended. On a
+//     quiet VM a request takes milliseconds; on a starved one it can take longer.
 //   - other: every other failure (none may happen).
 type cuts struct {
-	inFlight, pinned, other []results.Request
+	inFlight, outlasted, pinned, other []results.Request
 }
+
+// finishGrace is the proxier's FinishGrace in the scenarios (its default).
+const finishGrace = ipvsproxy.DefaultFinishGrace
 
 // cutRequests classifies the failed requests of reqs against the deletions.
 func cutRequests(reqs []results.Request, dels []deletion) cuts {
@@ -44,6 +52,8 @@ func cutRequests(reqs []results.Request, dels []deletion) cuts {
 		switch {
 		case !ok:
 			c.other = append(c.other, r)
+		case r.Start < d.removedAt && d.goneAt-d.removedAt >= finishGrace:
+			c.outlasted = append(c.outlasted, r)
 		case r.Start < d.removedAt:
 			c.inFlight = append(c.inFlight, r)
 		case d.afterKill(), previousAnswer(reqs, r) != d.pod:

@@ -144,3 +144,17 @@ func TestCutRequestsBegunBeforeTheRemovalWasAcceptedAreInFlight(t *testing.T) {
 		}
 	}
 }
+
+func TestCutRequestsInFlightPastTheGraceOutlastedIt(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	early := deletion{pod: "web-1", writtenAt: ms(1000), removedAt: ms(1030), goneAt: ms(1030) + finishGrace - ms(1)}
+	late := deletion{pod: "web-2", writtenAt: ms(5000), removedAt: ms(5030), goneAt: ms(5030) + finishGrace}
+	reqs := []results.Request{
+		{Seq: 1, Start: ms(1020), Dur: ms(400), Kind: results.KindReset}, // cut before the grace could end: the proxier did not wait
+		{Seq: 2, Start: ms(5020), Dur: ms(400), Kind: results.KindReset}, // open when it ended
+	}
+	c := cutRequests(reqs, []deletion{early, late})
+	if len(c.inFlight) != 1 || c.inFlight[0].Seq != 1 || len(c.outlasted) != 1 || c.outlasted[0].Seq != 2 {
+		t.Errorf("inFlight %v outlasted %v, want [1] and [2]", c.inFlight, c.outlasted)
+	}
+}

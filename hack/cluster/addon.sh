@@ -2,8 +2,9 @@
 # Step 4 of the cluster (make cluster-host): the kube-proxy addon made by the real kubeadm
 # against the host control plane (hack/cluster/controlplane-up.sh), and the image swap as
 # docs/kubeadm.md tells users. One way per run:
-#   addon.sh patch      way A: the kubeadm configuration with the gate, and patches.directory
-#                       holding deploy/kubeadm-patches with its image: set to ours
+#   addon.sh patch [no-gate]
+#                       way A: the kubeadm configuration with the gate (without: no-gate), and
+#                       patches.directory holding deploy/kubeadm-patches with its image: set to ours
 #   addon.sh upstream   a stock kubeadm addon: the configuration without the gate, no patches
 #                       (upstream's image; what way C starts from)
 #   addon.sh overlay    way C: deploy/kubeadm-overlay with newName/newTag set to ours, applied
@@ -12,11 +13,12 @@
 #                       config.conf with kubectl edit (a scripted editor), then rollout restart
 # "patch" and "upstream" run `kubeadm init phase upload-config kubeadm` first, as kubeadm
 # init does, then `kubeadm init phase addon kube-proxy --config FILE --kubeconfig admin.conf`.
-# Files (the kubeadm configuration, the patch and overlay copies) in _output/cluster/addon.
+# Files (the kubeadm configuration, the patch and overlay copies) in the control plane's
+# directory: _output/cluster/controlplane/addon.
 # IMAGE (default ipvs-proxy/kube-proxy:dev) is our image's reference.
 source "$(dirname "$0")/lib.sh"
 export CP_RUN=$CLUSTER_CP_RUN
-ADDON_OUT="$CLUSTER_OUT/addon"
+ADDON_OUT="$CP_RUN/addon"
 # rollout status waits for the DaemonSet's pods on every node (none without nodes).
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-300s}
 
@@ -66,12 +68,14 @@ run_kubeadm() {
 	kubeadm init phase addon kube-proxy --config "$config" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG"
 }
 
-# way_patch: docs/kubeadm.md 3A. A copy of deploy/kubeadm-patches with its image: edited.
+# way_patch: docs/kubeadm.md 3A. A copy of deploy/kubeadm-patches with its image: edited;
+# $1 = "no-gate" leaves the gate out of the configuration (ours with the gate off).
 way_patch() {
-	local dir="$ADDON_OUT/patches"
+	local dir="$ADDON_OUT/patches" gate=gate
+	[ "${1:-}" != no-gate ] || gate=no-gate
 	rm -rf "$dir" && cp -r "$ROOT/deploy/kubeadm-patches" "$dir"
 	sed -i "s|^\(\s*image:\).*|\1 $OUR_PROXY_IMAGE|" "$dir/kubeproxydaemonset+strategic.yaml"
-	run_kubeadm "$(kubeadm_config gate "$dir")"
+	run_kubeadm "$(kubeadm_config "$gate" "$dir")"
 }
 
 way_upstream() {
@@ -113,11 +117,11 @@ main() {
 	source "$CP_RUN/env"
 	mkdir -p "$ADDON_OUT"
 	case ${1:-} in
-	patch) way_patch ;;
+	patch) way_patch "${2:-}" ;;
 	upstream) way_upstream ;;
 	overlay) way_overlay ;;
 	gate-on) way_gate_on ;;
-	*) echo "usage: $0 patch|upstream|overlay|gate-on" >&2; return 2 ;;
+	*) echo "usage: $0 patch [no-gate]|upstream|overlay|gate-on" >&2; return 2 ;;
 	esac
 	step "addon: kube-system/kube-proxy image $(kubectl -n kube-system get ds kube-proxy -o jsonpath='{.spec.template.spec.containers[0].image}')"
 }

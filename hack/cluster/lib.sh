@@ -3,8 +3,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../controlplane/lib.sh"
 CLUSTER_DIR="$ROOT/hack/cluster"
 CLUSTER_OUT="$OUT/cluster"
 CLUSTER_BIN="$CLUSTER_OUT/bin"
-# The cluster's control plane runs apart from hack/controlplane's default one (e2e, tests).
-CLUSTER_CP_RUN="$CLUSTER_OUT/controlplane"
+# The cluster's control plane runs apart from hack/controlplane's default one (e2e, tests);
+# CLUSTER_CP_RUN may name another directory to run a second one (test-host.sh does).
+CLUSTER_CP_RUN=${CLUSTER_CP_RUN:-$CLUSTER_OUT/controlplane}
 # What the node VMs see: the API server at CLUSTER_GUEST_IP:<its host port>, forwarded by
 # qemu's guestfwd to 127.0.0.1:<port>; the same address is advertised in the kubernetes
 # Service's endpoints, so in-cluster clients reach it too.

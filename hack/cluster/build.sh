@@ -12,7 +12,8 @@ cd "$CP_DIR"
 export GOFLAGS="-mod=readonly -buildvcs=false"
 binaries="kube-controller-manager kube-scheduler kubeadm kubectl"
 stamp="$CLUSTER_BIN/.stamp"
-key=$(cat go.mod go.sum "$CLUSTER_DIR/build.sh" | sha256sum | cut -c1-16)-$(go env GOVERSION)
+ldflags=$(k8s_version_ldflags)
+key=$(echo "$ldflags" | cat go.mod go.sum "$CLUSTER_DIR/build.sh" - | sha256sum | cut -c1-16)-$(go env GOVERSION)
 
 all_built() {
 	local b
@@ -28,7 +29,6 @@ fi
 mkdir -p "$CLUSTER_BIN"
 rm -f "$stamp"
 start=$SECONDS
-ldflags=$(k8s_version_ldflags)
 for b in $binaries; do
 	step "cluster build: $b $K8S_VERSION (k8s.io/kubernetes/cmd/$b)"
 	t=$SECONDS

@@ -11,7 +11,8 @@ version_ldflags=$(k8s_version_ldflags)
 
 binaries="kube-apiserver etcd kube-proxy-upstream"
 stamp="$CP_BIN/.stamp"
-key=$(cat go.mod go.sum build.sh | sha256sum | cut -c1-16)-$(go env GOVERSION)
+# The ldflags (lib.sh's version stamp) are part of what the binaries are built from.
+key=$(echo "$version_ldflags" | cat go.mod go.sum build.sh - | sha256sum | cut -c1-16)-$(go env GOVERSION)
 
 all_built() {
 	local b

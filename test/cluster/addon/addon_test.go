@@ -147,7 +147,7 @@ func specWithImage(ds *appsv1.DaemonSet, image string) corev1.PodSpec {
 // imageManager is the field manager that owns the container's image.
 func imageManager(ds *appsv1.DaemonSet) string {
 	for _, m := range ds.ManagedFields {
-		if m.FieldsV1 != nil && strings.Contains(string(m.FieldsV1.Raw), `"f:image"`) {
+		if m.FieldsV1 != nil && strings.Contains(m.FieldsV1.GetRawString(), `"f:image"`) {
 			return m.Manager
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -133,7 +134,9 @@ func createReadyNode(t *testing.T, client kubernetes.Interface, prefix string) *
 	ctx := context.Background()
 	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1000000)
 	node, err := client.CoreV1().Nodes().Create(ctx, &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name, corev1.LabelOSStable: "linux"}},
+		// No kubernetes.io/os label: DaemonSets such as kube-proxy (nodeSelector os=linux)
+		// leave the node alone, so their rollouts do not wait for it.
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create node %s: %v", name, err)
@@ -348,4 +351,132 @@ func TestEndpointSliceControllerFollowsPods(t *testing.T) {
 		t.Fatalf("delete pod %s/%s: %v", ns, pods[1].Name, err)
 	}
 	expect("pod "+pods[1].Name+" terminating", states("false/false/false", "false/true/true"))
+}
+
+// nodeCondition is the status of the node's condition of type ct ("" when absent).
+func nodeCondition(node *corev1.Node, ct corev1.NodeConditionType) corev1.ConditionStatus {
+	for _, c := range node.Status.Conditions {
+		if c.Type == ct {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// keepAlive renews node name's Lease in kube-node-lease every second until the test ends,
+// as a kubelet does: the node-lifecycle controller keeps it Ready.
+func keepAlive(t *testing.T, client kubernetes.Interface, name string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	leases := client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To[int32](40)},
+	}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				current, err := leases.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+					_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+					return err
+				}
+				current.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+				_, err = leases.Update(ctx, current, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("renew lease %s/%s: %v", corev1.NamespaceNodeLease, name, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+}
+
+// TestNodeLifecycleMarksSilentNode: of two nodes, the one that stops reporting (no status
+// updates, no Lease: as when its VM is killed) is marked Ready=Unknown by the
+// node-lifecycle controller after --node-monitor-grace-period ($CLUSTER_NODE_MONITOR_GRACE;
+// test-host.sh shortens kubeadm's 50 s) and tainted unreachable:NoExecute, and its pods
+// are marked not ready, which the EndpointSlice controller publishes (ready=false,
+// serving=false, terminating=false). The other node renews its Lease: with every node of
+// the zone silent the controller would see a full disruption and add no taint. The
+// timings are logged: the node-loss scenario takes the same path.
+func TestNodeLifecycleMarksSilentNode(t *testing.T) {
+	client := kubeclient.New(t)
+	image := kubeclient.Env(t, "TEST_SERVER_IMAGE")
+	grace, err := time.ParseDuration(kubeclient.Env(t, "CLUSTER_NODE_MONITOR_GRACE"))
+	if err != nil {
+		t.Fatalf("CLUSTER_NODE_MONITOR_GRACE: %v", err)
+	}
+	ctx := context.Background()
+	alive := createReadyNode(t, client, "alive")
+	keepAlive(t, client, alive.Name)
+	node := createReadyNode(t, client, "silent")
+	silentSince := time.Now()
+	cidrs := podCIDRs(t, client, node.Name)
+	ns := kubeclient.Namespace(t, client, "lifecycle")
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "web"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	if _, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create service %s/web: %v", ns, err)
+	}
+	d, err := client.AppsV1().Deployments(ns).Create(ctx, deployment("web", 1, image, node.Name), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create deployment %s/web: %v", ns, err)
+	}
+	pod := waitPods(t, client, replicaSetOf(t, client, d), 1, "bound", func(p corev1.Pod) bool { return p.Spec.NodeName != "" })[0]
+	if err := runPod(ctx, client, ns, pod.Name, cidrs, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	addr := addrIn(cidrs[0], 10).String()
+	endpointIs := func(want string) func(ctx context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			got, err := endpointStates(ctx, client, ns, "web", discoveryv1.AddressTypeIPv4)
+			if err != nil || got[addr] != want {
+				return false, fmt.Errorf("endpoint %s is %q, want %q (%v)", addr, got[addr], want, err)
+			}
+			return true, nil
+		}
+	}
+	kubeclient.Eventually(t, settle, "endpoint "+addr+" ready", endpointIs("true/true/false"))
+
+	deadline := grace + settle
+	kubeclient.Eventually(t, deadline, "node "+node.Name+" Ready=Unknown", func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+		return err == nil && nodeCondition(n, corev1.NodeReady) == corev1.ConditionUnknown, err
+	})
+	if n, err := client.CoreV1().Nodes().Get(ctx, alive.Name, metav1.GetOptions{}); err != nil || nodeCondition(n, corev1.NodeReady) != corev1.ConditionTrue {
+		t.Fatalf("node %s, which renews its lease, is not Ready (%v): the test's premise fails", alive.Name, err)
+	}
+	unknownAfter := time.Since(silentSince)
+	if unknownAfter < grace {
+		t.Errorf("node %s Ready=Unknown %v after its last status; want at least the grace period %v", node.Name, unknownAfter, grace)
+	}
+	kubeclient.Eventually(t, settle, "taint unreachable:NoExecute on node "+node.Name, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == corev1.TaintNodeUnreachable && taint.Effect == corev1.TaintEffectNoExecute {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	kubeclient.Eventually(t, settle, "endpoint "+addr+" not ready", endpointIs("false/false/false"))
+	t.Logf("node %s silent: Ready=Unknown after %v (grace %v), pod %s's endpoint not ready after %v",
+		node.Name, unknownAfter.Round(100*time.Millisecond), grace, pod.Name, time.Since(silentSince).Round(100*time.Millisecond))
 }

@@ -1,33 +1,34 @@
-// Command pause is the cluster's sandbox (pause) image's process: it holds a pod's
-// namespaces, reaps the zombies it inherits as the pod's PID 1, and exits 0 on SIGTERM
-// or SIGINT, as upstream's pause does. hack/cluster/images.sh packages it.
+// Command pause is the cluster's pod sandbox process (what registry.k8s.io/pause
+// does, without pulling it): PID 1 of each pod's sandbox, it holds the pod's
+// namespaces and sleeps until SIGTERM or SIGINT, reaping orphaned children
+// meanwhile (as PID 1 must).
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
 func main() {
-	signals := make(chan os.Signal, 16)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
-	for s := range signals {
-		if s == syscall.SIGCHLD {
-			reapChildren()
-			continue
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	children := make(chan os.Signal, 1)
+	signal.Notify(children, syscall.SIGCHLD)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-children:
+			reap()
 		}
-		fmt.Fprintf(os.Stderr, "pause: shutting down, got signal %v\n", s)
-		os.Exit(0)
 	}
 }
 
-// reapChildren waits for every child that has exited; one SIGCHLD may stand for several.
-func reapChildren() {
+// reap collects every exited child without blocking.
+func reap() {
 	for {
-		var status syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil)
+		pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
 		if pid <= 0 || err != nil {
 			return
 		}

@@ -99,10 +99,10 @@ func previousAnswer(reqs []results.Request, r results.Request) string {
 // cutBy finds the deletion a failed request was open at: one that failed after its
 // connection was established (a reset, an end of file, or no answer: the pod may
 // have been killed before answering, and the client had nothing more to send to be
-// reset), begun before the real server left IPVS and ended after it. The deletion
-// happened between seenAt and goneAt; when the watch read late (more than watchSlack
-// between them), a request begun more than watchSlack after seenAt may have begun
-// after the deletion, and is not counted as open at it.
+// reset) and was open at some instant the deletion may have happened: after the
+// watch last read the real server (seenAt; without such a read, the removal) and
+// no later than the read that found it gone (goneAt). On a starved VM that bracket
+// can be wide (the watch's own reads are late); the run notes it per deletion.
 func cutBy(r results.Request, dels []deletion) (deletion, bool) {
 	switch r.Kind {
 	case results.KindReset, results.KindEOF, results.KindReadTimeout:
@@ -113,15 +113,19 @@ func cutBy(r results.Request, dels []deletion) (deletion, bool) {
 		if d.goneAt == 0 {
 			continue
 		}
-		began, ended := d.goneAt, d.goneAt-watchSlack // latest start, earliest end
-		if d.seenAt > 0 {
-			began, ended = min(began, d.seenAt+watchSlack), min(ended, d.seenAt)
-		}
-		if r.Start <= began && r.End() >= ended {
+		if r.Start <= d.goneAt && r.End()+watchSlack >= d.deletedAfter() {
 			return d, true
 		}
 	}
 	return deletion{}, false
+}
+
+// deletedAfter is the latest instant the real server is known to have been there.
+func (d deletion) deletedAfter() time.Duration {
+	if d.seenAt > 0 {
+		return d.seenAt
+	}
+	return d.removedAt
 }
 
 // describe lists requests for a check's detail line.

@@ -83,16 +83,18 @@ func TestCutRequestsPinnedNeedsAPortPinnedToTheRemovedPod(t *testing.T) {
 // ms after the proxier logged it, in 12 of 30 deletions of a 10-run rolling-repeat). A
 // request begun after the watch last saw the real server, beyond the watch's slack, may
 // have begun after the deletion: the deletion cannot be what cut it.
-func TestCutRequestsDoNotBlameADeletionTheWatchSawLate(t *testing.T) {
+func TestCutRequestsBlameADeletionOnlyWithinTheWatchBracket(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	dels := []deletion{{pod: "web-2", writtenAt: ms(15000), removedAt: ms(15017), seenAt: ms(15630), goneAt: ms(15845)}}
 	reqs := []results.Request{
 		{Seq: 1, Start: ms(14800), Dur: ms(10), Port: 40011, Pod: "web-2", Kind: results.KindOK},
 		{Seq: 2, Start: ms(14810), Dur: ms(10), Port: 40012, Pod: "web-2", Kind: results.KindOK},
 		{Seq: 3, Start: ms(15600), Dur: ms(250), Port: 40012, Kind: results.KindReset}, // begun before the watch last saw it
-		{Seq: 4, Start: ms(15734), Dur: ms(254), Port: 40011, Kind: results.KindReset}, // begun 104 ms after it was last seen
+		{Seq: 4, Start: ms(15734), Dur: ms(254), Port: 40011, Kind: results.KindReset}, // begun 104 ms after it was last seen, before it was seen gone: the deletion may have cut it
+		{Seq: 5, Start: ms(15850), Dur: ms(254), Port: 40011, Kind: results.KindReset}, // begun after it was seen gone
+		{Seq: 6, Start: ms(15500), Dur: ms(100), Port: 40013, Kind: results.KindReset}, // ended before it was last seen there
 	}
-	for seq, want := range map[int]string{3: "pinned", 4: "other"} {
+	for seq, want := range map[int]string{3: "pinned", 4: "pinned", 5: "other", 6: "other"} {
 		if got := classOf(t, reqs, dels, seq); got != want {
 			t.Errorf("request %d: %s, want %s", seq, got, want)
 		}

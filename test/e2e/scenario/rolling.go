@@ -306,6 +306,7 @@ func (w *world) recordDeletions(rs *rollingService) {
 			w.run.Note(fmt.Sprintf("real server of %s: still in IPVS at the end of the run (removed at t=%.2fs)", d.pod, d.removedAt.Seconds()))
 			continue
 		}
-		w.run.Note(fmt.Sprintf("real server of %s: deleted at t=%.2fs, %s after its removal", d.pod, d.goneAt.Seconds(), (d.goneAt - d.removedAt).Round(time.Millisecond)))
+		w.run.Note(fmt.Sprintf("real server of %s: deleted at t=%.2fs, %s after its removal (last seen at t=%.3fs)", d.pod, d.goneAt.Seconds(),
+			(d.goneAt - d.removedAt).Round(time.Millisecond), d.deletedAfter().Seconds()))
 	}
 }

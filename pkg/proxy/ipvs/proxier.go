@@ -89,8 +89,11 @@ type Proxier struct {
 	lastNAT    []byte
 	lastFilter []byte
 	// savedRules is our part of each table (ourRules) as iptables-save
-	// showed it right after the last full sync that wrote.
+	// showed it right after the last full sync that wrote; rulesGen counts
+	// those records, so that an audit of an older one is dropped.
 	savedRules map[string][]byte
+	rulesGen   uint64
+	audit      ruleAudit
 }
 
 var _ proxy.Provider = &Proxier{}
@@ -112,7 +115,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 	p := &Proxier{
 		cfg: cfg, deps: deps, logger: logger, metrics: deps.Metrics, nodePortCIDRs: npCIDRs,
 		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
-		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{},
+		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{}, audit: ruleAudit{changed: map[string]bool{}},
 		endpointNodes: newEndpointNodes(cfg.IPFamily),
 		afterFunc:     func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 	}

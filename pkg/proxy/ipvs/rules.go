@@ -3,10 +3,12 @@ package ipvs
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -301,6 +303,7 @@ func (p *Proxier) rulesIntact(table string) bool {
 // writes again.
 func (p *Proxier) rememberRules(checked bool) {
 	clear(p.savedRules)
+	p.rulesGen++
 	if !checked {
 		return
 	}
@@ -311,5 +314,78 @@ func (p *Proxier) rememberRules(checked bool) {
 			continue
 		}
 		p.savedRules[table] = ourRules(saved, tableChains(table))
+	}
+}
+
+// ruleAudit is the periodic check that our iptables chains are still as our
+// last full sync left them, run by SyncLoop's proxier away from the sync
+// lock: iptables-save is a process to start (seconds in a starved VM), and
+// a removed endpoint must not wait behind it. What it finds is rewritten by
+// the full sync it asks for. Proxiers driven by hand (tests, benchmarks)
+// check inline in their full syncs instead (tableChanged).
+type ruleAudit struct {
+	running atomic.Bool
+	// changed are the tables found changed since the rules were recorded
+	// (guarded by Proxier.mu).
+	changed map[string]bool
+}
+
+// tableChanged says whether our part of table must be written although the
+// payload is the one last written: the audit found it changed, or a full
+// sync finds it unrecorded (the last write was not checked) or, driven by
+// hand, changed (one iptables-save).
+func (p *Proxier) tableChanged(table string, full bool) bool {
+	if p.audit.changed[table] {
+		return true
+	}
+	if !full {
+		return false
+	}
+	if _, recorded := p.savedRules[table]; !recorded {
+		return true
+	}
+	return !p.looping.Load() && !p.rulesIntact(table)
+}
+
+// startRuleAudit checks, in the background, the tables the last full sync
+// recorded; at most one audit runs at a time. Called with p.mu held.
+func (p *Proxier) startRuleAudit() {
+	if !p.looping.Load() || len(p.savedRules) == 0 || !p.audit.running.CompareAndSwap(false, true) {
+		return
+	}
+	go p.auditRules(maps.Clone(p.savedRules), p.rulesGen)
+}
+
+// auditRules reads each recorded table without the sync lock and, if our
+// part changed since, has the next sync (a full one) rewrite it.
+func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
+	defer p.audit.running.Store(false)
+	var changed []string
+	for table, rules := range want {
+		saved, err := p.deps.IPTables.Save(table)
+		switch {
+		case err != nil:
+			p.logger.V(2).Info("Cannot read iptables; rewriting our chains", "table", table, "err", err)
+		case !bytes.Equal(ourRules(saved, tableChains(table)), rules):
+			p.logger.Info("Our iptables chains or the jumps to them changed; rewriting them", "table", table)
+		default:
+			continue
+		}
+		changed = append(changed, table)
+	}
+	if len(changed) == 0 {
+		return
+	}
+	p.mu.Lock()
+	current := gen == p.rulesGen // else a sync wrote and recorded since: this finding is stale
+	if current {
+		for _, table := range changed {
+			p.audit.changed[table] = true
+		}
+		p.needFull = true
+	}
+	p.mu.Unlock()
+	if current {
+		p.syncRunner.Run()
 	}
 }

@@ -1,7 +1,9 @@
 package ipvs
 
 import (
+	"maps"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 )
@@ -90,5 +92,84 @@ COMMIT
 `
 	if got := string(ourRules([]byte(saved), natChains)); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// With SyncLoop running, a full sync does not read iptables under the sync
+// lock (iptables-save is a process to start: seconds in a starved VM, and
+// a removal waited behind it): the audit reads them after, in the
+// background, and a change it finds is rewritten by the full sync it asks
+// for.
+func TestLoopingFullSyncAuditsRulesInTheBackground(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.looping.Store(true)
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.fullSyncTimer != nil {
+			p.fullSyncTimer.Stop()
+		}
+	})
+	clusterAB(p)
+	syncOK(t, p)
+	waitAudit(t, p)
+	want := k.ipt4.Dump()
+	must(t, k.ipt4.DeleteJump("filter", "INPUT", chainIPVSFilter, "-m", "comment", "--comment", "kubernetes ipvs access filter"))
+
+	clear(k.ipt4.Calls)
+	passSyncPeriod(p)
+	p.audit.running.Store(true) // hold the audit back: what does the sync alone read?
+	syncOK(t, p)
+	if n := k.ipt4.Calls["Save"]; n != 0 {
+		t.Errorf("full sync ran iptables-save %d times under the sync lock, want 0 (%v)", n, k.ipt4.Calls)
+	}
+	p.audit.running.Store(false)
+
+	p.mu.Lock()
+	p.startRuleAudit()
+	p.mu.Unlock()
+	waitAudit(t, p)
+	p.mu.Lock()
+	asked := p.needFull
+	p.mu.Unlock()
+	if !asked {
+		t.Fatal("the audit did not ask for a full sync after a jump to our chain was deleted")
+	}
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), want)
+}
+
+// An audit of rules recorded before a later write is dropped: that write
+// made them, not someone else.
+func TestRuleAuditOfAnOlderRecordIsDropped(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.looping.Store(true)
+	clusterAB(p)
+	syncOK(t, p)
+	p.mu.Lock()
+	if p.fullSyncTimer != nil {
+		p.fullSyncTimer.Stop()
+	}
+	want, gen := maps.Clone(p.savedRules), p.rulesGen
+	p.rulesGen++ // a later full sync recorded again
+	p.needFull = false
+	p.mu.Unlock()
+	want["filter"] = []byte("not what iptables shows")
+	p.audit.running.Store(true)
+	p.auditRules(want, gen)
+	if p.needFull || len(p.audit.changed) > 0 {
+		t.Errorf("a stale audit asked for a rewrite: needFull %v, changed %v", p.needFull, p.audit.changed)
+	}
+}
+
+func waitAudit(t *testing.T, p *Proxier) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); p.audit.running.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the iptables audit did not finish in 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -54,6 +54,7 @@ func (p *Proxier) syncProxyRules() error {
 		// leaves a period of partial syncs before the next.
 		p.lastFullSync = time.Now()
 		p.scheduleFullSync()
+		p.startRuleAudit()
 	}
 	p.needFull, p.firstSync = false, false
 	return nil
@@ -304,7 +305,7 @@ func (p *Proxier) syncRules(full bool) error {
 		payload []byte
 		last    *[]byte
 	}{{"nat", nat, &p.lastNAT}, {"filter", filter, &p.lastFilter}} {
-		if bytes.Equal(t.payload, *t.last) && (!full || p.rulesIntact(t.table)) {
+		if bytes.Equal(t.payload, *t.last) && !p.tableChanged(t.table, full) {
 			continue
 		}
 		wrote, *t.last = true, nil
@@ -314,6 +315,7 @@ func (p *Proxier) syncRules(full bool) error {
 			continue
 		}
 		*t.last = t.payload
+		delete(p.audit.changed, t.table)
 	}
 	if full && wrote {
 		errs = append(errs, p.ensureJumps())

@@ -77,8 +77,9 @@ stage_modules() {
 	for m in $NODE_MODULES; do
 		path=$(awk -F: -v n="$m" '{b=$1; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b); if (b == n) {print $1; exit}}' "/lib/modules/$KVER/modules.dep")
 		[ -n "$path" ] || { echo "node-image: module $m not in /lib/modules/$KVER/modules.dep" >&2; return 1; }
-		mkdir -p "$STAGE/lib/modules/$KVER/$(dirname "$path")"
-		cp "/lib/modules/$KVER/$path" "$STAGE/lib/modules/$KVER/$path"
+		# usr/lib: the base's /lib is a symlink to it, which a cpio directory "lib" would replace.
+		mkdir -p "$STAGE/usr/lib/modules/$KVER/$(dirname "$path")"
+		cp "/lib/modules/$KVER/$path" "$STAGE/usr/lib/modules/$KVER/$path"
 		echo "$path" >>"$STAGE/etc/node/modules.order"
 	done
 }

@@ -120,17 +120,25 @@ node_ready() {
 	api GET "/api/v1/nodes/$NAME" 2>/dev/null | grep -q '"type":"Ready","status":"True"'
 }
 
+# wait_ready waits for the VM to boot (run.sh's "vm: booting" line, printed once the VM lock is
+# taken) and then for the Node to be Ready; prints both times.
 wait_ready() {
-	local deadline=$((SECONDS + ${NODE_READY_TIMEOUT:-600}))
+	local deadline=$((SECONDS + ${NODE_READY_TIMEOUT:-600})) t0=$SECONDS booted=""
 	until node_ready; do
+		if [ -z "$booted" ] && grep -q '^vm: booting' "$DIR/node.log" 2>/dev/null; then
+			booted=$SECONDS
+			deadline=$((SECONDS + ${NODE_READY_TIMEOUT:-600}))
+			echo "node-up: $NAME: VM lock taken after $((booted - t0)) s; qemu booting"
+		fi
 		if ! kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
 			tail -n 40 "$DIR/node.log" >&2
 			echo "node-up: the VM of $NAME stopped; log $DIR/node.log" >&2
 			return 1
 		fi
 		[ $SECONDS -lt $deadline ] || { echo "node-up: $NAME not Ready after ${NODE_READY_TIMEOUT:-600} s; log $DIR/node.log" >&2; return 1; }
-		sleep 2
+		sleep 1
 	done
+	echo "node-up: $NAME: Node Ready $((SECONDS - ${booted:-$t0})) s after qemu started"
 }
 
 main() {
@@ -149,18 +157,19 @@ main() {
 	progress 1 "node image"
 	local cpio
 	cpio=$("$NODE_SRC/node-image.sh")
-	progress 2 "credentials and API objects (Node $NAME, pod CIDRs $(node_pod_cidr4 "$NAME")${IPV6/#0/}$([ "$IPV6" = 0 ] || echo " $(node_pod_cidr6 "$NAME")"))"
+	local cidrs
+	cidrs=$(node_pod_cidr4 "$NAME")
+	[ "$IPV6" = 0 ] || cidrs+=" $(node_pod_cidr6 "$NAME")"
+	progress 2 "credentials and API objects (Node $NAME, pod CIDRs $cidrs)"
 	rm -rf "$DIR" && mkdir -p "$DIR"
 	node_credentials
 	node_objects
 	images
 	progress 3 "booting the VM (${NODE_CPUS} CPUs, ${NODE_MEMORY_MB} MiB; log $DIR/node.log)"
-	local boot_start=$SECONDS
 	boot "$cpio"
 	[ -n "$wait" ] || return 0
 	progress 4 "waiting for Node $NAME to be Ready"
 	wait_ready
-	step "node-up $NAME: Ready $((SECONDS - boot_start)) s after qemu started (waited for the VM lock too)"
 }
 
 main "$@"

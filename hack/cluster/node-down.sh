@@ -24,6 +24,7 @@ stop_node() {
 		kill -KILL $pids 2>/dev/null || true
 	fi
 	rm -f "$dir/pid"
+	set_kubelet_route "$name"
 }
 
 delete_node() {

@@ -30,3 +30,30 @@ node_pod_cidr4() { echo "10.244.$(node_index "$1").0/24"; }
 node_pod_cidr6() { echo "fd00:10:244:$(node_index "$1")::/64"; }
 node_mac() { printf '52:54:00:00:01:%02x' "$(node_index "$1")"; }
 ALL_NODES="node-a node-b node-c"
+
+# The API server reaches kubelets (logs, exec, node proxy) through node-proxy.sh's CONNECT
+# proxy: each node VM forwards a host loopback port to its kubelet, listed in KUBELET_ROUTES.
+KUBELET_ROUTES="$NODE_RUN/kubelet-routes"
+NODE_PROXY_SOCKET="$NODE_RUN/node-proxy.sock"
+EGRESS_CONFIG="$NODE_RUN/egress-selector.yaml"
+
+# node_free_port prints a free loopback port (below the ephemeral range).
+node_free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo "$p"; return; }
+	done
+}
+
+# set_kubelet_route replaces node $1's lines in KUBELET_ROUTES with its addresses -> port $2
+# (no port: removes them).
+set_kubelet_route() {
+	local name=$1 port=${2:-} v4 v6
+	v4=$(node_l2_ipv4 "$name") v6=$(node_l2_ipv6 "$name")
+	mkdir -p "$NODE_RUN"
+	touch "$KUBELET_ROUTES"
+	grep -v -e "^$v4:" -e "^\[$v6\]:" "$KUBELET_ROUTES" >"$KUBELET_ROUTES.tmp" || true
+	[ -z "$port" ] || printf '%s:10250 127.0.0.1:%s\n[%s]:10250 127.0.0.1:%s\n' "$v4" "$port" "$v6" "$port" >>"$KUBELET_ROUTES.tmp"
+	mv "$KUBELET_ROUTES.tmp" "$KUBELET_ROUTES"
+}

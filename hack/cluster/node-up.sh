@@ -11,7 +11,9 @@
 # the API server through guestfwd) and the nodes' shared L2 (eth1: qemu socket netdev on a
 # loopback multicast group, CLUSTER_L2_MCAST). It runs under a shared flock on /tmp/ipvs-vm.lock:
 # a cluster's nodes run together, everyone else's VMs wait for them. Stop it with node-down.sh.
+# The kubelet's port 10250 is forwarded from a host loopback port, listed for node-proxy.sh.
 # Environment: NODE_MEMORY_MB (2560), NODE_CPUS (2), NODE_TIMEOUT (seconds, 3600), KUBELET_V (2),
+#   NODE_READY_TIMEOUT (600 s from the boot), NODE_LOCK_TIMEOUT (3600 s waiting for the VM lock),
 #   NODE_IPV6 (1: dual-stack pods and node addresses; 0: IPv4 only), CLUSTER_L2_MCAST
 #   (230.0.0.1:23456), NODE_IMAGES (more directories of image tarballs to import).
 source "$(dirname "$0")/node-lib.sh"
@@ -101,7 +103,10 @@ boot() {
 	case $DIR in *[\ ,]*) echo "node-up: path $DIR must not contain spaces or commas (qemu options)" >&2; return 1 ;; esac
 	printf '#!/bin/sh\nexec busybox nc 127.0.0.1 %s\n' "$CP_APISERVER_PORT" >"$fwd"
 	chmod +x "$fwd"
-	local net="-netdev user,id=n0,restrict=on,guestfwd=tcp:$CP_GUEST_ADDR-cmd:$fwd -device virtio-net-pci,netdev=n0"
+	# hostfwd: the kubelet's port on host loopback, for node-proxy.sh (API server -> kubelet).
+	KUBELET_PORT=$(node_free_port)
+	local net="-netdev user,id=n0,restrict=on,guestfwd=tcp:$CP_GUEST_ADDR-cmd:$fwd,hostfwd=tcp:127.0.0.1:$KUBELET_PORT-:10250"
+	net+=" -device virtio-net-pci,netdev=n0"
 	net+=" -netdev socket,id=n1,mcast=$L2_MCAST,localaddr=127.0.0.1 -device virtio-net-pci,netdev=n1,mac=$(node_mac "$NAME")"
 	local v6addr="" v6cidr=""
 	[ "$IPV6" = 0 ] || { v6addr=$(node_l2_ipv6 "$NAME"); v6cidr=$(node_pod_cidr6 "$NAME"); }
@@ -113,6 +118,7 @@ boot() {
 		--qemu "$net" --timeout "${NODE_TIMEOUT:-3600}" --log-dir "$DIR/vm" -- node-start \
 		>"$DIR/node.log" 2>&1 </dev/null &
 	echo $! >"$DIR/pid"
+	set_kubelet_route "$NAME" "$KUBELET_PORT"
 }
 
 # node_ready succeeds when the Node's Ready condition is True.
@@ -123,7 +129,8 @@ node_ready() {
 # wait_ready waits for the VM to boot (run.sh's "vm: booting" line, printed once the VM lock is
 # taken) and then for the Node to be Ready; prints both times.
 wait_ready() {
-	local deadline=$((SECONDS + ${NODE_READY_TIMEOUT:-600})) t0=$SECONDS booted=""
+	# Before the boot: as long as the VM lock may be held by others (NODE_LOCK_TIMEOUT, 3600 s).
+	local deadline=$((SECONDS + ${NODE_LOCK_TIMEOUT:-3600})) t0=$SECONDS booted=""
 	until node_ready; do
 		if [ -z "$booted" ] && grep -q '^vm: booting' "$DIR/node.log" 2>/dev/null; then
 			booted=$SECONDS
@@ -135,7 +142,7 @@ wait_ready() {
 			echo "node-up: the VM of $NAME stopped; log $DIR/node.log" >&2
 			return 1
 		fi
-		[ $SECONDS -lt $deadline ] || { echo "node-up: $NAME not Ready after ${NODE_READY_TIMEOUT:-600} s; log $DIR/node.log" >&2; return 1; }
+		[ $SECONDS -lt $deadline ] || { echo "node-up: $NAME not Ready by the deadline (NODE_LOCK_TIMEOUT, NODE_READY_TIMEOUT); log $DIR/node.log" >&2; return 1; }
 		sleep 1
 	done
 	echo "node-up: $NAME: Node Ready $((SECONDS - ${booted:-$t0})) s after qemu started"

@@ -5,7 +5,8 @@
 #   kubeconfig       for the host:  https://127.0.0.1:<port>
 #   kubeconfig-guest for a qemu guest: https://10.0.2.100:6443 (reached through guestfwd)
 # Both kubeconfigs hold the CA and a bearer token of group system:masters.
-# Overrides: CP_APISERVER_PORT, CP_ETCD_PORT, CP_ETCD_PEER_PORT, CP_GUEST_ADDR (host:port).
+# Overrides: CP_APISERVER_PORT, CP_ETCD_PORT, CP_ETCD_PEER_PORT, CP_GUEST_ADDR (host:port),
+# CP_APISERVER_EXTRA_ARGS (more kube-apiserver flags, word-split).
 source "$(dirname "$0")/lib.sh"
 GUEST_ADDR=${CP_GUEST_ADDR:-10.0.2.100:6443}
 SERVICE_CIDR=10.96.0.0/16
@@ -95,7 +96,8 @@ start_apiserver() {
 		--service-account-key-file="$pki/sa.pub" \
 		--service-account-signing-key-file="$pki/sa.key" \
 		--token-auth-file="$pki/tokens.csv" \
-		--authorization-mode=RBAC --profiling=false --allow-privileged=true
+		--authorization-mode=RBAC --profiling=false --allow-privileged=true \
+		${CP_APISERVER_EXTRA_ARGS:-}
 	wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" \
 		-H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$APISERVER_PORT/readyz"
 }

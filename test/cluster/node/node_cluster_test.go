@@ -306,3 +306,35 @@ func checkClientResults(t *testing.T, client *corev1.Pod, servers []*corev1.Pod)
 		}
 	}
 }
+
+// TestKubeletThroughAPIServer checks the API server's path to every kubelet (node-proxy.sh's
+// egress proxy and the VMs' forwarded kubelet ports): the node proxy subresource reaches the
+// kubelet's /healthz, and a pod's log is read through the API server.
+func TestKubeletThroughAPIServer(t *testing.T) {
+	s := newSetup(t)
+	if os.Getenv("CLUSTER_KUBELET_PROXY") != "1" {
+		t.Skip("CLUSTER_KUBELET_PROXY is not 1: the API server was not started with node-proxy.sh's egress configuration")
+	}
+	ensureDefaultServiceAccount(t, s.client)
+	for _, name := range s.nodes {
+		body, err := s.client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", name, "proxy", "healthz").DoRaw(t.Context())
+		if err != nil || string(body) != "ok" {
+			t.Errorf("GET nodes/%s/proxy/healthz: %q, %v", name, body, err)
+		}
+		pod := basePod("logger-"+name, name)
+		pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+		want := "hello from " + name
+		pod.Spec.Containers = []corev1.Container{{
+			Name: "log", Image: busyboxImage, ImagePullPolicy: corev1.PullNever,
+			Command: []string{"/bin/busybox", "echo", want},
+		}}
+		createPod(t, s.client, pod)
+		waitPod(t, s.client, pod.Name, podFinished)
+		logs, err := s.client.CoreV1().Pods(namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(t.Context())
+		if err != nil || strings.TrimSpace(string(logs)) != want {
+			t.Errorf("logs of pod %s through the API server: %q, %v; want %q", pod.Name, logs, err, want)
+		} else {
+			t.Logf("node %s: kubelet /healthz and pod logs through the API server: ok", name)
+		}
+	}
+}

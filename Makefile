@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean
+.PHONY: all build unit integration e2e test verify bench demo soak image cluster-nodes-test clean
 
 all: build
 
@@ -33,6 +33,11 @@ soak:
 
 image:
 	hack/image.sh
+
+# The cluster's node VMs (real kubelet + containerd; node-a and node-b on one L2): up, checked,
+# torn down (hack/cluster/nodes.md).
+cluster-nodes-test:
+	hack/cluster/node-test.sh
 
 clean:
 	rm -rf _output

@@ -268,6 +268,13 @@ func runClient(t *testing.T, client kubernetes.Interface, node string, hostNetwo
 				ip.IP, serverPort, ip.IP)
 		}
 	}
+	// The API server through qemu's guestfwd: a plain HTTP request to its TLS port gets Go's
+	// "Client sent an HTTP request to an HTTPS server." answer.
+	if addr := os.Getenv("CLUSTER_APISERVER_GUEST_ADDR"); addr != "" {
+		host, port, _ := strings.Cut(addr, ":")
+		fmt.Fprintf(&script, "a=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 %s %s | tail -n 1); echo \"apiserver ${a:-FAIL}\" >>/dev/termination-log\n",
+			host, port)
+	}
 	pod := basePod(name, node)
 	pod.Spec.HostNetwork = hostNetwork
 	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
@@ -289,6 +296,14 @@ func checkClientResults(t *testing.T, client *corev1.Pod, servers []*corev1.Pod)
 	for _, line := range strings.Split(client.Status.ContainerStatuses[0].State.Terminated.Message, "\n") {
 		if addr, answer, ok := strings.Cut(line, " "); ok {
 			got[addr] = answer
+		}
+	}
+	if os.Getenv("CLUSTER_APISERVER_GUEST_ADDR") != "" {
+		if answer := got["apiserver"]; !strings.Contains(answer, "HTTPS server") {
+			t.Errorf("%s (node %s, hostNetwork %v) -> API server %s: got %q, want its answer to plain HTTP",
+				client.Name, client.Spec.NodeName, client.Spec.HostNetwork, os.Getenv("CLUSTER_APISERVER_GUEST_ADDR"), answer)
+		} else {
+			t.Logf("%s -> API server %s: ok", client.Name, os.Getenv("CLUSTER_APISERVER_GUEST_ADDR"))
 		}
 	}
 	for _, s := range servers {

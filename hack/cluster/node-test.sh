@@ -72,6 +72,7 @@ main() {
 	progress 4 "test/cluster/node"
 	t=$SECONDS
 	CP_KUBECONFIG=$CP_KUBECONFIG CLUSTER_NODES="$NODES" CLUSTER_KUBELET_PROXY=$KUBELET_PROXY \
+		CLUSTER_APISERVER_GUEST_ADDR=$CP_GUEST_ADDR \
 		"$NODE_OUT/node.test" -test.v -test.timeout 15m
 	step "node-test: passed; nodes Ready ${ready} s after boot began, tests $((SECONDS - t)) s, total $((SECONDS - START)) s"
 	progress 5 "teardown"

@@ -15,7 +15,8 @@
 # Environment: NODE_MEMORY_MB (2560), NODE_CPUS (2), NODE_TIMEOUT (seconds, 3600), KUBELET_V (2),
 #   NODE_READY_TIMEOUT (600 s from the boot), NODE_LOCK_TIMEOUT (3600 s waiting for the VM lock),
 #   NODE_IPV6 (1: dual-stack pods and node addresses; 0: IPv4 only), CLUSTER_L2_MCAST
-#   (230.0.0.1:23456), NODE_IMAGES (more directories of image tarballs to import).
+#   (230.0.0.1:23456), NODE_IMAGES (more directories of image tarballs to import),
+#   CP_RUN (the control plane's run directory, default _output/controlplane/run).
 source "$(dirname "$0")/node-lib.sh"
 cd "$ROOT"
 STEPS=4
@@ -78,11 +79,15 @@ node_objects() {
 	 \"spec\":{\"podCIDR\":\"$(node_pod_cidr4 "$NAME")\",\"podCIDRs\":[$cidrs]}}" >/dev/null
 }
 
-# images gathers the image tarballs every node imports.
+# images gathers the image tarballs every node imports: node-image.sh's, hack/cluster/images.sh's
+# (_output/cluster/images, when built) and NODE_IMAGES's.
 images() {
 	mkdir -p "$DIR/guest/images"
 	local d
-	for d in "$NODE_OUT/images" ${NODE_IMAGES:-}; do cp "$d"/*.tar "$DIR/guest/images/"; done
+	for d in "$NODE_OUT/images" "$OUT/cluster/images" ${NODE_IMAGES:-}; do
+		[ -d "$d" ] || continue
+		compgen -G "$d/*.tar" >/dev/null && cp "$d"/*.tar "$DIR/guest/images/"
+	done
 }
 
 # routes prints the other nodes' pod CIDRs through their L2 addresses ("cidr=via" words).

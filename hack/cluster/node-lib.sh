@@ -11,7 +11,7 @@ NODE_RUN=${NODE_RUN:-$OUT/cluster/run}
 # cluster run together while everyone else's VMs (exclusive: flock /tmp/ipvs-vm.lock) wait.
 VM_LOCK=${VM_LOCK:-/tmp/ipvs-vm.lock}
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.2 # kubeadm v1.37.2's constants.PauseVersion
-NODE_MEMORY_MB=${NODE_MEMORY_MB:-2560}
+NODE_MEMORY_MB=${NODE_MEMORY_MB:-2048} # a node with test pods uses about 420 MiB
 NODE_CPUS=${NODE_CPUS:-2}
 
 # The fixed per-node plan (node-a, node-b, ...): L2 address on the nodes' shared link (eth1)
@@ -53,7 +53,9 @@ set_kubelet_route() {
 	v4=$(node_l2_ipv4 "$name") v6=$(node_l2_ipv6 "$name")
 	mkdir -p "$NODE_RUN"
 	touch "$KUBELET_ROUTES"
-	grep -v -e "^$v4:" -e "^\[$v6\]:" "$KUBELET_ROUTES" >"$KUBELET_ROUTES.tmp" || true
-	[ -z "$port" ] || printf '%s:10250 127.0.0.1:%s\n[%s]:10250 127.0.0.1:%s\n' "$v4" "$port" "$v6" "$port" >>"$KUBELET_ROUTES.tmp"
+	grep -v -e "^$v4:" -e "^\[$v6\]:" -e "^$name:" "$KUBELET_ROUTES" >"$KUBELET_ROUTES.tmp" || true
+	# By address (--kubelet-preferred-address-types=InternalIP,...) and by the Hostname address
+	# (the API server's default preference).
+	[ -z "$port" ] || printf '%s:10250 127.0.0.1:%s\n' "$v4" "$port" "[$v6]" "$port" "$name" "$port" >>"$KUBELET_ROUTES.tmp"
 	mv "$KUBELET_ROUTES.tmp" "$KUBELET_ROUTES"
 }

@@ -21,18 +21,18 @@ progress() { step "node-test [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 # API server's path to the kubelets), or reuses a control plane already up; the kubelet-path
 # test runs when that API server has the egress flag.
 control_plane() {
-	local flag
-	flag=$("$NODE_SRC/node-proxy.sh" up | tail -n1)
+	local flags
+	flags=$("$NODE_SRC/node-proxy.sh" up | tail -n1)
 	if [ -f "$CP_RUN/env" ]; then
 		source "$CP_RUN/env"
 		if curl -fsS --max-time 5 --cacert "$CP_CA" -H "Authorization: Bearer $CP_TOKEN" "$CP_APISERVER_URL/readyz" >/dev/null 2>&1; then
 			echo "node-test: reusing the control plane up at $CP_APISERVER_URL"
-			tr '\0' '\n' <"/proc/$CP_APISERVER_PID/cmdline" | grep -qx -- "$flag" && KUBELET_PROXY=1
+			tr '\0' '\n' <"/proc/$CP_APISERVER_PID/cmdline" | grep -qx -- "${flags%% *}" && KUBELET_PROXY=1
 			return
 		fi
 		"$ROOT/hack/controlplane/down.sh"
 	fi
-	CP_APISERVER_EXTRA_ARGS="$flag" "$ROOT/hack/controlplane/up.sh"
+	CP_APISERVER_EXTRA_ARGS="$flags" "$ROOT/hack/controlplane/up.sh"
 	STARTED_CP=1 KUBELET_PROXY=1
 	source "$CP_RUN/env"
 }

@@ -12,7 +12,7 @@
 # loopback multicast group, CLUSTER_L2_MCAST). It runs under a shared flock on /tmp/ipvs-vm.lock:
 # a cluster's nodes run together, everyone else's VMs wait for them. Stop it with node-down.sh.
 # The kubelet's port 10250 is forwarded from a host loopback port, listed for node-proxy.sh.
-# Environment: NODE_MEMORY_MB (2560), NODE_CPUS (2), NODE_TIMEOUT (seconds, 3600), KUBELET_V (2),
+# Environment: NODE_MEMORY_MB (2048), NODE_CPUS (2), NODE_TIMEOUT (seconds, 3600), KUBELET_V (2),
 #   NODE_READY_TIMEOUT (600 s from the boot), NODE_LOCK_TIMEOUT (3600 s waiting for the VM lock),
 #   NODE_IPV6 (1: dual-stack pods and node addresses; 0: IPv4 only), CLUSTER_L2_MCAST
 #   (230.0.0.1:23456), NODE_IMAGES (more directories of image tarballs to import),

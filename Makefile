@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image cluster-nodes-test clean
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -33,6 +33,18 @@ soak:
 
 image:
 	hack/image.sh
+
+# The host half of the real cluster (hack/cluster/README.md): build, images, control plane
+# on loopback with kube-controller-manager and kube-scheduler, kubeadm's kube-proxy addon.
+cluster-host:
+	hack/cluster/host-up.sh
+
+cluster-host-down:
+	hack/cluster/controlplane-down.sh
+
+# Its tests on a control plane of their own (no VM).
+cluster-host-test:
+	hack/cluster/test-host.sh
 
 # The cluster's node VMs (real kubelet + containerd; node-a and node-b on one L2): up, checked,
 # torn down (hack/cluster/nodes.md).

@@ -29,9 +29,20 @@ for profile in $E2E_PROFILES; do
 			if (match($0, /slower than 1 s [0-9]+/)) { s = substr($0, RSTART, RLENGTH); sub(/.* /, "", s); slow += s }
 		}
 		/^    real server of / { sub(/^    real server of /, ""); del[n] = del[n] (del[n] ? "; " : "") $0 }
+		/^    failed requests: / {
+			sub(/^    failed requests: /, ""); cut[n] = $0
+			inflight += count(" in flight at a removal"); pinned += count(" begun after")
+			other += count(" other"); outlasted += count(" in flight but open past")
+		}
 		END {
-			for (i = 1; i <= n; i++) printf "run %2d %s: %s\n        deletions: %s\n", i, status[i], line[i], del[i]
+			for (i = 1; i <= n; i++) printf "run %2d %s: %s\n        deletions: %s\n        failed: %s\n", i, status[i], line[i], del[i], cut[i]
 			printf "total: %d runs, %d requests, %d failed, %d ok but slower than 1 s, %d runs with failures\n", n, req, failed, slow, bad
+			printf "failed requests by the deletion they met: %d in flight at a removal, %d begun after a removal on a port pinned to the removed pod, %d other, %d in flight but open past the grace\n", inflight, pinned, other, outlasted
+		}
+		# count is the number before what in the current line ("3 other" -> 3).
+		function count(what,   m) {
+			if (!match($0, "[0-9]+" what)) return 0
+			m = substr($0, RSTART, RLENGTH); sub(/[^0-9].*/, "", m); return m + 0
 		}' "$log"
 done
 exit "$rc"

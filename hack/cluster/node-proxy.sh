@@ -7,7 +7,7 @@
 # node's qemu forwards to its kubelet (node-up.sh lists them in _output/cluster/run/kubelet-routes).
 #   hack/cluster/node-proxy.sh up     # build, start; prints the kube-apiserver flag
 #   hack/cluster/node-proxy.sh down
-# Start kube-apiserver with CP_APISERVER_EXTRA_ARGS="<the printed flags>".
+# Start kube-apiserver with CP_APISERVER_EXTRA_ARGS="<the printed flag>".
 source "$(dirname "$0")/node-lib.sh"
 cd "$ROOT"
 PID_FILE="$NODE_RUN/node-proxy.pid"
@@ -35,10 +35,11 @@ YAML
 	local i
 	for ((i = 0; i < 50; i++)); do [ -S "$NODE_PROXY_SOCKET" ] && break; sleep 0.1; done
 	[ -S "$NODE_PROXY_SOCKET" ] || { cat "$NODE_RUN/node-proxy.log" >&2; echo "node-proxy: did not start" >&2; return 1; }
-	step "node-proxy: up (pid $(cat "$PID_FILE")); kube-apiserver flags:"
-	# InternalIP first, as kubeadm's clusters: the nodes/proxy subresource resolves a Hostname
-	# address with DNS on the host (and fails) before it dials.
-	echo "--egress-selector-config-file=$EGRESS_CONFIG --kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname"
+	step "node-proxy: up (pid $(cat "$PID_FILE")); kube-apiserver flag:"
+	# hack/controlplane/up.sh also sets --kubelet-preferred-address-types=InternalIP,...: with
+	# the default (Hostname first) the nodes/proxy subresource resolves the node's name with the
+	# host's DNS, and fails, before it dials.
+	echo "--egress-selector-config-file=$EGRESS_CONFIG"
 }
 
 down() {

@@ -2,9 +2,8 @@
 # Step 3 of the node side of `make cluster`: boots node VM NAME (node-a, node-b, node-c) in the
 # background and, with --wait, waits for its Node to be Ready.
 #   hack/cluster/node-up.sh [--wait] NAME
-# Needs the control plane up (hack/controlplane/up.sh; its run/env). Creates in the API server:
-# the ClusterRoleBinding that gives group system:nodes the system:node role (the API server
-# runs RBAC only) and the Node NAME with its fixed pod CIDRs (node-lib.sh's plan), so the
+# Needs the control plane up (hack/controlplane/up.sh; its run/env). Creates in the API server
+# the Node NAME with its fixed pod CIDRs (node-lib.sh's plan), so the
 # kubelet registers into a Node whose spec.podCIDRs match the CNI config. The kubelet
 # authenticates with a client certificate for system:node:NAME signed by the control plane's CA.
 # The VM: hack/vm's base + node-image.sh's cpio, qemu user networking (eth0: 10.0.2.100:6443 is
@@ -68,9 +67,11 @@ KC
 	chmod 600 "$g/kubelet.conf" "$DIR/kubelet.key"
 }
 
-# node_objects creates the nodes' RBAC binding and the Node with its pod CIDRs.
+# node_objects creates the Node with its pod CIDRs and, when the API server authorizes with
+# RBAC alone (no Node authorizer), the binding of ClusterRole system:node to system:nodes.
 node_objects() {
-	api POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings '{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
+	tr '\0' '\n' <"/proc/$CP_APISERVER_PID/cmdline" | grep -q -- '--authorization-mode=.*Node' ||
+		api POST /apis/rbac.authorization.k8s.io/v1/clusterrolebindings '{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRoleBinding",
 	 "metadata":{"name":"cluster-nodes"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"ClusterRole","name":"system:node"},
 	 "subjects":[{"apiGroup":"rbac.authorization.k8s.io","kind":"Group","name":"system:nodes"}]}' >/dev/null
 	local cidrs="\"$(node_pod_cidr4 "$NAME")\""

@@ -7,15 +7,12 @@ cd "$CP_DIR"
 # Not vendored: the tools module resolves through the module cache/proxy, and
 # -mod=readonly makes a go.sum that does not match go.mod an error.
 export GOFLAGS="-mod=readonly -buildvcs=false"
+version_ldflags=$(k8s_version_ldflags)
 
-version_ldflags="-s -w \
- -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
- -X k8s.io/component-base/version.gitMajor=1 \
- -X k8s.io/component-base/version.gitMinor=37 \
- -X k8s.io/component-base/version.gitTreeState=clean"
 binaries="kube-apiserver etcd kube-proxy-upstream"
 stamp="$CP_BIN/.stamp"
-key=$(cat go.mod go.sum build.sh | sha256sum | cut -c1-16)-$(go env GOVERSION)
+# The ldflags (lib.sh's version stamp) are part of what the binaries are built from.
+key=$(echo "$version_ldflags" | cat go.mod go.sum build.sh - | sha256sum | cut -c1-16)-$(go env GOVERSION)
 
 all_built() {
 	local b

@@ -6,37 +6,32 @@
 #   kubeconfig-guest for a qemu guest: https://10.0.2.100:6443 (reached through guestfwd)
 # Both kubeconfigs hold the CA and a bearer token of group system:masters.
 # Overrides: CP_APISERVER_PORT, CP_ETCD_PORT, CP_ETCD_PEER_PORT, CP_GUEST_ADDR (host:port),
+# CP_SERVICE_CIDR, CP_ADVERTISE_ADDRESS, CP_APISERVER_SANS (extra subjectAltName entries),
 # CP_APISERVER_EXTRA_ARGS (more kube-apiserver flags, word-split).
 source "$(dirname "$0")/lib.sh"
 GUEST_ADDR=${CP_GUEST_ADDR:-10.0.2.100:6443}
-SERVICE_CIDR=10.96.0.0/16
+# Comma-separated, IPv4 first (dual-stack: "10.96.0.0/16,fd00:10:96::/112").
+SERVICE_CIDR=${CP_SERVICE_CIDR:-10.96.0.0/16}
+# The address written into the kubernetes Service's endpoints. Loopback (the default) has
+# no reconciler (the API server refuses to advertise loopback otherwise); any other address
+# gets kubeadm's lease reconciler, with the secure port as the endpoint port.
+ADVERTISE_ADDRESS=${CP_ADVERTISE_ADDRESS:-127.0.0.1}
 
-# port_free succeeds when nothing accepts connections on 127.0.0.1:$1.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port prints a random free loopback port not among its arguments.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ " $* " == *" $p "* ]] && continue
-		port_free "$p" && { echo "$p"; return; }
-	done
-}
-
-# make_certs writes a CA, a serving certificate for the API server (loopback and the
-# guest-side address), service-account keys and a token file into $CP_RUN/pki.
+# make_certs writes a CA, a serving certificate for the API server (loopback, the guest-side
+# address, 10.96.0.1 and $CP_APISERVER_SANS), its client certificate for kubelets, service-account keys and a token file into $CP_RUN/pki.
 make_certs() {
 	local pki="$CP_RUN/pki" guest_ip=${GUEST_ADDR%:*}
 	mkdir -p "$pki"
 	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=ipvs-proxy-test-ca" \
 		-keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
-		-keyout "$pki/apiserver.key" -out "$pki/apiserver.csr" 2>/dev/null
-	printf '%s\n' "subjectAltName=IP:127.0.0.1,IP:$guest_ip,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc" \
-		"extendedKeyUsage=serverAuth" "keyUsage=digitalSignature,keyEncipherment" >"$pki/apiserver.ext"
-	openssl x509 -req -days 30 -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
-		-CAcreateserial -extfile "$pki/apiserver.ext" -out "$pki/apiserver.crt" 2>/dev/null
+	issue_cert apiserver "/CN=kube-apiserver" \
+		"subjectAltName=IP:127.0.0.1,IP:$guest_ip,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc${CP_APISERVER_SANS:+,$CP_APISERVER_SANS}" \
+		"extendedKeyUsage=serverAuth" "keyUsage=digitalSignature,keyEncipherment"
+	# kubeadm's apiserver-kubelet-client (for logs/exec through kubelets); system:masters as
+	# before kubeadm 1.29 (kubeadm:cluster-admins needs a binding kubeadm init makes).
+	issue_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+		"extendedKeyUsage=clientAuth" "keyUsage=digitalSignature,keyEncipherment"
+	front_proxy_certs
 	openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
 	openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 	TOKEN=$(openssl rand -hex 24)
@@ -44,32 +39,19 @@ make_certs() {
 	chmod 600 "$pki"/*.key "$pki/tokens.csv"
 }
 
-# start_daemon runs "$@" detached in its own session, logging to $CP_RUN/$1.log, and
-# records the pid of the binary itself in $CP_RUN/$1.pid.
-start_daemon() {
-	local name=$1
-	shift
-	setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$CP_RUN/$name.pid" "$@" \
-		>"$CP_RUN/$name.log" 2>&1 </dev/null &
-}
-
-# wait_for polls "$@" until it succeeds; fails after $2 seconds or when daemon $1 died.
-wait_for() {
-	local name=$1 timeout=$2 pid i
-	shift 2
-	for ((i = 0; i < timeout * 10; i++)); do
-		"$@" >/dev/null 2>&1 && return
-		pid=$(cat "$CP_RUN/$name.pid" 2>/dev/null || true)
-		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$CP_RUN/$name.log" >&2
-			echo "controlplane: $name exited during startup, log: $CP_RUN/$name.log" >&2
-			return 1
-		fi
-		sleep 0.1
-	done
-	tail -n 30 "$CP_RUN/$name.log" >&2
-	echo "controlplane: $name not ready after ${timeout}s, log: $CP_RUN/$name.log" >&2
-	return 1
+# front_proxy_certs writes kubeadm's front-proxy CA and the API server's front-proxy client
+# certificate: controllers and schedulers read the CA from the extension-apiserver-
+# authentication ConfigMap and log errors about the request-header CA without it.
+front_proxy_certs() {
+	local pki="$CP_RUN/pki"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=front-proxy-ca" \
+		-keyout "$pki/front-proxy-ca.key" -out "$pki/front-proxy-ca.crt" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" \
+		-keyout "$pki/front-proxy-client.key" -out "$pki/front-proxy-client.csr" 2>/dev/null
+	printf '%s\n' "extendedKeyUsage=clientAuth" "keyUsage=digitalSignature,keyEncipherment" >"$pki/front-proxy-client.ext"
+	openssl x509 -req -days 30 -in "$pki/front-proxy-client.csr" -CA "$pki/front-proxy-ca.crt" \
+		-CAkey "$pki/front-proxy-ca.key" -CAcreateserial -extfile "$pki/front-proxy-client.ext" \
+		-out "$pki/front-proxy-client.crt" 2>/dev/null
 }
 
 start_etcd() {
@@ -84,11 +66,12 @@ start_etcd() {
 }
 
 start_apiserver() {
-	local pki="$CP_RUN/pki"
+	local pki="$CP_RUN/pki" reconciler=lease
+	[[ "$ADVERTISE_ADDRESS" != 127.* ]] || reconciler=none
 	start_daemon kube-apiserver "$CP_BIN/kube-apiserver" \
 		--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
 		--bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
-		--advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+		--advertise-address="$ADVERTISE_ADDRESS" --endpoint-reconciler-type="$reconciler" \
 		--tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
 		--client-ca-file="$pki/ca.crt" \
 		--service-cluster-ip-range="$SERVICE_CIDR" \
@@ -96,7 +79,15 @@ start_apiserver() {
 		--service-account-key-file="$pki/sa.pub" \
 		--service-account-signing-key-file="$pki/sa.key" \
 		--token-auth-file="$pki/tokens.csv" \
-		--authorization-mode=RBAC --profiling=false --allow-privileged=true \
+		--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+		--kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+		--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname \
+		--enable-bootstrap-token-auth=true --enable-admission-plugins=NodeRestriction \
+		--requestheader-client-ca-file="$pki/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+		--requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+		--requestheader-extra-headers-prefix=X-Remote-Extra- \
+		--proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+		--authorization-mode=Node,RBAC --profiling=false --allow-privileged=true \
 		${CP_APISERVER_EXTRA_ARGS:-}
 	wait_for kube-apiserver 120 curl -fsS --cacert "$pki/ca.crt" \
 		-H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$APISERVER_PORT/readyz"
@@ -138,6 +129,7 @@ CP_GUEST_ADDR=$GUEST_ADDR
 CP_KUBECONFIG=$CP_RUN/kubeconfig
 CP_GUEST_KUBECONFIG=$CP_RUN/kubeconfig-guest
 CP_CA=$CP_RUN/pki/ca.crt
+CP_PKI=$CP_RUN/pki
 CP_TOKEN=$TOKEN
 CP_SERVICE_CIDR=$SERVICE_CIDR
 CP_ETCD_PID=$(cat "$CP_RUN/etcd.pid")

@@ -20,6 +20,8 @@ const (
 	doctorPath    = "usr/local/bin/ipvs-doctor"
 	wrapperPath   = "usr/sbin/iptables-wrapper"
 	imagePath     = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+	defaultDescription = "Drop-in kube-proxy for IPVS mode that deletes a removed endpoint's real server at once (feature gate IPVSImmediateTermination); iptables legacy and nft with a backend-selecting wrapper."
 )
 
 // platformImage is one built image and the platform it is for.
@@ -48,35 +50,34 @@ func build(opts options) error {
 	return write(opts, index, images)
 }
 
-// buildPlatform assembles one platform's image from its stage directory.
+// buildPlatform assembles one platform's image from its stage directory: a base layer
+// (iptables and the wrapper when opts.iptables, and a root skeleton), then a layer with
+// the binaries.
 func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 	a, err := archFor(p.arch)
 	if err != nil {
 		return nil, err
 	}
-	packages, err := readPackages(filepath.Join(p.dir, "packages.txt"))
-	if err != nil {
-		return nil, err
+	var base []entry
+	var packages []string
+	baseWhat := "root skeleton"
+	if opts.iptables {
+		if base, packages, err = iptablesLayer(p, a, opts.debianFiles); err != nil {
+			return nil, err
+		}
+		baseWhat = "iptables (legacy and nft) and its libraries from Debian: " + strings.Join(packages, ", ")
 	}
-	base, err := userland(filepath.Join(p.dir, "debroot"), a)
-	if err != nil {
-		return nil, err
-	}
-	wrapper, err := staticBinary(filepath.Join(p.dir, "iptables-wrapper"), wrapperPath, a)
-	if err != nil {
-		return nil, err
-	}
-	proxy, err := staticBinary(filepath.Join(p.dir, "kube-proxy"), kubeProxyPath, a)
-	if err != nil {
-		return nil, err
-	}
-	doctor, err := staticBinary(filepath.Join(p.dir, "ipvs-doctor"), doctorPath, a)
-	if err != nil {
-		return nil, err
-	}
-	base = append(base, wrapper)
-	base = append(base, wrapperLinks()...)
 	base = append(base, skeleton()...)
+	var binaries []entry
+	var paths []string
+	for _, b := range opts.binaries {
+		e, err := staticBinary(filepath.Join(p.dir, b.stageFile), b.imagePath, a)
+		if err != nil {
+			return nil, err
+		}
+		binaries = append(binaries, e)
+		paths = append(paths, "/"+b.imagePath)
+	}
 
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
@@ -88,8 +89,8 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 		entries []entry
 		what    string
 	}{
-		{base, "iptables (legacy and nft) and its libraries from Debian: " + strings.Join(packages, ", ")},
-		{[]entry{proxy, doctor}, "/" + kubeProxyPath + " and /" + doctorPath + " (ipvs-proxy " + opts.version + ", " + opts.revision + ")"},
+		{base, baseWhat},
+		{binaries, strings.Join(paths, " and ") + " (" + opts.title + " " + opts.version + ", " + opts.revision + ")"},
 	} {
 		img, err = appendLayer(img, l.entries, l.what, opts)
 		if err != nil {
@@ -97,6 +98,25 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 		}
 	}
 	return mutate.Annotations(img, labels(opts, nil)).(v1.Image), nil
+}
+
+// iptablesLayer is iptables user space (and the extra Debian files) from the stage's
+// debroot/ with the iptables-wrapper in front of it, and the Debian packages it came from.
+func iptablesLayer(p platformStage, a arch, extra []string) ([]entry, []string, error) {
+	packages, err := readPackages(filepath.Join(p.dir, "packages.txt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	base, err := userland(filepath.Join(p.dir, "debroot"), a, extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	wrapper, err := staticBinary(filepath.Join(p.dir, "iptables-wrapper"), wrapperPath, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	base = append(base, wrapper)
+	return append(base, wrapperLinks()...), packages, nil
 }
 
 func appendLayer(img v1.Image, entries []entry, what string, opts options) (v1.Image, error) {
@@ -152,14 +172,17 @@ func skeleton() []entry {
 }
 
 func configFile(opts options, p platformStage, packages []string) *v1.ConfigFile {
-	extra := map[string]string{"com.github.ipvs-proxy.debian-packages": strings.Join(packages, ",")}
+	extra := map[string]string{}
+	if len(packages) > 0 {
+		extra["com.github.ipvs-proxy.debian-packages"] = strings.Join(packages, ",")
+	}
 	return &v1.ConfigFile{
 		Architecture: p.arch,
 		OS:           p.os,
 		Created:      v1.Time{Time: opts.created},
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
-			Entrypoint: []string{"/" + kubeProxyPath},
+			Entrypoint: []string{opts.entrypoint},
 			Env:        []string{imagePath},
 			// kube-proxy programs IPVS, iptables and sysctls: root with
 			// NET_ADMIN (the DaemonSet runs it privileged, like kubeadm's).
@@ -173,8 +196,8 @@ func configFile(opts options, p platformStage, packages []string) *v1.ConfigFile
 // labels are the org.opencontainers.image.* labels (and annotations).
 func labels(opts options, extra map[string]string) map[string]string {
 	l := map[string]string{
-		"org.opencontainers.image.title":       "ipvs-proxy kube-proxy",
-		"org.opencontainers.image.description": "Drop-in kube-proxy for IPVS mode that deletes a removed endpoint's real server at once (feature gate IPVSImmediateTermination); iptables legacy and nft with a backend-selecting wrapper.",
+		"org.opencontainers.image.title":       opts.title,
+		"org.opencontainers.image.description": opts.description,
 		"org.opencontainers.image.source":      opts.source,
 		"org.opencontainers.image.revision":    opts.revision,
 		"org.opencontainers.image.version":     opts.version,

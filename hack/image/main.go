@@ -13,6 +13,11 @@
 // A stage directory holds debroot/ (the Debian packages extracted with
 // dpkg-deb -x), kube-proxy, ipvs-doctor and iptables-wrapper (static binaries) and
 // packages.txt ("name version" lines, recorded in a label).
+//
+// The same builder makes the other images the cluster needs (hack/cluster/images.sh):
+// -binary chooses the static binaries and where they go, -entrypoint the command,
+// -iptables=false leaves out the Debian layer and the wrapper (a pause or test-server
+// image is one binary and a root skeleton), -title and -description the labels.
 package main
 
 import (
@@ -34,7 +39,23 @@ type options struct {
 	version   string
 	source    string
 	created   time.Time
+	// What the image holds and runs.
+	binaries    []binarySpec
+	entrypoint  string
+	iptables    bool
+	debianFiles []string // more files from debroot/ for the iptables layer
+	title       string
+	description string
 }
+
+// binarySpec is one -binary flag: "IMAGE_PATH=STAGE_FILE", a static binary of the
+// stage directory placed at IMAGE_PATH (no leading slash) in the image.
+type binarySpec struct {
+	imagePath, stageFile string
+}
+
+// defaultBinaries are ipvs-proxy's image's: kube-proxy and ipvs-doctor.
+var defaultBinaries = []string{kubeProxyPath + "=kube-proxy", doctorPath + "=ipvs-doctor"}
 
 // platformStage is one -platform flag: "linux/ARCH=DIR".
 type platformStage struct {
@@ -55,7 +76,7 @@ func main() {
 
 func parseFlags(args []string) (options, error) {
 	var opts options
-	var platforms multiFlag
+	var platforms, binaries, debianFiles multiFlag
 	var created string
 	fs := flag.NewFlagSet("image", flag.ContinueOnError)
 	fs.StringVar(&opts.image, "image", "ipvs-proxy/kube-proxy:dev", "image reference (repository:tag) recorded in the tarball")
@@ -66,6 +87,12 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&opts.version, "version", "dev", "version (label)")
 	fs.StringVar(&opts.source, "source", "https://github.com/ipvs-proxy/ipvs-proxy", "source repository (label)")
 	fs.StringVar(&created, "created", "1970-01-01T00:00:00Z", "creation time, RFC 3339 (every file time too)")
+	fs.Var(&binaries, "binary", "image-path=stage-file: a static binary to add, repeatable (default: kube-proxy and ipvs-doctor)")
+	fs.StringVar(&opts.entrypoint, "entrypoint", "/"+kubeProxyPath, "the image's entrypoint")
+	fs.BoolVar(&opts.iptables, "iptables", true, "add iptables from the stage's debroot/ and the iptables-wrapper")
+	fs.Var(&debianFiles, "debian-file", "path in debroot/ (usr/sbin/ipset) to add with its libraries to the iptables layer, repeatable")
+	fs.StringVar(&opts.title, "title", "ipvs-proxy kube-proxy", "org.opencontainers.image.title")
+	fs.StringVar(&opts.description, "description", defaultDescription, "org.opencontainers.image.description")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
@@ -83,6 +110,17 @@ func parseFlags(args []string) (options, error) {
 	}
 	if len(opts.platforms) == 0 || opts.ociDir == "" || opts.out == "" {
 		return opts, errors.New("-platform, -oci-dir and -out are required")
+	}
+	opts.debianFiles = debianFiles
+	if len(binaries) == 0 {
+		binaries = defaultBinaries
+	}
+	for _, b := range binaries {
+		imagePath, stageFile, ok := strings.Cut(b, "=")
+		if !ok || imagePath == "" || stageFile == "" || strings.HasPrefix(imagePath, "/") {
+			return opts, fmt.Errorf("-binary %q: want IMAGE_PATH=STAGE_FILE, IMAGE_PATH without a leading /", b)
+		}
+		opts.binaries = append(opts.binaries, binarySpec{imagePath: imagePath, stageFile: stageFile})
 	}
 	return opts, nil
 }

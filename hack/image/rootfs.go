@@ -171,10 +171,11 @@ func elfDeps(file string, machine elf.Machine) (string, []string, error) {
 }
 
 // userland collects iptables (both backends, their extensions and
-// libraries) from the extracted Debian tree root.
-func userland(root string, a arch) ([]entry, error) {
+// libraries) and the extra files (paths in root, such as usr/sbin/ipset, with
+// the libraries they need) from the extracted Debian tree root.
+func userland(root string, a arch, extra []string) ([]entry, error) {
 	c := newCollector(root, a)
-	for _, p := range []string{"usr/sbin/xtables-legacy-multi", "usr/sbin/xtables-nft-multi", "etc/protocols"} {
+	for _, p := range append([]string{"usr/sbin/xtables-legacy-multi", "usr/sbin/xtables-nft-multi", "etc/protocols"}, extra...) {
 		if err := c.add(p); err != nil {
 			return nil, err
 		}

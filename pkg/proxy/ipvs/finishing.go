@@ -122,14 +122,24 @@ func (a *applier) openConns(p *plan) {
 		return
 	}
 	a.open = map[connPath]ipvs.Connection{}
+	start, entries, closing := time.Now(), 0, 0
 	a.openErr = a.deps.IPVS.Connections(func(conn ipvs.Connection) bool {
+		entries++
 		path := connPath{conn.Protocol, conn.Virtual, conn.Real}
-		if _, ok := want[path]; ok && !conn.Closing() {
-			a.open[path] = conn
-			delete(want, path)
+		if _, ok := want[path]; ok {
+			if !conn.Closing() {
+				a.open[path] = conn
+				delete(want, path)
+			} else {
+				closing++
+			}
 		}
 		return len(want) > 0
 	})
+	if a.verbose {
+		a.logger.V(4).Info("Read the IPVS connection table for deletions that wait for connections in flight",
+			"entriesRead", entries, "closingToThem", closing, "open", len(a.open), "took", time.Since(start))
+	}
 }
 
 // flowsOfDeferred says whether a conntrack filter is for the flows to a

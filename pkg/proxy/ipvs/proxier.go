@@ -23,6 +23,8 @@ import (
 // Proxier programs one IP family's services into IPVS. It implements
 // k8s.io/kubernetes/pkg/proxy.Provider.
 type Proxier struct {
+	// phases times the steps of the sync in progress (logged at -v=4).
+	phases        phaseTimer
 	cfg           Config
 	deps          Deps
 	logger        klog.Logger

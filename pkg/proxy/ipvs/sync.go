@@ -30,6 +30,7 @@ func (p *Proxier) syncProxyRules() error {
 		return nil
 	}
 	start := time.Now()
+	p.phases = phaseTimer{last: start}
 	p.takeNodeReadiness()
 	svcResult := p.svcPortMap.Update(p.serviceChanges)
 	epResult := p.endpointsMap.Update(p.endpointsChanges)
@@ -87,10 +88,12 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 	var sc *scope
 	if full {
 		errs = append(errs, p.checkPrerequisites())
+		p.phases.mark("prerequisites")
 		if err := p.rereadKernel(changed, servicesChanged); err != nil {
 			p.unbuilt, p.unbuiltServices = changed, servicesChanged
 			return true, errors.Join(append(errs, err)...)
 		}
+		p.phases.mark("readKernel")
 	} else {
 		sc = p.updateDesired(changed, servicesChanged)
 		for ref := range p.finishing {
@@ -98,7 +101,13 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 		}
 		errs = append(errs, p.refreshRetiring(sc))
 	}
-	_, err := p.applyPlan(sc, func() error { return p.syncRules(full) })
+	_, err := p.applyPlan(sc, func() error {
+		p.phases.mark("plan")
+		err := p.syncRules(full)
+		p.phases.mark("iptables")
+		return err
+	})
+	p.phases.mark("apply")
 	errs = append(errs, err)
 	if full || p.healthChecksChanged(changed) {
 		p.syncHealthChecks()
@@ -118,6 +127,9 @@ func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	pl.conntrack = p.flushes.take(pl.conntrack, now)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
 	err := a.apply(pl, syncRules)
+	if a.flushRan {
+		p.phases.took = append(p.phases.took, "of which conntrack="+a.flushTook.Round(time.Microsecond).String())
+	}
 	p.settleFlush(pl.conntrack, a.flushErr, now)
 	p.desired.forgetGone(p.kernel)
 	p.trackFinishing(pl, now)
@@ -415,5 +427,18 @@ func (p *Proxier) recordSync(start time.Time, full bool, err error) {
 	if p.deps.HealthServer != nil {
 		p.deps.HealthServer.Updated(p.cfg.IPFamily)
 	}
-	p.logger.V(4).Info("Sync done", "kind", kind, "elapsed", time.Since(start))
+	p.logger.V(4).Info("Sync done", "kind", kind, "elapsed", time.Since(start), "phases", p.phases.took)
+}
+
+// phaseTimer notes how long each step of a sync took, for the -v=4 log:
+// where a slow sync spends its time.
+type phaseTimer struct {
+	last time.Time
+	took []string
+}
+
+func (t *phaseTimer) mark(phase string) {
+	now := time.Now()
+	t.took = append(t.took, phase+"="+now.Sub(t.last).Round(time.Microsecond).String())
+	t.last = now
 }

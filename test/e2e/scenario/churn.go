@@ -210,13 +210,10 @@ func (w *world) churnRetire(ctx context.Context, cs *churnState, i int) error {
 		return err
 	}
 	time.Sleep(cs.jitter(tune.Terminating))
-	cs.rs.eps = slices.Delete(cs.rs.eps, i, i+1)
-	cs.pods.Store(int64(len(cs.rs.eps)))
-	if err := cs.rs.slice.Set(ctx, cs.rs.eps); err != nil {
+	cs.pods.Store(int64(len(cs.rs.eps) - 1))
+	if err := w.removeEndpoint(ctx, cs.rs, i); err != nil {
 		return err
 	}
-	w.event("pod "+old.Pod+" removed from the EndpointSlice", 0)
-	cs.rs.deletions = append(cs.rs.deletions, w.watchDeletion(ctx, cs.rs.vip, old))
 	cs.removed = append(cs.removed, old.IP)
 	time.Sleep(cs.jitter(tune.AfterRemove))
 	if err := w.killPod(w.pods[old.Pod]); err != nil {

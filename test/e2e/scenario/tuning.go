@@ -29,14 +29,6 @@ type Tuning struct {
 	// its choices (0: a seed from the clock; it is printed either way).
 	ChurnDuration time.Duration
 	ChurnSeed     int64
-	// LegacyResetsTolerated is how many requests reset at a removal the gate-on
-	// rolling update may lose on the legacy profile and still pass, reported as a
-	// known open defect (issue 12: on the faithful pre-5.9 profile a reused source
-	// port keeps landing on the removed pod until its real server is deleted, and a
-	// connection begun just before the deletion is cut: 1-2 of 494 requests per
-	// make test run, 2026-12-06). make test tolerates one per replaced pod so that
-	// CI is not red on it; make demo tolerates none.
-	LegacyResetsTolerated int
 	// Outage is how long the apiserver-outage scenario keeps the API server away from
 	// the proxier; OutageSyncPeriod is that proxier's syncPeriod (its health timeout
 	// is twice that, shorter than the outage on purpose).
@@ -55,8 +47,6 @@ func FastTuning() Tuning {
 		ChurnDuration:     2 * time.Minute,
 		Outage:            11 * time.Second,
 		OutageSyncPeriod:  5 * time.Second,
-
-		LegacyResetsTolerated: 3, // one per replaced pod (Pods)
 	}
 }
 
@@ -67,7 +57,6 @@ func DemoTuning() Tuning {
 	t.Terminating = 3 * time.Second
 	t.Tail = 15 * time.Second
 	t.StreamDeadline = 30 * time.Second
-	t.LegacyResetsTolerated = 0
 	return t
 }
 

@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -45,6 +45,11 @@ cluster-host-down:
 # Its tests on a control plane of their own (no VM).
 cluster-host-test:
 	hack/cluster/test-host.sh
+
+# The cluster's node VMs (real kubelet + containerd; node-a and node-b on one L2): up, checked,
+# torn down (hack/cluster/nodes.md).
+cluster-nodes-test:
+	hack/cluster/node-test.sh
 
 clean:
 	rm -rf _output

@@ -12,6 +12,9 @@
 #   _output/conformance/images/nginx.oci.tar    registry.k8s.io/e2e-test-images/nginx:1.27.0-2
 #       a stand-in: the EndpointSlice/Endpoints tests only need its pods running; busybox httpd
 #       on port 80
+#   _output/conformance/images/coredns.oci.tar  registry.k8s.io/coredns/coredns:v1.14.6
+#       CoreDNS (hack/conformance/build.sh), entrypoint /coredns, for kubeadm's coredns addon
+#       (hack/conformance/dns.sh): the tests reach Services by name
 # The pause image (registry.k8s.io/pause:3.10.2) is hack/cluster/images.sh's. All use
 # hack/image's builder and hack/image/debian.sh's packaging (private apt state).
 source "$(dirname "$0")/lib.sh"
@@ -90,6 +93,15 @@ busybox_image() {
 		-version "$(sed -n 's/^busybox-static //p' "$stage/packages.txt")" -description "$description"
 }
 
+coredns_image() {
+	local stage="$STAGE/coredns"
+	rm -rf "$stage" && mkdir -p "$stage"
+	cp "$CONF_BIN/coredns" "$stage/coredns"
+	build_image coredns "$COREDNS_IMAGE" "CoreDNS $COREDNS_VERSION" "$stage" -iptables=false \
+		-binary coredns=coredns -entrypoint /coredns -version "$COREDNS_VERSION" \
+		-description "CoreDNS $COREDNS_VERSION (github.com/coredns/coredns, static), kubeadm $K8S_VERSION's cluster DNS."
+}
+
 main() {
 	need_debian_tools
 	local start=$SECONDS
@@ -102,6 +114,7 @@ main() {
 		"Debian's busybox-static with its applets, for the e2e tests' busybox pods."
 	busybox_image nginx "$NGINX_IMAGE" "/bin/busybox httpd -f -p 80 -h /tmp" "" \
 		"Stand-in for the e2e nginx image (pods that only need to run): Debian's busybox httpd on port 80."
+	coredns_image
 	rm -rf "$STAGE"
 	step "conformance images: checking them (hack/image/imagetest: names, entrypoints, libraries, the tests' commands in a chroot)"
 	(cd "$ROOT/hack/image" && CONFORMANCE_IMAGES="$CONF_IMAGES" IMAGE_TARBALL="$CONF_IMAGES/agnhost.oci.tar" \

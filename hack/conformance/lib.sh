@@ -13,3 +13,7 @@ AGNHOST_IMAGE=registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_VERSION
 BUSYBOX_IMAGE=registry.k8s.io/e2e-test-images/busybox:1.37.0-2
 # The endpoint tests' pods only need to run: Debian's busybox httpd on port 80 stands in.
 NGINX_IMAGE=registry.k8s.io/e2e-test-images/nginx:1.27.0-2
+# Cluster DNS: the CoreDNS kubeadm v1.37.2 deploys (cmd/kubeadm/app/constants.CoreDNSVersion),
+# built from the Go module proxy in hack/conformance/coredns (a module of its own).
+COREDNS_VERSION=v1.14.6
+COREDNS_IMAGE=registry.k8s.io/coredns/coredns:$COREDNS_VERSION

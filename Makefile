@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test conformance conformance-build conformance-list
 
 all: build
 
@@ -48,3 +48,15 @@ cluster-host-test:
 
 clean:
 	rm -rf _output
+
+# Upstream's Service e2e tests, three runs (upstream kube-proxy, ours gate off, gate on) on the
+# running cluster (hack/conformance/README.md); conformance-build makes e2e.test and the images
+# only; conformance-list prints the selected tests (a dry run, no cluster needed).
+conformance:
+	hack/conformance/conformance.sh
+
+conformance-build:
+	hack/conformance/build.sh && hack/conformance/images.sh
+
+conformance-list:
+	CONFORMANCE_DRY_RUN=1 hack/conformance/run.sh $${KUBECONFIG:-/dev/null} list && cat _output/conformance/list/selected.txt

@@ -32,7 +32,7 @@ FOCUS=(
 SKIPS=(
 	'should implement NodePort and HealthCheckNodePort correctly when ExternalTrafficPolicy changes|needs 3 schedulable nodes (the cluster has 2; the test would skip itself)'
 	'\[sig-network\] Services should work after restarting apiserver|restarts kube-apiserver as a kube-system pod: here it runs on the host (the test would skip itself)'
-	'\[sig-network\] DNS |cluster DNS: needs CoreDNS (kubeadm addon coredns), dig in agnhost (upstream: Alpine bind-tools; here no bind9-dnsutils) and the glibc-dns-testing image, none built here; it tests the DNS server, kube-proxy only as the kube-dns ClusterIP'
+	'\[sig-network\] DNS |DNS server tests: they need dig in agnhost (upstream builds agnhost on Alpine with bind-tools; ours has no bind9-dnsutils) and the glibc-dns-testing image, neither built here (CoreDNS is: dns.sh); they test the DNS server, kube-proxy only as the kube-dns ClusterIP that the Service tests use anyway'
 	'\[sig-network\] Proxy version v1|kube-apiserver proxying to pods and Services (pods/proxy, services/proxy): the API server runs on the host loopback and reaches only the kubelets (node-proxy), not the pod network; it tests the API server, not kube-proxy'
 )
 

@@ -243,7 +243,7 @@ func Report(w io.Writer, runs []*Run, now time.Time, note string) {
 	for _, want := range []Outcome{Failed, Skipped} {
 		title := map[Outcome]string{Failed: "Failures", Skipped: "Skips (the test skipped itself at run time)"}[want]
 		fmt.Fprintf(w, "\n## %s\n", title)
-		any := false
+		found := false
 		for _, r := range runs {
 			var lines []string
 			for _, n := range all {
@@ -252,11 +252,11 @@ func Report(w io.Writer, runs []*Run, now time.Time, note string) {
 				}
 			}
 			if len(lines) > 0 {
-				any = true
+				found = true
 				fmt.Fprintf(w, "\n### %s (%d)\n\n%s\n", r.Name, len(lines), strings.Join(lines, "\n"))
 			}
 		}
-		if !any {
+		if !found {
 			fmt.Fprintf(w, "\nNone.\n")
 		}
 	}

@@ -16,9 +16,10 @@
 #   CONFORMANCE_PROCS    parallel Ginkgo processes of the first pass (default 2; 1 runs e2e.test
 #                        alone, without the Ginkgo CLI)
 #   CONFORMANCE_TIMEOUT  the whole suite's timeout (default 3h)
-#   CONFORMANCE_DRY_RUN=1  list the selected tests without running them, in one pass (nothing
-#                        touches the cluster): RUN/selected.txt, RUN/junit_dry-run_01.xml
+#   CONFORMANCE_DRY_RUN=1  only list the selected tests (every run lists them first: a dry run,
+#                        nothing touches the cluster): RUN/selected.txt, RUN/selection/
 #   CONFORMANCE_FOCUS / CONFORMANCE_SKIP  one more focus / skip regular expression
+#   CONFORMANCE_ONLY     a focus expression that replaces the two above (rerun one test)
 source "$(dirname "$0")/lib.sh"
 
 FOCUS=(
@@ -49,6 +50,7 @@ RUN_DIR="$CONF_OUT/$RUN"
 PROCS=${CONFORMANCE_PROCS:-2}
 TIMEOUT=${CONFORMANCE_TIMEOUT:-3h}
 [ -n "${CONFORMANCE_FOCUS:-}" ] && FOCUS+=("$CONFORMANCE_FOCUS")
+[ -n "${CONFORMANCE_ONLY:-}" ] && FOCUS=("$CONFORMANCE_ONLY")
 [ -n "${CONFORMANCE_SKIP:-}" ] && SKIPS+=("$CONFORMANCE_SKIP|CONFORMANCE_SKIP")
 
 step "conformance run $RUN [1/3]: e2e.test, ginkgo and kubectl"
@@ -66,17 +68,18 @@ for s in "${SKIPS[@]}"; do filters+=(--skip="${s%%|*}"); done
 # start of the suite stretched for TCG nodes (kube-system pods and DaemonSets, schedulable nodes).
 e2e_args=(
 	--kubeconfig="$KUBECONFIG_FILE" --kubectl-path="$KUBECTL" --provider=skeleton
-	--report-dir="$RUN_DIR" --e2e-output-dir="$RUN_DIR" --disable-log-dump
+	--e2e-output-dir="$RUN_DIR" --disable-log-dump
 	--system-pods-startup-timeout=10m --system-daemonsets-startup-timeout=10m
 	--node-schedulable-timeout=10m --allowed-not-ready-nodes=0 --dns-domain=cluster.local
 )
 
-# run_pass NAME PROCS [GINKGO FLAGS...]: one e2e.test run writing RUN/junit_NAME_01.xml and
-# RUN/NAME.log; returns e2e.test's (or the Ginkgo CLI's) exit status.
+# run_pass NAME PROCS REPORT_DIR [GINKGO FLAGS...]: one e2e.test run writing
+# REPORT_DIR/junit_NAME_01.xml and RUN/NAME.log; returns e2e.test's (or the Ginkgo CLI's)
+# exit status.
 run_pass() {
-	local name=$1 procs=$2 cmd
-	shift 2
-	local args=("${e2e_args[@]}" --report-prefix="${name}_")
+	local name=$1 procs=$2 report_dir=$3 cmd
+	shift 3
+	local args=("${e2e_args[@]}" --report-dir="$report_dir" --report-prefix="${name}_")
 	if [ "$procs" = 1 ]; then
 		# Ginkgo's own flags take the ginkgo. prefix when e2e.test runs alone.
 		cmd=("$CONF_BIN/e2e.test" --ginkgo.no-color "${@/#--/--ginkgo.}" "${filters[@]/#--/--ginkgo.}" "${args[@]}")
@@ -91,23 +94,25 @@ run_pass() {
 : >"$RUN_DIR/commands.txt"
 start=$SECONDS
 rc=0
+# The selection, always: a dry run (e2e.test alone, seconds; no spec or suite set-up runs)
+# into RUN/selection/, listed in RUN/selected.txt; the report counts a selected test without
+# a result as not run.
+step "conformance run $RUN [2/3]: the selection (dry run, e2e.test alone, no Ginkgo CLI)"
+rm -rf "$RUN_DIR/selection"
+run_pass dry-run 1 "$RUN_DIR/selection" --dry-run || { tail -n 40 "$RUN_DIR/dry-run.log" >&2; exit 1; }
+# In a dry run the selected tests "pass"; the others are skipped by the filters.
+grep -o '<testcase name="\[It\] [^"]*" classname="[^"]*" status="passed"' "$RUN_DIR/selection/junit_dry-run_01.xml" |
+	sed -e 's/^<testcase name="\[It\] //' -e 's/" classname=.*//' \
+		-e 's/&#39;/'"'"'/g' -e 's/&#34;/"/g' -e 's/&quot;/"/g' -e 's/&amp;/\&/g' -e 's/&lt;/</g' -e 's/&gt;/>/g' |
+	LC_ALL=C sort >"$RUN_DIR/selected.txt"
+echo "$(wc -l <"$RUN_DIR/selected.txt") tests selected: $RUN_DIR/selected.txt"
 if [ "${CONFORMANCE_DRY_RUN:-}" = 1 ]; then
-	step "conformance run $RUN [2/3]: dry run (e2e.test alone, no Ginkgo CLI)"
-	run_pass dry-run 1 --dry-run || rc=$?
-	junit="$RUN_DIR/junit_dry-run_01.xml"
-	[ -f "$junit" ] || { tail -n 40 "$RUN_DIR/dry-run.log" >&2; echo "conformance: no $junit" >&2; exit 1; }
-	# In a dry run the selected tests "pass"; the others are skipped by the filters.
-	grep -o '<testcase name="\[It\] [^"]*" classname="[^"]*" status="passed"' "$junit" |
-		sed -e 's/^<testcase name="\[It\] //' -e 's/" classname=.*//' \
-			-e 's/&#39;/'"'"'/g' -e 's/&#34;/"/g' -e 's/&quot;/"/g' -e 's/&amp;/\&/g' -e 's/&lt;/</g' -e 's/&gt;/>/g' |
-		LC_ALL=C sort >"$RUN_DIR/selected.txt"
-	step "conformance run $RUN [3/3]: dry run: $(wc -l <"$RUN_DIR/selected.txt") tests selected: $RUN_DIR/selected.txt"
-	exit "$rc"
+	exit 0
 fi
 step "conformance run $RUN [2/3]: pass 1, $PROCS Ginkgo process(es), not Serial/Disruptive (timeout $TIMEOUT)"
-run_pass parallel "$PROCS" --label-filter='!Serial && !Disruptive' --timeout="$TIMEOUT" || rc=$?
+run_pass parallel "$PROCS" "$RUN_DIR" --label-filter='!Serial && !Disruptive' --timeout="$TIMEOUT" || rc=$?
 step "conformance run $RUN [2/3]: pass 2, one process, Serial or Disruptive ($((SECONDS - start)) s so far)"
-run_pass serial 1 --label-filter='Serial || Disruptive' --timeout="$TIMEOUT" || rc=$?
+run_pass serial 1 "$RUN_DIR" --label-filter='Serial || Disruptive' --timeout="$TIMEOUT" || rc=$?
 elapsed=$((SECONDS - start))
 
 step "conformance run $RUN [3/3]: results (exit $rc, $elapsed s)"

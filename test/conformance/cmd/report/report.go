@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -40,6 +42,10 @@ type Run struct {
 	Files   []string
 	Results map[string]Result
 	Seconds float64 // the suites' own time
+	// Selected are the tests the run meant to run (hack/conformance/run.sh's dry run writes
+	// them to selected.txt): one it has no result for did not run (a suite set-up failed,
+	// or the run stopped).
+	Selected []string
 }
 
 // junit is the part of Ginkgo v2's JUnit report (k8s.io/kubernetes' e2e framework
@@ -66,7 +72,8 @@ type failure struct {
 	Description string `xml:",chardata"`
 }
 
-// ReadRun reads a run from a JUnit file, or from every junit*.xml under a directory.
+// ReadRun reads a run from a JUnit file, or from a directory: its junit*.xml files (not
+// those of subdirectories: run.sh keeps its dry run's in selection/) and selected.txt.
 func ReadRun(name, path string) (*Run, error) {
 	run := &Run{Name: name, Results: map[string]Result{}}
 	info, err := os.Stat(path)
@@ -75,20 +82,17 @@ func ReadRun(name, path string) (*Run, error) {
 	}
 	files := []string{path}
 	if info.IsDir() {
-		files = nil
-		err := filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "junit") && strings.HasSuffix(d.Name(), ".xml") {
-				files = append(files, p)
-			}
-			return err
-		})
+		files, err = filepath.Glob(filepath.Join(path, "junit*.xml"))
 		if err != nil {
 			return nil, err
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("run %s: no junit*.xml under %s", name, path)
+			return nil, fmt.Errorf("run %s: no junit*.xml in %s", name, path)
 		}
 		sort.Strings(files)
+		if run.Selected, err = readLines(filepath.Join(path, "selected.txt")); err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
 	}
 	for _, f := range files {
 		if err := run.add(f); err != nil {
@@ -144,8 +148,10 @@ func (r *Run) add(file string) error {
 			default: // failed, timedout, panicked, interrupted, aborted without a body
 				res.Outcome, res.Reason = Failed, c.Status
 			}
-			if prev, ok := r.Results[name]; ok && prev.Outcome == Failed && res.Outcome != Failed {
-				continue // a test reported twice (several files): a failure wins
+			if prev, ok := r.Results[name]; ok && prev.Outcome == Failed {
+				// A test reported twice (several files, or a suite node of every parallel
+				// process): the first failure wins; later ones only say "failed on process #1".
+				continue
 			}
 			r.Results[name] = res
 		}
@@ -183,8 +189,30 @@ func reason(f *failure) string {
 	return "failed (no message)"
 }
 
+// readLines reads a file's non-empty lines.
+func readLines(file string) ([]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines, sc.Err()
+}
+
+// ansi matches terminal colour codes (the Ginkgo CLI's messages carry them; Go's XML
+// encoder writes their ESC as U+FFFD).
+var ansi = regexp.MustCompile("[\x1b\uFFFD]\\[[0-9;]*m")
+
 // oneLine makes a reason fit a table cell.
 func oneLine(s string) string {
+	s = ansi.ReplaceAllString(s, "")
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > 300 {
 		s = string(r[:300]) + "…"
@@ -197,6 +225,9 @@ func Report(w io.Writer, runs []*Run, now time.Time, note string) {
 	names := map[string]bool{}
 	for _, r := range runs {
 		for n := range r.Results {
+			names[n] = true
+		}
+		for _, n := range r.Selected {
 			names[n] = true
 		}
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ const (
 	threeN   = "[sig-network] Services should implement NodePort and HealthCheckNodePort correctly when ExternalTrafficPolicy changes"
 	fallback = "[sig-network] Services should fallback to terminating endpoints when there are no ready endpoints with internalTrafficPolicy=Cluster"
 	filtered = "[sig-apps] Deployment should run the lifecycle of a Deployment [Conformance]"
+	restart  = "[sig-network] Services should work after restarting kube-proxy [Disruptive]"
 )
 
 func readRuns(t *testing.T) []*Run {
@@ -52,7 +55,11 @@ func TestReadRun(t *testing.T) {
 		t.Errorf("failure reason = %q: want the first line, pipes escaped", got)
 	}
 	if len(on.Files) != 1 || !strings.HasSuffix(on.Files[0], "gate-on/junit_01.xml") {
-		t.Errorf("a directory run reads its junit files: %v", on.Files)
+		t.Errorf("a directory run reads its own junit files, not its subdirectories' (the dry run's): %v", on.Files)
+	}
+	if len(on.Selected) != 5 || on.Results[restart].Outcome != Absent {
+		t.Errorf("selected.txt: %d tests, %q = %s; want 5, the restart test selected and not run",
+			len(on.Selected), restart, on.Results[restart].Outcome)
 	}
 	if up.Seconds != 300.5 {
 		t.Errorf("run time = %v, want the suite's 300.5", up.Seconds)
@@ -65,9 +72,10 @@ func TestReport(t *testing.T) {
 	md := buf.String()
 	for _, want := range []string{
 		"Generated 2026-12-06T08:00:00Z; commit abc.",
-		"| upstream | 4 | 1 | 1 | 0 | 5m0s |",
-		"| gate off | 5 | 0 | 1 | 0 | 5m0s |",
-		"| gate on | 3 | 2 | 1 | 0 | 5m0s |",
+		"| upstream | 4 | 1 | 1 | 1 | 5m0s |",
+		"| gate off | 5 | 0 | 1 | 1 | 5m0s |",
+		"| gate on | 3 | 2 | 1 | 1 | 5m0s |",
+		"| " + restart + " | — | — | — |",
 		"## Tests whose outcome differs from upstream's (2)",
 		"| " + affinity + " | FAIL | pass | FAIL |",
 		"| " + fallback + " | pass | pass | FAIL |",
@@ -94,6 +102,29 @@ func TestRegressions(t *testing.T) {
 	want := []string{fallback + ": FAIL in gate on"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Regressions = %q, want %q (upstream's own failure is not one)", got, want)
+	}
+}
+
+// A suite set-up that fails on every parallel process: Ginkgo reports it once per process,
+// the later ones in colour and saying only which process failed; the first reason stays.
+func TestSuiteFailureReason(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "junit_parallel_01.xml")
+	xml := `<testsuites><testsuite time="0.2">
+<testcase name="[SynchronizedBeforeSuite]" status="failed"><failure message="" type="failed">[FAILED] there are currently no ready, schedulable nodes in the cluster&#xA;In [SynchronizedBeforeSuite] at: e2e.go:216&#xA;</failure></testcase>
+<testcase name="[SynchronizedBeforeSuite]" status="failed"><failure message="" type="failed">[FAILED] ` + "\uFFFD[1m\uFFFD[38;5;9m" + `SynchronizedBeforeSuite failed on Ginkgo parallel process #1` + "\uFFFD[0m" + `&#xA;</failure></testcase>
+</testsuite></testsuites>`
+	if err := os.WriteFile(file, []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadRun("x", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Results["[SynchronizedBeforeSuite]"].Reason; got != "there are currently no ready, schedulable nodes in the cluster" {
+		t.Errorf("reason = %q", got)
+	}
+	if got := oneLine("\x1b[1m\x1b[38;5;9mred\x1b[0m text"); got != "red text" {
+		t.Errorf("oneLine kept colour codes: %q", got)
 	}
 }
 

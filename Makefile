@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test conformance conformance-build conformance-list
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -46,12 +46,18 @@ cluster-host-down:
 cluster-host-test:
 	hack/cluster/test-host.sh
 
+# The cluster's node VMs (real kubelet + containerd; node-a and node-b on one L2): up, checked,
+# torn down (hack/cluster/nodes.md).
+cluster-nodes-test:
+	hack/cluster/node-test.sh
+
 clean:
 	rm -rf _output
 
 # Upstream's Service e2e tests, three runs (upstream kube-proxy, ours gate off, gate on) on the
 # running cluster (hack/conformance/README.md); conformance-build makes e2e.test and the images
 # only; conformance-list prints the selected tests (a dry run, no cluster needed).
+.PHONY: conformance conformance-build conformance-list
 conformance:
 	hack/conformance/conformance.sh
 

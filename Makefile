@@ -53,3 +53,16 @@ cluster-nodes-test:
 
 clean:
 	rm -rf _output
+
+# Upstream's Service e2e tests, three runs (upstream kube-proxy, ours gate off, gate on) on the
+# running cluster (hack/conformance/README.md); conformance-build makes e2e.test and the images
+# only; conformance-list prints the selected tests (a dry run, no cluster needed).
+.PHONY: conformance conformance-build conformance-list
+conformance:
+	hack/conformance/conformance.sh
+
+conformance-build:
+	hack/conformance/build.sh && hack/conformance/images.sh
+
+conformance-list:
+	CONFORMANCE_DRY_RUN=1 hack/conformance/run.sh $${KUBECONFIG:-/dev/null} list && cat _output/conformance/list/selected.txt

@@ -8,4 +8,4 @@ source "$(dirname "$0")/lib.sh"
 step "image tests"
 cd "$ROOT/hack/image"
 IMAGE_TARBALL="$OUT/image/kube-proxy.oci.tar" IMAGE_PLATFORMS="${IMAGE_PLATFORMS:-linux/amd64 linux/arm64}" \
-	GOFLAGS=-mod=readonly go test -count=1 "$@" ./iptables-wrapper ./imagetest
+	GOFLAGS=-mod=readonly go test -count=1 "$@" . ./iptables-wrapper ./imagetest

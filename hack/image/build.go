@@ -66,6 +66,11 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 			return nil, err
 		}
 		baseWhat = "iptables (legacy and nft) and its libraries from Debian: " + strings.Join(packages, ", ")
+	} else if len(opts.debianFiles) > 0 {
+		if base, packages, err = debianLayer(p, a, opts.debianFiles); err != nil {
+			return nil, err
+		}
+		baseWhat = strings.Join(opts.debianFiles, ", ") + " and their libraries from Debian: " + strings.Join(packages, ", ")
 	}
 	base = append(base, skeleton()...)
 	var binaries []entry
@@ -77,6 +82,9 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 		}
 		binaries = append(binaries, e)
 		paths = append(paths, "/"+b.imagePath)
+	}
+	for _, l := range opts.links {
+		binaries = append(binaries, entry{path: l.imagePath, mode: fs.ModeSymlink | 0o777, link: l.target})
 	}
 
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -98,6 +106,21 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 		}
 	}
 	return mutate.Annotations(img, labels(opts, nil)).(v1.Image), nil
+}
+
+// debianLayer is the files extra (paths in the stage's debroot/) with the libraries and
+// loader they need, and the Debian packages they came from: an image's user space
+// without iptables.
+func debianLayer(p platformStage, a arch, extra []string) ([]entry, []string, error) {
+	packages, err := readPackages(filepath.Join(p.dir, "packages.txt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	base, err := debianFiles(filepath.Join(p.dir, "debroot"), a, extra)
+	if err != nil {
+		return nil, nil, err
+	}
+	return base, packages, nil
 }
 
 // iptablesLayer is iptables user space (and the extra Debian files) from the stage's
@@ -182,7 +205,8 @@ func configFile(opts options, p platformStage, packages []string) *v1.ConfigFile
 		Created:      v1.Time{Time: opts.created},
 		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
-			Entrypoint: []string{opts.entrypoint},
+			Entrypoint: words(opts.entrypoint),
+			Cmd:        words(opts.cmd),
 			Env:        []string{imagePath},
 			// kube-proxy programs IPVS, iptables and sysctls: root with
 			// NET_ADMIN (the DaemonSet runs it privileged, like kubeadm's).
@@ -191,6 +215,15 @@ func configFile(opts options, p platformStage, packages []string) *v1.ConfigFile
 			Labels:     labels(opts, extra),
 		},
 	}
+}
+
+// words splits a -entrypoint or -cmd value; nil when it is empty.
+func words(s string) []string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return nil
+	}
+	return f
 }
 
 // labels are the org.opencontainers.image.* labels (and annotations).

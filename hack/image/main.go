@@ -18,6 +18,9 @@
 // -binary chooses the static binaries and where they go, -entrypoint the command,
 // -iptables=false leaves out the Debian layer and the wrapper (a pause or test-server
 // image is one binary and a root skeleton), -title and -description the labels.
+// hack/conformance/images.sh's e2e images add -link (symlinks: busybox's applets),
+// -cmd (the image's default arguments) and -debian-file with -iptables=false (Debian
+// programs such as curl with the libraries they need, without iptables).
 package main
 
 import (
@@ -41,7 +44,9 @@ type options struct {
 	created   time.Time
 	// What the image holds and runs.
 	binaries    []binarySpec
-	entrypoint  string
+	links       []linkSpec
+	entrypoint  string // words separated by spaces; empty: no entrypoint
+	cmd         string // words separated by spaces; empty: no default arguments
 	iptables    bool
 	debianFiles []string // more files from debroot/ for the iptables layer
 	title       string
@@ -52,6 +57,12 @@ type options struct {
 // stage directory placed at IMAGE_PATH (no leading slash) in the image.
 type binarySpec struct {
 	imagePath, stageFile string
+}
+
+// linkSpec is one -link flag: "IMAGE_PATH=TARGET", a symlink at IMAGE_PATH (no leading
+// slash) in the binaries layer pointing at TARGET (absolute or relative).
+type linkSpec struct {
+	imagePath, target string
 }
 
 // defaultBinaries are ipvs-proxy's image's: kube-proxy and ipvs-doctor.
@@ -76,7 +87,7 @@ func main() {
 
 func parseFlags(args []string) (options, error) {
 	var opts options
-	var platforms, binaries, debianFiles multiFlag
+	var platforms, binaries, debianFiles, links multiFlag
 	var created string
 	fs := flag.NewFlagSet("image", flag.ContinueOnError)
 	fs.StringVar(&opts.image, "image", "ipvs-proxy/kube-proxy:dev", "image reference (repository:tag) recorded in the tarball")
@@ -88,9 +99,11 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&opts.source, "source", "https://github.com/ipvs-proxy/ipvs-proxy", "source repository (label)")
 	fs.StringVar(&created, "created", "1970-01-01T00:00:00Z", "creation time, RFC 3339 (every file time too)")
 	fs.Var(&binaries, "binary", "image-path=stage-file: a static binary to add, repeatable (default: kube-proxy and ipvs-doctor)")
-	fs.StringVar(&opts.entrypoint, "entrypoint", "/"+kubeProxyPath, "the image's entrypoint")
+	fs.StringVar(&opts.entrypoint, "entrypoint", "/"+kubeProxyPath, "the image's entrypoint, words separated by spaces (empty: none)")
+	fs.StringVar(&opts.cmd, "cmd", "", "the image's default arguments (Cmd), words separated by spaces")
+	fs.Var(&links, "link", "image-path=target: a symlink to add with the binaries, repeatable")
 	fs.BoolVar(&opts.iptables, "iptables", true, "add iptables from the stage's debroot/ and the iptables-wrapper")
-	fs.Var(&debianFiles, "debian-file", "path in debroot/ (usr/sbin/ipset) to add with its libraries to the iptables layer, repeatable")
+	fs.Var(&debianFiles, "debian-file", "path in debroot/ (usr/sbin/ipset) to add with its libraries to the iptables layer (with -iptables=false: to a Debian layer of its own), repeatable")
 	fs.StringVar(&opts.title, "title", "ipvs-proxy kube-proxy", "org.opencontainers.image.title")
 	fs.StringVar(&opts.description, "description", defaultDescription, "org.opencontainers.image.description")
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +134,13 @@ func parseFlags(args []string) (options, error) {
 			return opts, fmt.Errorf("-binary %q: want IMAGE_PATH=STAGE_FILE, IMAGE_PATH without a leading /", b)
 		}
 		opts.binaries = append(opts.binaries, binarySpec{imagePath: imagePath, stageFile: stageFile})
+	}
+	for _, l := range links {
+		imagePath, target, ok := strings.Cut(l, "=")
+		if !ok || imagePath == "" || target == "" || strings.HasPrefix(imagePath, "/") {
+			return opts, fmt.Errorf("-link %q: want IMAGE_PATH=TARGET, IMAGE_PATH without a leading /", l)
+		}
+		opts.links = append(opts.links, linkSpec{imagePath: imagePath, target: target})
 	}
 	return opts, nil
 }

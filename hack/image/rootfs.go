@@ -192,6 +192,21 @@ func userland(root string, a arch, extra []string) ([]entry, error) {
 	return c.sorted(), nil
 }
 
+// debianFiles collects the files (paths in root) with the shared libraries and the
+// loader they need, transitively, from the extracted Debian tree root.
+func debianFiles(root string, a arch, files []string) ([]entry, error) {
+	c := newCollector(root, a)
+	for _, p := range files {
+		if err := c.add(p); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.resolve(); err != nil {
+		return nil, err
+	}
+	return c.sorted(), nil
+}
+
 // addMatching adds the entries of dir whose names match re.
 func (c *collector) addMatching(dir string, re *regexp.Regexp) error {
 	names, err := os.ReadDir(filepath.Join(c.root, dir))

@@ -34,6 +34,12 @@ func open(t *testing.T) *unpacked {
 	if path == "" {
 		t.Skip("IMAGE_TARBALL is not set; run hack/test-image.sh")
 	}
+	return openTarball(t, path)
+}
+
+// openTarball reads the image tarball at path (one multi-platform index).
+func openTarball(t *testing.T, path string) *unpacked {
+	t.Helper()
 	dir := t.TempDir()
 	untar(t, path, dir)
 	top, err := layout.ImageIndexFromPath(dir)

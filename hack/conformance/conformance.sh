@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make conformance: the three runs of upstream's Service e2e tests on the running cluster
+# (make cluster: control plane + node VMs, Ready), then the report.
+#   1 build.sh   2 images.sh   3 dns.sh (CoreDNS, once)
+#   4 for each of upstream (addon.sh upstream: registry.k8s.io/kube-proxy:v1.37.2, ipvs mode),
+#     gate-off (addon.sh patch no-gate: ours), gate-on (addon.sh patch: ours with
+#     IPVSImmediateTermination): kubeadm re-renders the addon, the DaemonSet rolls out, then
+#     run.sh writes _output/conformance/<name>/
+#   5 test/conformance/cmd/report -> _output/conformance/report.md
+# The nodes must have imported _output/conformance/images/*.oci.tar (ctr -n k8s.io images
+# import) before step 3: they are built in step 2, so a node image that bakes them in is built
+# after it. CONFORMANCE_RUNS picks runs ("gate-on" alone, say); the others' directories are
+# reported as they are, when present.
+source "$(dirname "$0")/lib.sh"
+RUNS=${CONFORMANCE_RUNS:-upstream gate-off gate-on}
+start=$SECONDS
+"$CONF_DIR/build.sh"
+"$CONF_DIR/images.sh"
+# shellcheck disable=SC1091
+source "$CLUSTER_CP_RUN/env"
+kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
+step "conformance: nodes"
+kubectl get nodes -o wide
+"$CONF_DIR/dns.sh"
+for run in $RUNS; do
+	case $run in
+	upstream) way=(upstream) ;;
+	gate-off) way=(patch no-gate) ;;
+	gate-on) way=(patch) ;;
+	*) echo "conformance: unknown run $run (upstream, gate-off, gate-on)" >&2; exit 2 ;;
+	esac
+	step "conformance: $run: hack/cluster/addon.sh ${way[*]}"
+	"$CLUSTER_DIR/addon.sh" "${way[@]}"
+	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s
+	kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide
+	t=$SECONDS
+	"$CONF_DIR/run.sh" "$CLUSTER_ADMIN_KUBECONFIG" "$run" || echo "conformance: $run: e2e exit $? (failures are in the report)"
+	echo "conformance: $run took $((SECONDS - t)) s" | tee "$CONF_OUT/$run/duration.txt"
+done
+step "conformance: report"
+args=()
+for run in upstream gate-off gate-on; do
+	[ -d "$CONF_OUT/$run" ] && args+=("$run=$CONF_OUT/$run")
+done
+(cd "$ROOT" && go run ./test/conformance/cmd/report -out "$CONF_OUT/report.md" \
+	-note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)" "${args[@]}")
+step "conformance: done in $((SECONDS - start)) s: $CONF_OUT/report.md"

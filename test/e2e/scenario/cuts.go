@@ -113,7 +113,7 @@ func cutBy(r results.Request, dels []deletion) (deletion, bool) {
 		if d.goneAt == 0 {
 			continue
 		}
-		if r.Start <= d.goneAt && r.End()+watchSlack >= d.deletedAfter() {
+		if r.Start <= d.goneAt && r.End() >= d.deletedAfter() {
 			return d, true
 		}
 	}

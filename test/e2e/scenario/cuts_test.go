@@ -160,3 +160,18 @@ func TestCutRequestsInFlightPastTheGraceOutlastedIt(t *testing.T) {
 		t.Errorf("inFlight %v outlasted %v, want [1] and [2]", c.inFlight, c.outlasted)
 	}
 }
+
+// A reset that reached the client before the watch last saw the real server
+// was not the deletion's doing (seen in a run: 8 ms before it); it fails the
+// run as "other", whatever its start.
+func TestCutRequestsEndedBeforeTheRealServerWasLastSeenAreNotCuts(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	dels := []deletion{{pod: "web-3", writtenAt: ms(19770), removedAt: ms(19795), seenAt: ms(19796), goneAt: ms(19800)}}
+	reqs := []results.Request{
+		{Seq: 1, Start: ms(19276), Dur: ms(10), Port: 40015, Pod: "web-3", Kind: results.KindOK},
+		{Seq: 2, Start: ms(19775), Dur: ms(13), Port: 40015, Kind: results.KindReset},
+	}
+	if got := classOf(t, reqs, dels, 2); got != "other" {
+		t.Errorf("request 2: %s, want other", got)
+	}
+}

@@ -4,7 +4,8 @@
 #     (in-cluster config, the iptables backend the wrapper picked, the gate)
 #   2 /healthz (:10256) and /metrics (127.0.0.1:10249) from a host-network busybox pod on each
 #     node (the host cannot route to the nodes' addresses)
-#   3 ipvs-doctor in each kube-proxy pod (kubectl exec; ours only: upstream's image has none)
+#   3 ipvs-doctor [ARGS, default --in-cluster] in each kube-proxy pod (kubectl exec; ours only:
+#     upstream's image has none)
 # The kubernetes Service's IPVS virtual server shows up in ipvs-doctor's output.
 source "$(dirname "$0")/lib.sh"
 export CP_RUN=$CLUSTER_CP_RUN
@@ -37,7 +38,7 @@ endpoints() {
 		kubectl delete pod -n default "probe-$n" --ignore-not-found --wait=true >/dev/null
 		kubectl run -n default "probe-$n" --image=cluster.local/busybox:1 --image-pull-policy=Never --restart=Never \
 			--overrides="{\"spec\":{\"nodeName\":\"$n\",\"hostNetwork\":true,\"automountServiceAccountToken\":false}}" \
-			--command -- /bin/busybox sh -c 'echo "healthz: $(wget -qO- http://127.0.0.1:10256/healthz)"; wget -qO- http://127.0.0.1:10249/metrics | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvs_proxy_[a-z_]+) " | head -n 12' >/dev/null
+			--command -- /bin/busybox sh -c 'echo "healthz: $(wget -qO- http://127.0.0.1:10256/healthz)"; wget -qO- http://127.0.0.1:10249/metrics | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12' >/dev/null
 		kubectl wait -n default --for=jsonpath='{.status.phase}'=Succeeded "pod/probe-$n" --timeout=180s >/dev/null ||
 			{ kubectl -n default describe pod "probe-$n" | tail -n 20; return 1; }
 		echo "--- $n:"
@@ -60,5 +61,8 @@ pods
 progress 2 "/healthz and /metrics from each node's host network"
 endpoints
 progress 3 "ipvs-doctor in each kube-proxy pod"
+# Arguments go to ipvs-doctor; by default --in-cluster (compares IPVS with the Services and
+# EndpointSlices, through the pod's ServiceAccount).
+[ $# -gt 0 ] || set -- --in-cluster
 doctor "$@"
 step "check-proxy: done in $((SECONDS - START)) s"

@@ -76,6 +76,9 @@ func TestRollingRestart(t *testing.T) {
 	waitRolledOut(t, client, ns, restart)
 	t.Logf("rollout restart done in %v", time.Since(restart).Round(time.Second))
 	rep := clientReport(t, client, ns, clientPod, duration)
+	if rep.Summary.Requests == 0 {
+		t.Fatalf("client pod %s/%s made no request", ns, clientPod.Name)
+	}
 	report(t, row, rep, deletions.latencies(watches[clientNode]))
 }
 
@@ -313,7 +316,8 @@ func clientReport(t *testing.T, client kubernetes.Interface, ns string, pod *cor
 			return false, err
 		}
 		if p.Status.Phase == corev1.PodFailed {
-			return false, fmt.Errorf("client pod failed")
+			raw, _ := client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			t.Fatalf("client pod %s/%s failed: %s", ns, pod.Name, raw)
 		}
 		return p.Status.Phase == corev1.PodSucceeded, nil
 	})

@@ -90,6 +90,10 @@ func client(args []string) error {
 	defer cancel()
 	fmt.Fprintf(os.Stderr, "rolling-client: %v of requests to %s from ports %d-%d\n", *duration, vip, ports[0], ports[len(ports)-1])
 	reqs := load.RunPool(ctx, ns, cfg, time.Now())
+	if len(reqs) == 0 {
+		// RunPool drops a worker that cannot enter the namespace: nothing was sent.
+		return fmt.Errorf("no request made to %s in %v", vip, *duration)
+	}
 	rep := Report{Summary: results.Summarize(reqs)}
 	for _, r := range reqs {
 		switch {

@@ -6,7 +6,8 @@
 # cluster): 3 test-server replicas behind a ClusterIP, a client pod on node-a with a pool of
 # reused source ports, `rollout restart` while it runs. Rows are appended to
 # _output/cluster/rolling/report.md and printed side by side at the end.
-# ROLLING_DURATION (Go duration, default 150s): how long the client sends requests.
+# ROLLING_DURATION (Go duration, default 150s): how long the client sends requests;
+# ROLLING_RATE (default 20): its most requests per second.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN

@@ -79,6 +79,7 @@ func TestRollingRestart(t *testing.T) {
 	if rep.Summary.Requests == 0 {
 		t.Fatalf("client pod %s/%s made no request", ns, clientPod.Name)
 	}
+	deletions.waitGone(watches[clientNode], time.Minute)
 	report(t, row, rep, deletions.latencies(watches[clientNode]))
 }
 
@@ -285,6 +286,24 @@ func watchDeletions(t *testing.T, client kubernetes.Interface, ns string) *delet
 	return d
 }
 
+// waitGone waits up to timeout for every deleted pod's real server to leave IPVS on the
+// watched node (a late removal is then measured, not reported as still there).
+func (d *deletionWatch) waitGone(rs *realServerWatch, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		d.mu.Lock()
+		left := 0
+		for ip := range d.deleted {
+			if _, ok := rs.goneAt(net.JoinHostPort(ip, fmt.Sprint(serverPort))); !ok {
+				left++
+			}
+		}
+		d.mu.Unlock()
+		if left == 0 {
+			return
+		}
+	}
+}
+
 // latencies pairs each deleted pod with its real server's removal on the watched node.
 func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 	d.mu.Lock()
@@ -302,9 +321,15 @@ func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 	return out
 }
 
+// startClient runs the client pod on node-a; $ROLLING_RATE (default 20) is its most
+// requests per second (under TCG two busy nodes share 2 host cores: 50/s saturated them).
 func startClient(t *testing.T, client kubernetes.Interface, ns, vip string, d time.Duration) *corev1.Pod {
 	t.Helper()
-	return createRunning(t, client, ns, basePod("client", clientNode, "client", "-target", vip, "-duration", d.String()))
+	rate := os.Getenv("ROLLING_RATE")
+	if rate == "" {
+		rate = "20"
+	}
+	return createRunning(t, client, ns, basePod("client", clientNode, "client", "-target", vip, "-duration", d.String(), "-rate", rate))
 }
 
 // clientReport waits for the client pod to finish and decodes the report it printed.

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -258,6 +259,9 @@ type deletionWatch struct {
 	mu      sync.Mutex
 	deleted map[string]time.Time // pod IP -> when
 	names   map[string]string    // pod IP -> pod name
+	// removed is when the pod object went away (the kubelet confirmed the containers
+	// stopped); the EndpointSlice controller drops the endpoint then.
+	removed map[string]time.Time
 }
 
 func watchDeletions(t *testing.T, client kubernetes.Interface, ns string) *deletionWatch {
@@ -268,7 +272,7 @@ func watchDeletions(t *testing.T, client kubernetes.Interface, ns string) *delet
 	if err != nil {
 		t.Fatalf("watch pods %s app=test-server: %v", ns, err)
 	}
-	d := &deletionWatch{deleted: map[string]time.Time{}, names: map[string]string{}}
+	d := &deletionWatch{deleted: map[string]time.Time{}, names: map[string]string{}, removed: map[string]time.Time{}}
 	go func() {
 		for ev := range w.ResultChan() {
 			p, ok := ev.Object.(*corev1.Pod)
@@ -276,6 +280,9 @@ func watchDeletions(t *testing.T, client kubernetes.Interface, ns string) *delet
 				continue
 			}
 			d.mu.Lock()
+			if ev.Type == watch.Deleted {
+				d.removed[p.Status.PodIP] = time.Now()
+			}
 			if _, seen := d.deleted[p.Status.PodIP]; !seen {
 				d.deleted[p.Status.PodIP] = time.Now()
 				d.names[p.Status.PodIP] = p.Name
@@ -312,7 +319,11 @@ func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 	for ip, at := range d.deleted {
 		real := net.JoinHostPort(ip, fmt.Sprint(serverPort))
 		if gone, ok := rs.goneAt(real); ok {
-			out = append(out, fmt.Sprintf("%s %.2f s", d.names[ip], gone.Sub(at).Seconds()))
+			line := fmt.Sprintf("%s %.2f s", d.names[ip], gone.Sub(at).Seconds())
+			if removed, ok := d.removed[ip]; ok {
+				line += fmt.Sprintf(" (%.2f s after the pod object went)", gone.Sub(removed).Seconds())
+			}
+			out = append(out, line)
 		} else {
 			out = append(out, fmt.Sprintf("%s still a real server", d.names[ip]))
 		}

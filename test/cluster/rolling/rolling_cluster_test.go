@@ -321,7 +321,7 @@ func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 		if gone, ok := rs.goneAt(real); ok {
 			line := fmt.Sprintf("%s %.2f s", d.names[ip], gone.Sub(at).Seconds())
 			if removed, ok := d.removed[ip]; ok {
-				line += fmt.Sprintf(" (%.2f s after the pod object went)", gone.Sub(removed).Seconds())
+				line += podObjectGone(gone.Sub(removed))
 			}
 			out = append(out, line)
 		} else {
@@ -334,6 +334,16 @@ func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 
 // startClient runs the client pod on node-a; $ROLLING_RATE (default 20) is its most
 // requests per second (under TCG two busy nodes share 2 host cores: 50/s saturated them).
+// podObjectGone says when the real server went relative to the pod object's removal
+// (with the gate ours removes it when the endpoint stops serving, before the kubelet
+// deletes the pod object).
+func podObjectGone(d time.Duration) string {
+	if d < 0 {
+		return fmt.Sprintf(" (%.2f s before the pod object went)", -d.Seconds())
+	}
+	return fmt.Sprintf(" (%.2f s after the pod object went)", d.Seconds())
+}
+
 func startClient(t *testing.T, client kubernetes.Interface, ns, vip string, d time.Duration) *corev1.Pod {
 	t.Helper()
 	rate := os.Getenv("ROLLING_RATE")

@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster-host cluster-host-down cluster-host-test cluster-nodes-test
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster cluster-down cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -33,6 +33,15 @@ soak:
 
 image:
 	hack/image.sh
+
+# The real cluster (hack/cluster/README.md): control plane on loopback, node VMs node-a and
+# node-b (kubelet + containerd), kubeadm's kube-proxy addon with our image and the gate; left
+# running. CLUSTER_ADDON="upstream" or "patch no-gate" picks another addon.
+cluster:
+	hack/cluster/up.sh $(CLUSTER_ADDON)
+
+cluster-down:
+	hack/cluster/down.sh
 
 # The host half of the real cluster (hack/cluster/README.md): build, images, control plane
 # on loopback with kube-controller-manager and kube-scheduler, kubeadm's kube-proxy addon.

@@ -68,6 +68,8 @@ main() {
 		"Sandbox process: sleeps until SIGTERM/SIGINT, reaps zombies."
 	single_binary_image test-server "$TEST_SERVER_IMAGE" ./test/cluster/cmd/test-server \
 		"Answers its pod name on HTTP 8080, TCP echo 9000 and UDP 5353."
+	single_binary_image rolling-client "$ROLLING_CLIENT_IMAGE" ./test/cluster/cmd/rolling-client \
+		"Rolling-update scenario: HTTP client with source-port reuse; IPVS real-server watcher."
 	upstream_proxy_image
 	if [ "${CLUSTER_SKIP_MAKE_IMAGE:-}" = 1 ] && [ -f "$OUR_PROXY_TARBALL" ]; then
 		step "images: reusing $OUR_PROXY_TARBALL"

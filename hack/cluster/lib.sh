@@ -47,6 +47,7 @@ KUBECONFIG
 CLUSTER_IMAGES="$CLUSTER_OUT/images"
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
 TEST_SERVER_IMAGE=ipvs-proxy/test-server:dev
+ROLLING_CLIENT_IMAGE=ipvs-proxy/rolling-client:dev
 UPSTREAM_PROXY_IMAGE=registry.k8s.io/kube-proxy:$K8S_VERSION
 OUR_PROXY_IMAGE=${IMAGE:-ipvs-proxy/kube-proxy:dev}
 OUR_PROXY_TARBALL="$OUT/image/kube-proxy.oci.tar"

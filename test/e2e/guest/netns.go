@@ -25,6 +25,12 @@ func InNetns(ns netns.NsHandle, fn func() error) error {
 		return fmt.Errorf("get current netns: %w", err)
 	}
 	defer orig.Close()
+	if orig.Equal(ns) {
+		// Already there: setns(2) would need CAP_SYS_ADMIN for nothing, which an
+		// unprivileged pod (the cluster's rolling-client) does not have.
+		runtime.UnlockOSThread()
+		return fn()
+	}
 	if err := netns.Set(ns); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter netns %s: %w", ns, err)

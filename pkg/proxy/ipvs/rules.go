@@ -282,9 +282,13 @@ func tableChains(table string) []string {
 // left it (one iptables-save); false when unknown or unreadable.
 func (p *Proxier) rulesIntact(table string) bool {
 	want, ok := p.savedRules[table]
-	if !ok {
-		return false
-	}
+	return ok && p.ourPartIs(table, want)
+}
+
+// ourPartIs reads table (one iptables-save) and says whether our part of it
+// is want; false, logged, when it differs or cannot be read. It touches no
+// sync state, so the background audit calls it without the lock.
+func (p *Proxier) ourPartIs(table string, want []byte) bool {
 	saved, err := p.deps.IPTables.Save(table)
 	if err != nil {
 		p.logger.V(2).Info("Cannot read iptables; rewriting our chains", "table", table, "err", err)
@@ -362,16 +366,9 @@ func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
 	defer p.audit.running.Store(false)
 	var changed []string
 	for table, rules := range want {
-		saved, err := p.deps.IPTables.Save(table)
-		switch {
-		case err != nil:
-			p.logger.V(2).Info("Cannot read iptables; rewriting our chains", "table", table, "err", err)
-		case !bytes.Equal(ourRules(saved, tableChains(table)), rules):
-			p.logger.Info("Our iptables chains or the jumps to them changed; rewriting them", "table", table)
-		default:
-			continue
+		if !p.ourPartIs(table, rules) {
+			changed = append(changed, table)
 		}
-		changed = append(changed, table)
 	}
 	if len(changed) == 0 {
 		return

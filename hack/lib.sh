@@ -8,3 +8,12 @@ export GOFLAGS="-mod=vendor -trimpath"
 export CGO_ENABLED=0
 mkdir -p "$OUT"
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# built_from DIR KEY BINARY...: every BINARY is an executable in DIR and DIR/.stamp holds KEY
+# (what they were built from), so a build script can skip its work.
+built_from() {
+	local dir=$1 key=$2 b
+	shift 2
+	for b in "$@"; do [ -x "$dir/$b" ] || return 1; done
+	[ "$(cat "$dir/.stamp" 2>/dev/null)" = "$key" ]
+}

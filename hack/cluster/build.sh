@@ -15,14 +15,8 @@ stamp="$CLUSTER_BIN/.stamp"
 ldflags=$(k8s_version_ldflags)
 key=$(echo "$ldflags" | cat go.mod go.sum "$CLUSTER_DIR/build.sh" - | sha256sum | cut -c1-16)-$(go env GOVERSION)
 
-all_built() {
-	local b
-	for b in $binaries; do [ -x "$CLUSTER_BIN/$b" ] || return 1; done
-	[ "$(cat "$stamp" 2>/dev/null)" = "$key" ]
-}
-
 "$CP_DIR/build.sh"
-if all_built; then
+if built_from "$CLUSTER_BIN" "$key" $binaries; then
 	step "cluster build: binaries up to date ($key): $CLUSTER_BIN"
 	exit 0
 fi

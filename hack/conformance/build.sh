@@ -20,13 +20,7 @@ ldflags=$(k8s_version_ldflags)
 key=$(echo "$ldflags $AGNHOST_VERSION" | cat go.mod go.sum "$CONF_DIR/build.sh" "$CONF_DIR"/coredns/go.{mod,sum} - |
 	sha256sum | cut -c1-16)-$(go env GOVERSION)
 
-all_built() {
-	local b
-	for b in $binaries; do [ -x "$CONF_BIN/$b" ] || return 1; done
-	[ "$(cat "$stamp" 2>/dev/null)" = "$key" ]
-}
-
-if all_built; then
+if built_from "$CONF_BIN" "$key" $binaries; then
 	step "conformance build: binaries up to date ($key): $CONF_BIN"
 	exit 0
 fi

@@ -14,13 +14,7 @@ stamp="$CP_BIN/.stamp"
 # The ldflags (lib.sh's version stamp) are part of what the binaries are built from.
 key=$(echo "$version_ldflags" | cat go.mod go.sum build.sh - | sha256sum | cut -c1-16)-$(go env GOVERSION)
 
-all_built() {
-	local b
-	for b in $binaries; do [ -x "$CP_BIN/$b" ] || return 1; done
-	[ "$(cat "$stamp" 2>/dev/null)" = "$key" ]
-}
-
-if all_built; then
+if built_from "$CP_BIN" "$key" $binaries; then
 	step "control-plane binaries up to date ($key): $CP_BIN"
 	exit 0
 fi

@@ -21,6 +21,9 @@ type Fake struct {
 	// Inject, when set, is called before every mutating operation with the
 	// method name and the object; an error fails the operation unchanged.
 	Inject func(op, object string) error
+	// AfterSave, when set, is called once a Save has read the table, outside
+	// the fake's lock: tests use it to land a write during a read.
+	AfterSave func(table string)
 	// Calls counts the calls of each method.
 	Calls map[string]int
 
@@ -75,6 +78,14 @@ func (f *Fake) table(name string) (fakeTable, error) {
 // Save writes the table like iptables-save: built-in chains first, then
 // ours sorted, then the rules chain by chain (no counters, no comments).
 func (f *Fake) Save(table string) ([]byte, error) {
+	out, err := f.save(table)
+	if f.AfterSave != nil {
+		f.AfterSave(table)
+	}
+	return out, err
+}
+
+func (f *Fake) save(table string) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Calls["Save"]++

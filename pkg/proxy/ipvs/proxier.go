@@ -89,8 +89,9 @@ type Proxier struct {
 	lastNAT    []byte
 	lastFilter []byte
 	// savedRules is our part of each table (ourRules) as iptables-save
-	// showed it right after the last full sync that wrote; rulesGen counts
-	// those records, so that an audit of an older one is dropped.
+	// showed it right after the last write (a full sync's, or a partial
+	// sync's read back in the background); rulesGen counts the writes, so
+	// that an audit or read-back from before one is dropped.
 	savedRules map[string][]byte
 	rulesGen   uint64
 	audit      ruleAudit
@@ -115,7 +116,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 	p := &Proxier{
 		cfg: cfg, deps: deps, logger: logger, metrics: deps.Metrics, nodePortCIDRs: npCIDRs,
 		svcPortMap: make(proxy.ServicePortMap), endpointsMap: make(proxy.EndpointsMap),
-		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{}, audit: ruleAudit{changed: map[string]bool{}},
+		firstSync: true, serviceHealth: deps.ServiceHealthServer, savedRules: map[string][]byte{}, audit: ruleAudit{changed: map[string]bool{}, toRecord: map[string][]byte{}},
 		endpointNodes: newEndpointNodes(cfg.IPFamily),
 		afterFunc:     func(d time.Duration, f func()) { time.AfterFunc(d, f) },
 	}

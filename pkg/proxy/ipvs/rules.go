@@ -302,11 +302,11 @@ func (p *Proxier) ourPartIs(table string, want []byte) bool {
 }
 
 // rememberRules records our part of both tables right after a full sync
-// wrote them and ensured the jumps; after a failure, or a partial sync's
-// write (jumps not checked), nothing is recorded and the next full sync
-// writes again.
+// wrote them and ensured the jumps; after a failure nothing is recorded and
+// the next full sync writes again.
 func (p *Proxier) rememberRules(checked bool) {
 	clear(p.savedRules)
+	clear(p.audit.toRecord)
 	p.rulesGen++
 	if !checked {
 		return
@@ -332,6 +332,11 @@ type ruleAudit struct {
 	// changed are the tables found changed since the rules were recorded
 	// (guarded by Proxier.mu).
 	changed map[string]bool
+	// toRecord are the tables a partial sync rewrote, each with the jumps
+	// to our chains its last record had; recording says a goroutine is
+	// reading them back (both guarded by Proxier.mu).
+	toRecord  map[string][]byte
+	recording bool
 }
 
 // tableChanged says whether our part of table must be written although the
@@ -385,4 +390,97 @@ func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
 	if current {
 		p.syncRunner.Run()
 	}
+}
+
+// A partial sync rewrites our chains without checking the jumps to them.
+// Left unrecorded, its tables made the next full sync rewrite both and
+// re-check every jump under the sync lock (seconds in a starved VM, with
+// a removed endpoint waiting behind them), so a looping proxier reads the
+// written tables back in the background instead, and records them if the
+// jumps are still those of the last record.
+
+// recordPartialWrite is called, with p.mu held, after a partial sync wrote
+// tables: their records are stale, the other table's stays.
+func (p *Proxier) recordPartialWrite(tables []string, ok bool) {
+	if !ok || !p.looping.Load() {
+		p.rememberRules(false)
+		return
+	}
+	p.rulesGen++
+	for _, table := range tables {
+		if rules, recorded := p.savedRules[table]; recorded {
+			p.audit.toRecord[table] = jumpsIn(rules, table)
+		}
+		delete(p.savedRules, table) // an unrecorded toRecord entry keeps its jumps
+	}
+	if len(p.audit.toRecord) > 0 && !p.audit.recording {
+		p.audit.recording = true
+		go p.recordInBackground()
+	}
+}
+
+// recordInBackground reads back the tables to record until no write
+// happened during a read (a write during one makes it stale: read again).
+func (p *Proxier) recordInBackground() {
+	for {
+		p.mu.Lock()
+		if len(p.audit.toRecord) == 0 {
+			p.audit.recording = false
+			p.mu.Unlock()
+			return
+		}
+		want, gen := maps.Clone(p.audit.toRecord), p.rulesGen
+		p.mu.Unlock()
+		read := p.readOurParts(slices.Collect(maps.Keys(want)))
+		p.mu.Lock()
+		if gen == p.rulesGen {
+			for table, jumps := range want {
+				p.recordIfJumpsAre(table, read[table], jumps)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// readOurParts reads our part of each table; an unreadable one is left out.
+func (p *Proxier) readOurParts(tables []string) map[string][]byte {
+	out := make(map[string][]byte, len(tables))
+	for _, table := range tables {
+		saved, err := p.deps.IPTables.Save(table)
+		if err != nil {
+			p.logger.V(2).Info("Cannot read iptables back; the next full sync rewrites our chains", "table", table, "err", err)
+			continue
+		}
+		out[table] = ourRules(saved, tableChains(table))
+	}
+	return out
+}
+
+// recordIfJumpsAre records rules as table's if its jumps to our chains are
+// still jumps; otherwise (changed, or not read) the table stays unrecorded
+// and the next full sync rewrites it and re-ensures them. Called with p.mu
+// held.
+func (p *Proxier) recordIfJumpsAre(table string, rules, jumps []byte) {
+	delete(p.audit.toRecord, table)
+	if rules == nil {
+		return
+	}
+	if !bytes.Equal(jumpsIn(rules, table), jumps) {
+		p.logger.Info("The jumps to our iptables chains changed; the next full sync rewrites them", "table", table)
+		return
+	}
+	p.savedRules[table] = rules
+}
+
+// jumpsIn are the lines of our part of a table that are not in our chains:
+// the jumps to them from the built-in chains.
+func jumpsIn(ours []byte, table string) []byte {
+	var out bytes.Buffer
+	for line := range bytes.Lines(ours) {
+		f := strings.Fields(string(line))
+		if len(f) > 1 && f[0] == "-A" && !slices.Contains(tableChains(table), f[1]) {
+			out.Write(line)
+		}
+	}
+	return out.Bytes()
 }

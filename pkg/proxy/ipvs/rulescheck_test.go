@@ -51,8 +51,9 @@ func TestFullSyncRewritesRulesOnlyWhenChanged(t *testing.T) {
 	}
 }
 
-// A partial sync's write is not recorded (it ensures no jumps): the next
-// full sync writes again, and a jump deleted meanwhile comes back.
+// Driven by hand (no background read-back), a partial sync's write is not
+// recorded (it ensures no jumps): the next full sync writes again, and a
+// jump deleted meanwhile comes back.
 func TestFullSyncAfterPartialRuleWriteRepairsJumps(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
@@ -171,5 +172,127 @@ func waitAudit(t *testing.T, p *Proxier) {
 			t.Fatal("the iptables audit did not finish in 5 s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// With SyncLoop running, a partial sync's write is read back in the
+// background and recorded: the next full sync then writes nothing (it used
+// to rewrite both tables and re-check every jump under the sync lock, and a
+// removal mid rolling update waited seconds behind it).
+func TestPartialRuleWriteIsRecordedInTheBackground(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // node port set jumps appear: a partial write
+	syncOK(t, p)
+	waitRecord(t, p)
+	p.mu.Lock()
+	recorded := len(p.savedRules)
+	p.mu.Unlock()
+	if recorded != 2 {
+		t.Fatalf("after a partial write, %d tables recorded, want 2", recorded)
+	}
+	want := k.ipt4.Dump()
+	clear(k.ipt4.Calls)
+	passSyncPeriod(p)
+	p.audit.running.Store(true) // the audit is not what is measured
+	syncOK(t, p)
+	if n := k.ipt4.Calls["Restore"] + k.ipt4.Calls["EnsureJump"] + k.ipt4.Calls["Save"]; n != 0 {
+		t.Errorf("full sync after a recorded partial write: %d iptables calls under the lock (%v), want 0", n, k.ipt4.Calls)
+	}
+	wantDump(t, "iptables", k.ipt4.Dump(), want)
+}
+
+// A jump deleted between a partial write and its read-back is not recorded
+// as ours: the next full sync rewrites the table and puts the jump back.
+func TestPartialRuleWriteWithAJumpGoneIsNotRecorded(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	want := func() string {
+		fresh := newKernel(t)
+		q := newTestProxier(t, fresh, testConfig(v1.IPv4Protocol))
+		q.OnServiceAdd(svc("a", "10.96.0.1"))
+		q.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
+		syncOK(t, q)
+		return fresh.ipt4.Dump()
+	}()
+	p.mu.Lock()
+	p.audit.recording = true // hold the read-back until the jump is gone
+	p.mu.Unlock()
+	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
+	syncOK(t, p)
+	must(t, k.ipt4.DeleteJump("nat", "OUTPUT", chainServices, "-m", "comment", "--comment", "kubernetes service portals"))
+	p.recordInBackground()
+	p.mu.Lock()
+	_, recorded := p.savedRules["nat"]
+	p.mu.Unlock()
+	if recorded {
+		t.Fatal("the nat table was recorded although a jump to our chain was deleted before the read-back")
+	}
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), want)
+}
+
+// A read-back that began before a later write is read again: what it saw
+// may be older than that write.
+func TestPartialRuleReadBackBeforeAWriteIsRetried(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	p.mu.Lock()
+	p.audit.recording = true
+	p.mu.Unlock()
+	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
+	syncOK(t, p)
+	k.ipt4.AfterSave = func(string) { // another partial write lands during the read
+		k.ipt4.AfterSave = nil
+		p.OnServiceAdd(svc("c", "10.96.0.3", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"192.0.2.1"} }))
+		syncOK(t, p)
+	}
+	p.recordInBackground()
+	p.mu.Lock()
+	got := string(p.savedRules["nat"])
+	p.mu.Unlock()
+	saved, err := k.ipt4.Save("nat")
+	must(t, err)
+	if want := string(ourRules(saved, natChains)); got != want {
+		t.Errorf("recorded nat rules are not the latest write's:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func loopingProxier(t *testing.T, k *kernel) *Proxier {
+	t.Helper()
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.looping.Store(true)
+	t.Cleanup(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.fullSyncTimer != nil {
+			p.fullSyncTimer.Stop()
+		}
+	})
+	return p
+}
+
+func waitRecord(t *testing.T, p *Proxier) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		busy := p.audit.recording
+		p.mu.Unlock()
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the read-back of a partial write did not finish in 5 s")
+		}
 	}
 }

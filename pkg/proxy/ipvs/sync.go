@@ -299,7 +299,7 @@ func losesDest(want *wantedService, have *observedService) bool {
 func (p *Proxier) syncRules(full bool) error {
 	nat, filter := buildRules(p.desired, &p.cfg)
 	var errs []error
-	wrote := false
+	var wrote []string
 	for _, t := range []struct {
 		table   string
 		payload []byte
@@ -308,7 +308,7 @@ func (p *Proxier) syncRules(full bool) error {
 		if bytes.Equal(t.payload, *t.last) && !p.tableChanged(t.table, full) {
 			continue
 		}
-		wrote, *t.last = true, nil
+		wrote, *t.last = append(wrote, t.table), nil
 		if err := p.deps.IPTables.Restore(t.table, t.payload); err != nil {
 			proxymetrics.IPTablesRestoreFailuresTotal.WithLabelValues(string(p.cfg.IPFamily)).Inc()
 			errs = append(errs, fmt.Errorf("restore %s chains: %w", t.table, err))
@@ -317,12 +317,16 @@ func (p *Proxier) syncRules(full bool) error {
 		*t.last = t.payload
 		delete(p.audit.changed, t.table)
 	}
-	if full && wrote {
+	if full && len(wrote) > 0 {
 		errs = append(errs, p.ensureJumps())
 	}
 	err := errors.Join(errs...)
-	if wrote {
-		p.rememberRules(full && err == nil)
+	switch {
+	case len(wrote) == 0:
+	case full:
+		p.rememberRules(err == nil)
+	default:
+		p.recordPartialWrite(wrote, err == nil)
 	}
 	return err
 }

@@ -57,10 +57,15 @@ func (n *Node) StartPod(ctx context.Context, name string, addr netip.Addr) (*Pod
 	return p, nil
 }
 
+// podStartTimeout bounds a pod's start (exec of the driver as its server);
+// a starved TCG VM took more than 10 s once, failing a run that had
+// nothing wrong with the proxier.
+const podStartTimeout = 30 * time.Second
+
 // waitServing waits until the pod answers on its HTTP port from the node.
 func (n *Node) waitServing(ctx context.Context, p *Pod) error {
 	addr := netip.AddrPortFrom(p.Addr, HTTPPort).String()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(podStartTimeout)
 	for {
 		var err error
 		_ = InNetns(n.NS, func() error {

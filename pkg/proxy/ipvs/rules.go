@@ -301,17 +301,20 @@ func (p *Proxier) ourPartIs(table string, want []byte) bool {
 	return intact
 }
 
-// rememberRules records our part of both tables right after a full sync
-// wrote them and ensured the jumps; after a failure nothing is recorded and
-// the next full sync writes again.
-func (p *Proxier) rememberRules(checked bool) {
-	clear(p.savedRules)
+// rememberRules records our part of the tables a full sync wrote, right
+// after it wrote them and ensured the jumps; a table it did not write keeps
+// its record (read again, it would record as ours whatever someone else
+// changed in it since). After a failure nothing is recorded and the next
+// full sync writes again.
+func (p *Proxier) rememberRules(written []string, checked bool) {
 	clear(p.audit.toRecord)
 	p.rulesGen++
 	if !checked {
+		clear(p.savedRules)
 		return
 	}
-	for _, table := range []string{iptables.TableNAT, iptables.TableFilter} {
+	for _, table := range written {
+		delete(p.savedRules, table)
 		saved, err := p.deps.IPTables.Save(table)
 		if err != nil {
 			p.logger.V(2).Info("Cannot read iptables back; the next full sync rewrites our chains", "table", table, "err", err)
@@ -403,7 +406,7 @@ func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
 // tables: their records are stale, the other table's stays.
 func (p *Proxier) recordPartialWrite(tables []string, ok bool) {
 	if !ok || !p.looping.Load() {
-		p.rememberRules(false)
+		p.rememberRules(nil, false)
 		return
 	}
 	p.rulesGen++

@@ -296,3 +296,66 @@ func waitRecord(t *testing.T, p *Proxier) {
 		}
 	}
 }
+
+// The invariant of the audit: an external change to our chains or to the
+// jumps to them is repaired by the full sync after the audit that follows
+// the change. repairedAfterNextAudit runs that: a periodic full sync, its
+// audit, the full sync after it.
+func repairedAfterNextAudit(t *testing.T, k *kernel, p *Proxier, want string) {
+	t.Helper()
+	waitRecord(t, p)
+	passSyncPeriod(p)
+	syncOK(t, p)
+	waitAudit(t, p)
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), want)
+}
+
+// dumpOf is the iptables a fresh proxier writes for services.
+func dumpOf(t *testing.T, services ...*v1.Service) string {
+	t.Helper()
+	fresh := newKernel(t)
+	q := newTestProxier(t, fresh, testConfig(v1.IPv4Protocol))
+	for _, s := range services {
+		q.OnServiceAdd(s)
+	}
+	syncOK(t, q)
+	return fresh.ipt4.Dump()
+}
+
+// A full sync that rewrites one table records the other as it was
+// recorded, not as it reads now: reading it again would take someone
+// else's change to it for ours, and no audit would ever find it.
+func TestFullSyncWritingOneTableKeepsTheOthersRecord(t *testing.T) {
+	addToForward := func(t *testing.T, k *kernel) {
+		must(t, k.ipt4.EnsureJump("filter", chainForward, "DROP", "-s", "198.51.100.7/32"))
+	}
+	t.Run("after a partial write whose jumps changed", func(t *testing.T) {
+		k := newKernel(t)
+		p := loopingProxier(t, k)
+		p.OnServiceAdd(svc("a", "10.96.0.1"))
+		syncOK(t, p)
+		waitAudit(t, p)
+		p.mu.Lock()
+		p.audit.recording = true // hold the read-back until the changes are made
+		p.mu.Unlock()
+		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a partial write of nat
+		syncOK(t, p)
+		want := k.ipt4.Dump()
+		must(t, k.ipt4.DeleteJump("nat", "OUTPUT", chainServices, "-m", "comment", "--comment", "kubernetes service portals"))
+		addToForward(t, k)
+		p.recordInBackground()
+		repairedAfterNextAudit(t, k, p, want)
+	})
+	t.Run("a full sync with a changed service", func(t *testing.T) {
+		k := newKernel(t)
+		p := loopingProxier(t, k)
+		p.OnServiceAdd(svc("a", "10.96.0.1"))
+		syncOK(t, p)
+		waitAudit(t, p)
+		addToForward(t, k)
+		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // nat changes in the full sync
+		repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081)))
+	})
+}

@@ -365,34 +365,51 @@ func (p *Proxier) startRuleAudit() {
 	if !p.looping.Load() || len(p.savedRules) == 0 || !p.audit.running.CompareAndSwap(false, true) {
 		return
 	}
-	go p.auditRules(maps.Clone(p.savedRules), p.rulesGen)
+	go p.auditRules(maps.Clone(p.savedRules))
 }
 
 // auditRules reads each recorded table without the sync lock and, if our
-// part changed since, has the next sync (a full one) rewrite it.
-func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
+// part changed since, has the next sync (a full one) rewrite it. A table
+// whose record was replaced during the read (a write, read back since) is
+// read again against its new record: what the read showed may be our write
+// or a change made after it. One whose record was dropped is rewritten, or
+// checked by its read-back, anyway.
+func (p *Proxier) auditRules(want map[string][]byte) {
 	defer p.audit.running.Store(false)
-	var changed []string
-	for table, rules := range want {
-		if !p.ourPartIs(table, rules) {
-			changed = append(changed, table)
+	for len(want) > 0 {
+		var changed []string
+		for table, rules := range want {
+			if !p.ourPartIs(table, rules) {
+				changed = append(changed, table)
+			}
 		}
-	}
-	if len(changed) == 0 {
-		return
-	}
-	p.mu.Lock()
-	current := gen == p.rulesGen // else a sync wrote and recorded since: this finding is stale
-	if current {
+		again := map[string][]byte{}
+		found := false
+		p.mu.Lock()
 		for _, table := range changed {
-			p.audit.changed[table] = true
+			if rules, recorded := p.savedRules[table]; recorded && sameRecord(rules, want[table]) {
+				p.audit.changed[table] = true
+				found = true
+			} else if recorded {
+				again[table] = rules
+			}
 		}
-		p.needFull = true
+		if found {
+			p.needFull = true
+		}
+		p.mu.Unlock()
+		if found {
+			p.syncRunner.Run()
+		}
+		want = again
 	}
-	p.mu.Unlock()
-	if current {
-		p.syncRunner.Run()
-	}
+}
+
+// sameRecord says whether a and b are the same record, not merely equal
+// ones: a table written and read back into equal bytes was still written
+// during the audit's read.
+func sameRecord(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // A partial sync rewrites our chains without checking the jumps to them.

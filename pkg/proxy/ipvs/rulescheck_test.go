@@ -141,8 +141,9 @@ func TestLoopingFullSyncAuditsRulesInTheBackground(t *testing.T) {
 	wantDump(t, "iptables", k.ipt4.Dump(), want)
 }
 
-// An audit of rules recorded before a later write is dropped: that write
-// made them, not someone else.
+// An audit of rules recorded before a later write asks for no rewrite:
+// that write made them, not someone else (the table is read again against
+// the new record, and matches it).
 func TestRuleAuditOfAnOlderRecordIsDropped(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
@@ -153,13 +154,12 @@ func TestRuleAuditOfAnOlderRecordIsDropped(t *testing.T) {
 	if p.fullSyncTimer != nil {
 		p.fullSyncTimer.Stop()
 	}
-	want, gen := maps.Clone(p.savedRules), p.rulesGen
-	p.rulesGen++ // a later full sync recorded again
+	want := maps.Clone(p.savedRules)
 	p.needFull = false
 	p.mu.Unlock()
-	want["filter"] = []byte("not what iptables shows")
+	want["filter"] = []byte("not what iptables shows") // a later full sync recorded filter again
 	p.audit.running.Store(true)
-	p.auditRules(want, gen)
+	p.auditRules(want)
 	if p.needFull || len(p.audit.changed) > 0 {
 		t.Errorf("a stale audit asked for a rewrite: needFull %v, changed %v", p.needFull, p.audit.changed)
 	}
@@ -358,4 +358,61 @@ func TestFullSyncWritingOneTableKeepsTheOthersRecord(t *testing.T) {
 		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // nat changes in the full sync
 		repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081)))
 	})
+}
+
+// An audit's finding in one table stands when a partial sync rewrote only
+// the other table meanwhile: that write repaired nothing in the first.
+func TestRuleAuditFindingSurvivesAPartialWriteOfTheOtherTable(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	must(t, k.ipt4.DeleteJump("filter", "INPUT", chainIPVSFilter, "-m", "comment", "--comment", "kubernetes ipvs access filter"))
+	k.ipt4.AfterSave = func(string) { // a partial write of nat lands during the audit
+		k.ipt4.AfterSave = nil
+		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
+		syncOK(t, p)
+		p.mu.Lock()
+		_, filterKept := p.savedRules["filter"]
+		p.mu.Unlock()
+		if !filterKept {
+			t.Fatal("the partial write was expected to leave the filter table's record alone")
+		}
+	}
+	p.mu.Lock()
+	want := maps.Clone(p.savedRules)
+	p.mu.Unlock()
+	p.audit.running.Store(true)
+	p.auditRules(want)
+	waitRecord(t, p)
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081)))
+}
+
+// An audit whose table was written and recorded again while it ran reads
+// that table again against the new record: what it read may be our write,
+// or someone else's change made after the new record, which the full sync
+// after this audit must repair.
+func TestRuleAuditOfAReRecordedTableReadsItAgain(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	p.mu.Lock()
+	want := maps.Clone(p.savedRules) // the audit starts
+	p.audit.recording = true         // hold the read-back
+	p.mu.Unlock()
+	p.audit.running.Store(true)
+	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a partial write of nat
+	syncOK(t, p)
+	p.recordInBackground() // and its read-back records it
+	wantRules := k.ipt4.Dump()
+	must(t, k.ipt4.EnsureJump("nat", chainServices, "ACCEPT", "-s", "198.51.100.7/32"))
+	p.auditRules(want) // the audit reads nat now
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), wantRules)
 }

@@ -477,9 +477,10 @@ func (p *Proxier) readOurParts(tables []string) map[string][]byte {
 }
 
 // recordIfJumpsAre records rules as table's if its jumps to our chains are
-// still jumps; otherwise (changed, or not read) the table stays unrecorded
-// and the next full sync rewrites it and re-ensures them. Called with p.mu
-// held.
+// still jumps and its chains still hold the rules last written (compared by
+// chainShape: iptables-save prints matches its own way); otherwise (changed,
+// or not read) the table stays unrecorded and the next full sync rewrites
+// it and re-ensures them. Called with p.mu held, no write since the read.
 func (p *Proxier) recordIfJumpsAre(table string, rules, jumps []byte) {
 	delete(p.audit.toRecord, table)
 	if rules == nil {
@@ -489,7 +490,38 @@ func (p *Proxier) recordIfJumpsAre(table string, rules, jumps []byte) {
 		p.logger.Info("The jumps to our iptables chains changed; the next full sync rewrites them", "table", table)
 		return
 	}
+	written := p.lastFilter
+	if table == iptables.TableNAT {
+		written = p.lastNAT
+	}
+	if chainShape(rules, table) != chainShape(written, table) {
+		p.logger.Info("Our iptables chains changed since our write; the next full sync rewrites them", "table", table)
+		return
+	}
 	p.savedRules[table] = rules
+}
+
+// chainShape is what iptables-save keeps, whatever way it prints a rule's
+// matches, of our chains in a restore payload or in our part of a save:
+// each chain, whether it exists, and its rules' targets in order.
+func chainShape(lines []byte, table string) string {
+	chains := tableChains(table)
+	declared := map[string]bool{}
+	targets := map[string][]string{}
+	for line := range bytes.Lines(lines) {
+		f := strings.Fields(string(line))
+		switch {
+		case len(f) > 0 && strings.HasPrefix(f[0], ":"):
+			declared[f[0][1:]] = true
+		case len(f) > 1 && f[0] == "-A" && slices.Contains(chains, f[1]):
+			targets[f[1]] = append(targets[f[1]], jumpTarget(f))
+		}
+	}
+	var out strings.Builder
+	for _, c := range chains {
+		fmt.Fprintf(&out, "%s %v %s\n", c, declared[c], strings.Join(targets[c], " "))
+	}
+	return out.String()
 }
 
 // jumpsIn are the lines of our part of a table that are not in our chains:

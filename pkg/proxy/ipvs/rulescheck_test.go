@@ -416,3 +416,37 @@ func TestRuleAuditOfAReRecordedTableReadsItAgain(t *testing.T) {
 	syncOK(t, p)
 	wantDump(t, "iptables", k.ipt4.Dump(), wantRules)
 }
+
+// Our chains changed by someone else between a partial write and its
+// read-back must not be recorded as ours: the audit would then find them
+// as recorded, and no full sync would ever repair them.
+func TestPartialRuleWriteChangedBeforeItsReadBackIsRepaired(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		meddle func(t *testing.T, k *kernel)
+	}{
+		{name: "our chain flushed", meddle: func(t *testing.T, k *kernel) {
+			must(t, k.ipt4.Restore("nat", []byte(":"+chainNodePort+" - [0:0]\n")))
+		}},
+		{name: "a rule added to our chain", meddle: func(t *testing.T, k *kernel) {
+			must(t, k.ipt4.EnsureJump("nat", chainServices, "ACCEPT", "-s", "198.51.100.7/32"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p := loopingProxier(t, k)
+			p.OnServiceAdd(svc("a", "10.96.0.1"))
+			syncOK(t, p)
+			waitAudit(t, p)
+			p.mu.Lock()
+			p.audit.recording = true // hold the read-back until the change is made
+			p.mu.Unlock()
+			p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a partial write
+			syncOK(t, p)
+			want := k.ipt4.Dump()
+			tc.meddle(t, k)
+			p.recordInBackground()
+			repairedAfterNextAudit(t, k, p, want)
+		})
+	}
+}

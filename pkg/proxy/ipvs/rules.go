@@ -302,10 +302,11 @@ func (p *Proxier) ourPartIs(table string, want []byte) bool {
 }
 
 // rememberRules records our part of the tables a full sync wrote, right
-// after it wrote them and ensured the jumps; a table it did not write keeps
-// its record (read again, it would record as ours whatever someone else
-// changed in it since). After a failure nothing is recorded and the next
-// full sync writes again.
+// after it wrote them and ensured the jumps, if the read shows both (a
+// change made in between would otherwise be recorded as ours); a table it
+// did not write keeps its record (read again, it would record as ours
+// whatever someone else changed in it since). After a failure nothing is
+// recorded and the next full sync writes again.
 func (p *Proxier) rememberRules(written []string, checked bool) {
 	clear(p.audit.toRecord)
 	p.rulesGen++
@@ -320,8 +321,29 @@ func (p *Proxier) rememberRules(written []string, checked bool) {
 			p.logger.V(2).Info("Cannot read iptables back; the next full sync rewrites our chains", "table", table, "err", err)
 			continue
 		}
-		p.savedRules[table] = ourRules(saved, tableChains(table))
+		rules := ourRules(saved, tableChains(table))
+		if !p.holdsOurWrite(table, rules) || !hasOurJumps(rules, table) {
+			p.logger.Info("Our iptables chains or the jumps to them changed since our write; the next full sync rewrites them", "table", table)
+			continue
+		}
+		p.savedRules[table] = rules
 	}
+}
+
+// hasOurJumps says whether our part of a table has every jump to our
+// chains that ensureJumps writes.
+func hasOurJumps(ours []byte, table string) bool {
+	have := map[[2]string]bool{}
+	for line := range bytes.Lines(jumpsIn(ours, table)) {
+		f := strings.Fields(string(line))
+		have[[2]string{f[1], jumpTarget(f)}] = true
+	}
+	for _, j := range jumpRules() {
+		if j.table == table && !have[[2]string{j.from, j.to}] {
+			return false
+		}
+	}
+	return true
 }
 
 // ruleAudit is the periodic check that our iptables chains are still as our
@@ -490,15 +512,21 @@ func (p *Proxier) recordIfJumpsAre(table string, rules, jumps []byte) {
 		p.logger.Info("The jumps to our iptables chains changed; the next full sync rewrites them", "table", table)
 		return
 	}
-	written := p.lastFilter
-	if table == iptables.TableNAT {
-		written = p.lastNAT
-	}
-	if chainShape(rules, table) != chainShape(written, table) {
+	if !p.holdsOurWrite(table, rules) {
 		p.logger.Info("Our iptables chains changed since our write; the next full sync rewrites them", "table", table)
 		return
 	}
 	p.savedRules[table] = rules
+}
+
+// holdsOurWrite says whether our part of table, as read, holds the payload
+// last written to it (compared by chainShape).
+func (p *Proxier) holdsOurWrite(table string, ours []byte) bool {
+	written := p.lastFilter
+	if table == iptables.TableNAT {
+		written = p.lastNAT
+	}
+	return chainShape(ours, table) == chainShape(written, table)
 }
 
 // chainShape is what iptables-save keeps, whatever way it prints a rule's

@@ -48,6 +48,9 @@ func TestKernelPartialRuleWriteIsRecorded(t *testing.T) {
 	p.OnServiceAdd(svc("a", "10.96.0.1"))
 	p.OnEndpointSliceAdd(slice("a", discovery.AddressTypeIPv4, localEP("10.244.0.10")))
 	syncOK(t, p)
+	if len(p.savedRules) != 2 {
+		t.Fatalf("the first full sync recorded %d tables, want 2", len(p.savedRules))
+	}
 	// Every kind of rule we write: node ports of each local/cluster kind,
 	// a load balancer with source ranges, external IPs.
 	p.OnServiceAdd(webService())

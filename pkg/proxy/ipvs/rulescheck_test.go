@@ -450,3 +450,41 @@ func TestPartialRuleWriteChangedBeforeItsReadBackIsRepaired(t *testing.T) {
 		})
 	}
 }
+
+// A change made while a full sync records what it wrote (after its
+// restore and jumps, before its iptables-save: seconds in a starved VM)
+// must not be recorded as ours either.
+func TestFullSyncRecordChangedWhileRecordingIsRepaired(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		meddle func(k *kernel) error
+	}{
+		{name: "our chain flushed", meddle: func(k *kernel) error {
+			return k.ipt4.Restore("filter", []byte(":"+chainForward+" - [0:0]\n"))
+		}},
+		{name: "a rule added to our chain", meddle: func(k *kernel) error {
+			return k.ipt4.EnsureJump("filter", chainIPVSFilter, "ACCEPT", "-s", "198.51.100.7/32")
+		}},
+		{name: "a jump deleted", meddle: func(k *kernel) error {
+			return k.ipt4.DeleteJump("filter", "INPUT", chainIPVSFilter, "-m", "comment", "--comment", "kubernetes ipvs access filter")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p := loopingProxier(t, k)
+			p.OnServiceAdd(svc("a", "10.96.0.1"))
+			var err error
+			k.ipt4.AfterSave = func(table string) { // the full sync has read nat back, filter is next
+				if table == "nat" {
+					k.ipt4.AfterSave = nil
+					err = tc.meddle(k)
+				}
+			}
+			p.audit.running.Store(true) // no audit of the first sync: it would read too
+			syncOK(t, p)
+			must(t, err)
+			p.audit.running.Store(false)
+			repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1")))
+		})
+	}
+}

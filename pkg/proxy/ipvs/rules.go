@@ -302,11 +302,11 @@ func (p *Proxier) ourPartIs(table string, want []byte) bool {
 }
 
 // rememberRules records our part of the tables a full sync wrote, right
-// after it wrote them and ensured the jumps, if the read shows both (a
-// change made in between would otherwise be recorded as ours); a table it
-// did not write keeps its record (read again, it would record as ours
-// whatever someone else changed in it since). After a failure nothing is
-// recorded and the next full sync writes again.
+// after it wrote them and ensured the jumps, if the read shows the payload
+// and every jump (a change made in between would otherwise be recorded as
+// ours); a table it did not write keeps its record (read again, it would
+// record as ours whatever someone else changed in it since). After a
+// failure nothing is recorded and the next full sync writes again.
 func (p *Proxier) rememberRules(written []string, checked bool) {
 	clear(p.audit.toRecord)
 	p.rulesGen++

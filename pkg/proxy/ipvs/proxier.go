@@ -91,7 +91,8 @@ type Proxier struct {
 	// savedRules is our part of each table (ourRules) as iptables-save
 	// showed it right after the last write (a full sync's, or a partial
 	// sync's read back in the background); rulesGen counts the writes, so
-	// that an audit or read-back from before one is dropped.
+	// that a read-back from before one is dropped (an audit whose table's
+	// record was replaced reads it again).
 	savedRules map[string][]byte
 	rulesGen   uint64
 	audit      ruleAudit

@@ -301,24 +301,49 @@ func (p *Proxier) ourPartIs(table string, want []byte) bool {
 	return intact
 }
 
-// rememberRules records our part of both tables right after a full sync
-// wrote them and ensured the jumps; after a failure nothing is recorded and
-// the next full sync writes again.
-func (p *Proxier) rememberRules(checked bool) {
-	clear(p.savedRules)
+// rememberRules records our part of the tables a full sync wrote, right
+// after it wrote them and ensured the jumps, if the read shows the payload
+// and every jump (a change made in between would otherwise be recorded as
+// ours); a table it did not write keeps its record (read again, it would
+// record as ours whatever someone else changed in it since). After a
+// failure nothing is recorded and the next full sync writes again.
+func (p *Proxier) rememberRules(written []string, checked bool) {
 	clear(p.audit.toRecord)
 	p.rulesGen++
 	if !checked {
+		clear(p.savedRules)
 		return
 	}
-	for _, table := range []string{iptables.TableNAT, iptables.TableFilter} {
+	for _, table := range written {
+		delete(p.savedRules, table)
 		saved, err := p.deps.IPTables.Save(table)
 		if err != nil {
 			p.logger.V(2).Info("Cannot read iptables back; the next full sync rewrites our chains", "table", table, "err", err)
 			continue
 		}
-		p.savedRules[table] = ourRules(saved, tableChains(table))
+		rules := ourRules(saved, tableChains(table))
+		if !p.holdsOurWrite(table, rules) || !hasOurJumps(rules, table) {
+			p.logger.Info("Our iptables chains or the jumps to them changed since our write; the next full sync rewrites them", "table", table)
+			continue
+		}
+		p.savedRules[table] = rules
 	}
+}
+
+// hasOurJumps says whether our part of a table has every jump to our
+// chains that ensureJumps writes.
+func hasOurJumps(ours []byte, table string) bool {
+	have := map[[2]string]bool{}
+	for line := range bytes.Lines(jumpsIn(ours, table)) {
+		f := strings.Fields(string(line))
+		have[[2]string{f[1], jumpTarget(f)}] = true
+	}
+	for _, j := range jumpRules() {
+		if j.table == table && !have[[2]string{j.from, j.to}] {
+			return false
+		}
+	}
+	return true
 }
 
 // ruleAudit is the periodic check that our iptables chains are still as our
@@ -362,34 +387,51 @@ func (p *Proxier) startRuleAudit() {
 	if !p.looping.Load() || len(p.savedRules) == 0 || !p.audit.running.CompareAndSwap(false, true) {
 		return
 	}
-	go p.auditRules(maps.Clone(p.savedRules), p.rulesGen)
+	go p.auditRules(maps.Clone(p.savedRules))
 }
 
 // auditRules reads each recorded table without the sync lock and, if our
-// part changed since, has the next sync (a full one) rewrite it.
-func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
+// part changed since, has the next sync (a full one) rewrite it. A table
+// whose record was replaced during the read (a write, read back since) is
+// read again against its new record: what the read showed may be our write
+// or a change made after it. One whose record was dropped is rewritten, or
+// checked by its read-back, anyway.
+func (p *Proxier) auditRules(want map[string][]byte) {
 	defer p.audit.running.Store(false)
-	var changed []string
-	for table, rules := range want {
-		if !p.ourPartIs(table, rules) {
-			changed = append(changed, table)
+	for len(want) > 0 {
+		var changed []string
+		for table, rules := range want {
+			if !p.ourPartIs(table, rules) {
+				changed = append(changed, table)
+			}
 		}
-	}
-	if len(changed) == 0 {
-		return
-	}
-	p.mu.Lock()
-	current := gen == p.rulesGen // else a sync wrote and recorded since: this finding is stale
-	if current {
+		again := map[string][]byte{}
+		found := false
+		p.mu.Lock()
 		for _, table := range changed {
-			p.audit.changed[table] = true
+			if rules, recorded := p.savedRules[table]; recorded && sameRecord(rules, want[table]) {
+				p.audit.changed[table] = true
+				found = true
+			} else if recorded {
+				again[table] = rules
+			}
 		}
-		p.needFull = true
+		if found {
+			p.needFull = true
+		}
+		p.mu.Unlock()
+		if found {
+			p.syncRunner.Run()
+		}
+		want = again
 	}
-	p.mu.Unlock()
-	if current {
-		p.syncRunner.Run()
-	}
+}
+
+// sameRecord says whether a and b are the same record, not merely equal
+// ones: a table written and read back into equal bytes was still written
+// during the audit's read.
+func sameRecord(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // A partial sync rewrites our chains without checking the jumps to them.
@@ -403,7 +445,7 @@ func (p *Proxier) auditRules(want map[string][]byte, gen uint64) {
 // tables: their records are stale, the other table's stays.
 func (p *Proxier) recordPartialWrite(tables []string, ok bool) {
 	if !ok || !p.looping.Load() {
-		p.rememberRules(false)
+		p.rememberRules(nil, false)
 		return
 	}
 	p.rulesGen++
@@ -457,9 +499,10 @@ func (p *Proxier) readOurParts(tables []string) map[string][]byte {
 }
 
 // recordIfJumpsAre records rules as table's if its jumps to our chains are
-// still jumps; otherwise (changed, or not read) the table stays unrecorded
-// and the next full sync rewrites it and re-ensures them. Called with p.mu
-// held.
+// still jumps and its chains still hold the rules last written (compared by
+// chainShape: iptables-save prints matches its own way); otherwise (changed,
+// or not read) the table stays unrecorded and the next full sync rewrites
+// it and re-ensures them. Called with p.mu held, no write since the read.
 func (p *Proxier) recordIfJumpsAre(table string, rules, jumps []byte) {
 	delete(p.audit.toRecord, table)
 	if rules == nil {
@@ -469,7 +512,44 @@ func (p *Proxier) recordIfJumpsAre(table string, rules, jumps []byte) {
 		p.logger.Info("The jumps to our iptables chains changed; the next full sync rewrites them", "table", table)
 		return
 	}
+	if !p.holdsOurWrite(table, rules) {
+		p.logger.Info("Our iptables chains changed since our write; the next full sync rewrites them", "table", table)
+		return
+	}
 	p.savedRules[table] = rules
+}
+
+// holdsOurWrite says whether our part of table, as read, holds the payload
+// last written to it (compared by chainShape).
+func (p *Proxier) holdsOurWrite(table string, ours []byte) bool {
+	written := p.lastFilter
+	if table == iptables.TableNAT {
+		written = p.lastNAT
+	}
+	return chainShape(ours, table) == chainShape(written, table)
+}
+
+// chainShape is what iptables-save keeps, whatever way it prints a rule's
+// matches, of our chains in a restore payload or in our part of a save:
+// each chain, whether it exists, and its rules' targets in order.
+func chainShape(lines []byte, table string) string {
+	chains := tableChains(table)
+	declared := map[string]bool{}
+	targets := map[string][]string{}
+	for line := range bytes.Lines(lines) {
+		f := strings.Fields(string(line))
+		switch {
+		case len(f) > 0 && strings.HasPrefix(f[0], ":"):
+			declared[f[0][1:]] = true
+		case len(f) > 1 && f[0] == "-A" && slices.Contains(chains, f[1]):
+			targets[f[1]] = append(targets[f[1]], jumpTarget(f))
+		}
+	}
+	var out strings.Builder
+	for _, c := range chains {
+		fmt.Fprintf(&out, "%s %v %s\n", c, declared[c], strings.Join(targets[c], " "))
+	}
+	return out.String()
 }
 
 // jumpsIn are the lines of our part of a table that are not in our chains:

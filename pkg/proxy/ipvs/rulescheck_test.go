@@ -141,8 +141,9 @@ func TestLoopingFullSyncAuditsRulesInTheBackground(t *testing.T) {
 	wantDump(t, "iptables", k.ipt4.Dump(), want)
 }
 
-// An audit of rules recorded before a later write is dropped: that write
-// made them, not someone else.
+// An audit of rules recorded before a later write asks for no rewrite:
+// that write made them, not someone else (the table is read again against
+// the new record, and matches it).
 func TestRuleAuditOfAnOlderRecordIsDropped(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
@@ -153,13 +154,12 @@ func TestRuleAuditOfAnOlderRecordIsDropped(t *testing.T) {
 	if p.fullSyncTimer != nil {
 		p.fullSyncTimer.Stop()
 	}
-	want, gen := maps.Clone(p.savedRules), p.rulesGen
-	p.rulesGen++ // a later full sync recorded again
+	want := maps.Clone(p.savedRules)
 	p.needFull = false
 	p.mu.Unlock()
-	want["filter"] = []byte("not what iptables shows")
+	want["filter"] = []byte("not what iptables shows") // a later full sync recorded filter again
 	p.audit.running.Store(true)
-	p.auditRules(want, gen)
+	p.auditRules(want)
 	if p.needFull || len(p.audit.changed) > 0 {
 		t.Errorf("a stale audit asked for a rewrite: needFull %v, changed %v", p.needFull, p.audit.changed)
 	}
@@ -294,5 +294,197 @@ func waitRecord(t *testing.T, p *Proxier) {
 		if time.Now().After(deadline) {
 			t.Fatal("the read-back of a partial write did not finish in 5 s")
 		}
+	}
+}
+
+// The invariant of the audit: an external change to our chains or to the
+// jumps to them is repaired by the full sync after the audit that follows
+// the change. repairedAfterNextAudit runs that: a periodic full sync, its
+// audit, the full sync after it.
+func repairedAfterNextAudit(t *testing.T, k *kernel, p *Proxier, want string) {
+	t.Helper()
+	waitRecord(t, p)
+	passSyncPeriod(p)
+	syncOK(t, p)
+	waitAudit(t, p)
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), want)
+}
+
+// dumpOf is the iptables a fresh proxier writes for services.
+func dumpOf(t *testing.T, services ...*v1.Service) string {
+	t.Helper()
+	fresh := newKernel(t)
+	q := newTestProxier(t, fresh, testConfig(v1.IPv4Protocol))
+	for _, s := range services {
+		q.OnServiceAdd(s)
+	}
+	syncOK(t, q)
+	return fresh.ipt4.Dump()
+}
+
+// A full sync that rewrites one table records the other as it was
+// recorded, not as it reads now: reading it again would take someone
+// else's change to it for ours, and no audit would ever find it.
+func TestFullSyncWritingOneTableKeepsTheOthersRecord(t *testing.T) {
+	addToForward := func(t *testing.T, k *kernel) {
+		must(t, k.ipt4.EnsureJump("filter", chainForward, "DROP", "-s", "198.51.100.7/32"))
+	}
+	t.Run("after a partial write whose jumps changed", func(t *testing.T) {
+		k := newKernel(t)
+		p := loopingProxier(t, k)
+		p.OnServiceAdd(svc("a", "10.96.0.1"))
+		syncOK(t, p)
+		waitAudit(t, p)
+		p.mu.Lock()
+		p.audit.recording = true // hold the read-back until the changes are made
+		p.mu.Unlock()
+		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a partial write of nat
+		syncOK(t, p)
+		want := k.ipt4.Dump()
+		must(t, k.ipt4.DeleteJump("nat", "OUTPUT", chainServices, "-m", "comment", "--comment", "kubernetes service portals"))
+		addToForward(t, k)
+		p.recordInBackground()
+		repairedAfterNextAudit(t, k, p, want)
+	})
+	t.Run("a full sync with a changed service", func(t *testing.T) {
+		k := newKernel(t)
+		p := loopingProxier(t, k)
+		p.OnServiceAdd(svc("a", "10.96.0.1"))
+		syncOK(t, p)
+		waitAudit(t, p)
+		addToForward(t, k)
+		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // nat changes in the full sync
+		repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081)))
+	})
+}
+
+// An audit's finding in one table stands when a partial sync rewrote only
+// the other table meanwhile: that write repaired nothing in the first.
+func TestRuleAuditFindingSurvivesAPartialWriteOfTheOtherTable(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	must(t, k.ipt4.DeleteJump("filter", "INPUT", chainIPVSFilter, "-m", "comment", "--comment", "kubernetes ipvs access filter"))
+	k.ipt4.AfterSave = func(string) { // a partial write of nat lands during the audit
+		k.ipt4.AfterSave = nil
+		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
+		syncOK(t, p)
+		p.mu.Lock()
+		_, filterKept := p.savedRules["filter"]
+		p.mu.Unlock()
+		if !filterKept {
+			t.Fatal("the partial write was expected to leave the filter table's record alone")
+		}
+	}
+	p.mu.Lock()
+	want := maps.Clone(p.savedRules)
+	p.mu.Unlock()
+	p.audit.running.Store(true)
+	p.auditRules(want)
+	waitRecord(t, p)
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081)))
+}
+
+// An audit whose table was written and recorded again while it ran reads
+// that table again against the new record: what it read may be our write,
+// or someone else's change made after the new record, which the full sync
+// after this audit must repair.
+func TestRuleAuditOfAReRecordedTableReadsItAgain(t *testing.T) {
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	p.mu.Lock()
+	want := maps.Clone(p.savedRules) // the audit starts
+	p.audit.recording = true         // hold the read-back
+	p.mu.Unlock()
+	p.audit.running.Store(true)
+	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a partial write of nat
+	syncOK(t, p)
+	p.recordInBackground() // and its read-back records it
+	wantRules := k.ipt4.Dump()
+	must(t, k.ipt4.EnsureJump("nat", chainServices, "ACCEPT", "-s", "198.51.100.7/32"))
+	p.auditRules(want) // the audit reads nat now
+	passSyncPeriod(p)
+	syncOK(t, p)
+	wantDump(t, "iptables", k.ipt4.Dump(), wantRules)
+}
+
+// Our chains changed by someone else between a partial write and its
+// read-back must not be recorded as ours: the audit would then find them
+// as recorded, and no full sync would ever repair them.
+func TestPartialRuleWriteChangedBeforeItsReadBackIsRepaired(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		meddle func(t *testing.T, k *kernel)
+	}{
+		{name: "our chain flushed", meddle: func(t *testing.T, k *kernel) {
+			must(t, k.ipt4.Restore("nat", []byte(":"+chainNodePort+" - [0:0]\n")))
+		}},
+		{name: "a rule added to our chain", meddle: func(t *testing.T, k *kernel) {
+			must(t, k.ipt4.EnsureJump("nat", chainServices, "ACCEPT", "-s", "198.51.100.7/32"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p := loopingProxier(t, k)
+			p.OnServiceAdd(svc("a", "10.96.0.1"))
+			syncOK(t, p)
+			waitAudit(t, p)
+			p.mu.Lock()
+			p.audit.recording = true // hold the read-back until the change is made
+			p.mu.Unlock()
+			p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a partial write
+			syncOK(t, p)
+			want := k.ipt4.Dump()
+			tc.meddle(t, k)
+			p.recordInBackground()
+			repairedAfterNextAudit(t, k, p, want)
+		})
+	}
+}
+
+// A change made while a full sync records what it wrote (after its
+// restore and jumps, before its iptables-save: seconds in a starved VM)
+// must not be recorded as ours either.
+func TestFullSyncRecordChangedWhileRecordingIsRepaired(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		meddle func(k *kernel) error
+	}{
+		{name: "our chain flushed", meddle: func(k *kernel) error {
+			return k.ipt4.Restore("filter", []byte(":"+chainForward+" - [0:0]\n"))
+		}},
+		{name: "a rule added to our chain", meddle: func(k *kernel) error {
+			return k.ipt4.EnsureJump("filter", chainIPVSFilter, "ACCEPT", "-s", "198.51.100.7/32")
+		}},
+		{name: "a jump deleted", meddle: func(k *kernel) error {
+			return k.ipt4.DeleteJump("filter", "INPUT", chainIPVSFilter, "-m", "comment", "--comment", "kubernetes ipvs access filter")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel(t)
+			p := loopingProxier(t, k)
+			p.OnServiceAdd(svc("a", "10.96.0.1"))
+			var err error
+			k.ipt4.AfterSave = func(table string) { // the full sync has read nat back, filter is next
+				if table == "nat" {
+					k.ipt4.AfterSave = nil
+					err = tc.meddle(k)
+				}
+			}
+			p.audit.running.Store(true) // no audit of the first sync: it would read too
+			syncOK(t, p)
+			must(t, err)
+			p.audit.running.Store(false)
+			repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1")))
+		})
 	}
 }

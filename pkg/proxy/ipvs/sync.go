@@ -324,7 +324,7 @@ func (p *Proxier) syncRules(full bool) error {
 	switch {
 	case len(wrote) == 0:
 	case full:
-		p.rememberRules(err == nil)
+		p.rememberRules(wrote, err == nil)
 	default:
 		p.recordPartialWrite(wrote, err == nil)
 	}

@@ -11,12 +11,11 @@
 # under _output/image/apt; the host's dpkg and apt configuration are untouched).
 #
 # Environment:
-#   IMAGE            reference recorded in the tarball (default ipvs-proxy/kube-proxy:dev)
+#   IMAGE            reference recorded in the tarball (hack/lib.sh: default ipvs-proxy/kube-proxy:dev)
 #   IMAGE_PLATFORMS  space-separated (default "linux/amd64 linux/arm64")
 #   IMAGE_APT_MAX_AGE  minutes before the private apt lists are refreshed (default 1440)
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-IMAGE=${IMAGE:-ipvs-proxy/kube-proxy:dev}
 PLATFORMS=${IMAGE_PLATFORMS:-linux/amd64 linux/arm64}
 IMG_OUT="$OUT/image"
 source "$ROOT/hack/image/debian.sh"
@@ -27,12 +26,14 @@ stage_platform() {
 	local arch=$1 stage="$IMG_OUT/stage/$1"
 	rm -rf "$stage"
 	stage_iptables "$arch" "$stage"
-	step "image: building kube-proxy and ipvs-doctor for linux/$arch"
-	GOARCH=$arch go build -trimpath -ldflags='-s -w' -o "$stage/kube-proxy" ./cmd/kube-proxy
-	GOARCH=$arch go build -trimpath -ldflags='-s -w' -o "$stage/ipvs-doctor" ./cmd/ipvs-doctor
+	step "image: building kube-proxy and ipvs-doctor $IPVS_PROXY_VERSION for linux/$arch"
+	GOARCH=$arch go build -trimpath -ldflags="-s -w $LDFLAGS" -o "$stage/kube-proxy" ./cmd/kube-proxy
+	GOARCH=$arch go build -trimpath -ldflags="-s -w $LDFLAGS" -o "$stage/ipvs-doctor" ./cmd/ipvs-doctor
 }
 
 main() {
+	version_vars # once here: the binaries and the image labels get the same stamp
+	LDFLAGS=$(version_ldflags)
 	need_debian_tools
 	refresh_lists
 	local platform arch args=()
@@ -46,9 +47,7 @@ main() {
 	step "image: assembling $IMAGE"
 	"$(image_builder)" -image "$IMAGE" "${args[@]}" \
 		-oci-dir "$IMG_OUT/oci" -out "$IMG_OUT/kube-proxy.oci.tar" \
-		-revision "$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-		-version "$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \
-		-created "$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)" |
+		-revision "$GIT_COMMIT" -version "$IPVS_PROXY_VERSION" -created "$BUILD_DATE" |
 		tee "$IMG_OUT/summary.txt"
 }
 

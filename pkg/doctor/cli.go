@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // Exit codes of ipvs-doctor.
@@ -36,6 +38,8 @@ type CommandOptions struct {
 	Fix          bool
 	DummyDevice  string
 	ExcludeCIDRs []netip.Prefix
+	// Version: print the version and exit.
+	Version bool
 }
 
 // ParseFlags reads ipvs-doctor's command line.
@@ -56,6 +60,7 @@ func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
 	fs.BoolVar(&opts.Fix, "fix", false, "delete the stale real servers and conntrack entries found, and say what was deleted")
 	fs.StringVar(&opts.DummyDevice, "dummy-device", DefaultDummyDevice, "device holding the Service addresses")
 	fs.StringSliceVar(&exclude, "exclude-cidrs", nil, "address ranges whose virtual servers and addresses are not the proxier's")
+	fs.BoolVar(&opts.Version, "version", false, "print the version (ipvs-proxy's build and the Kubernetes release it is built on) and exit")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
@@ -87,6 +92,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
 		return ExitUsage
+	}
+	if opts.Version {
+		fmt.Fprintf(stdout, "ipvs-doctor %s\n", version.Get())
+		return ExitOK
 	}
 	src, err := NodeSources(opts.DummyDevice)
 	if err != nil {

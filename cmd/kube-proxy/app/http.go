@@ -43,6 +43,7 @@ func newMetricsMux(cfg *v1alpha1.KubeProxyConfiguration, metricsHandler http.Han
 	mux.Handle("/metrics", metricsHandler)
 	slis.SLIMetricsWithReset{}.Install(mux)
 	mux.Handle("/configz", configzHandler(cfg))
+	mux.HandleFunc("/version", serveVersion)
 	if cfg.EnableProfiling {
 		installProfiling(mux)
 	}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/kubernetes/pkg/proxy/metaproxier"
 
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // proxyServer is one running kube-proxy: its client, node, servers and the
@@ -52,6 +53,8 @@ type proxyServer struct {
 // which returns nil and leaves the dataplane in place, or until the config
 // file changes or a server cannot bind with bindAddressHardFail.
 func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate, configChanged <-chan error) error {
+	// First, like upstream: the line to look for when debugging a node.
+	klog.FromContext(ctx).Info("Version info", "version", version.Get())
 	s, err := newProxyServer(ctx, cfg, master, env, gate)
 	if err != nil {
 		if ctx.Err() != nil {

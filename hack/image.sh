@@ -8,7 +8,8 @@
 # for kubectl exec ds/kube-proxy -- ipvs-doctor), the iptables-wrapper
 # (hack/image/iptables-wrapper) and iptables with its libraries from Debian packages of
 # that architecture (hack/image/debian.sh: apt-get download through a private apt state
-# under _output/image/apt; the host's dpkg and apt configuration are untouched).
+# under _output/image/apt; the host's dpkg and apt configuration are untouched), at the
+# versions pinned in hack/image/debian-packages.txt (fails when the host offers others).
 #
 # Environment:
 #   IMAGE            reference recorded in the tarball (hack/lib.sh: default ipvs-proxy/kube-proxy:dev)
@@ -19,6 +20,8 @@ cd "$ROOT"
 PLATFORMS=${IMAGE_PLATFORMS:-linux/amd64 linux/arm64}
 IMG_OUT="$OUT/image"
 source "$ROOT/hack/image/debian.sh"
+# Every Debian package of this image is pinned (hack/image/debian-packages.txt).
+REQUIRE_PINS=1
 
 # stage_platform prepares _output/image/stage/ARCH: iptables (debroot/, packages.txt,
 # iptables-wrapper), kube-proxy and ipvs-doctor.

@@ -3,8 +3,15 @@
 # sources; the host's dpkg and apt configuration are untouched). Shared by hack/image.sh
 # (make image) and hack/cluster/images.sh (upstream's kube-proxy image); source it after
 # hack/lib.sh, with PLATFORMS set ("linux/amd64 linux/arm64").
+#
+# Versions: a package listed in DEBIAN_PINS (hack/image/debian-packages.txt) is downloaded
+# at exactly that version, and the download fails when the host's candidate (the version
+# apt would take) differs or the pinned one is not offered. With REQUIRE_PINS=1 (make
+# image) an unlisted package fails too; without it (the test cluster's and conformance's
+# extra packages) an unlisted package is taken at the host's candidate.
 APT_DIR="$OUT/image/apt"
 DEB_DIR="$OUT/image/debs"
+DEBIAN_PINS=${DEBIAN_PINS:-$ROOT/hack/image/debian-packages.txt}
 # iptables and everything its binaries and extensions link against (the builder checks
 # DT_NEEDED and fails naming any library missing from this list), netbase for /etc/protocols.
 PACKAGES="iptables libip4tc2 libip6tc2 libxtables12 libmnl0 libnftnl11 libnetfilter-conntrack3 libnfnetlink0 libc6"
@@ -38,12 +45,67 @@ refresh_lists() {
 
 # fetch_debs downloads the packages of one architecture (apt-get download skips files it has).
 fetch_debs() {
-	local arch=$1 dir="$DEB_DIR/$1" p want=()
+	local arch=$1 dir="$DEB_DIR/$1" p spec want=()
 	mkdir -p "$dir"
-	for p in $PACKAGES; do want+=("$p:$arch"); done
-	want+=(netbase)
+	for p in $PACKAGES netbase; do
+		spec=$(download_spec "$p" "$arch") || return 1
+		want+=("$spec")
+	done
 	# shellcheck disable=SC2046
 	(cd "$dir" && apt-get $(apt_opts) -qq download "${want[@]}")
+}
+
+# pinned_version NAME ARCH prints NAME's pin for ARCH from DEBIAN_PINS ("NAME:ARCH=" before
+# "NAME="); nothing when it is not pinned.
+pinned_version() {
+	awk -F= -v own="$1:$2" -v any="$1" '
+		/^[[:space:]]*(#|$)/ { next }
+		$1 == own { print $2; found = 1; exit }
+		$1 == any && general == "" { general = $2 }
+		END { if (!found && general != "") print general }' "$DEBIAN_PINS"
+}
+
+# offered_version SPEC prints the host's candidate for SPEC (name:arch, or name for an
+# Architecture: all package) in the private apt state; nothing when it offers none.
+offered_version() {
+	# shellcheck disable=SC2046
+	apt-cache $(apt_opts) policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '^(none)$' || true
+}
+
+# download_spec NAME ARCH prints what apt-get download takes for NAME on ARCH:
+# name:arch=version when pinned (netbase, Architecture: all, without :arch), after checking
+# that the host's candidate is that version.
+download_spec() {
+	local name=$1 arch=$2 spec=$1:$2 pin offered
+	[ "$name" != netbase ] || spec=$name
+	pin=$(pinned_version "$name" "$arch")
+	if [ -z "$pin" ]; then
+		if [ "${REQUIRE_PINS:-}" = 1 ]; then
+			echo "image: Debian package $spec is not pinned in $DEBIAN_PINS: add $name=VERSION (hack/image/pin-debian.sh)" >&2
+			return 1
+		fi
+		echo "$spec"
+		return
+	fi
+	offered=$(offered_version "$spec")
+	if [ "$offered" != "$pin" ]; then
+		echo "image: Debian package $spec is pinned to $pin in $DEBIAN_PINS, but the host's apt sources offer ${offered:-no version of it}:" \
+			"update the pins (hack/image/pin-debian.sh) or use apt sources that have $pin (a snapshot)" >&2
+		return 1
+	fi
+	echo "$spec=$pin"
+}
+
+# deb_file DIR NAME ARCH prints the downloaded .deb of NAME for ARCH in DIR: the pinned
+# version's (apt-get download writes an epoch's ":" as "%3a"), else the newest there.
+deb_file() {
+	local dir=$1 name=$2 arch=$3 pin
+	pin=$(pinned_version "$name" "$arch")
+	if [ -n "$pin" ]; then
+		{ ls -1 "$dir/${name}_${pin//:/%3a}"_{"$arch",all}.deb 2>/dev/null || true; } | head -n1
+		return
+	fi
+	(ls -1 "$dir/${name}"_*_{"$arch",all}.deb 2>/dev/null || true) | sort -V | tail -n1
 }
 
 # stage_iptables fills stage directory $2 for architecture $1 with what the image
@@ -53,8 +115,8 @@ stage_iptables() {
 	mkdir -p "$stage/debroot"
 	: >"$stage/packages.txt"
 	for p in $PACKAGES netbase; do
-		# The newest downloaded version of each package (older ones stay in the cache).
-		latest=$( (ls -1 "$DEB_DIR/$arch/${p}"_*_{"$arch",all}.deb 2>/dev/null || true) | sort -V | tail -n1)
+		# The pinned (else the newest) downloaded version; others stay in the cache.
+		latest=$(deb_file "$DEB_DIR/$arch" "$p" "$arch")
 		[ -n "$latest" ] || { echo "image: no $p package for $arch" >&2; return 1; }
 		dpkg-deb -x "$latest" "$stage/debroot"
 		echo "$p $(dpkg-deb -f "$latest" Version)" >>"$stage/packages.txt"

@@ -4,6 +4,8 @@
 #                                      docker manifest.json; docker load, ctr import, podman load
 #   _output/image/oci/                 the same OCI layout as a directory
 #   _output/image/summary.txt          reference, index digest, size, per-platform manifests
+#   _output/image/kube-proxy.linux-ARCH.spdx.json  each platform's SBOM (SPDX 2.3), also in the
+#                                      image at /usr/share/doc/ipvs-proxy/sbom.spdx.json
 # Per platform: the static kube-proxy (cmd/kube-proxy, vendor/) and ipvs-doctor (cmd/ipvs-doctor,
 # for kubectl exec ds/kube-proxy -- ipvs-doctor), the iptables-wrapper
 # (hack/image/iptables-wrapper) and iptables with its libraries from Debian packages of
@@ -48,7 +50,7 @@ main() {
 		args+=(-platform "$platform=$IMG_OUT/stage/$arch")
 	done
 	step "image: assembling $IMAGE"
-	"$(image_builder)" -image "$IMAGE" "${args[@]}" \
+	"$(image_builder)" -image "$IMAGE" "${args[@]}" -distro "$(debian_distro)" \
 		-oci-dir "$IMG_OUT/oci" -out "$IMG_OUT/kube-proxy.oci.tar" \
 		-revision "$GIT_COMMIT" -version "$IPVS_PROXY_VERSION" -created "$BUILD_DATE" |
 		tee "$IMG_OUT/summary.txt"

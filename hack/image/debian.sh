@@ -125,6 +125,12 @@ stage_iptables() {
 		-o "$stage/iptables-wrapper" ./iptables-wrapper)
 }
 
+# debian_distro names the Debian release the host's apt sources serve (debian-12), for the
+# SBOM's package URLs.
+debian_distro() {
+	(. /etc/os-release && echo "${ID:-debian}-${VERSION_ID:-unknown}")
+}
+
 # image_builder builds hack/image's builder into _output/bin/image-builder and prints its path.
 image_builder() {
 	(cd "$ROOT/hack/image" && GOFLAGS=-mod=readonly go build -trimpath -o "$OUT/bin/image-builder" .)

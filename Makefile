@@ -1,5 +1,10 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster cluster-down cluster-host cluster-host-down cluster-host-test cluster-nodes-test
+#
+# IMAGE is the image reference (default ipvs-proxy/kube-proxy:dev, set in hack/lib.sh), the one
+# variable naming ipvs-proxy's image: make image records it in the tarball, make release pins it
+# by digest in the manifests it writes (docs/release.md), make cluster imports it:
+#   make release IMAGE=registry.example.com/net/kube-proxy:v0.1.0
+.PHONY: all build unit integration e2e test verify bench demo soak image release clean cluster cluster-down cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -33,6 +38,11 @@ soak:
 
 image:
 	hack/image.sh
+
+# A release from a clean tree into _output/release/: binaries (amd64, arm64), the image
+# tarball, its SBOMs and digest, deploy/ pinned by digest, SHA256SUMS (docs/release.md).
+release:
+	hack/release.sh
 
 # The real cluster (hack/cluster/README.md): control plane on loopback, node VMs node-a and
 # node-b (kubelet + containerd), kubeadm's kube-proxy addon with our image and the gate; left

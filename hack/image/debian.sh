@@ -45,14 +45,22 @@ refresh_lists() {
 
 # fetch_debs downloads the packages of one architecture (apt-get download skips files it has).
 fetch_debs() {
-	local arch=$1 dir="$DEB_DIR/$1" p spec want=()
+	local arch=$1 dir="$DEB_DIR/$1" p spec specs=() offered want=()
 	mkdir -p "$dir"
+	for p in $PACKAGES netbase; do specs+=("$(apt_spec "$p" "$arch")"); done
+	offered=$(offered_versions "${specs[@]}")
 	for p in $PACKAGES netbase; do
-		spec=$(download_spec "$p" "$arch") || return 1
+		spec=$(download_spec "$p" "$arch" "$offered") || return 1
 		want+=("$spec")
 	done
 	# shellcheck disable=SC2046
 	(cd "$dir" && apt-get $(apt_opts) -qq download "${want[@]}")
+}
+
+# apt_spec NAME ARCH is apt's name for the package: name:arch, or name for netbase
+# (Architecture: all).
+apt_spec() {
+	if [ "$1" = netbase ]; then echo "$1"; else echo "$1:$2"; fi
 }
 
 # pinned_version NAME ARCH prints NAME's pin for ARCH from DEBIAN_PINS ("NAME:ARCH=" before
@@ -65,19 +73,25 @@ pinned_version() {
 		END { if (!found && general != "") print general }' "$DEBIAN_PINS"
 }
 
-# offered_version SPEC prints the host's candidate for SPEC (name:arch, or name for an
-# Architecture: all package) in the private apt state; nothing when it offers none.
-offered_version() {
+# offered_versions SPEC... prints "SPEC VERSION" for each SPEC (apt_spec) the host offers,
+# VERSION its candidate (what apt would take), from one apt-cache call on the private state.
+offered_versions() {
 	# shellcheck disable=SC2046
-	apt-cache $(apt_opts) policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '^(none)$' || true
+	{ apt-cache $(apt_opts) show --no-all-versions "$@" 2>/dev/null || true; } | awk '
+		function flush() { if (p != "") print (a == "all" ? p : p ":" a), v; p = a = v = "" }
+		/^Package: / { p = $2 }
+		/^Architecture: / { a = $2 }
+		/^Version: / { v = $2 }
+		/^$/ { flush() }
+		END { flush() }'
 }
 
-# download_spec NAME ARCH prints what apt-get download takes for NAME on ARCH:
-# name:arch=version when pinned (netbase, Architecture: all, without :arch), after checking
-# that the host's candidate is that version.
+# download_spec NAME ARCH [OFFERED] prints what apt-get download takes for NAME on ARCH:
+# apt_spec=version when pinned, after checking that the host's candidate (in OFFERED, the
+# output of offered_versions; asked when not given) is that version.
 download_spec() {
-	local name=$1 arch=$2 spec=$1:$2 pin offered
-	[ "$name" != netbase ] || spec=$name
+	local name=$1 arch=$2 spec pin offered
+	spec=$(apt_spec "$name" "$arch")
 	pin=$(pinned_version "$name" "$arch")
 	if [ -z "$pin" ]; then
 		if [ "${REQUIRE_PINS:-}" = 1 ]; then
@@ -87,7 +101,8 @@ download_spec() {
 		echo "$spec"
 		return
 	fi
-	offered=$(offered_version "$spec")
+	offered=${3-$(offered_versions "$spec")}
+	offered=$(awk -v s="$spec" '$1 == s { print $2; exit }' <<<"$offered")
 	if [ "$offered" != "$pin" ]; then
 		echo "image: Debian package $spec is pinned to $pin in $DEBIAN_PINS, but the host's apt sources offer ${offered:-no version of it}:" \
 			"update the pins (hack/image/pin-debian.sh) or use apt sources that have $pin (a snapshot)" >&2

@@ -9,7 +9,7 @@ import (
 )
 
 // debianShell runs script after sourcing hack/lib.sh and debian.sh with the pins file
-// pins, offered_version replaced by a table (spec -> version) instead of the private apt
+// pins, offered_versions replaced by a table (spec -> version) instead of the private apt
 // state. It returns stdout, stderr and whether the script succeeded.
 func debianShell(t *testing.T, pins string, offered map[string]string, script string) (string, string, bool) {
 	t.Helper()
@@ -18,11 +18,11 @@ func debianShell(t *testing.T, pins string, offered map[string]string, script st
 		t.Fatal(err)
 	}
 	var stub strings.Builder
-	stub.WriteString("offered_version() { case $1 in\n")
+	stub.WriteString("offered_versions() { for s in \"$@\"; do case $s in\n")
 	for spec, v := range offered {
-		stub.WriteString("\t" + spec + ") echo " + v + " ;;\n")
+		stub.WriteString("\t" + spec + ") echo \"$s " + v + "\" ;;\n")
 	}
-	stub.WriteString("esac; }\n")
+	stub.WriteString("esac; done; }\n")
 	cmd := exec.Command("bash", "-c", `source hack/lib.sh && PLATFORMS="linux/amd64 linux/arm64" && source hack/image/debian.sh && `+
 		"\n"+stub.String()+script)
 	cmd.Dir = "../.."
@@ -126,5 +126,20 @@ func TestImagePackagesArePinned(t *testing.T) {
 		if len(strings.Fields(line)) != 3 {
 			t.Errorf("no pin in hack/image/debian-packages.txt for %q", line)
 		}
+	}
+}
+
+// TestOfferedVersions reads apt-cache show's records (the real function, apt-cache
+// replaced): name:arch, or the name alone for Architecture: all.
+func TestOfferedVersions(t *testing.T) {
+	records := "Package: iptables\nArchitecture: amd64\nVersion: 1.8.9-2\nDepends: libc6\n\n" +
+		"Package: libc6\nArchitecture: arm64\nVersion: 2.36-9+deb12u14\n\nPackage: netbase\nArchitecture: all\nVersion: 6.4\n"
+	cmd := exec.Command("bash", "-c", `source hack/lib.sh && PLATFORMS=linux/amd64 && source hack/image/debian.sh && `+
+		`apt-cache() { printf "$RECORDS"; return 100; } && offered_versions iptables:amd64 libc6:arm64 netbase nosuch:amd64`)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "RECORDS="+records)
+	out, err := cmd.Output()
+	if want := "iptables:amd64 1.8.9-2\nlibc6:arm64 2.36-9+deb12u14\nnetbase 6.4\n"; err != nil || string(out) != want {
+		t.Errorf("offered_versions = %q, %v; want %q", out, err, want)
 	}
 }

@@ -14,9 +14,8 @@ sed -n '/^#/p' "$DEBIAN_PINS" >"$pins"
 for name in $PACKAGES netbase; do
 	declare -A by_arch=()
 	for platform in $PLATFORMS; do
-		arch=${platform#*/} spec=$name:${platform#*/}
-		[ "$name" != netbase ] || spec=$name
-		by_arch[$arch]=$(offered_version "$spec")
+		arch=${platform#*/} spec=$(apt_spec "$name" "${platform#*/}")
+		by_arch[$arch]=$(offered_versions "$spec" | awk '{ print $2 }')
 		[ -n "${by_arch[$arch]}" ] || { echo "pin-debian: the host offers no $spec" >&2; exit 1; }
 	done
 	if [ "$(printf '%s\n' "${by_arch[@]}" | sort -u | wc -l)" = 1 ]; then

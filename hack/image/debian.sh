@@ -24,7 +24,10 @@ need_debian_tools() {
 apt_opts() {
 	local arches=() p
 	for p in $PLATFORMS; do arches+=(-o "APT::Architectures::=${p#*/}"); done
+	# The package caches are kept (Debian's container images turn them off in apt.conf.d): each
+	# apt call then maps them instead of parsing every list again (about 2 s of CPU a call).
 	echo -o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache" \
+		-o Dir::Cache::pkgcache=pkgcache.bin -o Dir::Cache::srcpkgcache=srcpkgcache.bin \
 		-o "Dir::State::status=$APT_DIR/status" -o APT::Architecture=amd64 "${arches[@]}" \
 		-o Debug::NoLocking=1 -o APT::Sandbox::User=root
 }

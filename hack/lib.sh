@@ -24,7 +24,7 @@ built_from() {
 IMAGE=${IMAGE:-ipvs-proxy/kube-proxy:dev}
 
 # version_vars sets what a build is stamped with (each may be given in the environment):
-#   IPVS_PROXY_VERSION  git describe --tags --match 'v*' --dirty; v0.0.0-<commit>[-dirty] before a tag
+#   IPVS_PROXY_VERSION  git describe --tags --match 'v*' --abbrev=12 --dirty; v0.0.0-<commit>[-dirty] before a tag
 #   GIT_COMMIT          the commit hash
 #   GIT_TREE_STATE      clean, or dirty when tracked files differ from the commit
 #   BUILD_DATE          SOURCE_DATE_EPOCH when set, else the commit's time for a clean tree (one
@@ -38,7 +38,7 @@ version_vars() {
 		git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || GIT_TREE_STATE=dirty
 	fi
 	if [ -z "${IPVS_PROXY_VERSION:-}" ]; then
-		IPVS_PROXY_VERSION=$(git -C "$ROOT" describe --tags --match 'v*' --dirty 2>/dev/null || true)
+		IPVS_PROXY_VERSION=$(git -C "$ROOT" describe --tags --match 'v*' --abbrev=12 --dirty 2>/dev/null || true)
 		if [ -z "$IPVS_PROXY_VERSION" ]; then
 			short=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 			IPVS_PROXY_VERSION="v0.0.0-$short"

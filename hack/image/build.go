@@ -48,7 +48,11 @@ func build(opts options) error {
 		})
 	}
 	index = mutate.Annotations(index, labels(opts, nil)).(v1.ImageIndex)
-	return write(opts, index, images)
+	specIndex, err := inSpecOrder(index)
+	if err != nil {
+		return err
+	}
+	return write(opts, specIndex, images)
 }
 
 // buildPlatform assembles one platform's image from its stage directory: a base layer

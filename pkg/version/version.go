@@ -14,7 +14,7 @@ import (
 
 // Set with -ldflags -X github.com/ipvs-proxy/ipvs-proxy/pkg/version.NAME=VALUE.
 var (
-	// gitVersion is `git describe --tags --match 'v*' --dirty` (v0.1.0, v0.1.0-3-g1a2b3c4),
+	// gitVersion is `git describe --tags --match 'v*' --abbrev=12 --dirty` (v0.1.0, v0.1.0-3-g1a2b3c4d5e6f),
 	// or v0.0.0-<short commit>[-dirty] before the first tag.
 	gitVersion string
 	// gitCommit is the full commit hash.

@@ -1,10 +1,5 @@
 # Every target delegates to a script under hack/.
-#
-# IMAGE is the image reference (default ipvs-proxy/kube-proxy:dev, set in hack/lib.sh), the one
-# variable naming ipvs-proxy's image: make image records it in the tarball, make release pins it
-# by digest in the manifests it writes (docs/release.md), make cluster imports it:
-#   make release IMAGE=registry.example.com/net/kube-proxy:v0.1.0
-.PHONY: all build unit integration e2e test verify bench demo soak image release clean cluster cluster-down cluster-host cluster-host-down cluster-host-test cluster-nodes-test
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster cluster-down cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -36,9 +31,14 @@ demo:
 soak:
 	hack/e2e.sh soak
 
+# IMAGE is the image reference (default ipvs-proxy/kube-proxy:dev, set in hack/lib.sh), the one
+# variable naming ipvs-proxy's image: make image records it in the tarball, make release pins it
+# by digest in the manifests it writes (docs/release.md), make cluster imports it:
+#   make release IMAGE=registry.example.com/net/kube-proxy:v0.1.0
 image:
 	hack/image.sh
 
+.PHONY: release
 # A release from a clean tree into _output/release/: binaries (amd64, arm64), the image
 # tarball, its SBOMs and digest, deploy/ pinned by digest, SHA256SUMS (docs/release.md).
 release:

@@ -32,14 +32,14 @@ const apiTimeout = 30 * time.Second
 
 // CommandOptions are ipvs-doctor's flags.
 type CommandOptions struct {
+	// Version: print the version and exit.
+	Version      bool
 	Kubeconfig   string
 	InCluster    bool
 	Output       string // "table" or "json"
 	Fix          bool
 	DummyDevice  string
 	ExcludeCIDRs []netip.Prefix
-	// Version: print the version and exit.
-	Version bool
 }
 
 // ParseFlags reads ipvs-doctor's command line.
@@ -54,13 +54,13 @@ func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
 			"found, 2 could not inspect everything, 3 bad usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
+	fs.BoolVar(&opts.Version, "version", false, "print the version (ipvs-proxy's build and the Kubernetes release it is built on) and exit")
 	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig to read Services and EndpointSlices with")
 	fs.BoolVar(&opts.InCluster, "in-cluster", false, "read Services and EndpointSlices with the Pod's service account")
 	fs.StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
 	fs.BoolVar(&opts.Fix, "fix", false, "delete the stale real servers and conntrack entries found, and say what was deleted")
 	fs.StringVar(&opts.DummyDevice, "dummy-device", DefaultDummyDevice, "device holding the Service addresses")
 	fs.StringSliceVar(&exclude, "exclude-cidrs", nil, "address ranges whose virtual servers and addresses are not the proxier's")
-	fs.BoolVar(&opts.Version, "version", false, "print the version (ipvs-proxy's build and the Kubernetes release it is built on) and exit")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
@@ -89,13 +89,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, pflag.ErrHelp) {
 		return ExitOK
 	}
+	if err == nil && opts.Version {
+		fmt.Fprintf(stdout, "ipvs-doctor %s\n", version.Get())
+		return ExitOK
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
 		return ExitUsage
-	}
-	if opts.Version {
-		fmt.Fprintf(stdout, "ipvs-doctor %s\n", version.Get())
-		return ExitOK
 	}
 	src, err := NodeSources(opts.DummyDevice)
 	if err != nil {

@@ -53,8 +53,6 @@ type proxyServer struct {
 // which returns nil and leaves the dataplane in place, or until the config
 // file changes or a server cannot bind with bindAddressHardFail.
 func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate, configChanged <-chan error) error {
-	// First, like upstream: the line to look for when debugging a node.
-	klog.FromContext(ctx).Info("Version info", "version", version.Get())
 	s, err := newProxyServer(ctx, cfg, master, env, gate)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -70,6 +68,8 @@ func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master
 // down: client-go retries with backoff) and creates the proxier.
 func newProxyServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate) (*proxyServer, error) {
 	logger := klog.FromContext(ctx)
+	// First, like upstream: the line to look for when debugging a node.
+	logger.Info("Version info", "version", version.Get())
 	s := &proxyServer{cfg: cfg, env: env, gate: gate}
 	if cfg.ShowHiddenMetricsForVersion != "" {
 		metrics.SetShowHidden()

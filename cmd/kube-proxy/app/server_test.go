@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +28,7 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/metrics"
 	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
 	"k8s.io/kube-proxy/config/v1alpha1"
 	"k8s.io/kubernetes/pkg/proxy"
 	"k8s.io/utils/ptr"
@@ -495,8 +495,8 @@ func TestVersion(t *testing.T) {
 // TestVersionInfoLoggedFirst: the first line kube-proxy logs is its version, before it
 // connects (so a node that cannot reach the API server still says what runs).
 func TestVersionInfoLoggedFirst(t *testing.T) {
-	var lines []string
-	logger := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
+	var out strings.Builder
+	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(&out)))
 	env := &Environment{
 		Hostname: func() (string, error) { return "node-1", nil },
 		NewClient: func(componentbaseconfigv1alpha1.ClientConnectionConfiguration, string) (clientset.Interface, error) {
@@ -507,9 +507,9 @@ func TestVersionInfoLoggedFirst(t *testing.T) {
 	if err := runServer(klog.NewContext(t.Context(), logger), cfg, "", env, newTestGate(t), nil); err == nil {
 		t.Fatal("runServer without an API client succeeded")
 	}
-	want := `"level"=0 "msg"="Version info" "version"="` + version.Get().String() + `"`
-	if len(lines) == 0 || lines[0] != want {
-		t.Errorf("first log line %q, want %q", lines, want)
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if want := `] "Version info" version="` + version.Get().String() + `"`; !strings.HasSuffix(first, want) {
+		t.Errorf("first log line %q, want it to end with %q", first, want)
 	}
 }
 

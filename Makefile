@@ -31,8 +31,18 @@ demo:
 soak:
 	hack/e2e.sh soak
 
+# IMAGE is the image reference (default ipvs-proxy/kube-proxy:dev, set in hack/lib.sh), the one
+# variable naming ipvs-proxy's image: make image records it in the tarball, make release pins it
+# by digest in the manifests it writes (docs/release.md), make cluster imports it:
+#   make release IMAGE=registry.example.com/net/kube-proxy:v0.1.0
 image:
 	hack/image.sh
+
+.PHONY: release
+# A release from a clean tree into _output/release/: binaries (amd64, arm64), the image
+# tarball, its SBOMs and digest, deploy/ pinned by digest, SHA256SUMS (docs/release.md).
+release:
+	hack/release.sh
 
 # The real cluster (hack/cluster/README.md): control plane on loopback, node VMs node-a and
 # node-b (kubelet + containerd), kubeadm's kube-proxy addon with our image and the gate; left

@@ -28,16 +28,17 @@ const (
 type platformImage struct {
 	platform v1.Platform
 	image    v1.Image
+	sbom     []byte // SPDX JSON, in the image at sbomPath
 }
 
 func build(opts options) error {
 	var images []platformImage
 	for _, p := range opts.platforms {
-		img, err := buildPlatform(opts, p)
+		img, sbomJSON, err := buildPlatform(opts, p)
 		if err != nil {
 			return fmt.Errorf("build %s/%s: %w", p.os, p.arch, err)
 		}
-		images = append(images, platformImage{platform: v1.Platform{OS: p.os, Architecture: p.arch}, image: img})
+		images = append(images, platformImage{platform: v1.Platform{OS: p.os, Architecture: p.arch}, image: img, sbom: sbomJSON})
 	}
 	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, pi := range images {
@@ -47,28 +48,32 @@ func build(opts options) error {
 		})
 	}
 	index = mutate.Annotations(index, labels(opts, nil)).(v1.ImageIndex)
-	return write(opts, index, images)
+	specIndex, err := inSpecOrder(index)
+	if err != nil {
+		return err
+	}
+	return write(opts, specIndex, images)
 }
 
 // buildPlatform assembles one platform's image from its stage directory: a base layer
 // (iptables and the wrapper when opts.iptables, and a root skeleton), then a layer with
-// the binaries.
-func buildPlatform(opts options, p platformStage) (v1.Image, error) {
+// the binaries and the SBOM, which it returns too.
+func buildPlatform(opts options, p platformStage) (v1.Image, []byte, error) {
 	a, err := archFor(p.arch)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var base []entry
 	var packages []string
 	baseWhat := "root skeleton"
 	if opts.iptables {
 		if base, packages, err = iptablesLayer(p, a, opts.debianFiles); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		baseWhat = "iptables (legacy and nft) and its libraries from Debian: " + strings.Join(packages, ", ")
 	} else if len(opts.debianFiles) > 0 {
 		if base, packages, err = debianLayer(p, a, opts.debianFiles); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		baseWhat = strings.Join(opts.debianFiles, ", ") + " and their libraries from Debian: " + strings.Join(packages, ", ")
 	}
@@ -78,7 +83,7 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 	for _, b := range opts.binaries {
 		e, err := staticBinary(filepath.Join(p.dir, b.stageFile), b.imagePath, a)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		binaries = append(binaries, e)
 		paths = append(paths, "/"+b.imagePath)
@@ -86,26 +91,44 @@ func buildPlatform(opts options, p platformStage) (v1.Image, error) {
 	for _, l := range opts.links {
 		binaries = append(binaries, entry{path: l.imagePath, mode: fs.ModeSymlink | 0o777, link: l.target})
 	}
+	sbomJSON, err := sbom(opts, p, packages, sbomPrograms(opts))
+	if err != nil {
+		return nil, nil, err
+	}
+	binaries = append(binaries, entry{path: sbomPath, mode: 0o644, data: sbomJSON})
 
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.ConfigFile(img, configFile(opts, p, packages))
 	if err != nil {
-		return nil, fmt.Errorf("set config: %w", err)
+		return nil, nil, fmt.Errorf("set config: %w", err)
 	}
 	for _, l := range []struct {
 		entries []entry
 		what    string
 	}{
 		{base, baseWhat},
-		{binaries, strings.Join(paths, " and ") + " (" + opts.title + " " + opts.version + ", " + opts.revision + ")"},
+		{binaries, strings.Join(paths, " and ") + ", the SBOM (" + opts.title + " " + opts.version + ", " + opts.revision + ")"},
 	} {
 		img, err = appendLayer(img, l.entries, l.what, opts)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return mutate.Annotations(img, labels(opts, nil)).(v1.Image), nil
+	return mutate.Annotations(img, labels(opts, nil)).(v1.Image), sbomJSON, nil
+}
+
+// sbomPrograms are the image's programs for its SBOM: the binaries, and the
+// iptables-wrapper with iptables.
+func sbomPrograms(opts options) []sbomBinary {
+	var out []sbomBinary
+	for _, b := range opts.binaries {
+		out = append(out, sbomBinary{imagePath: b.imagePath, stageFile: b.stageFile})
+	}
+	if opts.iptables {
+		out = append(out, sbomBinary{imagePath: wrapperPath, stageFile: "iptables-wrapper"})
+	}
+	return out
 }
 
 // debianLayer is the files extra (paths in the stage's debroot/) with the libraries and

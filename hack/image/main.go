@@ -12,7 +12,11 @@
 //
 // A stage directory holds debroot/ (the Debian packages extracted with
 // dpkg-deb -x), kube-proxy, ipvs-doctor and iptables-wrapper (static binaries) and
-// packages.txt ("name version" lines, recorded in a label).
+// packages.txt ("name version" lines, recorded in a label and the SBOM).
+//
+// Every image holds an SPDX 2.3 SBOM at /usr/share/doc/ipvs-proxy/sbom.spdx.json (its Debian
+// packages, its programs and the Go modules each is built from), also written beside the
+// tarball per platform (FILE.linux-amd64.spdx.json for FILE.oci.tar).
 //
 // The same builder makes the other images the cluster needs (hack/cluster/images.sh):
 // -binary chooses the static binaries and where they go, -entrypoint the command,
@@ -51,6 +55,7 @@ type options struct {
 	debianFiles []string // more files from debroot/ for the iptables layer
 	title       string
 	description string
+	distro      string // the Debian packages' distribution for their package URLs (debian-12)
 }
 
 // binarySpec is one -binary flag: "IMAGE_PATH=STAGE_FILE", a static binary of the
@@ -106,6 +111,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Var(&debianFiles, "debian-file", "path in debroot/ (usr/sbin/ipset) to add with its libraries to the iptables layer (with -iptables=false: to a Debian layer of its own), repeatable")
 	fs.StringVar(&opts.title, "title", "ipvs-proxy kube-proxy", "org.opencontainers.image.title")
 	fs.StringVar(&opts.description, "description", defaultDescription, "org.opencontainers.image.description")
+	fs.StringVar(&opts.distro, "distro", "", "the Debian packages' distribution in the SBOM's package URLs (debian-12)")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}

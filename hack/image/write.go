@@ -60,6 +60,12 @@ func write(opts options, index v1.ImageIndex, images []platformImage) error {
 	if err := packDir(opts.ociDir, opts.out, opts.created); err != nil {
 		return err
 	}
+	for _, pi := range images {
+		file := sbomFile(opts.out, platformStage{os: pi.platform.OS, arch: pi.platform.Architecture})
+		if err := os.WriteFile(file, pi.sbom, 0o644); err != nil {
+			return fmt.Errorf("write SBOM: %w", err)
+		}
+	}
 	return printSummary(opts, ref, index)
 }
 
@@ -218,7 +224,8 @@ func printSummary(opts options, ref string, index v1.ImageIndex) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %s/%s manifest %s, layers %.1f MB compressed\n", m.Platform.OS, m.Platform.Architecture, m.Digest, float64(compressed)/1e6)
+		fmt.Printf("  %s/%s manifest %s, layers %.1f MB compressed, SBOM %s\n", m.Platform.OS, m.Platform.Architecture, m.Digest,
+			float64(compressed)/1e6, sbomFile(opts.out, platformStage{os: m.Platform.OS, arch: m.Platform.Architecture}))
 	}
 	return nil
 }

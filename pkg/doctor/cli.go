@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // Exit codes of ipvs-doctor.
@@ -30,6 +32,8 @@ const apiTimeout = 30 * time.Second
 
 // CommandOptions are ipvs-doctor's flags.
 type CommandOptions struct {
+	// Version: print the version and exit.
+	Version      bool
 	Kubeconfig   string
 	InCluster    bool
 	Output       string // "table" or "json"
@@ -50,6 +54,7 @@ func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
 			"found, 2 could not inspect everything, 3 bad usage.\n\nFlags:")
 		fs.PrintDefaults()
 	}
+	fs.BoolVar(&opts.Version, "version", false, "print the version (ipvs-proxy's build and the Kubernetes release it is built on) and exit")
 	fs.StringVar(&opts.Kubeconfig, "kubeconfig", "", "kubeconfig to read Services and EndpointSlices with")
 	fs.BoolVar(&opts.InCluster, "in-cluster", false, "read Services and EndpointSlices with the Pod's service account")
 	fs.StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
@@ -82,6 +87,10 @@ func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
 func Main(args []string, stdout, stderr io.Writer) int {
 	opts, err := ParseFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
+		return ExitOK
+	}
+	if err == nil && opts.Version {
+		fmt.Fprintf(stdout, "ipvs-doctor %s\n", version.Get())
 		return ExitOK
 	}
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // fakeNode is a node's kernel on the fakes plus an API server.
@@ -337,5 +338,15 @@ func TestParseFlags(t *testing.T) {
 	}
 	if code := Main([]string{"-o", "yaml"}, &bytes.Buffer{}, &bytes.Buffer{}); code != ExitUsage {
 		t.Errorf("Main with a bad flag: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+// TestVersionFlag: --version prints the build without inspecting the node (it needs
+// no root and no IPVS).
+func TestVersionFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"--version"}, &stdout, &stderr)
+	if want := "ipvs-doctor " + version.Get().String() + "\n"; code != ExitOK || stdout.String() != want || stderr.Len() > 0 {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0 and %q", code, stdout.String(), stderr.String(), want)
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"k8s.io/component-base/featuregate"
 	"k8s.io/component-base/logs"
 	metricsfeatures "k8s.io/component-base/metrics/features"
-	"k8s.io/component-base/version"
+	k8sversion "k8s.io/component-base/version"
 	"k8s.io/klog/v2"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // compatibleVersion is the upstream release whose flags and configuration
@@ -146,16 +148,16 @@ func cleanupLeftovers(ctx context.Context, env *Environment) error {
 	return nil
 }
 
-// printVersion prints like upstream's --version ("Kubernetes vX.Y.Z").
+// printVersion prints, like upstream's --version, "Kubernetes vX.Y.Z" (the
+// Kubernetes release the binary is built on) and then ipvs-proxy's own version.
+// --version=raw prints upstream's line (k8s.io/component-base/version, stamped
+// by hack/lib.sh) and then ipvs-proxy's.
 func printVersion(w io.Writer, mode versionValue) {
-	info := version.Get()
+	ours := version.Get()
 	if mode == versionRaw {
-		fmt.Fprintf(w, "%#v\n", info)
+		fmt.Fprintf(w, "%#v\nipvs-proxy %#v\n", k8sversion.Get(), ours)
 		return
 	}
-	v := info.GitVersion
-	if strings.HasPrefix(v, "v0.0.0") {
-		v = compatibleVersion
-	}
-	fmt.Fprintf(w, "Kubernetes %s (ipvs-proxy)\n", v)
+	fmt.Fprintf(w, "Kubernetes %s (ipvs-proxy %s, commit %s, %s, built %s)\n",
+		ours.KubernetesVersion, ours.Version, ours.GitCommit, ours.GitTreeState, ours.BuildDate)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // Environment is everything the command takes from the host, the kernel and
@@ -189,5 +190,6 @@ func (legacyRegisterer) MustRegister(cs ...metrics.Registerable) { legacyregistr
 func registerLegacyMetrics(ours *ipvsproxy.Metrics, gate featuregate.MutableVersionedFeatureGate) {
 	ipvsproxy.RegisterUpstreamMetrics()
 	ours.Register(legacyRegisterer{})
+	registerBuildInfo(legacyRegisterer{}, version.Get())
 	gate.AddMetrics()
 }

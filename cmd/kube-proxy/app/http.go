@@ -40,6 +40,7 @@ func newMetricsMux(cfg *v1alpha1.KubeProxyConfiguration, metricsHandler http.Han
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		_, _ = io.WriteString(w, string(modeIPVS))
 	})
+	mux.HandleFunc("/version", serveVersion)
 	mux.Handle("/metrics", metricsHandler)
 	slis.SLIMetricsWithReset{}.Install(mux)
 	mux.Handle("/configz", configzHandler(cfg))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/docs"
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 func get(t *testing.T, url string) (int, http.Header, string) {
@@ -51,6 +52,7 @@ func TestMetricsServerEndpoints(t *testing.T) {
 		{path: "/healthz/ping", want: []string{"ok"}},
 		{path: "/metrics", want: []string{`ipvsproxy_real_servers_deleted_total{reason="immediate"} 1`, "ipvsproxy_conntrack_entries_deleted_total 3"}},
 		{path: "/configz", contentType: "application/json", want: []string{`"kubeproxy.config.k8s.io"`, `"mode":"ipvs"`, `"scheduler":"wrr"`, `"kind":"KubeProxyConfiguration"`}},
+		{path: "/version", contentType: "application/json", want: []string{string(must(json.Marshal(version.Get())))}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
@@ -191,5 +193,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestBuildInfoMetric: ipvsproxy_build_info is 1 with the build's labels.
+func TestBuildInfoMetric(t *testing.T) {
+	registry := metrics.NewKubeRegistry()
+	info := version.Info{Version: "v0.3.0", GitCommit: "abc", GitTreeState: "clean", BuildDate: "2026-12-06T10:00:00Z",
+		KubernetesVersion: "v1.37.2", GoVersion: "go1.26.0", Platform: "linux/arm64"}
+	registerBuildInfo(registry, info)
+	server := httptest.NewServer(metrics.HandlerFor(registry, metrics.HandlerOpts{}))
+	defer server.Close()
+	_, _, body := get(t, server.URL)
+	want := `ipvsproxy_build_info{build_date="2026-12-06T10:00:00Z",git_commit="abc",git_tree_state="clean",go_version="go1.26.0",kubernetes_version="v1.37.2",platform="linux/arm64",version="v0.3.0"} 1`
+	if !strings.Contains(body, want) {
+		t.Errorf("metrics lack %s:\n%s", want, body)
 	}
 }

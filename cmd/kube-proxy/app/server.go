@@ -21,6 +21,7 @@ import (
 	"k8s.io/kubernetes/pkg/proxy/metaproxier"
 
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // proxyServer is one running kube-proxy: its client, node, servers and the
@@ -67,6 +68,8 @@ func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master
 // down: client-go retries with backoff) and creates the proxier.
 func newProxyServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate) (*proxyServer, error) {
 	logger := klog.FromContext(ctx)
+	// First, like upstream: the line to look for when debugging a node.
+	logger.Info("Version info", "version", version.Get())
 	s := &proxyServer{cfg: cfg, env: env, gate: gate}
 	if cfg.ShowHiddenMetricsForVersion != "" {
 		metrics.SetShowHidden()

@@ -28,6 +28,7 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/metrics"
 	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
 	"k8s.io/kube-proxy/config/v1alpha1"
 	"k8s.io/kubernetes/pkg/proxy"
 	"k8s.io/utils/ptr"
@@ -39,6 +40,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
 )
 
 // testHost is a node made of fakes: an API server (client-go's fake
@@ -460,16 +462,60 @@ func TestCleanup(t *testing.T) {
 	}
 }
 
+// TestVersion: --version starts like upstream's ("Kubernetes v1.37.2") and then
+// names ipvs-proxy's build; --version=raw prints upstream's version.Info line and then
+// ours. (A binary stamped by hack/lib.sh is checked by hack/image's imagetest.)
 func TestVersion(t *testing.T) {
-	cmd, err := NewCommand(t.Context(), &Environment{}, newTestGate(t))
-	if err != nil {
-		t.Fatal(err)
+	ours := version.Get()
+	cases := map[string][]string{
+		"--version": {"Kubernetes " + compatibleVersion + " (ipvs-proxy " + ours.Version + ", commit " + ours.GitCommit + ", " +
+			ours.GitTreeState + ", built " + ours.BuildDate + ")\n"},
+		"--version=raw": {"version.Info{Major:", "\nipvs-proxy version.Info{Version:\"" + ours.Version + "\", GitCommit:\"" + ours.GitCommit +
+			"\", GitTreeState:\"" + ours.GitTreeState + "\", BuildDate:\"" + ours.BuildDate + "\", KubernetesVersion:\"" + compatibleVersion + "\""},
 	}
+	for arg, want := range cases {
+		cmd, err := NewCommand(t.Context(), &Environment{}, newTestGate(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		cmd.SetOut(&out)
+		cmd.SetArgs([]string{arg})
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s printed %q, want %q in it", arg, out.String(), w)
+			}
+		}
+	}
+}
+
+// TestVersionInfoLoggedFirst: the first line kube-proxy logs is its version, before it
+// connects (so a node that cannot reach the API server still says what runs).
+func TestVersionInfoLoggedFirst(t *testing.T) {
 	var out strings.Builder
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"--version"})
-	if err := cmd.Execute(); err != nil || !strings.HasPrefix(out.String(), "Kubernetes v1.37.2") {
-		t.Errorf("--version: %q, %v", out.String(), err)
+	logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(&out)))
+	env := &Environment{
+		Hostname: func() (string, error) { return "node-1", nil },
+		NewClient: func(componentbaseconfigv1alpha1.ClientConnectionConfiguration, string) (clientset.Interface, error) {
+			return nil, errors.New("no API server here")
+		},
+	}
+	cfg := mustResolve(t, nil)
+	if err := runServer(klog.NewContext(t.Context(), logger), cfg, "", env, newTestGate(t), nil); err == nil {
+		t.Fatal("runServer without an API client succeeded")
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if want := `] "Version info" version="` + version.Get().String() + `"`; !strings.HasSuffix(first, want) {
+		t.Errorf("first log line %q, want it to end with %q", first, want)
+	}
+}
+
+func TestSupportedKubernetesIsTheVendoredOne(t *testing.T) {
+	if compatibleVersion != version.KubernetesRelease {
+		t.Errorf("compatibleVersion %s (help text) != %s, the vendored k8s.io/kubernetes", compatibleVersion, version.KubernetesRelease)
 	}
 }
 

@@ -227,7 +227,8 @@ func assertOnlyImageChanged(t *testing.T, before, after *unstructured.Unstructur
 	}
 }
 
-// overlayImage is the image the overlay's kustomization sets (newName:newTag).
+// overlayImage is the image the overlay's kustomization sets (newName:newTag, or
+// newName@digest in make release's copy).
 func overlayImage(t *testing.T, dir string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
@@ -235,10 +236,13 @@ func overlayImage(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	var k struct {
-		Images []struct{ NewName, NewTag string } `json:"images"`
+		Images []struct{ NewName, NewTag, Digest string } `json:"images"`
 	}
 	if err := yaml.Unmarshal(data, &k); err != nil || len(k.Images) != 1 {
 		t.Fatalf("%s/kustomization.yaml images = %+v, %v; want one", dir, k.Images, err)
+	}
+	if k.Images[0].Digest != "" {
+		return k.Images[0].NewName + "@" + k.Images[0].Digest
 	}
 	return k.Images[0].NewName + ":" + k.Images[0].NewTag
 }

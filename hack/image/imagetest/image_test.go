@@ -180,6 +180,12 @@ func TestImageConfig(t *testing.T) {
 					t.Errorf("label org.opencontainers.image.%s is missing", key)
 				}
 			}
+			// hack/test-image.sh passes the stamp hack/image.sh built with (hack/lib.sh version_vars).
+			for key, env := range map[string]string{"version": "IPVS_PROXY_VERSION", "revision": "GIT_COMMIT", "created": "BUILD_DATE"} {
+				if want := os.Getenv(env); want != "" && cfg.Config.Labels["org.opencontainers.image."+key] != want {
+					t.Errorf("label org.opencontainers.image.%s = %q, want %q ($%s)", key, cfg.Config.Labels["org.opencontainers.image."+key], want, env)
+				}
+			}
 			if !strings.Contains(cfg.Config.Labels["com.github.ipvs-proxy.debian-packages"], "iptables=") {
 				t.Errorf("label com.github.ipvs-proxy.debian-packages = %q, want the iptables version in it",
 					cfg.Config.Labels["com.github.ipvs-proxy.debian-packages"])

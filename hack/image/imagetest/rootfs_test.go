@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -145,13 +146,27 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// TestChrootVersions runs each program's --version. With the stamp hack/image.sh built
+// with ($IPVS_PROXY_VERSION, $KUBE_VERSION from hack/test-image.sh), kube-proxy and
+// ipvs-doctor must report it, and kube-proxy must take its Kubernetes version for
+// upstream's (--show-hidden-metrics-for-version accepts the previous minor, 1.36 for 1.37).
 func TestChrootVersions(t *testing.T) {
 	root := chrootRoot(t)
+	ours, kube := os.Getenv("IPVS_PROXY_VERSION"), os.Getenv("KUBE_VERSION")
+	kubeProxyVersion, doctorVersion := "(ipvs-proxy ", "ipvs-doctor "
+	if ours != "" && kube != "" {
+		kubeProxyVersion, doctorVersion = "Kubernetes "+kube+" (ipvs-proxy "+ours+", commit ", "ipvs-doctor "+ours+" (commit "
+		minor := strings.Split(kube, ".")[1]
+		previous := "1." + strconv.Itoa(must(strconv.Atoi(minor))-1)
+		run(t, "chroot", root, "/usr/local/bin/kube-proxy", "--show-hidden-metrics-for-version="+previous, "--write-config-to=/tmp/config.yaml")
+	}
 	for _, tt := range []struct {
 		cmd  []string
 		want string
 	}{
-		{[]string{"/usr/local/bin/kube-proxy", "--version"}, "(ipvs-proxy)"},
+		{[]string{"/usr/local/bin/kube-proxy", "--version"}, kubeProxyVersion},
+		{[]string{"/usr/local/bin/kube-proxy", "--version=raw"}, `GitVersion:"` + kube},
+		{[]string{"/usr/local/bin/ipvs-doctor", "--version"}, doctorVersion},
 		{[]string{"/usr/local/bin/ipvs-doctor", "--help"}, "Usage: ipvs-doctor"},
 		{[]string{"/usr/sbin/iptables-legacy-save", "--version"}, "(legacy)"},
 		{[]string{"/usr/sbin/iptables-legacy-restore", "--version"}, "(legacy)"},

@@ -1,7 +1,9 @@
 // Package upstreamproxier runs upstream kube-proxy's IPVS proxier
 // (k8s.io/kubernetes/pkg/proxy/ipvs v1.37.2) in-process on upstream's fakes
-// for IPVS, ipset, iptables and sysctl, with every call counted, for the
-// differential test (test/parity) and the benchmarks (test/bench).
+// for IPVS, ipset, iptables and sysctl, and its nftables proxier
+// (k8s.io/kubernetes/pkg/proxy/nftables) on knftables' Fake, with every
+// call counted, for the differential test (test/parity) and the benchmarks
+// (test/bench).
 //
 // Upstream's netlink handle for kube-ipvs0 and the node's addresses cannot
 // be replaced from outside its package: it works on the real links of the

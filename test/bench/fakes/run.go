@@ -22,11 +22,11 @@ import (
 type Options struct {
 	Side     string
 	Services int
-	// OneRemoved and HundredChanged are the iterations of each kind of
-	// partial change; Budget caps the time spent on each kind (at least one
-	// iteration always runs).
-	OneRemoved, HundredChanged int
-	Budget                     time.Duration
+	// OneRemoved, HundredChanged and ServiceAdded are the iterations of
+	// each kind of partial change; Budget caps the time spent on each kind
+	// (at least one iteration always runs).
+	OneRemoved, HundredChanged, ServiceAdded int
+	Budget                                   time.Duration
 	// HeapProfile, when set, is where to write a heap profile taken right
 	// after the first sync (what the proxier keeps: inuse_space).
 	HeapProfile string
@@ -46,8 +46,8 @@ type bench struct {
 }
 
 // Run makes the node's links, loads a cluster into a new proxier, and
-// measures its first sync, then syncs after one endpoint removed and after
-// 100 Services each had an endpoint replaced.
+// measures its first sync, then syncs after one endpoint removed, after
+// 100 Services each had an endpoint replaced, and after one Service added.
 func Run(ctx context.Context, o Options) (results.Fakes, error) {
 	res := results.Fakes{Side: o.Side, Services: o.Services, Runs: 1}
 	if err := upstreamproxier.ResetLinks([]upstreamproxier.Link{{Name: "eth0", Addrs: []netip.Prefix{nodeIP}}}, nil); err != nil {
@@ -67,6 +67,7 @@ func Run(ctx context.Context, o Options) (results.Fakes, error) {
 	}
 	res.OneRemoved = b.repeat(o.OneRemoved, o.Budget, b.removeOne)
 	res.HundredChanged = b.repeat(o.HundredChanged, o.Budget, b.replaceHundred)
+	res.ServiceAdded = b.repeat(o.ServiceAdded, o.Budget, b.addService)
 	res.Capped = b.capped
 	res.RetainedBytes = retained(b.s)
 	return res, nil
@@ -116,6 +117,16 @@ func (b *bench) replaceHundred(it int) {
 	}
 }
 
+// addService adds the next Service of the cluster with its EndpointSlice.
+func (b *bench) addService(int) {
+	i := len(b.endpoints)
+	b.s.provider.OnServiceAdd(cluster.Service(i))
+	eps := cluster.InitialEndpoints(i)
+	slice := cluster.Slice(i, eps)
+	b.s.provider.OnEndpointSliceAdd(slice)
+	b.endpoints, b.slices, b.replaced = append(b.endpoints, eps), append(b.slices, slice), append(b.replaced, 0)
+}
+
 // pick spreads iteration numbers over the Services (a large prime stride).
 func pick(it, n int) int { return (it * 7919) % n }
 
@@ -155,6 +166,9 @@ func measure(s *side, peak bool, sync func()) results.Measure {
 	m := results.Measure{
 		Iterations: 1, Seconds: elapsed.Seconds(), KernelCalls: s.calls(),
 		AllocBytes: int64(after.TotalAlloc - before.TotalAlloc), Allocs: int64(after.Mallocs - before.Mallocs),
+	}
+	if s.operations != nil {
+		m.KernelOperations = s.operations()
 	}
 	if peak {
 		m.PeakHeapBytes = max(0, high-int64(before.HeapAlloc))
@@ -218,11 +232,12 @@ func median(all []results.Measure) results.Measure {
 		return v[len(v)/2]
 	}
 	return results.Measure{
-		Iterations:  len(all),
-		Seconds:     pickMedian(func(m results.Measure) float64 { return m.Seconds }),
-		KernelCalls: int(pickMedian(func(m results.Measure) float64 { return float64(m.KernelCalls) })),
-		AllocBytes:  int64(pickMedian(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
-		Allocs:      int64(pickMedian(func(m results.Measure) float64 { return float64(m.Allocs) })),
+		Iterations:       len(all),
+		Seconds:          pickMedian(func(m results.Measure) float64 { return m.Seconds }),
+		KernelCalls:      int(pickMedian(func(m results.Measure) float64 { return float64(m.KernelCalls) })),
+		KernelOperations: int(pickMedian(func(m results.Measure) float64 { return float64(m.KernelOperations) })),
+		AllocBytes:       int64(pickMedian(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
+		Allocs:           int64(pickMedian(func(m results.Measure) float64 { return float64(m.Allocs) })),
 	}
 }
 

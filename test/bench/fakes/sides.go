@@ -1,5 +1,6 @@
 // Package fakes measures one proxier's syncs on fake kernels: ours on our
-// fakes (optionally with the real netdev), upstream's on its fakes. It must
+// fakes (optionally with the real netdev), upstream's IPVS proxier on its
+// fakes, upstream's nftables proxier on knftables' Fake. It must
 // run in a network namespace of its own (upstream binds service addresses
 // on the namespace's kube-ipvs0 through netlink it cannot be kept from).
 package fakes
@@ -50,6 +51,9 @@ type side struct {
 	// calls counts kernel calls since the last resetCalls.
 	calls      func() int
 	resetCalls func()
+	// operations, when set, counts the operations inside those calls
+	// (nftables: the commands of its transactions); reset with the calls.
+	operations func() int
 }
 
 func newSide(ctx context.Context, name string) (*side, error) {
@@ -60,6 +64,8 @@ func newSide(ctx context.Context, name string) (*side, error) {
 		return newOurs(ctx, bridgeDummy{netdev.New()})
 	case results.Upstream:
 		return newUpstream(ctx)
+	case results.UpstreamNFTables:
+		return newUpstreamNFTables(ctx)
 	}
 	return nil, fmt.Errorf("unknown side %q", name)
 }
@@ -76,6 +82,25 @@ func newUpstream(ctx context.Context) (*side, error) {
 		return nil, err
 	}
 	return &side{provider: p, kernel: node, calls: node.Calls.Total, resetCalls: node.Calls.Reset}, nil
+}
+
+// newUpstreamNFTables is upstream's nftables proxier on knftables' Fake:
+// its kernel calls are the fake's transactions (Run) and reads (List*),
+// its operations the commands inside the transactions.
+func newUpstreamNFTables(ctx context.Context) (*side, error) {
+	nft := upstreamproxier.NewNFTables(v1.IPv4Protocol)
+	cfg := &kubeproxyconfig.KubeProxyConfiguration{
+		SyncPeriod: metav1.Duration{Duration: syncPeriod},
+		NFTables:   kubeproxyconfig.KubeProxyNFTablesConfiguration{MasqueradeBit: ptr.To[int32](14)},
+	}
+	p, err := upstreamproxier.NewNFTablesProxier(ctx, cfg, v1.IPv4Protocol, nodeName, net.IP(nodeIP.Addr().AsSlice()), nft)
+	if err != nil {
+		return nil, err
+	}
+	return &side{
+		provider: p, kernel: nft, calls: nft.Calls.Total, operations: nft.Operations,
+		resetCalls: func() { nft.Calls.Reset(); nft.ResetOperations() },
+	}, nil
 }
 
 // ourKernel is our fake kernel; netdev may be the real one.

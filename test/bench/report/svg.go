@@ -27,14 +27,14 @@ type panel struct {
 }
 
 const (
-	panelW, panelH = 620, 430
+	panelW, panelH = 620, 480 // room for the legend of four sides
 	marginL        = 70
 	marginR        = 20
 	marginT        = 40
 	plotH          = 250 // the legend goes below
 )
 
-var sideColor = map[string]string{results.Ours: "#1f77b4", results.OursNetlink: "#17becf", results.Upstream: "#d62728"}
+var sideColor = map[string]string{results.Ours: "#1f77b4", results.OursNetlink: "#17becf", results.Upstream: "#d62728", results.UpstreamNFTables: "#2ca02c"}
 
 // Plot writes an SVG of sync time against cluster size: one panel for the
 // fakes, one for the real kernel when there are kernel results.

@@ -31,18 +31,46 @@ func fakesRows() []fakesRow {
 		{"100 endpoints replaced: time", func(f results.Fakes) float64 { return f.HundredChanged.Seconds }, seconds},
 		{"100 endpoints replaced: kernel calls", func(f results.Fakes) float64 { return float64(f.HundredChanged.KernelCalls) }, count},
 		{"100 endpoints replaced: allocated", func(f results.Fakes) float64 { return float64(f.HundredChanged.AllocBytes) }, bytes},
+		{"1 Service added: time", func(f results.Fakes) float64 { return f.ServiceAdded.Seconds }, seconds},
+		{"1 Service added: kernel calls", func(f results.Fakes) float64 { return float64(f.ServiceAdded.KernelCalls) }, count},
+		{"1 Service added: allocated", func(f results.Fakes) float64 { return float64(f.ServiceAdded.AllocBytes) }, bytes},
 	}
 }
 
+// anchors are the proxiers users would run instead of ours: each row
+// gives each anchor's figure divided by each of ours.
+var anchors = []string{results.Upstream, results.UpstreamNFTables}
+
+// isAnchor says whether side is upstream's rather than ours.
+func isAnchor(side string) bool { return slices.Contains(anchors, side) }
+
+// ratioColumns are the (anchor, ours) pairs present in fakes.
+func ratioColumns(sides []string) [][2]string {
+	var out [][2]string
+	for _, a := range sides {
+		if !isAnchor(a) {
+			continue
+		}
+		for _, s := range sides {
+			if !isAnchor(s) {
+				out = append(out, [2]string{a, s})
+			}
+		}
+	}
+	return out
+}
+
 // FakesTable writes the fakes group as a markdown table: every side at
-// every size, and upstream's figure divided by each of ours.
+// every size, and each of upstream's figures (IPVS, nftables) divided by
+// each of ours.
 func FakesTable(w io.Writer, fakes []results.Fakes) {
 	sides := presentSides(fakes)
+	ratios := ratioColumns(sides)
 	fmt.Fprintf(w, "| services | measure | %s |", strings.Join(sides, " | "))
-	for _, s := range sides[:len(sides)-1] {
-		fmt.Fprintf(w, " %s ÷ %s |", results.Upstream, s)
+	for _, r := range ratios {
+		fmt.Fprintf(w, " %s ÷ %s |", r[0], r[1])
 	}
-	fmt.Fprintf(w, "\n|---:|---|%s%s\n", strings.Repeat("---:|", len(sides)), strings.Repeat("---:|", len(sides)-1))
+	fmt.Fprintf(w, "\n|---:|---|%s%s\n", strings.Repeat("---:|", len(sides)), strings.Repeat("---:|", len(ratios)))
 	for _, n := range sizes(fakes) {
 		for _, row := range fakesRows() {
 			fmt.Fprintf(w, "| %d | %s |", n, row.name)
@@ -50,9 +78,9 @@ func FakesTable(w io.Writer, fakes []results.Fakes) {
 				f, ok := find(fakes, s, n)
 				fmt.Fprintf(w, " %s |", cell(ok, f, row))
 			}
-			up, upOK := find(fakes, results.Upstream, n)
-			for _, s := range sides[:len(sides)-1] {
-				f, ok := find(fakes, s, n)
+			for _, r := range ratios {
+				up, upOK := find(fakes, r[0], n)
+				f, ok := find(fakes, r[1], n)
 				fmt.Fprintf(w, " %s |", ratio(upOK && ok, row.value(up), row.value(f)))
 			}
 			fmt.Fprintln(w)
@@ -74,15 +102,26 @@ func FakesIterations(w io.Writer, fakes []results.Fakes) {
 		if f.Capped {
 			capped = " (capped by the time budget)"
 		}
-		fmt.Fprintf(w, "- %s at %d services: %d process(es); per process 1 full sync, %d single removals, %d batches of 100%s\n",
-			f.Side, f.Services, f.Runs, f.OneRemoved.Iterations, f.HundredChanged.Iterations, capped)
+		fmt.Fprintf(w, "- %s at %d services: %d process(es); per process 1 full sync, %d single removals, %d batches of 100, %d Services added%s%s\n",
+			f.Side, f.Services, f.Runs, f.OneRemoved.Iterations, f.HundredChanged.Iterations, f.ServiceAdded.Iterations,
+			operations(f), capped)
 	}
 }
 
-// presentSides orders the sides found: ours first, upstream last.
+// operations describes the nftables side's kernel calls: each is one
+// transaction or read, holding this many operations.
+func operations(f results.Fakes) string {
+	if f.Side != results.UpstreamNFTables {
+		return ""
+	}
+	return fmt.Sprintf("; kernel calls are nft transactions and reads, holding %d (full sync), %d (1 removed), %d (100 replaced), %d (1 added) operations",
+		f.FullSync.KernelOperations, f.OneRemoved.KernelOperations, f.HundredChanged.KernelOperations, f.ServiceAdded.KernelOperations)
+}
+
+// presentSides orders the sides found: ours first, upstream's last.
 func presentSides(fakes []results.Fakes) []string {
 	var out []string
-	for _, s := range []string{results.Ours, results.OursNetlink, results.Upstream} {
+	for _, s := range []string{results.Ours, results.OursNetlink, results.Upstream, results.UpstreamNFTables} {
 		if slices.ContainsFunc(fakes, func(f results.Fakes) bool { return f.Side == s }) {
 			out = append(out, s)
 		}

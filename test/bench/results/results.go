@@ -18,8 +18,10 @@ const (
 	// OursNetlink is our proxier on our fakes but the real netdev: it binds
 	// service addresses with netlink, as upstream's proxier always does.
 	OursNetlink = "ours-netlink"
-	// Upstream is upstream's proxier on its fakes (and real netlink).
+	// Upstream is upstream's IPVS proxier on its fakes (and real netlink).
 	Upstream = "upstream"
+	// UpstreamNFTables is upstream's nftables proxier on knftables' Fake.
+	UpstreamNFTables = "upstream-nftables"
 )
 
 // Measure is one kind of sync, the median over its iterations.
@@ -27,6 +29,10 @@ type Measure struct {
 	Iterations  int     `json:"iterations"`
 	Seconds     float64 `json:"seconds"`
 	KernelCalls int     `json:"kernelCalls"`
+	// KernelOperations is, for upstream-nftables, the operations (add,
+	// delete, flush... commands) in its transactions; each transaction is
+	// one kernel call. Zero for the other sides (one call, one operation).
+	KernelOperations int `json:"kernelOperations,omitempty"`
 	// AllocBytes and Allocs are what the sync allocated on the Go heap.
 	AllocBytes int64 `json:"allocBytes"`
 	Allocs     int64 `json:"allocs"`
@@ -47,6 +53,8 @@ type Fakes struct {
 	RetainedBytes  int64   `json:"retainedBytes"`
 	OneRemoved     Measure `json:"oneRemoved"`
 	HundredChanged Measure `json:"hundredChanged"`
+	// ServiceAdded is the sync after one new Service with its endpoints.
+	ServiceAdded Measure `json:"serviceAdded"`
 	// Capped says iterations were cut to keep within the time budget.
 	Capped bool `json:"capped,omitempty"`
 }

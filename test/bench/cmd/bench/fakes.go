@@ -27,6 +27,7 @@ type fakesFlags struct {
 	runs         int
 	slowRun      time.Duration
 	one, hundred int
+	added        int
 	budget       time.Duration
 	out          string
 }
@@ -35,11 +36,12 @@ func runFakes(ctx context.Context, args []string) error {
 	var f fakesFlags
 	fs := flag.NewFlagSet("fakes", flag.ContinueOnError)
 	fs.StringVar(&f.sizes, "sizes", "1000,10000,30000", "cluster sizes (services, 10 endpoints each)")
-	fs.StringVar(&f.sides, "sides", strings.Join([]string{results.Ours, results.OursNetlink, results.Upstream}, ","), "sides to run")
+	fs.StringVar(&f.sides, "sides", strings.Join([]string{results.Ours, results.OursNetlink, results.Upstream, results.UpstreamNFTables}, ","), "sides to run")
 	fs.IntVar(&f.runs, "runs", 3, "processes per side and size (medians across them)")
 	fs.DurationVar(&f.slowRun, "slow-run", 90*time.Second, "a side and size whose first process took longer runs once")
 	fs.IntVar(&f.one, "one", 15, "single-endpoint removals per process")
 	fs.IntVar(&f.hundred, "hundred", 5, "batches of 100 replaced endpoints per process")
+	fs.IntVar(&f.added, "added", 5, "Services added one at a time per process")
 	fs.DurationVar(&f.budget, "budget", 30*time.Second, "time cap for each kind of change per process (one iteration always runs)")
 	fs.StringVar(&f.out, "out", "_output/bench/fakes.json", "results file")
 	if err := fs.Parse(args); err != nil {
@@ -77,10 +79,10 @@ func runSide(f fakesFlags, side string, n int) (results.Fakes, error) {
 		if err != nil {
 			return results.Fakes{}, err
 		}
-		fmt.Fprintf(os.Stderr, "    full sync %s, one removed %s (%d calls), 100 replaced %s (%d calls), %.0fs\n",
+		fmt.Fprintf(os.Stderr, "    full sync %s, one removed %s (%d calls), 100 replaced %s (%d calls), 1 Service added %s (%d calls), %.0fs\n",
 			time.Duration(r.FullSync.Seconds*1e9).Round(time.Microsecond), time.Duration(r.OneRemoved.Seconds*1e9).Round(time.Microsecond),
 			r.OneRemoved.KernelCalls, time.Duration(r.HundredChanged.Seconds*1e9).Round(time.Microsecond), r.HundredChanged.KernelCalls,
-			time.Since(start).Seconds())
+			time.Duration(r.ServiceAdded.Seconds*1e9).Round(time.Microsecond), r.ServiceAdded.KernelCalls, time.Since(start).Seconds())
 		all = append(all, r)
 		if time.Since(start) > f.slowRun {
 			break
@@ -91,7 +93,7 @@ func runSide(f fakesFlags, side string, n int) (results.Fakes, error) {
 
 func runChild(f fakesFlags, side string, n int) (results.Fakes, error) {
 	args := []string{childCommand, "-side", side, "-services", strconv.Itoa(n), "-one", strconv.Itoa(f.one),
-		"-hundred", strconv.Itoa(f.hundred), "-budget", f.budget.String()}
+		"-hundred", strconv.Itoa(f.hundred), "-added", strconv.Itoa(f.added), "-budget", f.budget.String()}
 	var out bytes.Buffer
 	if err := upstreamproxier.RunInNewNetns(args, nil, &out, os.Stderr); err != nil {
 		return results.Fakes{}, fmt.Errorf("measure %s at %d services: %w", side, n, err)
@@ -111,6 +113,7 @@ func runFakesChild(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Services, "services", 1000, "services")
 	fs.IntVar(&o.OneRemoved, "one", 15, "single removals")
 	fs.IntVar(&o.HundredChanged, "hundred", 5, "batches of 100")
+	fs.IntVar(&o.ServiceAdded, "added", 5, "Services added one at a time")
 	fs.DurationVar(&o.Budget, "budget", 30*time.Second, "time cap per kind of change")
 	fs.StringVar(&o.HeapProfile, "heap-profile", "", "write a heap profile after the first sync")
 	if err := fs.Parse(args); err != nil {
@@ -150,6 +153,7 @@ func medianFakes(all []results.Fakes) results.Fakes {
 	out.FullSync = medianMeasure(all, func(r results.Fakes) results.Measure { return r.FullSync })
 	out.OneRemoved = medianMeasure(all, func(r results.Fakes) results.Measure { return r.OneRemoved })
 	out.HundredChanged = medianMeasure(all, func(r results.Fakes) results.Measure { return r.HundredChanged })
+	out.ServiceAdded = medianMeasure(all, func(r results.Fakes) results.Measure { return r.ServiceAdded })
 	out.RetainedBytes = int64(med(func(r results.Fakes) float64 { return float64(r.RetainedBytes) }))
 	for _, r := range all {
 		out.Capped = out.Capped || r.Capped
@@ -167,11 +171,12 @@ func medianMeasure(all []results.Fakes, get func(results.Fakes) results.Measure)
 		return v[len(v)/2]
 	}
 	return results.Measure{
-		Iterations:    get(all[0]).Iterations,
-		Seconds:       med(func(m results.Measure) float64 { return m.Seconds }),
-		KernelCalls:   int(med(func(m results.Measure) float64 { return float64(m.KernelCalls) })),
-		AllocBytes:    int64(med(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
-		Allocs:        int64(med(func(m results.Measure) float64 { return float64(m.Allocs) })),
-		PeakHeapBytes: int64(med(func(m results.Measure) float64 { return float64(m.PeakHeapBytes) })),
+		Iterations:       get(all[0]).Iterations,
+		Seconds:          med(func(m results.Measure) float64 { return m.Seconds }),
+		KernelCalls:      int(med(func(m results.Measure) float64 { return float64(m.KernelCalls) })),
+		KernelOperations: int(med(func(m results.Measure) float64 { return float64(m.KernelOperations) })),
+		AllocBytes:       int64(med(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
+		Allocs:           int64(med(func(m results.Measure) float64 { return float64(m.Allocs) })),
+		PeakHeapBytes:    int64(med(func(m results.Measure) float64 { return float64(m.PeakHeapBytes) })),
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 
 	v1 "k8s.io/api/core/v1"
@@ -24,14 +26,24 @@ const NFTablesTable = "kube-proxy"
 // NFTables is the fake kernel of upstream's nftables proxier: knftables'
 // Fake (as upstream's unit tests use it), every call counted as
 // "nft.<Method>" (one Run is one transaction: one `nft -f` or one netlink
-// batch), and the operations (add, delete, flush... commands) of the
-// transactions it ran. Read Fake only while the proxier does not sync.
+// batch), the operations (add, delete, flush... commands) of the
+// transactions it ran, and the time and heap allocations spent inside the
+// Fake, which are the fake's and not the proxier's: its Run copies the
+// whole table and looks up each element and rule by a linear scan. Read
+// Fake only while the proxier does not sync.
 type NFTables struct {
 	Fake  *knftables.Fake
 	Calls *Calls
 
 	mu         sync.Mutex
 	operations int
+	inFake     InFake
+}
+
+// InFake is what the calls into knftables' Fake cost.
+type InFake struct {
+	Duration   time.Duration
+	AllocBytes uint64
 }
 
 var _ knftables.Interface = (*NFTables)(nil)
@@ -53,51 +65,76 @@ func (n *NFTables) Operations() int {
 	return n.operations
 }
 
-// ResetOperations sets the operation count to zero.
+// InFake is the time and heap allocated inside the Fake's calls since the
+// last ResetOperations.
+func (n *NFTables) InFake() InFake {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.inFake
+}
+
+// ResetOperations sets the operation count and InFake to zero.
 func (n *NFTables) ResetOperations() {
 	n.mu.Lock()
 	n.operations = 0
+	n.inFake = InFake{}
+	n.mu.Unlock()
+}
+
+// call counts one call of the Fake and measures it (the proxier calls
+// nft from one goroutine, so the heap allocated meanwhile is the Fake's).
+func (n *NFTables) call(method string, f func()) {
+	n.Calls.add("nft." + method)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	f()
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	n.mu.Lock()
+	n.inFake.Duration += elapsed
+	n.inFake.AllocBytes += after.TotalAlloc - before.TotalAlloc
 	n.mu.Unlock()
 }
 
 func (n *NFTables) NewTransaction() *knftables.Transaction { return n.Fake.NewTransaction() }
 
-func (n *NFTables) Run(ctx context.Context, tx *knftables.Transaction) error {
-	n.Calls.add("nft.Run")
+func (n *NFTables) Run(ctx context.Context, tx *knftables.Transaction) (err error) {
 	n.mu.Lock()
 	n.operations += tx.NumOperations()
 	n.mu.Unlock()
-	return n.Fake.Run(ctx, tx)
+	n.call("Run", func() { err = n.Fake.Run(ctx, tx) })
+	return err
 }
 
-func (n *NFTables) Check(ctx context.Context, tx *knftables.Transaction) error {
-	n.Calls.add("nft.Check")
-	return n.Fake.Check(ctx, tx)
+func (n *NFTables) Check(ctx context.Context, tx *knftables.Transaction) (err error) {
+	n.call("Check", func() { err = n.Fake.Check(ctx, tx) })
+	return err
 }
 
-func (n *NFTables) ListAll(ctx context.Context) (map[string][]string, error) {
-	n.Calls.add("nft.ListAll")
-	return n.Fake.ListAll(ctx)
+func (n *NFTables) ListAll(ctx context.Context) (out map[string][]string, err error) {
+	n.call("ListAll", func() { out, err = n.Fake.ListAll(ctx) })
+	return out, err
 }
 
-func (n *NFTables) List(ctx context.Context, objectType string) ([]string, error) {
-	n.Calls.add("nft.List")
-	return n.Fake.List(ctx, objectType)
+func (n *NFTables) List(ctx context.Context, objectType string) (out []string, err error) {
+	n.call("List", func() { out, err = n.Fake.List(ctx, objectType) })
+	return out, err
 }
 
-func (n *NFTables) ListRules(ctx context.Context, chain string) ([]*knftables.Rule, error) {
-	n.Calls.add("nft.ListRules")
-	return n.Fake.ListRules(ctx, chain)
+func (n *NFTables) ListRules(ctx context.Context, chain string) (out []*knftables.Rule, err error) {
+	n.call("ListRules", func() { out, err = n.Fake.ListRules(ctx, chain) })
+	return out, err
 }
 
-func (n *NFTables) ListElements(ctx context.Context, objectType, name string) ([]*knftables.Element, error) {
-	n.Calls.add("nft.ListElements")
-	return n.Fake.ListElements(ctx, objectType, name)
+func (n *NFTables) ListElements(ctx context.Context, objectType, name string) (out []*knftables.Element, err error) {
+	n.call("ListElements", func() { out, err = n.Fake.ListElements(ctx, objectType, name) })
+	return out, err
 }
 
-func (n *NFTables) ListCounters(ctx context.Context) ([]*knftables.Counter, error) {
-	n.Calls.add("nft.ListCounters")
-	return n.Fake.ListCounters(ctx)
+func (n *NFTables) ListCounters(ctx context.Context) (out []*knftables.Counter, err error) {
+	n.call("ListCounters", func() { out, err = n.Fake.ListCounters(ctx) })
+	return out, err
 }
 
 // NewNFTablesProxier makes upstream's nftables proxier for one family with

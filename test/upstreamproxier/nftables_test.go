@@ -61,4 +61,7 @@ func TestNFTablesProxierSyncsOnTheFake(t *testing.T) {
 	if calls["nft.Run"] == 0 || nft.Operations() < calls["nft.Run"] {
 		t.Errorf("calls %v, operations %d: want transactions run, each with operations", calls, nft.Operations())
 	}
+	if in := nft.InFake(); in.Duration <= 0 || in.AllocBytes == 0 {
+		t.Errorf("inside the fake: %+v, want time and allocations measured", in)
+	}
 }

@@ -170,6 +170,10 @@ func measure(s *side, peak bool, sync func()) results.Measure {
 	if s.operations != nil {
 		m.KernelOperations = s.operations()
 	}
+	if s.inFake != nil {
+		in := s.inFake()
+		m.InFakeSeconds, m.InFakeAllocBytes = in.Duration.Seconds(), int64(in.AllocBytes)
+	}
 	if peak {
 		m.PeakHeapBytes = max(0, high-int64(before.HeapAlloc))
 	}
@@ -236,6 +240,8 @@ func median(all []results.Measure) results.Measure {
 		Seconds:          pickMedian(func(m results.Measure) float64 { return m.Seconds }),
 		KernelCalls:      int(pickMedian(func(m results.Measure) float64 { return float64(m.KernelCalls) })),
 		KernelOperations: int(pickMedian(func(m results.Measure) float64 { return float64(m.KernelOperations) })),
+		InFakeSeconds:    pickMedian(func(m results.Measure) float64 { return m.InFakeSeconds }),
+		InFakeAllocBytes: int64(pickMedian(func(m results.Measure) float64 { return float64(m.InFakeAllocBytes) })),
 		AllocBytes:       int64(pickMedian(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
 		Allocs:           int64(pickMedian(func(m results.Measure) float64 { return float64(m.Allocs) })),
 	}

@@ -52,8 +52,10 @@ type side struct {
 	calls      func() int
 	resetCalls func()
 	// operations, when set, counts the operations inside those calls
-	// (nftables: the commands of its transactions); reset with the calls.
+	// (nftables: the commands of its transactions), and inFake what the
+	// calls cost inside the fake; both reset with the calls.
 	operations func() int
+	inFake     func() upstreamproxier.InFake
 }
 
 func newSide(ctx context.Context, name string) (*side, error) {
@@ -98,7 +100,7 @@ func newUpstreamNFTables(ctx context.Context) (*side, error) {
 		return nil, err
 	}
 	return &side{
-		provider: p, kernel: nft, calls: nft.Calls.Total, operations: nft.Operations,
+		provider: p, kernel: nft, calls: nft.Calls.Total, operations: nft.Operations, inFake: nft.InFake,
 		resetCalls: func() { nft.Calls.Reset(); nft.ResetOperations() },
 	}, nil
 }

@@ -108,14 +108,25 @@ func FakesIterations(w io.Writer, fakes []results.Fakes) {
 	}
 }
 
-// operations describes the nftables side's kernel calls: each is one
-// transaction or read, holding this many operations.
+// operations describes the nftables side's kernel calls (each is one
+// transaction or read, holding this many operations) and the share of its
+// time and allocations spent inside knftables' Fake.
 func operations(f results.Fakes) string {
 	if f.Side != results.UpstreamNFTables {
 		return ""
 	}
-	return fmt.Sprintf("; kernel calls are nft transactions and reads, holding %d (full sync), %d (1 removed), %d (100 replaced), %d (1 added) operations",
-		f.FullSync.KernelOperations, f.OneRemoved.KernelOperations, f.HundredChanged.KernelOperations, f.ServiceAdded.KernelOperations)
+	kinds := []struct {
+		name string
+		m    results.Measure
+	}{{"full sync", f.FullSync}, {"1 removed", f.OneRemoved}, {"100 replaced", f.HundredChanged}, {"1 added", f.ServiceAdded}}
+	var ops, fake []string
+	for _, k := range kinds {
+		ops = append(ops, fmt.Sprintf("%d (%s)", k.m.KernelOperations, k.name))
+		fake = append(fake, fmt.Sprintf("%s of %s and %s of %s (%s)",
+			seconds(k.m.InFakeSeconds), seconds(k.m.Seconds), bytes(float64(k.m.InFakeAllocBytes)), bytes(float64(k.m.AllocBytes)), k.name))
+	}
+	return fmt.Sprintf("; kernel calls are nft transactions and reads, holding %s operations; inside knftables' Fake: %s",
+		strings.Join(ops, ", "), strings.Join(fake, ", "))
 }
 
 // presentSides orders the sides found: ours first, upstream's last.

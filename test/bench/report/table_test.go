@@ -10,7 +10,8 @@ import (
 // threeSides is one size measured by ours, upstream's IPVS proxier and
 // upstream's nftables proxier.
 var threeSides = []results.Fakes{
-	{Side: results.UpstreamNFTables, Services: 1000, FullSync: results.Measure{Seconds: 0.4, KernelCalls: 10, KernelOperations: 30000},
+	{Side: results.UpstreamNFTables, Services: 1000, FullSync: results.Measure{Seconds: 0.4, KernelCalls: 10, KernelOperations: 30000,
+		AllocBytes: 64 << 20, InFakeSeconds: 0.3, InFakeAllocBytes: 48 << 20},
 		ServiceAdded: results.Measure{Iterations: 5, Seconds: 0.008, KernelCalls: 3, KernelOperations: 9}},
 	{Side: results.Ours, Services: 1000, FullSync: results.Measure{Seconds: 0.1, KernelCalls: 14000},
 		ServiceAdded: results.Measure{Iterations: 5, Seconds: 0.0004, KernelCalls: 15}},
@@ -45,11 +46,13 @@ func TestFakesIterationsNamesNFTablesOperations(t *testing.T) {
 	var b strings.Builder
 	FakesIterations(&b, threeSides)
 	want := "- upstream-nftables at 1000 services: 0 process(es); per process 1 full sync, 0 single removals, 0 batches of 100, " +
-		"5 Services added; kernel calls are nft transactions and reads, holding 30000 (full sync), 0 (1 removed), 0 (100 replaced), 9 (1 added) operations\n"
+		"5 Services added; kernel calls are nft transactions and reads, holding 30000 (full sync), 0 (1 removed), 0 (100 replaced), 9 (1 added) operations; " +
+		"inside knftables' Fake: 300 ms of 400 ms and 48 MiB of 64 MiB (full sync), 0 of 0 and 0 B of 0 B (1 removed), " +
+		"0 of 0 and 0 B of 0 B (100 replaced), 0 of 8 ms and 0 B of 0 B (1 added)\n"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("FakesIterations() =\n%s\nwant a line\n%s", b.String(), want)
 	}
-	if strings.Count(b.String(), "operations") != 1 {
+	if strings.Count(b.String(), "operations") != 1 || strings.Count(b.String(), "Fake") != 1 {
 		t.Errorf("operations named for a side other than upstream-nftables:\n%s", b.String())
 	}
 }

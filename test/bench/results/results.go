@@ -33,6 +33,12 @@ type Measure struct {
 	// delete, flush... commands) in its transactions; each transaction is
 	// one kernel call. Zero for the other sides (one call, one operation).
 	KernelOperations int `json:"kernelOperations,omitempty"`
+	// InFakeSeconds and InFakeAllocBytes are, for upstream-nftables, the
+	// part of Seconds and AllocBytes spent inside knftables' Fake (it copies
+	// the whole table per transaction and scans linearly): the fake's cost,
+	// not the proxier's nor a kernel's. Not measured for the other sides.
+	InFakeSeconds    float64 `json:"inFakeSeconds,omitempty"`
+	InFakeAllocBytes int64   `json:"inFakeAllocBytes,omitempty"`
 	// AllocBytes and Allocs are what the sync allocated on the Go heap.
 	AllocBytes int64 `json:"allocBytes"`
 	Allocs     int64 `json:"allocs"`

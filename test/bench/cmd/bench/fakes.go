@@ -175,6 +175,8 @@ func medianMeasure(all []results.Fakes, get func(results.Fakes) results.Measure)
 		Seconds:          med(func(m results.Measure) float64 { return m.Seconds }),
 		KernelCalls:      int(med(func(m results.Measure) float64 { return float64(m.KernelCalls) })),
 		KernelOperations: int(med(func(m results.Measure) float64 { return float64(m.KernelOperations) })),
+		InFakeSeconds:    med(func(m results.Measure) float64 { return m.InFakeSeconds }),
+		InFakeAllocBytes: int64(med(func(m results.Measure) float64 { return float64(m.InFakeAllocBytes) })),
 		AllocBytes:       int64(med(func(m results.Measure) float64 { return float64(m.AllocBytes) })),
 		Allocs:           int64(med(func(m results.Measure) float64 { return float64(m.Allocs) })),
 		PeakHeapBytes:    int64(med(func(m results.Measure) float64 { return float64(m.PeakHeapBytes) })),

@@ -2,7 +2,8 @@
 # make bench: our IPVS proxier side by side with upstream's (v1.37.2), written to _output/bench/:
 #   1. go-bench.txt: pkg/proxy/ipvs benchmarks with -benchmem (a partial sync allocates the
 #      same at 1k, 10k and 30k services);
-#   2. fakes.json: both proxiers in-process on fakes at 1k, 10k, 30k services x 10 endpoints;
+#   2. fakes.json: ours, upstream's IPVS proxier and upstream's nftables proxier (on knftables'
+#      Fake) in-process on fakes at 1k, 10k, 30k services x 10 endpoints;
 #   3. kernel.json: both kube-proxies in the VM against a real API server at 1k and 5k
 #      services (hack/bench-kernel.sh; BENCH_KERNEL=0 skips it: it takes about an hour);
 #   4. flush.json: the cost of retiring one real server (immediate policy, conntrack flush) with
@@ -21,7 +22,7 @@ step "1/5 pkg/proxy/ipvs benchmarks with -benchmem (load $(cut -d' ' -f1 /proc/l
 	go test -run '^$' -bench 'BenchmarkOneEndpointRemoved|BenchmarkNothingChanged' -benchmem -benchtime=300x ./pkg/proxy/ipvs/
 } | tee "$BENCH/go-bench.txt"
 
-step "2/5 ours vs upstream on fakes, in-process (each side and size in a process and network namespace of its own)"
+step "2/5 ours vs upstream (IPVS, nftables) on fakes, in-process (each side and size in a process and network namespace of its own)"
 # shellcheck disable=SC2086 # BENCH_FAKES_ARGS is a list of flags
 "$BENCH/bench" fakes -out "$BENCH/fakes.json" ${BENCH_FAKES_ARGS:-}
 

@@ -29,7 +29,7 @@ func runReport(args []string) error {
 		return err
 	}
 	var md strings.Builder
-	md.WriteString("# Proxier benchmarks: ours vs upstream's IPVS proxier (v1.37.2)\n\n")
+	md.WriteString("# Proxier benchmarks: ours vs upstream's IPVS and nftables proxiers (v1.37.2)\n\n")
 	writeGroup(&md, "## Fakes, in-process", fakesRun, func() {
 		report.FakesTable(&md, fakesRun.Fakes)
 		md.WriteString("\nIterations (figures are medians):\n\n")

@@ -23,6 +23,10 @@ func fakesRows() []fakesRow {
 		{"first full sync: time", func(f results.Fakes) float64 { return f.FullSync.Seconds }, seconds},
 		{"first full sync: kernel calls", func(f results.Fakes) float64 { return float64(f.FullSync.KernelCalls) }, count},
 		{"first full sync: allocated", func(f results.Fakes) float64 { return float64(f.FullSync.AllocBytes) }, bytes},
+		{"first full sync: time, upstream-nftables less knftables' Fake's share", func(f results.Fakes) float64 { return f.FullSync.Seconds - f.FullSync.InFakeSeconds }, seconds},
+		{"first full sync: allocated, upstream-nftables less knftables' Fake's share", func(f results.Fakes) float64 {
+			return float64(f.FullSync.AllocBytes - f.FullSync.InFakeAllocBytes)
+		}, bytes},
 		{"first full sync: peak heap", func(f results.Fakes) float64 { return float64(f.FullSync.PeakHeapBytes) }, bytes},
 		{"heap kept by the proxier", func(f results.Fakes) float64 { return float64(f.RetainedBytes) }, bytes},
 		{"1 endpoint removed: time", func(f results.Fakes) float64 { return f.OneRemoved.Seconds }, seconds},

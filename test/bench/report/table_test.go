@@ -34,6 +34,8 @@ func TestFakesTableThreeSides(t *testing.T) {
 		"| 1000 | first full sync: time | 100 ms | 300 ms | 400 ms | 3.00× | 4.00× |",
 		"| 1000 | first full sync: kernel calls | 14000 | 28000 | 10 | 2.00× | 0.00× |",
 		"| 1000 | 1 Service added: time | 400 µs | 32 ms | 8 ms | 80.0× | 20.0× |",
+		"| 1000 | first full sync: time, upstream-nftables less knftables' Fake's share | 100 ms | 300 ms | 100 ms | 3.00× | 1.00× |",
+		"| 1000 | first full sync: allocated, upstream-nftables less knftables' Fake's share | 0 B | 0 B | 16 MiB | = | ∞ |",
 		"| 1000 | 1 Service added: kernel calls | 15 | 3078 | 3 | 205× | 0.20× |",
 	} {
 		if !strings.Contains(b.String(), want+"\n") {

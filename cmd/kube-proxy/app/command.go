@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	v1 "k8s.io/api/core/v1"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/featuregate"
@@ -134,7 +133,9 @@ func (o *Options) resolveAndRun(ctx context.Context, cmd *cobra.Command, env *En
 		return writeConfigFile(o.WriteConfigTo, o.config)
 	case o.Cleanup:
 		return cleanupLeftovers(ctx, env)
-	case o.InitOnly:
+	}
+	cleanupOtherModes(ctx, env)
+	if o.InitOnly {
 		return env.SetConntrackSysctls(ctx, &o.config.Conntrack)
 	}
 	var configChanged <-chan error
@@ -145,33 +146,6 @@ func (o *Options) resolveAndRun(ctx context.Context, cmd *cobra.Command, env *En
 		}
 	}
 	return runServer(ctx, o.config, o.master, env, gate, configChanged)
-}
-
-// cleanupLeftovers removes what the proxier created, for every family the
-// host supports; it fails when any part failed.
-func cleanupLeftovers(ctx context.Context, env *Environment) error {
-	ipv4, ipv6 := env.SupportedFamilies(klog.FromContext(ctx))
-	var errs []error
-	var families []v1.IPFamily
-	if ipv4 {
-		families = append(families, v1.IPv4Protocol)
-	}
-	if ipv6 {
-		families = append(families, v1.IPv6Protocol)
-	}
-	for _, family := range families {
-		deps, err := env.KernelDeps(family)
-		if err == nil {
-			err = env.CleanupLeftovers(ctx, deps)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cleanup %s: %w", family, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("encountered an error while tearing down rules: %w", err)
-	}
-	return nil
 }
 
 // printVersion prints like upstream's --version ("Kubernetes vX.Y.Z").

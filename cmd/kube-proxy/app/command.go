@@ -128,6 +128,9 @@ func (o *Options) resolveAndRun(ctx context.Context, cmd *cobra.Command, env *En
 	}
 	*loggingApplied = true
 	cliflag.PrintFlags(cmd.Flags())
+	for _, warning := range o.warnings {
+		logger.Info("Warning: " + warning)
+	}
 	switch {
 	case o.WriteConfigTo != "":
 		return writeConfigFile(o.WriteConfigTo, o.config)
@@ -145,7 +148,7 @@ func (o *Options) resolveAndRun(ctx context.Context, cmd *cobra.Command, env *En
 			return err
 		}
 	}
-	return runServer(ctx, o.config, o.master, env, gate, configChanged)
+	return runServer(ctx, o.config, o.warnings, o.master, env, gate, configChanged)
 }
 
 // printVersion prints like upstream's --version ("Kubernetes vX.Y.Z").

@@ -15,6 +15,12 @@ import (
 
 const modeIPVS = v1alpha1.ProxyMode("ipvs")
 
+// emptyModeWarning: kubeadm writes mode "" by default, which upstream runs
+// as iptables; swapping the image on such a cluster switches dataplanes.
+const emptyModeWarning = `mode is empty: upstream kube-proxy runs iptables mode then (kubeadm's default), this binary runs ipvs. ` +
+	`If this node ran upstream's iptables mode, its iptables rules (KUBE-SVC-*/KUBE-SEP-* chains, filter KUBE-SERVICES rejects ` +
+	`for Services without endpoints) stay until "kube-proxy --cleanup" runs, as with upstream's ipvs mode; set mode: ipvs to make the choice explicit`
+
 // complete resolves the configuration the way upstream does: without
 // --config the flags apply over the defaults; with --config the file wins,
 // except for the logging flags, --hostname-override and the flags that
@@ -42,6 +48,9 @@ func (o *Options) complete(logger klog.Logger, fs *pflag.FlagSet, gate featurega
 	}
 	if err := checkMode(o.config.Mode, o.source()); err != nil {
 		return err
+	}
+	if o.config.Mode == "" {
+		o.warnings = append(o.warnings, emptyModeWarning)
 	}
 	o.config.Mode = modeIPVS
 	if o.config.DetectLocalMode == "" {

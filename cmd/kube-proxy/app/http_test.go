@@ -133,6 +133,13 @@ func TestDocumentedMetricsServed(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("/metrics lacks %v, which docs/operations.md documents", missing)
 	}
+	// The real-server gauges have their family's series from the start.
+	_, _, body := get(t, "http://"+metricsAddr+"/metrics")
+	for _, series := range []string{`ipvsproxy_real_servers_weight_zero{ip_family="IPv4"} 0`, `ipvsproxy_real_servers_finishing{ip_family="IPv4"} 0`} {
+		if !strings.Contains(body, "\n"+series+"\n") {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 }
 
 // freePort returns an address on loopback that nothing listens on.

@@ -280,3 +280,101 @@ func TestPodMonitor(t *testing.T) {
 		t.Errorf("PodMonitor scrapes port %q (%d) path %q; metricsBindAddress's port is %d, path /metrics", ep.Port, got, ep.Path, metricsPort)
 	}
 }
+
+// codeBlocks returns the fenced code blocks of a language in a Markdown file.
+func codeBlocks(t *testing.T, path, lang string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	rest := string(data)
+	for {
+		_, after, ok := strings.Cut(rest, "```"+lang+"\n")
+		if !ok {
+			return blocks
+		}
+		block, tail, _ := strings.Cut(after, "```")
+		blocks, rest = append(blocks, block), tail
+	}
+}
+
+// kubeadm's patch file names: target[suffix][+patchtype].extension
+// (cmd/kubeadm/app/util/patches); the patch must target the kube-proxy
+// DaemonSet and nothing else.
+var kubeadmPatchFile = regexp.MustCompile(`^kubeproxydaemonset[^+.]*(\+(strategic|merge|json))?\.(yaml|json)$`)
+
+// TestUpgradeDocsPatchEveryRenderingCommand: docs/kubeadm.md passes the
+// same patches directory to init, to `kubeadm upgrade apply` and to
+// `kubeadm upgrade node` (on an HA control plane the last node's `upgrade
+// node` re-renders the addon from the same template TestKubeadmPatch
+// patches), and that directory's copy, deploy/kubeadm-patches, holds only a
+// kube-proxy DaemonSet patch kubeadm recognises.
+func TestUpgradeDocsPatchEveryRenderingCommand(t *testing.T) {
+	doc := filepath.Join(deployDir(), "..", "docs", "kubeadm.md")
+	type patches struct {
+		Directory string `json:"directory"`
+	}
+	initDir, upgradeApply, upgradeNode := "", "", ""
+	for _, block := range codeBlocks(t, doc, "yaml") {
+		for _, d := range strings.Split(block, "\n---\n") {
+			var head struct{ Kind string }
+			if yaml.Unmarshal([]byte(d), &head) != nil {
+				continue
+			}
+			switch head.Kind {
+			case "InitConfiguration":
+				var c struct {
+					Patches patches `json:"patches"`
+				}
+				_ = yaml.Unmarshal([]byte(d), &c)
+				initDir = c.Patches.Directory
+			case "UpgradeConfiguration":
+				var c struct {
+					APIVersion string `json:"apiVersion"`
+					Kind       string `json:"kind"`
+					Apply      struct {
+						Patches patches `json:"patches"`
+					} `json:"apply"`
+					Node struct {
+						Patches patches `json:"patches"`
+					} `json:"node"`
+				}
+				if err := yaml.UnmarshalStrict([]byte(d), &c); err != nil {
+					t.Errorf("docs/kubeadm.md UpgradeConfiguration: %v", err)
+				}
+				upgradeApply, upgradeNode = c.Apply.Patches.Directory, c.Node.Patches.Directory
+			}
+		}
+	}
+	if initDir == "" || upgradeApply != initDir || upgradeNode != initDir {
+		t.Errorf("patches directories: init %q, UpgradeConfiguration apply %q, node %q; want the same, set", initDir, upgradeApply, upgradeNode)
+	}
+	commands := map[string]bool{"kubeadm upgrade apply": false, "kubeadm upgrade node": false}
+	for _, block := range codeBlocks(t, doc, "sh") {
+		for _, line := range strings.Split(block, "\n") {
+			for cmd := range commands {
+				if strings.HasPrefix(strings.TrimSpace(line), cmd) && strings.Contains(line, "--patches "+initDir) {
+					commands[cmd] = true
+				}
+			}
+		}
+	}
+	for cmd, found := range commands {
+		if !found {
+			t.Errorf("docs/kubeadm.md has no `%s --patches %s` command", cmd, initDir)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(deployDir(), "kubeadm-patches"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || !kubeadmPatchFile.MatchString(entries[0].Name()) {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("deploy/kubeadm-patches holds %v; want one kubeproxydaemonset patch (kubeadm applies every file it recognises)", names)
+	}
+}

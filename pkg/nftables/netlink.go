@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,11 @@ func runTableMessage(msgType, flags int, family Family, name string) error {
 	defer unix.Close(fd)
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("bind netfilter netlink socket: %w", err)
+	}
+	// The kernel always answers; the timeout only guards against a hang.
+	timeout := unix.NsecToTimeval(replyTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &timeout); err != nil {
+		return fmt.Errorf("set receive timeout: %w", err)
 	}
 	const seq = 1
 	var batch []byte
@@ -70,7 +76,12 @@ func resID(subsystem uint16) uint16 {
 	return nl.NativeEndian().Uint16(b[:])
 }
 
-// readAck reads until the acknowledgement (or error) of message seq.
+// replyTimeout bounds the wait for the kernel's answer.
+const replyTimeout = 5 * time.Second
+
+// readAck reads until the acknowledgement of message seq, or the first
+// error the kernel reports for any message of the batch (an error on the
+// batch's begin, e.g. no nf_tables, comes without one for seq).
 func readAck(fd int, seq uint32) error {
 	buf := make([]byte, 1<<16)
 	for {
@@ -86,13 +97,15 @@ func readAck(fd int, seq uint32) error {
 			return fmt.Errorf("parse reply: %w", err)
 		}
 		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR || m.Header.Seq != seq || len(m.Data) < 4 {
+			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
 				continue
 			}
 			if errno := int32(nl.NativeEndian().Uint32(m.Data[:4])); errno != 0 {
 				return unix.Errno(-errno)
 			}
-			return nil
+			if m.Header.Seq == seq {
+				return nil
+			}
 		}
 	}
 }

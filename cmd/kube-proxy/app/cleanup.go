@@ -86,6 +86,11 @@ func deleteNFTablesModeTables(ctx context.Context, nft nftables.Interface) error
 		err := nft.DeleteTable(family, nftablesModeTable)
 		switch {
 		case errors.Is(err, syscall.ENOENT):
+		case errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.EPROTONOSUPPORT), errors.Is(err, syscall.EAFNOSUPPORT):
+			// No nf_tables in this kernel: nothing of that mode to clean
+			// (upstream skips the step when nft cannot run).
+			logger.V(2).Info("No nftables support; skipping the nftables mode's clean-up", "family", family.String(), "err", err)
+			return nil
 		case err != nil:
 			errs = append(errs, err)
 		default:

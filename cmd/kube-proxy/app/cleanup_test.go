@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -103,5 +104,20 @@ func TestStartCleansOnlyTheNFTablesMode(t *testing.T) {
 	}
 	if d := host.ipt[v1.IPv4Protocol].Dump(); !strings.Contains(d, ":KUBE-SVC-ABC") {
 		t.Errorf("the iptables mode's chain was removed at start (upstream leaves it for --cleanup):\n%s", d)
+	}
+}
+
+// TestCleanupWithoutNFTables: a kernel without nf_tables has nothing of
+// that mode to clean; --cleanup does not fail on it (upstream skips it).
+func TestCleanupWithoutNFTables(t *testing.T) {
+	host := newTestHost(t)
+	host.nft.Inject = func(string, string) error { return syscall.EOPNOTSUPP }
+	cmd, err := NewCommand(t.Context(), host.env(), newTestGate(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SetArgs([]string{"--cleanup"})
+	if err := cmd.Execute(); err != nil {
+		t.Errorf("--cleanup without nf_tables: %v", err)
 	}
 }

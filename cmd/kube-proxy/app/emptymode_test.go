@@ -7,8 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/go-logr/logr/funcr"
 	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
 )
 
 // TestEmptyModeWarns: an empty mode (kubeadm's default, iptables for
@@ -17,13 +17,8 @@ import (
 func TestEmptyModeWarns(t *testing.T) {
 	for _, mode := range []string{`""`, "ipvs"} {
 		t.Run("mode "+mode, func(t *testing.T) {
-			var mu sync.Mutex
-			var logged strings.Builder
-			logger := funcr.New(func(_, args string) {
-				mu.Lock()
-				defer mu.Unlock()
-				logged.WriteString(args + "\n")
-			}, funcr.Options{})
+			logged := &lockedBuffer{}
+			logger := textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(logged)))
 			ctx, cancel := context.WithCancel(klog.NewContext(t.Context(), logger))
 			defer cancel()
 			host := newTestHost(t)
@@ -40,9 +35,7 @@ func TestEmptyModeWarns(t *testing.T) {
 			defer func() { cancel(); <-done }()
 			waitFor(t, "service in IPVS", func() bool { return strings.Contains(host.ipvs.Dump(), "10.244.1.5:8080") })
 
-			mu.Lock()
 			warned := strings.Contains(logged.String(), "mode is empty")
-			mu.Unlock()
 			want := mode == `""`
 			if warned != want {
 				t.Errorf("warning logged: %v, want %v; log:\n%s", warned, want, logged.String())
@@ -62,4 +55,22 @@ func TestEmptyModeWarns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedBuffer is a log destination safe for the command's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,8 @@ type CommandOptions struct {
 	Fix          bool
 	DummyDevice  string
 	ExcludeCIDRs []netip.Prefix
+	// ConfigzURL is the running kube-proxy's /configz ("" skips it).
+	ConfigzURL string
 }
 
 // ParseFlags reads ipvs-doctor's command line.
@@ -61,6 +64,7 @@ func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
 	fs.BoolVar(&opts.Fix, "fix", false, "delete the stale real servers and conntrack entries found, and say what was deleted")
 	fs.StringVar(&opts.DummyDevice, "dummy-device", DefaultDummyDevice, "device holding the Service addresses")
 	fs.StringSliceVar(&exclude, "exclude-cidrs", nil, "address ranges whose virtual servers and addresses are not the proxier's")
+	fs.StringVar(&opts.ConfigzURL, "configz-url", DefaultConfigzURL, "the running kube-proxy's /configz (its metricsBindAddress), read to report whether "+gateName+" is on; empty to skip")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
@@ -85,6 +89,11 @@ func ParseFlags(args []string, stderr io.Writer) (CommandOptions, error) {
 
 // Main is the ipvs-doctor command; it returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return mainWith(args, stdout, stderr, NodeSources)
+}
+
+// mainWith is Main with the node's sources replaceable (tests).
+func mainWith(args []string, stdout, stderr io.Writer, nodeSources func(dummyDevice string) (Sources, error)) int {
 	opts, err := ParseFlags(args, stderr)
 	if errors.Is(err, pflag.ErrHelp) {
 		return ExitOK
@@ -97,16 +106,33 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
 		return ExitUsage
 	}
-	src, err := NodeSources(opts.DummyDevice)
+	src, err := nodeSources(opts.DummyDevice)
 	if err != nil {
-		fmt.Fprintf(stderr, "ipvs-doctor: cannot inspect IPVS on this node: %v\n", err)
-		return ExitCannotInspect
+		return cannotInspect(opts, stdout, stderr, fmt.Errorf("cannot inspect IPVS on this node: %w", err))
 	}
 	if src.Client, err = newClient(opts); err != nil {
-		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
-		return ExitCannotInspect
+		return cannotInspect(opts, stdout, stderr, err)
+	}
+	if opts.ConfigzURL != "" {
+		src.ReadConfigz, src.ConfigzURL = readConfigz(opts.ConfigzURL), opts.ConfigzURL
 	}
 	return Run(context.Background(), opts, src, stdout, stderr)
+}
+
+// cannotInspect reports a failure to start inspecting: on stderr, and
+// under -o json also as a JSON object on stdout, so that a caller parsing
+// stdout gets a document either way.
+func cannotInspect(opts CommandOptions, stdout, stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
+	if opts.Output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(struct {
+			Error    string `json:"error"`
+			ExitCode int    `json:"exitCode"`
+		}{err.Error(), ExitCannotInspect})
+	}
+	return ExitCannotInspect
 }
 
 // newClient returns nil when no cluster access was asked for.

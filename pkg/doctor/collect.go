@@ -30,6 +30,10 @@ type Sources struct {
 	// Client reads Services and EndpointSlices; nil skips the cluster.
 	Client      kubernetes.Interface
 	DummyDevice string
+	// ReadConfigz reads the running kube-proxy's /configz, from
+	// ConfigzURL; nil: not asked (the gate's state is then unknown).
+	ReadConfigz func(ctx context.Context) ([]byte, error)
+	ConfigzURL  string
 }
 
 // Collect reads a snapshot: the kernel first, then the cluster, so that a
@@ -65,7 +69,21 @@ func Collect(ctx context.Context, src Sources) Snapshot {
 			gap("cluster", err)
 		}
 	}
+	snap.Gate = collectGate(ctx, src)
 	return snap
+}
+
+// collectGate asks the running kube-proxy; not knowing is no gap (the
+// dataplane was inspected all the same).
+func collectGate(ctx context.Context, src Sources) GateFact {
+	if src.ReadConfigz == nil {
+		return GateFact{State: GateUnknown, Reason: "not asked (--configz-url is empty)"}
+	}
+	body, err := src.ReadConfigz(ctx)
+	if err != nil {
+		return GateFact{State: GateUnknown, Source: src.ConfigzURL, Reason: err.Error()}
+	}
+	return gateFromConfigz(body, src.ConfigzURL)
 }
 
 func collectDummy(snap *Snapshot, nd netdev.Interface, gap func(string, error)) {

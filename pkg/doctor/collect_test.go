@@ -318,11 +318,12 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want CommandOptions
 	}{
-		{nil, CommandOptions{Output: "table", DummyDevice: "kube-ipvs0"}},
-		{[]string{"-o", "json", "--fix", "--kubeconfig=/k", "--exclude-cidrs=172.16.1.1/12,fd00::/8"},
+		{nil, CommandOptions{Output: "table", DummyDevice: "kube-ipvs0", ConfigzURL: DefaultConfigzURL}},
+		{[]string{"-o", "json", "--fix", "--kubeconfig=/k", "--exclude-cidrs=172.16.1.1/12,fd00::/8", "--configz-url="},
 			CommandOptions{Output: "json", Fix: true, Kubeconfig: "/k", DummyDevice: "kube-ipvs0",
 				ExcludeCIDRs: mustPrefixes("172.16.0.0/12", "fd00::/8")}},
-		{[]string{"--in-cluster", "--dummy-device", "ipvs0"}, CommandOptions{Output: "table", InCluster: true, DummyDevice: "ipvs0"}},
+		{[]string{"--in-cluster", "--dummy-device", "ipvs0", "--configz-url", "http://10.0.0.1:10249/configz"},
+			CommandOptions{Output: "table", InCluster: true, DummyDevice: "ipvs0", ConfigzURL: "http://10.0.0.1:10249/configz"}},
 	}
 	for _, tc := range good {
 		got, err := ParseFlags(tc.args, &bytes.Buffer{})

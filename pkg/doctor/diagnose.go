@@ -68,6 +68,7 @@ func (d *diagnosis) facts() NodeFacts {
 		KernelRelease: d.snap.KernelRelease, Sysctls: d.snap.Sysctls, VirtualServers: len(d.snap.VirtualServers),
 		DummyDevice: d.snap.DummyDevice, DummyPresent: d.snap.DummyPresent, DummyAddresses: len(d.snap.DummyAddresses),
 		UDPConntrack: len(d.snap.UDPConntrack), Services: -1, EndpointSlices: -1,
+		ImmediateTermination: d.snap.Gate,
 	}
 	for _, vs := range d.snap.VirtualServers {
 		f.RealServers += len(vs.Destinations)

@@ -57,11 +57,25 @@ func writeFacts(b *strings.Builder, n NodeFacts) {
 		fmt.Fprintf(b, "%s: missing\n", n.DummyDevice)
 	}
 	fmt.Fprintf(b, "UDP conntrack entries: %d\n", n.UDPConntrack)
+	writeGate(b, n.ImmediateTermination)
 	if n.Services < 0 {
 		b.WriteString("Cluster: not asked (pass --kubeconfig to compare with Services and EndpointSlices)\n")
 	} else {
 		fmt.Fprintf(b, "Cluster: %d Services, %d EndpointSlices\n", n.Services, n.EndpointSlices)
 	}
+}
+
+func writeGate(b *strings.Builder, g GateFact) {
+	fmt.Fprintf(b, "Gate %s: %s", gateName, g.State)
+	switch {
+	case g.Source != "" && g.Reason != "":
+		fmt.Fprintf(b, " (%s: %s)", g.Source, g.Reason)
+	case g.Source != "":
+		fmt.Fprintf(b, " (from %s; the Service annotation %s overrides it per Service)", g.Source, "ipvs-proxy.kubernetes.io/termination-policy")
+	case g.Reason != "":
+		fmt.Fprintf(b, " (%s)", g.Reason)
+	}
+	b.WriteString("\n")
 }
 
 func writeRisk(b *strings.Builder, risk Risk) {

@@ -134,6 +134,8 @@ type NodeFacts struct {
 	// Services and EndpointSlices are -1 without cluster data.
 	Services       int `json:"services"`
 	EndpointSlices int `json:"endpointSlices"`
+	// ImmediateTermination is the gate on the running kube-proxy.
+	ImmediateTermination GateFact `json:"immediateTermination"`
 }
 
 // Report is the outcome of Diagnose (and of Fix, when it ran).

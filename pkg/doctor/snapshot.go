@@ -50,6 +50,8 @@ type Snapshot struct {
 	UDPConntrack []conntrack.Entry
 	// Cluster is nil when the API server was not asked.
 	Cluster *Cluster
+	// Gate is IPVSImmediateTermination on the running kube-proxy.
+	Gate GateFact
 	// Gaps say what could not be read, and why; each one makes the
 	// diagnosis incomplete.
 	Gaps []string

@@ -12,11 +12,11 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	v1 "k8s.io/api/core/v1"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/featuregate"
 	"k8s.io/component-base/logs"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	metricsfeatures "k8s.io/component-base/metrics/features"
 	k8sversion "k8s.io/component-base/version"
 	"k8s.io/klog/v2"
@@ -42,11 +42,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmd.Execute()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "kube-proxy: %s\n", errorLine(err))
+		if !errors.As(err, new(loggedError)) {
+			fmt.Fprintf(stderr, "kube-proxy: %s\n", errorLine(err))
+		}
 		return 1
 	}
 	return 0
 }
+
+// loggedError is a fatal error already written to the log (in the log's
+// format, JSON under --logging-format=json), so Main does not print it again.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
 
 // errorLine writes err on one line.
 func errorLine(err error) string {
@@ -92,8 +101,25 @@ func NewCommand(ctx context.Context, env *Environment, gate featuregate.MutableV
 }
 
 // run resolves the configuration and does what the flags ask: write the
-// configuration, clean up, initialise, or serve.
+// configuration, clean up, initialise, or serve. A fatal error under a
+// logging format other than text is logged in that format.
 func (o *Options) run(ctx context.Context, cmd *cobra.Command, env *Environment, gate featuregate.MutableVersionedFeatureGate) error {
+	loggingApplied := false
+	err := o.resolveAndRun(ctx, cmd, env, gate, &loggingApplied)
+	if err == nil || o.config.Logging.Format == "" || o.config.Logging.Format == logsapi.DefaultLogFormat || env.ApplyLogging == nil {
+		return err
+	}
+	// Resolving failed before logging was set up: set it up from the flags
+	// (and the file, when it was read) to report the error in that format.
+	if !loggingApplied && env.ApplyLogging(&o.config.Logging, gate) != nil {
+		return err
+	}
+	klog.Background().Error(err, "kube-proxy failed")
+	logs.FlushLogs()
+	return loggedError{err}
+}
+
+func (o *Options) resolveAndRun(ctx context.Context, cmd *cobra.Command, env *Environment, gate featuregate.MutableVersionedFeatureGate, loggingApplied *bool) error {
 	logger := klog.FromContext(ctx)
 	if err := o.complete(logger, cmd.Flags(), gate); err != nil {
 		return err
@@ -102,13 +128,19 @@ func (o *Options) run(ctx context.Context, cmd *cobra.Command, env *Environment,
 	if err := env.ApplyLogging(&o.config.Logging, gate); err != nil {
 		return err
 	}
+	*loggingApplied = true
 	cliflag.PrintFlags(cmd.Flags())
+	for _, warning := range o.warnings {
+		logger.Info("Warning: " + warning)
+	}
 	switch {
 	case o.WriteConfigTo != "":
 		return writeConfigFile(o.WriteConfigTo, o.config)
 	case o.Cleanup:
 		return cleanupLeftovers(ctx, env)
-	case o.InitOnly:
+	}
+	cleanupOtherModes(ctx, env)
+	if o.InitOnly {
 		return env.SetConntrackSysctls(ctx, &o.config.Conntrack)
 	}
 	var configChanged <-chan error
@@ -118,34 +150,7 @@ func (o *Options) run(ctx context.Context, cmd *cobra.Command, env *Environment,
 			return err
 		}
 	}
-	return runServer(ctx, o.config, o.master, env, gate, configChanged)
-}
-
-// cleanupLeftovers removes what the proxier created, for every family the
-// host supports; it fails when any part failed.
-func cleanupLeftovers(ctx context.Context, env *Environment) error {
-	ipv4, ipv6 := env.SupportedFamilies(klog.FromContext(ctx))
-	var errs []error
-	var families []v1.IPFamily
-	if ipv4 {
-		families = append(families, v1.IPv4Protocol)
-	}
-	if ipv6 {
-		families = append(families, v1.IPv6Protocol)
-	}
-	for _, family := range families {
-		deps, err := env.KernelDeps(family)
-		if err == nil {
-			err = env.CleanupLeftovers(ctx, deps)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cleanup %s: %w", family, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("encountered an error while tearing down rules: %w", err)
-	}
-	return nil
+	return runServer(ctx, o.config, o.warnings, o.master, env, gate, configChanged)
 }
 
 // printVersion prints, like upstream's --version, "Kubernetes vX.Y.Z" (the

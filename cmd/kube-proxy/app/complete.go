@@ -15,6 +15,12 @@ import (
 
 const modeIPVS = v1alpha1.ProxyMode("ipvs")
 
+// emptyModeWarning: kubeadm writes mode "" by default, which upstream runs
+// as iptables; swapping the image on such a cluster switches dataplanes.
+const emptyModeWarning = `mode is empty: upstream kube-proxy runs iptables mode then (kubeadm's default), this binary runs ipvs. ` +
+	`If this node ran upstream's iptables mode, its iptables rules (KUBE-SVC-*/KUBE-SEP-* chains, filter KUBE-SERVICES rejects ` +
+	`for Services without endpoints) stay until "kube-proxy --cleanup" runs, as with upstream's ipvs mode; set mode: ipvs to make the choice explicit`
+
 // complete resolves the configuration the way upstream does: without
 // --config the flags apply over the defaults; with --config the file wins,
 // except for the logging flags, --hostname-override and the flags that
@@ -43,6 +49,9 @@ func (o *Options) complete(logger klog.Logger, fs *pflag.FlagSet, gate featurega
 	if err := checkMode(o.config.Mode, o.source()); err != nil {
 		return err
 	}
+	if o.config.Mode == "" {
+		o.warnings = append(o.warnings, emptyModeWarning)
+	}
 	o.config.Mode = modeIPVS
 	if o.config.DetectLocalMode == "" {
 		o.config.DetectLocalMode = localModeClusterCIDR
@@ -53,7 +62,7 @@ func (o *Options) complete(logger klog.Logger, fs *pflag.FlagSet, gate featurega
 	if !gate.Enabled(kubeProxyIPVS) {
 		logger.Info("Warning: feature gate KubeProxyIPVS is disabled; this binary serves ipvs regardless")
 	}
-	return o.describe(validate(o.config, gate))
+	return o.describe(validate(o.config, gate), fs)
 }
 
 // addressFromPortFlag applies the deprecated --healthz-port/--metrics-port:
@@ -143,13 +152,17 @@ func (o *Options) fieldSource(fieldName, flag string) string {
 
 // describe turns validation errors into one error on one line, naming the
 // file and fields, or the flags when there is no file.
-func (o *Options) describe(errs field.ErrorList) error {
+func (o *Options) describe(errs field.ErrorList, fs *pflag.FlagSet) error {
 	if len(errs) == 0 {
 		return nil
 	}
 	parts := make([]string, 0, len(errs))
 	for _, e := range errs {
 		if o.ConfigFile == "" {
+			if msg := o.minSyncPeriodAlone(e, fs); msg != "" {
+				parts = append(parts, msg)
+				continue
+			}
 			if flag := flagForField(e.Field); flag != "" {
 				parts = append(parts, flag+": "+e.Error())
 				continue
@@ -162,6 +175,18 @@ func (o *Options) describe(errs field.ErrorList) error {
 		where = "config file " + o.ConfigFile
 	}
 	return fmt.Errorf("%s: %s", where, strings.Join(parts, "; "))
+}
+
+// minSyncPeriodAlone rewrites upstream's "ipvs.syncPeriod must be greater
+// than or equal to ipvs.minSyncPeriod" when only --ipvs-min-sync-period was
+// given: the flag to blame is that one, against the default sync period.
+func (o *Options) minSyncPeriodAlone(e *field.Error, fs *pflag.FlagSet) string {
+	if e.Field != "ipvs.syncPeriod" || !strings.Contains(e.Detail, "minSyncPeriod") ||
+		fs.Changed("ipvs-sync-period") || !fs.Changed("ipvs-min-sync-period") {
+		return ""
+	}
+	return fmt.Sprintf("--ipvs-min-sync-period: %s must be less than or equal to the sync period, %s (the default of --ipvs-sync-period, not given)",
+		o.config.IPVS.MinSyncPeriod.Duration, o.config.IPVS.SyncPeriod.Duration)
 }
 
 // flagForField names the flag that sets a configuration field.

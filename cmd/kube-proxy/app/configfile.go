@@ -7,7 +7,9 @@ import (
 	"reflect"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/klog/v2"
 	"k8s.io/kube-proxy/config/v1alpha1"
@@ -82,12 +84,37 @@ func explainDecodeError(data []byte, err error) error {
 	case runtime.IsMissingKind(err), runtime.IsMissingVersion(err):
 		return fmt.Errorf("apiVersion and kind must be %s %s", configAPIVersion, configKindName)
 	case runtime.IsNotRegisteredError(err):
-		return fmt.Errorf("not a %s %s document: %v", configAPIVersion, configKindName, err)
+		return notOurDocument(documentKind(data))
 	}
 	if path, fieldErr := findBadField(data); path != "" {
 		return fmt.Errorf("field %s: %w", path, fieldErr)
 	}
 	return fmt.Errorf("decode: %s", oneLine(err.Error()))
+}
+
+// notOurDocument says which document was given instead of ours, in the
+// file's own words (the decoder's error names its scheme's source line).
+func notOurDocument(gvk *schema.GroupVersionKind) error {
+	want := fmt.Sprintf("want apiVersion %s, kind %s", configAPIVersion, configKindName)
+	switch {
+	case gvk == nil:
+		return fmt.Errorf("not a %s %s document", configAPIVersion, configKindName)
+	case gvk.Kind == configKindName:
+		return fmt.Errorf("apiVersion %q is not supported (%s)", gvk.GroupVersion().String(), want)
+	case gvk.Kind == "ConfigMap":
+		return fmt.Errorf("the file is a ConfigMap, not the configuration: pass the file its data key config.conf holds (%s)", want)
+	}
+	return fmt.Errorf("the file is a %s %s (%s)", gvk.GroupVersion().String(), gvk.Kind, want)
+}
+
+// documentKind is the document's own apiVersion and kind (nil without).
+func documentKind(data []byte) *schema.GroupVersionKind {
+	var meta metav1.TypeMeta
+	if yaml.Unmarshal(data, &meta) != nil || meta.Kind == "" {
+		return nil
+	}
+	found := schema.FromAPIVersionAndKind(meta.APIVersion, meta.Kind)
+	return &found
 }
 
 // findBadField decodes the document generically and tries every leaf

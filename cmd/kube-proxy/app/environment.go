@@ -33,6 +33,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/nftables"
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
@@ -44,11 +45,17 @@ type Environment struct {
 	// NewClient connects to the API server (kubeconfig, --master or in-cluster).
 	NewClient func(cc componentbaseconfigv1alpha1.ClientConnectionConfiguration, master string) (clientset.Interface, error)
 	// KernelDeps returns the kernel interfaces for one IP family; Recorder,
-	// health servers and metrics are filled in by the caller.
+	// health servers and metrics are filled in by the caller. With an error,
+	// the interfaces that could be made are returned (IPTables at least).
 	KernelDeps func(family v1.IPFamily) (ipvsproxy.Deps, error)
 	NewProxier func(ctx context.Context, cfg ipvsproxy.Config, deps ipvsproxy.Deps) (proxy.Provider, error)
 	// CleanupLeftovers is --cleanup for one family.
 	CleanupLeftovers func(ctx context.Context, deps ipvsproxy.Deps) error
+	// NFTables deletes upstream's nftables-mode tables (at start and in
+	// --cleanup, as upstream's ipvs mode does).
+	NFTables nftables.Interface
+	// Geteuid is the effective user id (--cleanup's permission hint).
+	Geteuid func() int
 	// SupportedFamilies says which IP families the host can proxy.
 	SupportedFamilies   func(logger klog.Logger) (ipv4, ipv6 bool)
 	SetConntrackSysctls func(ctx context.Context, ct *v1alpha1.KubeProxyConntrackConfiguration) error
@@ -76,6 +83,8 @@ func DefaultEnvironment() *Environment {
 			return p, nil
 		},
 		CleanupLeftovers:    ipvsproxy.CleanupLeftovers,
+		NFTables:            nftables.New(),
+		Geteuid:             os.Geteuid,
 		SupportedFamilies:   supportedFamilies,
 		SetConntrackSysctls: setConntrackSysctls,
 		SetOOMScoreAdj:      setOOMScoreAdj,
@@ -116,7 +125,9 @@ func newClient(cc componentbaseconfigv1alpha1.ClientConnectionConfiguration, mas
 }
 
 // newKernelDeps opens the IPVS netlink socket once and shares the
-// family-neutral interfaces between both families.
+// family-neutral interfaces between both families. When IPVS cannot be
+// opened it returns the error with every other interface filled in and
+// IPVS nil (--cleanup goes on without it).
 func newKernelDeps() func(v1.IPFamily) (ipvsproxy.Deps, error) {
 	var once sync.Once
 	var shared ipvsproxy.Deps
@@ -129,12 +140,15 @@ func newKernelDeps() func(v1.IPFamily) (ipvsproxy.Deps, error) {
 				IPVS: handle, IPSet: ipset.New(), NetDev: netdev.New(), Conntrack: conntrack.New(),
 				Sysctl: sysctl.New(), KernelVersion: kernelVersion(),
 			}
+			if openErr != nil {
+				shared.IPVS = nil
+			}
 		})
-		if openErr != nil {
-			return ipvsproxy.Deps{}, fmt.Errorf("open IPVS netlink socket: %w", openErr)
-		}
 		deps := shared
 		deps.IPTables = iptables.New(family == v1.IPv6Protocol)
+		if openErr != nil {
+			return deps, fmt.Errorf("open IPVS netlink socket: %w", openErr)
+		}
 		return deps, nil
 	}
 }

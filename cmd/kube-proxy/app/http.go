@@ -31,7 +31,7 @@ type serverFailure struct {
 }
 
 // newMetricsMux serves what upstream's metrics server serves.
-func newMetricsMux(cfg *v1alpha1.KubeProxyConfiguration, metricsHandler http.Handler) *http.ServeMux {
+func newMetricsMux(cfg *v1alpha1.KubeProxyConfiguration, warnings []string, metricsHandler http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", serveOK)
 	mux.HandleFunc("/healthz/ping", serveOK)
@@ -43,7 +43,7 @@ func newMetricsMux(cfg *v1alpha1.KubeProxyConfiguration, metricsHandler http.Han
 	mux.HandleFunc("/version", serveVersion)
 	mux.Handle("/metrics", metricsHandler)
 	slis.SLIMetricsWithReset{}.Install(mux)
-	mux.Handle("/configz", configzHandler(cfg))
+	mux.Handle("/configz", configzHandler(cfg, warnings))
 	if cfg.EnableProfiling {
 		installProfiling(mux)
 	}
@@ -56,13 +56,18 @@ func serveOK(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
+// configzSection is /configz's key for what ipvs-proxy adds: the warnings
+// about the configuration (an empty mode), an empty list without any.
+const configzSection = "ipvs-proxy.kubernetes.io"
+
 // configzHandler answers like component-base/configz: the configuration
-// under its group name.
-func configzHandler(cfg *v1alpha1.KubeProxyConfiguration) http.Handler {
+// under its group name; and our warnings under configzSection.
+func configzHandler(cfg *v1alpha1.KubeProxyConfiguration, warnings []string) http.Handler {
 	shown := cfg.DeepCopy()
 	setConfigKind(shown)
+	ours := map[string][]string{"warnings": append([]string{}, warnings...)}
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		body, err := json.Marshal(map[string]any{v1alpha1.GroupName: shown})
+		body, err := json.Marshal(map[string]any{v1alpha1.GroupName: shown, configzSection: ours})
 		if err != nil {
 			http.Error(w, fmt.Sprintf("encode configz: %v", err), http.StatusInternalServerError)
 			return

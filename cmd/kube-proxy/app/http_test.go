@@ -40,7 +40,7 @@ func TestMetricsServerEndpoints(t *testing.T) {
 	ours.Register(registry)
 	ours.RealServersDeleted.WithLabelValues("immediate").Inc()
 	ours.ConntrackEntriesDeleted.Add(3)
-	server := httptest.NewServer(newMetricsMux(cfg, metrics.HandlerFor(registry, metrics.HandlerOpts{})))
+	server := httptest.NewServer(newMetricsMux(cfg, nil, metrics.HandlerFor(registry, metrics.HandlerOpts{})))
 	defer server.Close()
 
 	cases := []struct {
@@ -78,7 +78,7 @@ func TestMetricsServerEndpoints(t *testing.T) {
 func TestConfigzIsTheConfiguration(t *testing.T) {
 	cfg := mustResolve(t, []string{"--cluster-cidr=10.0.0.0/8"})
 	rec := httptest.NewRecorder()
-	configzHandler(cfg).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/configz", nil))
+	configzHandler(cfg, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/configz", nil))
 	var got map[string]map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestConfigzIsTheConfiguration(t *testing.T) {
 
 func TestProfilingEndpoints(t *testing.T) {
 	cfg := mustResolve(t, []string{"--profiling"})
-	server := httptest.NewServer(newMetricsMux(cfg, http.NotFoundHandler()))
+	server := httptest.NewServer(newMetricsMux(cfg, nil, http.NotFoundHandler()))
 	defer server.Close()
 	if status, _, _ := get(t, server.URL+"/debug/pprof/"); status != http.StatusOK {
 		t.Errorf("pprof: %d", status)
@@ -135,6 +135,13 @@ func TestDocumentedMetricsServed(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("/metrics lacks %v, which docs/operations.md documents", missing)
 	}
+	// The real-server gauges have their family's series from the start.
+	_, _, body := get(t, "http://"+metricsAddr+"/metrics")
+	for _, series := range []string{`ipvsproxy_real_servers_weight_zero{ip_family="IPv4"} 0`, `ipvsproxy_real_servers_finishing{ip_family="IPv4"} 0`} {
+		if !strings.Contains(body, "\n"+series+"\n") {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 }
 
 // freePort returns an address on loopback that nothing listens on.
@@ -169,7 +176,7 @@ func TestMetricsServerHardFail(t *testing.T) {
 func TestMetricsServerStopsWithContext(t *testing.T) {
 	addr := freePort(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	serveMetrics(ctx, addr, newMetricsMux(mustResolve(t, nil), http.NotFoundHandler()), nil)
+	serveMetrics(ctx, addr, newMetricsMux(mustResolve(t, nil), nil, http.NotFoundHandler()), nil)
 	waitFor(t, "metrics server up", func() bool {
 		resp, err := http.Get("http://" + addr + "/proxyMode")
 		if err == nil {

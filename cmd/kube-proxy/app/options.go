@@ -35,6 +35,9 @@ type Options struct {
 	ipvsSyncPeriod        time.Duration
 	ipvsMinSyncPeriod     time.Duration
 	version               versionValue
+
+	// warnings about the configuration, logged at start and served in /configz.
+	warnings []string
 }
 
 // newOptions returns options holding the defaults, as the flags show them.

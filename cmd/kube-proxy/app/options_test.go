@@ -20,6 +20,9 @@ func TestBadInput(t *testing.T) {
 		args    []string
 		config  string
 		mention []string
+		// forbid: words the line must not hold (a flag not given, the
+		// decoder's internals).
+		forbid []string
 	}{
 		{name: "missing file", args: []string{"--config=" + filepath.Join(dir, "nope.yaml")}, mention: []string{"nope.yaml", "no such file"}},
 		{name: "unreadable file", args: []string{"--config=" + dir}, mention: []string{dir, "is a directory"}},
@@ -27,7 +30,10 @@ func TestBadInput(t *testing.T) {
 		{name: "not YAML at all", config: "\x00\x01", mention: []string{"@config"}},
 		{name: "missing kind", config: "mode: ipvs\n", mention: []string{"@config", "apiVersion and kind"}},
 		{name: "wrong kind", config: "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeletConfiguration\n", mention: []string{"@config", "KubeletConfiguration"}},
-		{name: "wrong version", config: "apiVersion: kubeproxy.config.k8s.io/v1beta9\nkind: KubeProxyConfiguration\n", mention: []string{"@config", "v1beta9"}},
+		{name: "wrong version", config: "apiVersion: kubeproxy.config.k8s.io/v1beta9\nkind: KubeProxyConfiguration\n", mention: []string{"@config", "v1beta9", "not supported"},
+			forbid: []string{"scheme", ".go:"}},
+		{name: "the ConfigMap instead of its config.conf", config: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-proxy}\ndata: {config.conf: x}\n",
+			mention: []string{"@config", "ConfigMap", "config.conf"}, forbid: []string{"scheme", ".go:"}},
 		{name: "bad duration", config: configHeader + "ipvs:\n  syncPeriod: soon\n", mention: []string{"@config", "ipvs.syncPeriod", "soon"}},
 		{name: "string for number", config: configHeader + "iptables:\n  masqueradeBit: high\n", mention: []string{"@config", "iptables.masqueradeBit"}},
 		{name: "object for string", config: configHeader + "ipvs:\n  scheduler: {a: b}\n", mention: []string{"@config", "ipvs.scheduler"}},
@@ -41,6 +47,8 @@ func TestBadInput(t *testing.T) {
 		{name: "bad healthz address flag", args: []string{"--healthz-bind-address=10.0.0.1:http"}, mention: []string{"--healthz-bind-address"}},
 		{name: "bad metrics address flag", args: []string{"--metrics-bind-address=host:10249"}, mention: []string{"--metrics-bind-address", "host"}},
 		{name: "min sync above sync flag", args: []string{"--ipvs-sync-period=1s", "--ipvs-min-sync-period=2s"}, mention: []string{"--ipvs-sync-period"}},
+		{name: "min sync flag alone above the default sync", args: []string{"--ipvs-min-sync-period=60s"},
+			mention: []string{"--ipvs-min-sync-period: 1m0s", "30s", "default"}, forbid: []string{"--ipvs-sync-period:"}},
 		{name: "unknown gate flag", args: []string{"--feature-gates=Bogus=true"}, mention: []string{"--feature-gates", "Bogus"}},
 		{name: "empty hostname override", args: []string{"--hostname-override= "}, mention: []string{"--hostname-override"}},
 		{name: "unknown flag", args: []string{"--ipvs-schedular=rr"}, mention: []string{"ipvs-schedular"}},
@@ -67,6 +75,11 @@ func TestBadInput(t *testing.T) {
 				}
 				if !strings.Contains(line, want) {
 					t.Errorf("error %q does not mention %q", line, want)
+				}
+			}
+			for _, bad := range tc.forbid {
+				if strings.Contains(line, bad) {
+					t.Errorf("error %q mentions %q", line, bad)
 				}
 			}
 			if strings.Contains(line, "goroutine") || strings.Contains(line, "Usage:") {

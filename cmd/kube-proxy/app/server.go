@@ -27,10 +27,12 @@ import (
 // proxyServer is one running kube-proxy: its client, node, servers and the
 // proxier (one per family, or both behind a metaproxier).
 type proxyServer struct {
-	cfg    *v1alpha1.KubeProxyConfiguration
-	env    *Environment
-	gate   featuregate.MutableVersionedFeatureGate
-	client clientset.Interface
+	cfg *v1alpha1.KubeProxyConfiguration
+	// warnings about cfg, served in /configz.
+	warnings []string
+	env      *Environment
+	gate     featuregate.MutableVersionedFeatureGate
+	client   clientset.Interface
 
 	nodeName      string
 	nodeManager   *proxy.NodeManager
@@ -52,7 +54,7 @@ type proxyServer struct {
 // runServer starts kube-proxy and blocks until ctx is cancelled (SIGTERM),
 // which returns nil and leaves the dataplane in place, or until the config
 // file changes or a server cannot bind with bindAddressHardFail.
-func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate, configChanged <-chan error) error {
+func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, warnings []string, master string, env *Environment, gate featuregate.MutableVersionedFeatureGate, configChanged <-chan error) error {
 	s, err := newProxyServer(ctx, cfg, master, env, gate)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -61,6 +63,7 @@ func runServer(ctx context.Context, cfg *v1alpha1.KubeProxyConfiguration, master
 		}
 		return err
 	}
+	s.warnings = warnings
 	return s.run(ctx, configChanged)
 }
 
@@ -190,7 +193,7 @@ func (s *proxyServer) run(ctx context.Context, configChanged <-chan error) error
 		hardFail = make(chan serverFailure, 2)
 	}
 	serveHealthz(ctx, s.healthServer, hardFail)
-	serveMetrics(ctx, s.cfg.MetricsBindAddress, newMetricsMux(s.cfg, s.env.MetricsHandler), hardFail)
+	serveMetrics(ctx, s.cfg.MetricsBindAddress, newMetricsMux(s.cfg, s.warnings, s.env.MetricsHandler), hardFail)
 	if err := s.startInformers(ctx); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netdev"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/nftables"
 	ipvsproxy "github.com/ipvs-proxy/ipvs-proxy/pkg/proxy/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/version"
@@ -51,8 +52,12 @@ type testHost struct {
 	ipset    *ipset.Fake
 	ipt      map[v1.IPFamily]*iptables.Fake
 	netdev   *netdev.Fake
+	nft      *nftables.Fake
 	registry metrics.KubeRegistry
 	ipv6     bool
+	// noIPVS: the IPVS netlink socket cannot be opened (no ip_vs module).
+	noIPVS bool
+	euid   int
 
 	mu             sync.Mutex
 	proxierConfigs []ipvsproxy.Config
@@ -67,6 +72,7 @@ func newTestHost(t *testing.T) *testHost {
 	t.Helper()
 	h := &testHost{
 		ipvs: ipvs.NewFake(), ipset: ipset.NewFake(), netdev: netdev.NewFake(), registry: metrics.NewKubeRegistry(),
+		nft: nftables.NewFake(),
 		ipt: map[v1.IPFamily]*iptables.Fake{v1.IPv4Protocol: iptables.NewFake(false), v1.IPv6Protocol: iptables.NewFake(true)},
 	}
 	if err := h.netdev.AddDevice("eth0", netip.MustParseAddr("10.0.0.1")); err != nil {
@@ -76,14 +82,19 @@ func newTestHost(t *testing.T) *testHost {
 }
 
 func (h *testHost) kernelDeps(family v1.IPFamily) (ipvsproxy.Deps, error) {
-	return ipvsproxy.Deps{
+	deps := ipvsproxy.Deps{
 		IPVS: h.ipvs, IPSet: h.ipset, IPTables: h.ipt[family], NetDev: h.netdev, Conntrack: conntrack.NewFake(),
 		Sysctl: sysctl.NewFake(map[string]int{
 			"net/ipv4/vs/conntrack": 0, "net/ipv4/vs/conn_reuse_mode": 1, "net/ipv4/vs/expire_nodest_conn": 0,
 			"net/ipv4/vs/expire_quiescent_template": 0, "net/ipv4/ip_forward": 0,
 		}),
 		KernelVersion: "6.1.0-56-amd64",
-	}, nil
+	}
+	if h.noIPVS {
+		deps.IPVS = nil
+		return deps, errors.New("open IPVS netlink socket: no such file or directory")
+	}
+	return deps, nil
 }
 
 func (h *testHost) env() *Environment {
@@ -105,6 +116,8 @@ func (h *testHost) env() *Environment {
 			h.mu.Unlock()
 			return ipvsproxy.CleanupLeftovers(ctx, deps)
 		},
+		NFTables:          h.nft,
+		Geteuid:           func() int { return h.euid },
 		SupportedFamilies: func(klog.Logger) (bool, bool) { return true, h.ipv6 },
 		SetConntrackSysctls: func(context.Context, *v1alpha1.KubeProxyConntrackConfiguration) error {
 			h.mu.Lock()

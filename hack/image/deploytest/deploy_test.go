@@ -289,7 +289,9 @@ func TestOverlayCreatesNothing(t *testing.T) {
 }
 
 // TestKubeadmPatch applies deploy/kubeadm-patches/kubeproxydaemonset+strategic.yaml
-// as kubeadm does (strategic merge onto the DaemonSet it renders).
+// as kubeadm does (strategic merge onto the DaemonSet it renders: the same
+// template in init, upgrade apply and an HA control plane's last upgrade
+// node, see TestUpgradeDocsPatchEveryRenderingCommand).
 func TestKubeadmPatch(t *testing.T) {
 	c := connect(t)
 	before := kubeadmDaemonSet(t, c)

@@ -24,6 +24,12 @@ type Metrics struct {
 	ConntrackFlushFailures *metrics.Counter
 	// SyncsTotal counts syncs by kind ("full" or "partial") and result.
 	SyncsTotal *metrics.CounterVec
+	// RealServersWeightZero is the number of real servers at weight 0 in
+	// the IPVS table now (draining, finishing or left over), per family.
+	RealServersWeightZero *metrics.GaugeVec
+	// RealServersFinishing is the number of real servers kept now while
+	// requests in flight finish (FinishGrace), per family.
+	RealServersFinishing *metrics.GaugeVec
 }
 
 // NewMetrics creates the metrics; register them with Register.
@@ -53,12 +59,31 @@ func NewMetrics() *Metrics {
 			Help:           "Proxier syncs by kind (full, partial) and result (success, error).",
 			StabilityLevel: metrics.ALPHA,
 		}, []string{"kind", "result"}),
+		RealServersWeightZero: metrics.NewGaugeVec(&metrics.GaugeOpts{
+			Subsystem:      "ipvsproxy",
+			Name:           "real_servers_weight_zero",
+			Help:           "Real servers at weight 0 in the IPVS table now (draining, finishing in-flight requests, or left over by an earlier run), as of the last sync or finish check.",
+			StabilityLevel: metrics.ALPHA,
+		}, []string{"ip_family"}),
+		RealServersFinishing: metrics.NewGaugeVec(&metrics.GaugeOpts{
+			Subsystem:      "ipvsproxy",
+			Name:           "real_servers_finishing",
+			Help:           "Real servers of endpoints going away that are kept while requests in flight finish (at most FinishGrace), now.",
+			StabilityLevel: metrics.ALPHA,
+		}, []string{"ip_family"}),
 	}
+}
+
+// initFamily creates the family's gauge series at 0.
+func (m *Metrics) initFamily(family v1.IPFamily) {
+	m.RealServersWeightZero.WithLabelValues(string(family)).Set(0)
+	m.RealServersFinishing.WithLabelValues(string(family)).Set(0)
 }
 
 // Register adds the metrics to a registry (legacyregistry in the binary).
 func (m *Metrics) Register(r interface{ MustRegister(...metrics.Registerable) }) {
-	r.MustRegister(m.RealServersDeleted, m.ConntrackEntriesDeleted, m.ConntrackFlushFailures, m.SyncsTotal)
+	r.MustRegister(m.RealServersDeleted, m.ConntrackEntriesDeleted, m.ConntrackFlushFailures, m.SyncsTotal,
+		m.RealServersWeightZero, m.RealServersFinishing)
 	// Every series at 0 from the start (vectors show no series before
 	// their first value otherwise, and increase() misses the first one).
 	for _, reason := range []string{reasonImmediate, reasonDrained, reasonNotTCP, reasonStale} {

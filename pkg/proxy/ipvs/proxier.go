@@ -79,6 +79,9 @@ type Proxier struct {
 	// finishing are the real servers of removed endpoints kept while their
 	// connections finish, with when they started (Config.FinishGrace).
 	finishing map[destRef]time.Time
+	// weightZero counts the real servers at weight 0 per virtual server
+	// of kernel (for the gauge; see countWeightZero).
+	weightZero weightZeroCount
 	// finishCheckPending says checkFinishing is already scheduled.
 	finishCheckPending atomic.Bool
 	// afterFunc is time.AfterFunc (tests replace it to drive the clock).
@@ -125,6 +128,7 @@ func NewProxier(ctx context.Context, cfg Config, deps Deps) (*Proxier, error) {
 		p.metrics = NewMetrics()
 	}
 	initFamilyMetrics(cfg.IPFamily)
+	p.metrics.initFamily(cfg.IPFamily)
 	if p.serviceHealth == nil {
 		p.serviceHealth = healthcheck.NewFakeServiceHealthServer()
 	}

@@ -135,6 +135,7 @@ func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	p.desired.forgetGone(p.kernel)
 	p.trackFinishing(pl, now)
 	p.countDeletions(a)
+	p.countWeightZero(sc)
 	return pl, err
 }
 

@@ -85,6 +85,10 @@ func (w *world) checkMetrics(ctx context.Context, p svcPods) error {
 		}
 	}
 	w.run.Check("/metrics serves every metric docs/operations.md lists", len(missing) == 0, fmt.Sprintf("missing: %v", missing))
+	for _, gauge := range []string{"ipvsproxy_real_servers_weight_zero", "ipvsproxy_real_servers_finishing"} {
+		_, ok := s.series[gauge+"{"+v4+"}"]
+		w.run.Check("real-server gauge has its IPv4 series: "+gauge, ok, fmt.Sprintf("%s{%s} absent", gauge, v4))
+	}
 	for _, m := range []struct {
 		what, name, labels string
 	}{

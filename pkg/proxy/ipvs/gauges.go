@@ -1,0 +1,49 @@
+package ipvs
+
+import "github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+
+// weightZeroCount is the number of real servers at weight 0 per virtual
+// server of the observed kernel state, and their total: a partial sync
+// recounts only the virtual servers it planned, not the whole table.
+type weightZeroCount struct {
+	byService map[ipvs.ServiceKey]int
+	total     int
+}
+
+// countWeightZero updates the real-server gauges after a plan was applied
+// within sc (nil: the whole table, a full sync).
+func (p *Proxier) countWeightZero(sc *scope) {
+	c := &p.weightZero
+	if sc == nil || c.byService == nil {
+		c.byService, c.total = make(map[ipvs.ServiceKey]int), 0
+		for key := range p.kernel.services {
+			c.recount(key, p.kernel.services[key])
+		}
+	} else {
+		for key := range sc.services {
+			c.recount(key, p.kernel.services[key])
+		}
+	}
+	family := string(p.cfg.IPFamily)
+	p.metrics.RealServersWeightZero.WithLabelValues(family).Set(float64(c.total))
+	p.metrics.RealServersFinishing.WithLabelValues(family).Set(float64(len(p.finishing)))
+}
+
+// recount replaces the count of one virtual server (nil: gone).
+func (c *weightZeroCount) recount(key ipvs.ServiceKey, s *observedService) {
+	c.total -= c.byService[key]
+	delete(c.byService, key)
+	if s == nil {
+		return
+	}
+	n := 0
+	for _, d := range s.dests {
+		if d.Weight == 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		c.byService[key] = n
+		c.total += n
+	}
+}

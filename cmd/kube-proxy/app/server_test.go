@@ -517,7 +517,7 @@ func TestVersionInfoLoggedFirst(t *testing.T) {
 		},
 	}
 	cfg := mustResolve(t, nil)
-	if err := runServer(klog.NewContext(t.Context(), logger), cfg, "", env, newTestGate(t), nil); err == nil {
+	if err := runServer(klog.NewContext(t.Context(), logger), cfg, nil, "", env, newTestGate(t), nil); err == nil {
 		t.Fatal("runServer without an API client succeeded")
 	}
 	first, _, _ := strings.Cut(out.String(), "\n")

@@ -3,6 +3,8 @@ package podkit
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -92,6 +94,41 @@ func Rules(save string) []string {
 		default:
 			out = append(out, table+": "+l)
 		}
+	}
+	return out
+}
+
+func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// SaveState writes each part of a node state to DIR/PART.txt.
+func SaveState(t testing.TB, dir string, state map[string]string) {
+	t.Helper()
+	for part, text := range state {
+		if err := writeFile(filepath.Join(dir, part+".txt"), []byte(text)); err != nil {
+			t.Fatalf("save node state: %v", err)
+		}
+	}
+}
+
+// LoadState reads what SaveState wrote; nil when dir does not exist.
+func LoadState(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
+	if err != nil || len(files) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("load node state: %v", err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".txt")] = string(b)
 	}
 	return out
 }

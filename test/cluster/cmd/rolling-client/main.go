@@ -41,6 +41,8 @@ type Report struct {
 	Failures []results.Request
 	// Slow are successful requests over results.SlowThreshold.
 	Slow []results.Request
+	// OriginUnixNano is the origin of the requests' Start (the client node's clock).
+	OriginUnixNano int64
 }
 
 // Change is one real server appearing (Event "add"), going ("del"), changing weight
@@ -107,12 +109,13 @@ func client(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 	fmt.Fprintf(os.Stderr, "rolling-client: %v of requests to %s from ports %d-%d\n", *duration, vip, ports[0], ports[len(ports)-1])
-	reqs := load.RunPool(ctx, ns, cfg, time.Now())
+	origin := time.Now()
+	reqs := load.RunPool(ctx, ns, cfg, origin)
 	if len(reqs) == 0 {
 		// RunPool drops a worker that cannot enter the namespace: nothing was sent.
 		return fmt.Errorf("no request made to %s in %v", vip, *duration)
 	}
-	rep := Report{Summary: results.Summarize(reqs)}
+	rep := Report{Summary: results.Summarize(reqs), OriginUnixNano: origin.UnixNano()}
 	for _, r := range reqs {
 		switch {
 		case !r.OK():

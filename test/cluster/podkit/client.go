@@ -70,6 +70,9 @@ func WaitClientReport(t testing.TB, client kubernetes.Interface, ns, name string
 		t.Fatalf("decode the requests in the log of pod %s/%s: %d runs, %v", ns, name, len(runs), err)
 	}
 	rep.Requests = runs[0].Requests
+	if rep.OriginUnixNano == 0 {
+		rep.OriginUnixNano = containerStart(t, client, ns, name).UnixNano()
+	}
 	if rep.Summary.Requests == 0 {
 		t.Fatalf("client pod %s/%s made no request", ns, name)
 	}
@@ -101,4 +104,15 @@ func WriteRun(t testing.TB, path string, run *results.Run) {
 	if err := writeFile(path, b); err != nil {
 		t.Fatalf("write run %s: %v", path, err)
 	}
+}
+
+// containerStart is when pod name's container started, as its kubelet reported it (the
+// node's clock, to the second): the origin of a client image older than OriginUnixNano.
+func containerStart(t testing.TB, client kubernetes.Interface, ns, name string) time.Time {
+	t.Helper()
+	p, err := client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Terminated == nil {
+		t.Fatalf("start time of pod %s/%s: %v", ns, name, err)
+	}
+	return p.Status.ContainerStatuses[0].State.Terminated.StartedAt.Time
 }

@@ -46,9 +46,13 @@ func ServerPod(name, node string, labels map[string]string) *corev1.Pod {
 				Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
 					FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
 				Ports: []corev1.ContainerPort{{ContainerPort: HTTPPort}, {ContainerPort: EchoPort}},
+				// A 5 s timeout: under TCG on a loaded host the default 1 s timed out and
+				// the pods' readiness flapped, which the scenarios must not mistake for
+				// their own endpoint changes.
 				ReadinessProbe: &corev1.Probe{
-					ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(HTTPPort)}},
-					PeriodSeconds: 1,
+					ProbeHandler:   corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(HTTPPort)}},
+					PeriodSeconds:  2,
+					TimeoutSeconds: 5,
 				},
 			}},
 		},

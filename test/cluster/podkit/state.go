@@ -17,8 +17,10 @@ import (
 )
 
 // stateCommands are what NodeState reads, by container name: the IPVS table (rolling-client
-// dump) and, with upstream's kube-proxy image (it ships iptables with both backends and
-// ipset), each iptables backend's rules and the ipset names.
+// dump) and, with upstream's kube-proxy image (it ships iptables and ipset), the iptables
+// rules and the ipset names. Legacy iptables only: the nodes' kernel has no nf_tables
+// (iptables-nft-save there: "Could not fetch rule set generation id: Invalid argument"),
+// so neither proxy can have rules in the nft backend.
 var stateCommands = []struct {
 	name, image string
 	command     []string
@@ -26,12 +28,10 @@ var stateCommands = []struct {
 	{"ipvs", ClientImage, []string{"/rolling-client", "dump"}},
 	{"iptables-legacy", UpstreamImage, []string{"/usr/sbin/iptables-legacy-save"}},
 	{"ip6tables-legacy", UpstreamImage, []string{"/usr/sbin/ip6tables-legacy-save"}},
-	{"iptables-nft", UpstreamImage, []string{"/usr/sbin/iptables-nft-save"}},
-	{"ip6tables-nft", UpstreamImage, []string{"/usr/sbin/ip6tables-nft-save"}},
 	{"ipset", UpstreamImage, []string{"/usr/sbin/ipset", "list", "-n"}},
 }
 
-// NodeState reads node's IPVS table, iptables rules (legacy and nft, IPv4 and IPv6) and
+// NodeState reads node's IPVS table, iptables rules (IPv4 and IPv6) and
 // ipset names from a privileged host-network pod; a command that fails gives
 // "error: exit N: <log>".
 func NodeState(t testing.TB, client kubernetes.Interface, ns, node, name string) map[string]string {

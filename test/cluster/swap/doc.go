@@ -10,7 +10,7 @@
 // kubectl edit, rollout restart). It reports failed requests, long-lived connections
 // cut, and node-a's state (IPVS table, iptables rules of both backends, ipset names)
 // before the swap, after it, after the gate, compared with $SWAP_BASELINE (node-a's
-// state with ours alone, saved by a run with SWAP_SAVE_BASELINE) when there is one.
+// state with ours alone, saved by TestBaseline) when there is one.
 //
 // Build tag cluster; reads $CLUSTER_ADMIN_KUBECONFIG, $CLUSTER_ADDON_SH, $SWAP_WAY,
 // $SWAP_ROW, $SWAP_REPORT (Markdown rows appended), $SWAP_OUT (node states, the

@@ -97,9 +97,6 @@ func TestImageSwap(t *testing.T) {
 	rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 	cut := connectionsCut(t, holder)
 	leftovers := compare(t, states, podkit.LoadState(t, os.Getenv("SWAP_BASELINE")))
-	if os.Getenv("SWAP_SAVE_BASELINE") != "" {
-		podkit.SaveState(t, os.Getenv("SWAP_SAVE_BASELINE"), states["ours, gate on"])
-	}
 	writeRun(t, out, rep, holder, watch, steps)
 	report(t, rep, cut, steps, leftovers)
 	if rep.Summary.Failed > 0 {
@@ -107,6 +104,22 @@ func TestImageSwap(t *testing.T) {
 	}
 	if len(cut) > 0 {
 		t.Errorf("%d of %d long-lived connections cut: %s", len(cut), streams, strings.Join(cut, "; "))
+	}
+}
+
+// TestBaseline saves node-a's state as kube-proxy leaves it now, to $SWAP_SAVE_BASELINE:
+// run on a cluster that has only ever run ours, it is what ours alone makes.
+func TestBaseline(t *testing.T) {
+	client := kubeclient.New(t)
+	dir := kubeclient.Env(t, "SWAP_SAVE_BASELINE")
+	if img := podkit.ProxyImage(t, client); img == podkit.UpstreamImage {
+		t.Fatalf("kube-proxy runs upstream's %s: the baseline is ours alone", img)
+	}
+	ns := kubeclient.Namespace(t, client, "swap-baseline")
+	state := podkit.NodeState(t, client, ns, clientNode, "state-baseline")
+	podkit.SaveState(t, dir, state)
+	for part, text := range state {
+		t.Logf("%s:\n%s", part, text)
 	}
 }
 
@@ -169,7 +182,7 @@ func connectionsCut(t *testing.T, holder *podkit.Holder) []string {
 func compare(t *testing.T, states map[string]map[string]string, baseline map[string]string) []string {
 	end := states["ours, gate on"]
 	var out []string
-	for _, part := range []string{"iptables-legacy", "ip6tables-legacy", "iptables-nft", "ip6tables-nft", "ipset"} {
+	for _, part := range []string{"iptables-legacy", "ip6tables-legacy", "ipset"} {
 		before, after := lines(part, states["upstream"][part]), lines(part, end[part])
 		gone, added := diff(before, after)
 		t.Logf("%s, upstream -> ours with the gate: %d lines -> %d; gone %q; added %q", part, len(before), len(after), gone, added)

@@ -35,12 +35,7 @@ run_row() {
 	way=$(addon_way "$row")
 	[ "$row" = gate-on ] || expect=off
 	# shellcheck disable=SC2086
-	"$CLUSTER_DIR/addon.sh" $way
-	# kubeadm's addon phase rewrites the ConfigMap, but the DaemonSet's template is the same
-	# when only featureGates changed (same image): its pods keep the old configuration until
-	# restarted, as a user must do after changing the gate in kubeadm's configuration.
-	kubectl -n kube-system rollout restart ds/kube-proxy
-	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s
+	addon_rollout $way
 	kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide
 	GATE_EXPECT=$expect GATE_ROW="ours ($OUR_PROXY_IMAGE), addon.sh $way" GATE_REPORT=$REPORT \
 		"$OUT_DIR/gate.test" -test.v -test.timeout 20m -test.run TestGateAndAnnotation

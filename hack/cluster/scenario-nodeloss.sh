@@ -58,8 +58,7 @@ run_row() {
 	local row=$1 way rc=0
 	way=$(addon_way "$row")
 	# shellcheck disable=SC2086
-	"$CLUSTER_DIR/addon.sh" $way
-	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s
+	addon_rollout $way
 	mkdir -p "$OUT_DIR/$row${GRACE:+-$GRACE}"
 	NODELOSS_ROW=$(row_name "$row") NODELOSS_REPORT=$REPORT NODELOSS_OUT="$OUT_DIR/$row${GRACE:+-$GRACE}" \
 		NODE_KILL_SH="$CLUSTER_DIR/node-kill.sh" \

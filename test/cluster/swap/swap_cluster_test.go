@@ -45,7 +45,7 @@ func TestImageSwap(t *testing.T) {
 	client := kubeclient.New(t)
 	way := strings.Fields(kubeclient.Env(t, "SWAP_WAY"))
 	out := kubeclient.Env(t, "SWAP_OUT")
-	duration := 300 * time.Second
+	duration := 480 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("SWAP_DURATION")); err == nil {
 		duration = d
 	}
@@ -88,11 +88,11 @@ func TestImageSwap(t *testing.T) {
 	states["ours, gate off"] = podkit.NodeState(t, client, ns, clientNode, "state-ours-gate-off")
 	podkit.SaveState(t, filepath.Join(out, "state-ours-gate-off"), states["ours, gate off"])
 	run("gate on: addon.sh gate-on", "gate-on")
-	states["ours, gate on"] = podkit.NodeState(t, client, ns, clientNode, "state-ours-gate-on")
-	podkit.SaveState(t, filepath.Join(out, "state-ours-gate-on"), states["ours, gate on"])
-	if left := duration - time.Since(clientStart); left < settle {
+	if left := duration - time.Since(clientStart); left < 0 {
 		t.Errorf("the client's %v ended before the steps were done and settled: raise SWAP_DURATION", duration)
 	}
+	states["ours, gate on"] = podkit.NodeState(t, client, ns, clientNode, "state-ours-gate-on")
+	podkit.SaveState(t, filepath.Join(out, "state-ours-gate-on"), states["ours, gate on"])
 
 	rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 	cut := connectionsCut(t, holder)
@@ -264,8 +264,10 @@ func writeRun(t *testing.T, out string, rep podkit.ClientReport, holder *podkit.
 	run := &results.Run{Scenario: "swap", Proxy: os.Getenv("SWAP_ROW"), Profile: "cluster", Requests: rep.Requests}
 	for _, s := range steps {
 		run.Events = append(run.Events,
-			results.Event{At: s.start.Sub(origin), What: s.what + " (start)"},
-			results.Event{At: s.end.Sub(origin), What: s.what + " (rolled out)"})
+			// Named for the plot's colours: orange when the old kube-proxy pods start
+			// terminating, blue when the new ones are all ready.
+			results.Event{At: s.start.Sub(origin), What: s.what + ": old kube-proxy pods terminating"},
+			results.Event{At: s.end.Sub(origin), What: s.what + ": rolled out, new pods ready"})
 	}
 	run.Note(fmt.Sprintf("node-a clock offset (host - node, from the holder's lines) %v", offset.Round(time.Millisecond)))
 	podkit.WriteRun(t, filepath.Join(out, "run.json"), run)

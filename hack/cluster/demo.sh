@@ -9,7 +9,8 @@
 #     node-monitor-grace-period, then with CLUSTER_DEMO_GRACE (10s)        (scenario-nodeloss.sh)
 #   6 the report: _output/cluster/report.md (one table per scenario) and requests.svg
 #   7 make cluster-down (CLUSTER_DEMO_KEEP=1 leaves the cluster running)
-# CLUSTER_DEMO_SCENARIOS (default "gate rolling swap nodeloss") picks scenarios.
+# CLUSTER_DEMO_SCENARIOS (default "gate rolling swap nodeloss") picks scenarios; the report
+# also shows the last results of the others ("none": the report of what is there).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
@@ -42,8 +43,12 @@ report() {
 
 main() {
 	local up=""
-	rm -f "$CLUSTER_OUT"/{gate,rolling,swap,nodeloss}/report.md
-	rm -rf "$CLUSTER_OUT"/{swap,nodeloss}/*/
+	local s
+	for s in $SCENARIOS; do
+		# A fresh report for each scenario run; the others' outputs stay in the report.
+		rm -f "$CLUSTER_OUT/$s/report.md"
+		rm -rf "${CLUSTER_OUT:?}/$s/"*/
+	done
 	progress 1 "the cluster"
 	if [ ! -f "$CP_RUN/env" ]; then
 		timed "make cluster" "$CLUSTER_DIR/up.sh" patch

@@ -17,7 +17,7 @@ cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
 OUT_DIR="$CLUSTER_OUT/swap"
 REPORT="$OUT_DIR/report.md"
-BASELINE="$OUT_DIR/baseline"
+BASELINE="$CLUSTER_OUT/swap-baseline"
 START=$SECONDS
 [ $# -gt 0 ] || set -- overlay
 STEPS=$(($# + 1))
@@ -47,7 +47,7 @@ doctor() {
 # baseline saves node-a's state with ours alone: the test's reader run on the cluster as it
 # is (make cluster's default addon, ours with the gate), no swap.
 baseline() {
-	SWAP_OUT="$OUT_DIR/baseline-run" SWAP_SAVE_BASELINE="$BASELINE" "$OUT_DIR/swap.test" -test.v -test.timeout 10m -test.run TestBaseline
+	SWAP_SAVE_BASELINE="$BASELINE" "$OUT_DIR/swap.test" -test.v -test.timeout 10m -test.run TestBaseline
 }
 
 run_row() {

@@ -69,12 +69,12 @@ func TestNodeLoss(t *testing.T) {
 	watch.WaitReal(t, httpVIP, 3, podkit.PodTimeout)
 	watch.WaitReal(t, echoVIP, 3, time.Minute)
 
-	duration := before + after
-	podkit.StartClient(t, client, ns, "client", clientNode, httpVIP, duration, 10)
 	holder := podkit.StartHolder(t, client, ns, "hold", clientNode, "-target", echoVIP, "-conns", fmt.Sprint(conns), "-reconnect")
 	kubeclient.Eventually(t, time.Minute, fmt.Sprintf("%d long-lived connections open", conns), func(context.Context) (bool, error) {
 		return len(holder.Open()) >= conns, nil
 	})
+	// The client runs from before the kill to past the watch after it.
+	podkit.StartClient(t, client, ns, "client", clientNode, httpVIP, before+after+30*time.Second, 10)
 	toLost := connsTo(holder.Open(), "server-b0", "server-b1")
 	t.Logf("long-lived connections to node-b's pods: %v", toLost)
 	time.Sleep(before)

@@ -27,6 +27,10 @@ type Change struct {
 // Watcher is rolling-client watch on a node's host network, read as it prints.
 type Watcher struct {
 	Node    string
+	client  kubernetes.Interface
+	ns      string
+	args    []string
+	starts  int
 	mu      sync.Mutex
 	changes []Change
 	live    map[string]map[string]Change // virtual -> real -> last change
@@ -39,11 +43,18 @@ func StartWatcher(t testing.TB, client kubernetes.Interface, ns, node string, vi
 	for _, v := range vips {
 		args = append(args, "-vip", v)
 	}
-	pod := HostPod(ClientPod("ipvs-watch-"+node, node, args...))
-	CreateRunning(t, client, ns, pod)
-	w := &Watcher{Node: node, live: map[string]map[string]Change{}}
-	Follow(t, client, ns, pod.Name, w.read)
+	w := &Watcher{Node: node, client: client, ns: ns, args: args, live: map[string]map[string]Change{}}
+	w.start(t)
 	return w
+}
+
+// start runs the watcher's pod (again: a new pod, its lines read into the same Watcher).
+func (w *Watcher) start(t testing.TB) {
+	t.Helper()
+	w.starts++
+	name := fmt.Sprintf("ipvs-watch-%s-%d", w.Node, w.starts)
+	CreateRunning(t, w.client, w.ns, HostPod(ClientPod(name, w.Node, w.args...)))
+	Follow(t, w.client, w.ns, name, w.read)
 }
 
 func (w *Watcher) read(line []byte, at time.Time) {
@@ -102,11 +113,22 @@ func (w *Watcher) FirstWeightZero(vip, real string, since time.Time) (Change, bo
 	return Change{}, false
 }
 
-// WaitReal waits until vip has n real servers at weight 1 on the watcher's node.
+// silentAfter is how long WaitReal lets a watcher print nothing before it starts another:
+// once, started while kube-proxy was being replaced on its node, a watcher printed
+// nothing for minutes while IPVS had the real servers (a fresh one printed them at once).
+const silentAfter = 90 * time.Second
+
+// WaitReal waits until vip has n real servers at weight 1 on the watcher's node; a
+// watcher that has printed nothing for silentAfter is replaced once.
 func (w *Watcher) WaitReal(t testing.TB, vip string, n int, timeout time.Duration) {
 	t.Helper()
+	since := time.Now()
 	kubeclient.Eventually(t, timeout, fmt.Sprintf("IPVS virtual server %s with %d real servers at weight 1 on %s", vip, n, w.Node),
 		func(context.Context) (bool, error) {
+			if w.silent() && w.starts == 1 && time.Since(since) > silentAfter {
+				t.Logf("IPVS watcher on %s printed nothing in %v: starting another", w.Node, silentAfter)
+				w.start(t)
+			}
 			up := 0
 			for _, c := range w.Live(vip) {
 				if c.Weight > 0 {
@@ -115,4 +137,10 @@ func (w *Watcher) WaitReal(t testing.TB, vip string, n int, timeout time.Duratio
 			}
 			return up == n, nil
 		})
+}
+
+func (w *Watcher) silent() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.changes) == 0
 }

@@ -47,13 +47,37 @@ func watch(args []string) error {
 	seen := make([]map[string]realState, len(vips))
 	for ; ; time.Sleep(*interval) {
 		for i, svc := range svcs {
-			now := realServers(h, svc)
+			now, ok := realServersWithin(h, svc, stuckAfter)
+			if !ok {
+				// moby/ipvs waits forever for a netlink answer that never comes:
+				// leave that handle to its goroutine and open another.
+				fmt.Fprintf(os.Stderr, "rolling-client watch: no IPVS answer for %s in %v; reopening netlink\n", vips[i], stuckAfter)
+				if h, err = ipvs.New(""); err != nil {
+					return fmt.Errorf("reopen IPVS netlink: %w", err)
+				}
+				continue
+			}
 			for _, c := range changes(vips[i], seen[i], now) {
 				c.UnixNano = time.Now().UnixNano()
 				_ = enc.Encode(c)
 			}
 			seen[i] = now
 		}
+	}
+}
+
+// stuckAfter is how long the watcher waits for one IPVS read.
+const stuckAfter = 5 * time.Second
+
+// realServersWithin is realServers, or false when the read takes longer than d.
+func realServersWithin(h *ipvs.Handle, svc *ipvs.Service, d time.Duration) (map[string]realState, bool) {
+	done := make(chan map[string]realState, 1)
+	go func() { done <- realServers(h, svc) }()
+	select {
+	case now := <-done:
+		return now, true
+	case <-time.After(d):
+		return nil, false
 	}
 }
 

@@ -11,7 +11,7 @@
 # addon.sh patch no-gate), then turns the gate on by editing the ConfigMap (addon.sh gate-on).
 # After each row ipvs-doctor --in-cluster runs in node-a's kube-proxy pod. Rows go to
 # _output/cluster/swap/report.md; node states and the requests to _output/cluster/swap/ROW/.
-# SWAP_DURATION (default 480s): the client's run, which must cover both rollouts.
+# SWAP_DURATION (default 600s): the client's run, which must cover both rollouts.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
@@ -51,15 +51,16 @@ baseline() {
 }
 
 run_row() {
-	local row=$1 way
+	local row=$1 way rc=0
 	way=$(swap_way "$row")
 	addon_rollout upstream
 	kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide
 	mkdir -p "$OUT_DIR/$row"
 	SWAP_WAY=$way SWAP_ROW="upstream -> ours (addon.sh $way) -> gate on (addon.sh gate-on)" SWAP_REPORT=$REPORT \
 		SWAP_OUT="$OUT_DIR/$row" SWAP_BASELINE=$BASELINE CLUSTER_ADDON_SH="$CLUSTER_DIR/addon.sh" \
-		"$OUT_DIR/swap.test" -test.v -test.timeout 30m -test.run TestImageSwap
+		"$OUT_DIR/swap.test" -test.v -test.timeout 30m -test.run TestImageSwap || rc=$?
 	doctor "$OUT_DIR/$row/ipvs-doctor.txt"
+	return $rc
 }
 
 main() {

@@ -15,5 +15,5 @@
 // Build tag cluster; reads $CLUSTER_ADMIN_KUBECONFIG, $CLUSTER_ADDON_SH, $SWAP_WAY,
 // $SWAP_ROW, $SWAP_REPORT (Markdown rows appended), $SWAP_OUT (node states, the
 // requests as a results.Run for the plot), $SWAP_DURATION (the client's run, default
-// 480s). hack/cluster/scenario-swap.sh runs it.
+// 600s). hack/cluster/scenario-swap.sh runs it.
 package swap

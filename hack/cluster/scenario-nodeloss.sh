@@ -34,7 +34,7 @@ addon_way() {
 }
 
 row_name() {
-	local g="node-monitor-grace-period ${GRACE:-50s (kubeadm's default)}"
+	local g="node-monitor-grace-period ${GRACE:-50s, the default}"
 	case $1 in
 	gate-on) echo "ours, gate on; $g" ;;
 	gate-off) echo "ours, gate off; $g" ;;

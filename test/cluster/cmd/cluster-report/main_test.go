@@ -48,4 +48,3 @@ func TestReport(t *testing.T) {
 		t.Errorf("requests.svg lacks the swap run's panel:\n%.500s", svg)
 	}
 }
-

@@ -16,6 +16,8 @@ cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
 START=$SECONDS
 SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling swap nodeloss}
+# The node VMs (node-up.sh, also node-b's reboots in scenario 2) outlive the whole demo.
+export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
 GRACE=${CLUSTER_DEMO_GRACE:-10s}
 progress() { step "cluster-demo [$1/7] $2 ($((SECONDS - START)) s so far)"; }
 TIMES=()

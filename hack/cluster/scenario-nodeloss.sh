@@ -50,7 +50,7 @@ grace() {
 # node_b_back cleans up the killed node-b and boots it again, kube-proxy running on it.
 node_b_back() {
 	"$CLUSTER_DIR/node-down.sh" --delete node-b
-	NODE_IMAGES="$(dirname "$OUR_PROXY_TARBALL")" "$CLUSTER_DIR/node-up.sh" --wait node-b
+	NODE_TIMEOUT=${NODE_TIMEOUT:-14400} NODE_IMAGES="$(dirname "$OUR_PROXY_TARBALL")" "$CLUSTER_DIR/node-up.sh" --wait node-b
 	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s
 }
 

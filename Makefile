@@ -1,5 +1,5 @@
 # Every target delegates to a script under hack/.
-.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster cluster-down cluster-host cluster-host-down cluster-host-test cluster-nodes-test
+.PHONY: all build unit integration e2e test verify bench demo soak image clean cluster cluster-down cluster-demo cluster-host cluster-host-down cluster-host-test cluster-nodes-test
 
 all: build
 
@@ -52,6 +52,11 @@ cluster:
 
 cluster-down:
 	hack/cluster/down.sh
+
+# Scenarios 1-4 on the real cluster (brought up if not up, torn down after), with upstream's
+# rows; report and plot in _output/cluster/ (hack/cluster/README.md).
+cluster-demo:
+	hack/cluster/demo.sh
 
 # The host half of the real cluster (hack/cluster/README.md): build, images, control plane
 # on loopback with kube-controller-manager and kube-scheduler, kubeadm's kube-proxy addon.

@@ -10,6 +10,10 @@
 #   controller-manager.conf, scheduler.conf, *.log, pki/
 # Overrides: CLUSTER_KCM_EXTRA_ARGS (e.g. "--node-monitor-grace-period=10s"),
 # CLUSTER_SCHEDULER_EXTRA_ARGS, CP_APISERVER_PORT.
+#   controlplane-up.sh --restart-controller-manager
+# restarts kube-controller-manager of the running control plane (same port) with
+# CLUSTER_KCM_EXTRA_ARGS, as editing kubeadm's static pod manifest does (scenario 2 runs
+# with kubeadm's node-monitor-grace-period, then a short one).
 source "$(dirname "$0")/lib.sh"
 export CP_RUN=$CLUSTER_CP_RUN
 
@@ -69,7 +73,23 @@ CLUSTER_SCHEDULER_PID=$(cat "$CP_RUN/kube-scheduler.pid")
 ENV
 }
 
+# restart_controller_manager stops kube-controller-manager and starts it again with
+# CLUSTER_KCM_EXTRA_ARGS; the new one takes the leader lease once the old one's expires.
+restart_controller_manager() {
+	[ -f "$CP_RUN/env" ] || { echo "cluster: no control plane ($CP_RUN/env)" >&2; return 1; }
+	source "$CP_RUN/env"
+	KCM_PORT=$CLUSTER_KCM_PORT
+	step "cluster: restarting kube-controller-manager (127.0.0.1:$KCM_PORT) with: ${CLUSTER_KCM_EXTRA_ARGS:-no extra flags}"
+	stop_daemon kube-controller-manager "$CLUSTER_BIN"
+	start_controller_manager
+	sed -i "s/^CLUSTER_KCM_PID=.*/CLUSTER_KCM_PID=$(cat "$CP_RUN/kube-controller-manager.pid")/" "$CP_RUN/env"
+}
+
 main() {
+	if [ "${1:-}" = --restart-controller-manager ]; then
+		restart_controller_manager
+		return
+	fi
 	if [ -f "$CP_RUN/env" ]; then
 		echo "cluster: control plane already up ($CP_RUN/env); run hack/cluster/controlplane-down.sh first" >&2
 		return 1

@@ -51,3 +51,14 @@ ROLLING_CLIENT_IMAGE=ipvs-proxy/rolling-client:dev
 UPSTREAM_PROXY_IMAGE=registry.k8s.io/kube-proxy:$K8S_VERSION
 OUR_PROXY_IMAGE=${IMAGE:-ipvs-proxy/kube-proxy:dev}
 OUR_PROXY_TARBALL="$OUT/image/kube-proxy.oci.tar"
+
+# addon_rollout runs addon.sh "$@" and restarts the kube-proxy DaemonSet, waiting for it on
+# every node: kubeadm's addon phase rewrites the ConfigMap, but when only featureGates
+# changed (same image) the DaemonSet's template is unchanged and its pods keep running
+# with the old configuration; a user restarts them (kubectl rollout restart), and so do
+# the scenario scripts between rows.
+addon_rollout() {
+	"$CLUSTER_DIR/addon.sh" "$@"
+	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout restart ds/kube-proxy
+	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout status ds/kube-proxy --timeout=600s
+}

@@ -42,8 +42,7 @@ run_row() {
 	local row=$1 way
 	way=$(addon_way "$row")
 	# shellcheck disable=SC2086
-	"$CLUSTER_DIR/addon.sh" $way
-	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s
+	addon_rollout $way
 	kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide
 	ROLLING_ROW=$(row_name "$row") ROLLING_REPORT=$REPORT \
 		"$OUT_DIR/rolling.test" -test.v -test.timeout 30m -test.run TestRollingRestart

@@ -8,12 +8,16 @@
 # Usage: hack/cluster/up.sh [WAY...]   WAY as addon.sh takes it; default "patch" (ours, gate on);
 #   "patch no-gate" (ours, gate off); "upstream" (registry.k8s.io/kube-proxy:v1.37.2).
 # Environment: CLUSTER_NODES ("node-a node-b"), CLUSTER_SKIP_MAKE_IMAGE=1 (reuse make image's
-#   tarball), node-up.sh's NODE_* settings. The node VMs hold /tmp/ipvs-vm.lock (shared).
+#   tarball), node-up.sh's NODE_* settings (NODE_TIMEOUT: 14400 s here, after which the node
+#   VMs stop). The node VMs hold /tmp/ipvs-vm.lock (shared).
 # Tear down with hack/cluster/down.sh (make cluster-down).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
 NODES=${CLUSTER_NODES:-node-a node-b}
+# node-up.sh's VMs stop after NODE_TIMEOUT (its default, 3600 s, ended a cluster in the
+# middle of a scenario run): a cluster left running gets 4 hours.
+export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
 STEPS=4
 START=$SECONDS
 progress() { step "cluster up [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }

@@ -23,14 +23,18 @@ const (
 // grey, failures red, with the update's steps as vertical lines (blue: new pod ready,
 // orange: old endpoint terminating, purple: removed, black: pod killed).
 func FailuresSVG(runs []*Run) string {
-	rolling := ofScenario(runs, ScenarioRolling)
-	height := plotTop + len(rolling)*(panelHeight+panelGap) + 30
+	return RequestsSVG("Rolling update under source-port reuse", ofScenario(runs, ScenarioRolling))
+}
+
+// RequestsSVG plots every run's requests per half second under title, as FailuresSVG does.
+func RequestsSVG(title string, runs []*Run) string {
+	height := plotTop + len(runs)*(panelHeight+panelGap) + 30
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", plotWidth, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">Rolling update under source-port reuse: requests per %s (grey ok, red failed)</text>`+"\n", binWidth)
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s: requests per %s (grey ok, red failed)</text>`+"\n", html.EscapeString(title), binWidth)
 	fmt.Fprintf(&b, `<text x="10" y="34" fill="#555">each panel has its own time scale; lines: <tspan fill="#1f77b4">new pod ready</tspan>, <tspan fill="#ff7f0e">old endpoint terminating</tspan>, <tspan fill="#9467bd">removed</tspan>, pod killed (black)</text>`+"\n")
-	for i, r := range rolling {
+	for i, r := range runs {
 		writePanel(&b, r, plotTop+i*(panelHeight+panelGap), runEnd(r))
 	}
 	b.WriteString("</svg>\n")

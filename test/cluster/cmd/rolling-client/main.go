@@ -5,9 +5,17 @@
 //	    from a pod: short HTTP/1.0 requests through the Service VIP from a fixed pool of
 //	    source ports reused with SO_REUSEADDR (test/e2e/load's pool, as a busy nginx
 //	    reuses its ports); prints one JSON Report line at the end.
-//	rolling-client watch -vip VIP:PORT
+//	    With -all it also prints every request (results.EncodeLines data lines).
+//	rolling-client watch -vip VIP:PORT [-vip VIP:PORT...]
 //	    from a host-network privileged pod: polls the node's IPVS table every 50 ms and
-//	    prints a JSON line whenever a real server of the virtual server appears or goes.
+//	    prints a JSON line whenever a real server of the virtual servers appears, goes,
+//	    or changes weight (and, at weight 0, its connection counts).
+//	rolling-client dump
+//	    from a host-network privileged pod: prints the node's IPVS table as one JSON line.
+//	rolling-client hold -target VIP:PORT [-target...] -conns N
+//	    from a pod: N long-lived TCP connections per target to the test server's echo
+//	    port, a line every 200 ms; prints a JSON line when each opens (with the pod that
+//	    answers) and when each fails, and a summary at the end.
 package main
 
 import (
@@ -18,7 +26,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/moby/ipvs"
@@ -34,19 +41,27 @@ type Report struct {
 	Failures []results.Request
 	// Slow are successful requests over results.SlowThreshold.
 	Slow []results.Request
+	// OriginUnixNano is the origin of the requests' Start (the client node's clock).
+	OriginUnixNano int64
 }
 
-// Change is one real server appearing (Event "add") or going ("del") on the watched node.
+// Change is one real server appearing (Event "add"), going ("del"), changing weight
+// ("weight") or, at weight 0, changing connection counts ("conns") on the watched node.
 type Change struct {
 	Event string
-	Real  string
+	// Virtual is the virtual server "VIP:port" (the watcher may watch several).
+	Virtual string
+	Real    string
+	Weight  int
+	// Active and Inactive are IPVS's ActiveConn and InActConn for the real server.
+	Active, Inactive int
 	// UnixNano is the node's clock; the test stamps the line again when it reads it.
 	UnixNano int64
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: rolling-client client|watch [flags]")
+		fmt.Fprintln(os.Stderr, "usage: rolling-client client|watch|dump|hold [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -55,8 +70,12 @@ func main() {
 		err = client(os.Args[2:])
 	case "watch":
 		err = watch(os.Args[2:])
+	case "dump":
+		err = dump()
+	case "hold":
+		err = hold(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (client or watch)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (client, watch, dump or hold)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rolling-client:", err)
@@ -71,6 +90,7 @@ func client(args []string) error {
 	firstPort := fs.Int("first-port", 40000, "first source port of the pool")
 	nports := fs.Int("ports", 64, "source ports in the pool")
 	rate := fs.Float64("rate", 50, "requests per second at most")
+	all := fs.Bool("all", false, "also print every request as results data lines (for plots)")
 	_ = fs.Parse(args)
 	vip, err := netip.ParseAddrPort(*target)
 	if err != nil {
@@ -89,12 +109,13 @@ func client(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 	fmt.Fprintf(os.Stderr, "rolling-client: %v of requests to %s from ports %d-%d\n", *duration, vip, ports[0], ports[len(ports)-1])
-	reqs := load.RunPool(ctx, ns, cfg, time.Now())
+	origin := time.Now()
+	reqs := load.RunPool(ctx, ns, cfg, origin)
 	if len(reqs) == 0 {
 		// RunPool drops a worker that cannot enter the namespace: nothing was sent.
 		return fmt.Errorf("no request made to %s in %v", vip, *duration)
 	}
-	rep := Report{Summary: results.Summarize(reqs)}
+	rep := Report{Summary: results.Summarize(reqs), OriginUnixNano: origin.UnixNano()}
 	for _, r := range reqs {
 		switch {
 		case !r.OK():
@@ -103,45 +124,20 @@ func client(args []string) error {
 			rep.Slow = append(rep.Slow, r)
 		}
 	}
-	return json.NewEncoder(os.Stdout).Encode(rep)
-}
-
-func watch(args []string) error {
-	fs := flag.NewFlagSet("watch", flag.ExitOnError)
-	vip := fs.String("vip", "", "the virtual server VIP:port")
-	interval := fs.Duration("interval", 50*time.Millisecond, "poll interval")
-	_ = fs.Parse(args)
-	svc, err := virtualServer(*vip)
+	if err := json.NewEncoder(os.Stdout).Encode(rep); err != nil {
+		return err
+	}
+	if !*all {
+		return nil
+	}
+	lines, err := results.EncodeLines(&results.Run{Requests: reqs}, 0)
 	if err != nil {
 		return err
 	}
-	h, err := ipvs.New("")
-	if err != nil {
-		return fmt.Errorf("open IPVS netlink: %w", err)
+	for _, l := range lines {
+		fmt.Println(l)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	seen := map[string]bool{}
-	for ; ; time.Sleep(*interval) {
-		dests, err := h.GetDestinations(svc)
-		if err != nil {
-			dests = nil // the virtual server is not there (yet): no real servers
-		}
-		now := map[string]bool{}
-		for _, d := range dests {
-			now[net.JoinHostPort(d.Address.String(), strconv.Itoa(int(d.Port)))] = true
-		}
-		for rs := range now {
-			if !seen[rs] {
-				_ = enc.Encode(Change{Event: "add", Real: rs, UnixNano: time.Now().UnixNano()})
-			}
-		}
-		for rs := range seen {
-			if !now[rs] {
-				_ = enc.Encode(Change{Event: "del", Real: rs, UnixNano: time.Now().UnixNano()})
-			}
-		}
-		seen = now
-	}
+	return nil
 }
 
 // virtualServer is the IPVS TCP virtual server for "VIP:port".

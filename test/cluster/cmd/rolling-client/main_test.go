@@ -20,3 +20,41 @@ func TestVirtualServer(t *testing.T) {
 		t.Error("virtualServer without a port: no error")
 	}
 }
+
+func TestChanges(t *testing.T) {
+	before := map[string]realState{
+		"10.244.1.2:9000": {weight: 1},
+		"10.244.1.3:9000": {weight: 1, active: 1},
+		"10.244.1.4:9000": {weight: 0, active: 1},
+		"10.244.1.5:9000": {weight: 1, inactive: 3},
+	}
+	now := map[string]realState{
+		"10.244.1.2:9000": {weight: 1, inactive: 9}, // counts at weight 1: not reported
+		"10.244.1.3:9000": {weight: 0, active: 1},
+		"10.244.1.4:9000": {weight: 0, active: 0, inactive: 1},
+		"10.244.1.6:9000": {weight: 1},
+	}
+	got := map[string]Change{}
+	for _, c := range changes("10.96.0.10:9000", before, now) {
+		if c.Virtual != "10.96.0.10:9000" {
+			t.Errorf("change %+v: virtual server %q", c, c.Virtual)
+		}
+		got[c.Real] = c
+	}
+	want := map[string]Change{
+		"10.244.1.3:9000": {Event: "weight", Real: "10.244.1.3:9000", Weight: 0, Active: 1},
+		"10.244.1.4:9000": {Event: "conns", Real: "10.244.1.4:9000", Weight: 0, Inactive: 1},
+		"10.244.1.5:9000": {Event: "del", Real: "10.244.1.5:9000", Weight: 1, Inactive: 3},
+		"10.244.1.6:9000": {Event: "add", Real: "10.244.1.6:9000", Weight: 1},
+	}
+	if len(got) != len(want) {
+		t.Errorf("changes = %+v, want %+v", got, want)
+	}
+	for rs, w := range want {
+		g := got[rs]
+		g.Virtual = ""
+		if g != w {
+			t.Errorf("change of %s = %+v, want %+v", rs, g, w)
+		}
+	}
+}

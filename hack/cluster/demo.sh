@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make cluster-demo: the demonstration on the real cluster (hack/cluster/README.md).
+#   1 make cluster (ours with the gate) unless a cluster is up; a cluster brought up here has
+#     run only ours, so node-a's state is saved as the baseline of scenario 3's comparison
+#   2 scenario 4, the gate and the annotation: rows gate-on, gate-off       (scenario-gate.sh)
+#   3 scenario 1, rolling update: rows gate-on, gate-off, upstream          (scenario-rolling.sh)
+#   4 scenario 3, image swap: upstream -> ours (way C, the overlay) -> gate (scenario-swap.sh)
+#   5 scenario 2, node loss: rows upstream, gate-off, gate-on with kubeadm's
+#     node-monitor-grace-period, then with CLUSTER_DEMO_GRACE (10s)        (scenario-nodeloss.sh)
+#   6 the report: _output/cluster/report.md (one table per scenario) and requests.svg
+#   7 make cluster-down (CLUSTER_DEMO_KEEP=1 leaves the cluster running)
+# CLUSTER_DEMO_SCENARIOS (default "gate rolling swap nodeloss") picks scenarios; the report
+# also shows the last results of the others ("none": the report of what is there).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+export CP_RUN=$CLUSTER_CP_RUN
+START=$SECONDS
+SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling swap nodeloss}
+# The node VMs (node-up.sh, also node-b's reboots in scenario 2) outlive the whole demo.
+export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
+GRACE=${CLUSTER_DEMO_GRACE:-10s}
+progress() { step "cluster-demo [$1/7] $2 ($((SECONDS - START)) s so far)"; }
+TIMES=()
+timed() {
+	local name=$1 t=$SECONDS
+	shift
+	"$@"
+	TIMES+=("$name $((SECONDS - t)) s")
+}
+
+wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+nodeloss() {
+	"$CLUSTER_DIR/scenario-nodeloss.sh" upstream gate-off gate-on
+	NODELOSS_GRACE=$GRACE "$CLUSTER_DIR/scenario-nodeloss.sh" upstream gate-off gate-on
+}
+
+report() {
+	local header
+	header="Run $(date -u '+%Y-%m-%d %H:%M UTC') by \`make cluster-demo\` (hack/cluster/demo.sh) on $(nproc) host cores,"
+	header+=" commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); steps: $(IFS=,; echo "${TIMES[*]}")."
+	header+=" Each scenario's script and Go test are described in hack/cluster/README.md."
+	(source "$ROOT/hack/lib.sh" && nice -n 19 go run ./test/cluster/cmd/cluster-report -out "$CLUSTER_OUT" -header "$header")
+}
+
+main() {
+	local up=""
+	local s
+	for s in $SCENARIOS; do
+		# A fresh report for each scenario run; the others' outputs stay in the report.
+		rm -f "$CLUSTER_OUT/$s/report.md"
+		rm -rf "${CLUSTER_OUT:?}/$s/"*/
+	done
+	progress 1 "the cluster"
+	if [ ! -f "$CP_RUN/env" ]; then
+		timed "make cluster" "$CLUSTER_DIR/up.sh" patch
+		up=1
+		! wanted swap || timed "baseline" "$CLUSTER_DIR/scenario-swap.sh" baseline
+	fi
+	progress 2 "scenario 4: the gate and the annotation"
+	! wanted gate || timed "scenario 4" "$CLUSTER_DIR/scenario-gate.sh" gate-on gate-off
+	progress 3 "scenario 1: rolling update"
+	! wanted rolling || timed "scenario 1" "$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
+	progress 4 "scenario 3: image swap"
+	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" overlay
+	progress 5 "scenario 2: node loss (grace: kubeadm's, then $GRACE)"
+	! wanted nodeloss || timed "scenario 2" nodeloss
+	progress 6 "report"
+	report
+	progress 7 "teardown"
+	if [ "${CLUSTER_DEMO_KEEP:-}" = 1 ]; then
+		step "cluster-demo: cluster left running (CLUSTER_DEMO_KEEP=1)${up:+; brought up here}"
+	else
+		"$CLUSTER_DIR/down.sh"
+	fi
+	step "cluster-demo: done in $((SECONDS - START)) s; report $CLUSTER_OUT/report.md, plot $CLUSTER_OUT/requests.svg"
+}
+
+main "$@"

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
+)
+
+func TestReport(t *testing.T) {
+	out := t.TempDir()
+	table := "| row | requests |\n|---|---|\n| upstream | 10 |\n"
+	if err := os.MkdirAll(filepath.Join(out, "swap", "overlay"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "swap", "report.md"), []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := results.Run{Requests: []results.Request{{Start: time.Second, Kind: results.KindOK}, {Start: 2 * time.Second, Kind: results.KindConnectTimeout}}}
+	raw, _ := json.Marshal(r)
+	if err := os.WriteFile(filepath.Join(out, "swap", "overlay", "run.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(out, ""); err != nil {
+		t.Fatal(err)
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Scenario 3: image swap on a live cluster", "| upstream | 10 |", "![requests over time](requests.svg)", "## Scenario 2: node loss\n\nhack/cluster/scenario-nodeloss.sh"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, report)
+		}
+	}
+	if !strings.Contains(string(report), "Not run.") {
+		t.Errorf("report.md does not say which scenarios did not run:\n%s", report)
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "requests.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(svg), "swap: overlay") || !strings.Contains(string(svg), "1 of 2 failed") {
+		t.Errorf("requests.svg lacks the swap run's panel:\n%.500s", svg)
+	}
+}

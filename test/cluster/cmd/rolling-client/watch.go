@@ -1,0 +1,185 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/ipvs"
+)
+
+// vipList is a repeatable -vip flag.
+type vipList []string
+
+func (v *vipList) String() string     { return strings.Join(*v, ",") }
+func (v *vipList) Set(s string) error { *v = append(*v, s); return nil }
+
+// realState is what the watcher compares between two polls of a real server.
+type realState struct{ weight, active, inactive int }
+
+func watch(args []string) error {
+	fs := flag.NewFlagSet("watch", flag.ExitOnError)
+	var vips vipList
+	fs.Var(&vips, "vip", "a virtual server VIP:port to watch (repeatable)")
+	interval := fs.Duration("interval", 50*time.Millisecond, "poll interval")
+	_ = fs.Parse(args)
+	if len(vips) == 0 {
+		return fmt.Errorf("watch: no -vip")
+	}
+	svcs := make([]*ipvs.Service, len(vips))
+	for i, v := range vips {
+		svc, err := virtualServer(v)
+		if err != nil {
+			return err
+		}
+		svcs[i] = svc
+	}
+	h, err := ipvs.New("")
+	if err != nil {
+		return fmt.Errorf("open IPVS netlink: %w", err)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	seen := make([]map[string]realState, len(vips))
+	for ; ; time.Sleep(*interval) {
+		for i, svc := range svcs {
+			now, ok := realServersWithin(h, svc, stuckAfter)
+			if !ok {
+				// moby/ipvs waits forever for a netlink answer that never comes:
+				// leave that handle to its goroutine and open another.
+				fmt.Fprintf(os.Stderr, "rolling-client watch: no IPVS answer for %s in %v; reopening netlink\n", vips[i], stuckAfter)
+				if h, err = ipvs.New(""); err != nil {
+					return fmt.Errorf("reopen IPVS netlink: %w", err)
+				}
+				continue
+			}
+			for _, c := range changes(vips[i], seen[i], now) {
+				c.UnixNano = time.Now().UnixNano()
+				_ = enc.Encode(c)
+			}
+			seen[i] = now
+		}
+	}
+}
+
+// stuckAfter is how long the watcher waits for one IPVS read.
+const stuckAfter = 5 * time.Second
+
+// realServersWithin is realServers, or false when the read takes longer than d.
+func realServersWithin(h *ipvs.Handle, svc *ipvs.Service, d time.Duration) (map[string]realState, bool) {
+	done := make(chan map[string]realState, 1)
+	go func() { done <- realServers(h, svc) }()
+	select {
+	case now := <-done:
+		return now, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+// realServers reads a virtual server's real servers; none when it is not there (yet).
+func realServers(h *ipvs.Handle, svc *ipvs.Service) map[string]realState {
+	dests, err := h.GetDestinations(svc)
+	if err != nil {
+		return nil
+	}
+	now := map[string]realState{}
+	for _, d := range dests {
+		now[net.JoinHostPort(d.Address.String(), strconv.Itoa(int(d.Port)))] =
+			realState{weight: d.Weight, active: d.ActiveConnections, inactive: d.InactiveConnections}
+	}
+	return now
+}
+
+// changes lists what differs between two polls of virtual server vip: real servers
+// added, deleted, reweighted, and connection counts of those at weight 0 (a draining
+// real server: the counts say whether a connection still holds it).
+func changes(vip string, before, now map[string]realState) []Change {
+	var out []Change
+	for rs, st := range now {
+		c := Change{Virtual: vip, Real: rs, Weight: st.weight, Active: st.active, Inactive: st.inactive}
+		old, ok := before[rs]
+		switch {
+		case !ok:
+			c.Event = "add"
+		case old.weight != st.weight:
+			c.Event = "weight"
+		case st.weight == 0 && (old.active != st.active || old.inactive != st.inactive):
+			c.Event = "conns"
+		default:
+			continue
+		}
+		out = append(out, c)
+	}
+	for rs, st := range before {
+		if _, ok := now[rs]; !ok {
+			out = append(out, Change{Event: "del", Virtual: vip, Real: rs, Weight: st.weight, Active: st.active, Inactive: st.inactive})
+		}
+	}
+	return out
+}
+
+// Table is the node's IPVS table, as dump prints it.
+type Table struct {
+	Virtual []VirtualServer
+}
+
+// VirtualServer is one IPVS virtual server and its real servers.
+type VirtualServer struct {
+	Address   string // "VIP:port" or "fwmark N"
+	Protocol  string
+	Scheduler string
+	Real      []RealServer
+}
+
+// RealServer is one real server of a VirtualServer.
+type RealServer struct {
+	Address          string
+	Weight           int
+	Active, Inactive int
+}
+
+func dump() error {
+	h, err := ipvs.New("")
+	if err != nil {
+		return fmt.Errorf("open IPVS netlink: %w", err)
+	}
+	svcs, err := h.GetServices()
+	if err != nil {
+		return fmt.Errorf("list IPVS virtual servers: %w", err)
+	}
+	var t Table
+	for _, s := range svcs {
+		v := VirtualServer{Address: net.JoinHostPort(s.Address.String(), strconv.Itoa(int(s.Port))),
+			Protocol: protocolName(s.Protocol), Scheduler: s.SchedName}
+		if s.FWMark != 0 {
+			v.Address = fmt.Sprintf("fwmark %d", s.FWMark)
+		}
+		dests, err := h.GetDestinations(s)
+		if err != nil {
+			return fmt.Errorf("list real servers of %s %s: %w", v.Protocol, v.Address, err)
+		}
+		for _, d := range dests {
+			v.Real = append(v.Real, RealServer{Address: net.JoinHostPort(d.Address.String(), strconv.Itoa(int(d.Port))),
+				Weight: d.Weight, Active: d.ActiveConnections, Inactive: d.InactiveConnections})
+		}
+		t.Virtual = append(t.Virtual, v)
+	}
+	return json.NewEncoder(os.Stdout).Encode(t)
+}
+
+func protocolName(p uint16) string {
+	switch p {
+	case 6:
+		return "TCP"
+	case 17:
+		return "UDP"
+	case 132:
+		return "SCTP"
+	}
+	return strconv.Itoa(int(p))
+}

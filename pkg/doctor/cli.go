@@ -103,8 +103,7 @@ func mainWith(args []string, stdout, stderr io.Writer, nodeSources func(dummyDev
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
-		return ExitUsage
+		return failEarly(opts, stdout, stderr, err, ExitUsage)
 	}
 	src, err := nodeSources(opts.DummyDevice)
 	if err != nil {
@@ -119,10 +118,15 @@ func mainWith(args []string, stdout, stderr io.Writer, nodeSources func(dummyDev
 	return Run(context.Background(), opts, src, stdout, stderr)
 }
 
-// cannotInspect reports a failure to start inspecting: on stderr, and
-// under -o json also as a JSON object on stdout, so that a caller parsing
-// stdout gets a document either way.
+// cannotInspect reports a failure to start inspecting (see failEarly).
 func cannotInspect(opts CommandOptions, stdout, stderr io.Writer, err error) int {
+	return failEarly(opts, stdout, stderr, err, ExitCannotInspect)
+}
+
+// failEarly reports a failure before any inspection (bad usage, no IPVS,
+// no cluster access): on stderr, and under -o json also as a JSON object
+// on stdout, so that a caller parsing stdout gets a document either way.
+func failEarly(opts CommandOptions, stdout, stderr io.Writer, err error, code int) int {
 	fmt.Fprintf(stderr, "ipvs-doctor: %v\n", err)
 	if opts.Output == "json" {
 		enc := json.NewEncoder(stdout)
@@ -130,9 +134,9 @@ func cannotInspect(opts CommandOptions, stdout, stderr io.Writer, err error) int
 		_ = enc.Encode(struct {
 			Error    string `json:"error"`
 			ExitCode int    `json:"exitCode"`
-		}{err.Error(), ExitCannotInspect})
+		}{err.Error(), code})
 	}
-	return ExitCannotInspect
+	return code
 }
 
 // newClient returns nil when no cluster access was asked for.

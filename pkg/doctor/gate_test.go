@@ -127,3 +127,34 @@ func TestMainReadsConfigz(t *testing.T) {
 		t.Errorf("output lacks the gate read from %s:\n%s", s.URL, out.String())
 	}
 }
+
+// TestJSONErrorOnBadUsage: with -o json, a usage error (exit 3) also
+// prints a JSON error object on stdout, like the other early exits: a
+// caller parsing stdout gets a document on every path.
+func TestJSONErrorOnBadUsage(t *testing.T) {
+	unused := func(string) (Sources, error) { t.Fatal("usage error reached the node"); return Sources{}, nil }
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad CIDR", []string{"-o", "json", "--exclude-cidrs", "10.0.0.0/99"}, "--exclude-cidrs"},
+		{"exclusive flags", []string{"-o", "json", "--in-cluster", "--kubeconfig", "/k"}, "exclude each other"},
+		{"unknown flag", []string{"-o", "json", "--bogus"}, "bogus"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := mainWith(tc.args, &out, &errOut, unused); code != ExitUsage {
+				t.Fatalf("exit %d, want %d", code, ExitUsage)
+			}
+			var obj struct {
+				Error    string `json:"error"`
+				ExitCode int    `json:"exitCode"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &obj); err != nil || !strings.Contains(obj.Error, tc.want) || obj.ExitCode != ExitUsage {
+				t.Errorf("stdout %q: want a JSON error naming %q with exitCode %d (%v)", out.String(), tc.want, ExitUsage, err)
+			}
+		})
+	}
+}

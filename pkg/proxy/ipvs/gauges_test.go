@@ -1,6 +1,9 @@
 package ipvs
 
 import (
+	"errors"
+
+	discovery "k8s.io/api/discovery/v1"
 	"strings"
 	"testing"
 
@@ -53,4 +56,45 @@ func TestRealServerGaugesFinishing(t *testing.T) {
 		}
 	}
 	wantGauges(t, p, "after the finish check deleted it", 0, 0)
+}
+
+// TestRealServerGaugesEdges: the weight-0 gauge goes back to 0 when the
+// Service of a draining real server is deleted (its virtual server goes
+// with it), stays at 1 while that deletion fails, and a new proxier
+// (a restart) counts a leftover weight-0 real server from its first sync.
+func TestRealServerGaugesEdges(t *testing.T) {
+	t.Run("service deleted while draining", func(t *testing.T) {
+		k := newKernel(t)
+		p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+		terminateOld(t, p, webOldAndNew(t, k, p, 2))
+		wantGauges(t, p, "draining", 1, 0)
+		k.ipvs.Inject = func(op, _ string) error {
+			if op == "DeleteService" {
+				return errors.New("injected")
+			}
+			return nil
+		}
+		p.OnServiceDelete(svc("web", vip.String()))
+		if err := p.syncProxyRules(); err == nil {
+			t.Fatal("sync with a failing DeleteService succeeded")
+		}
+		wantGauges(t, p, "virtual server deletion failed", 1, 0)
+		k.ipvs.Inject = nil
+		syncOK(t, p)
+		if strings.Contains(ipvsDump(k), vip.String()) {
+			t.Fatalf("virtual server left:\n%s", ipvsDump(k))
+		}
+		wantGauges(t, p, "service deleted", 0, 0)
+	})
+	t.Run("restart", func(t *testing.T) {
+		k := newKernel(t)
+		p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+		terminateOld(t, p, webOldAndNew(t, k, p, 2))
+		restarted := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+		wantGauges(t, restarted, "before the restarted proxier's first sync", 0, 0)
+		restarted.OnServiceAdd(svc("web", vip.String()))
+		restarted.OnEndpointSliceAdd(slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String())))
+		syncOK(t, restarted)
+		wantGauges(t, restarted, "leftover weight-0 real server, still connected", 1, 0)
+	})
 }

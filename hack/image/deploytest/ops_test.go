@@ -378,3 +378,42 @@ func TestUpgradeDocsPatchEveryRenderingCommand(t *testing.T) {
 		t.Errorf("deploy/kubeadm-patches holds %v; want one kubeproxydaemonset patch (kubeadm applies every file it recognises)", names)
 	}
 }
+
+// TestNoSuccessfulSyncAlertCoversNeverSynced: kubeproxy_sync_proxy_rules_last_timestamp_seconds
+// has no series before a process's first successful sync, so "time() - it > 90"
+// alone never fires for a proxier that restarted and has not synced since
+// (crash-looping, or failing every sync from the start). The alert must
+// also fire on a target that serves ipvsproxy_syncs_total (registered at 0
+// from the start) without that timestamp.
+func TestNoSuccessfulSyncAlertCoversNeverSynced(t *testing.T) {
+	var rule struct {
+		Spec struct {
+			Groups []struct {
+				Rules []struct {
+					Alert string `json:"alert"`
+					Expr  string `json:"expr"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+	data, err := os.ReadFile(filepath.Join(deployDir(), "monitoring", "prometheusrule.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &rule); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "IPVSProxyNoSuccessfulSync" {
+				continue
+			}
+			expr := strings.Join(strings.Fields(r.Expr), " ")
+			if !strings.Contains(expr, "ipvsproxy_syncs_total") || !strings.Contains(expr, "unless on (instance) kubeproxy_sync_proxy_rules_last_timestamp_seconds") {
+				t.Errorf("IPVSProxyNoSuccessfulSync never fires before a process's first successful sync: %s", r.Expr)
+			}
+			return
+		}
+	}
+	t.Fatal("no alert IPVSProxyNoSuccessfulSync")
+}

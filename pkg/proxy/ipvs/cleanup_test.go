@@ -109,3 +109,70 @@ func TestCleanupAttemptsEveryStep(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanupEachStepFailing: each step failing in turn (and all at once)
+// leaves the others done, and the error names exactly the failed steps
+// (and the chain deletions when the jumps to them stay).
+func TestCleanupEachStepFailing(t *testing.T) {
+	steps := []string{"flush IPVS table", "delete dummy device " + DummyDevice, "delete iptables jumps",
+		"delete nat chains", "delete filter chains", "destroy ipsets"}
+	injected := errors.New("injected failure")
+	failing := func(fail map[string]bool, step string) func(string, string) error {
+		return func(string, string) error {
+			if fail[step] {
+				return injected
+			}
+			return nil
+		}
+	}
+	for i := 0; i <= len(steps); i++ {
+		fail := map[string]bool{}
+		name := "all"
+		if i < len(steps) {
+			fail[steps[i]], name = true, steps[i]
+		} else {
+			for _, s := range steps {
+				fail[s] = true
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			k := newKernel(t)
+			p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+			p.OnServiceAdd(svc("a", "10.96.0.1"))
+			syncOK(t, p)
+			k.ipvs.Inject = failing(fail, steps[0])
+			k.netdev.Inject = failing(fail, steps[1])
+			k.ipt4.Inject = func(op, object string) error {
+				switch {
+				case op == "DeleteJump" && fail[steps[2]],
+					op == "DeleteChains" && strings.HasPrefix(object, "nat ") && fail[steps[3]],
+					op == "DeleteChains" && strings.HasPrefix(object, "filter ") && fail[steps[4]]:
+					return injected
+				}
+				return nil
+			}
+			k.ipset.Inject = failing(fail, steps[5])
+			err := CleanupLeftovers(t.Context(), k.deps(v1.IPv4Protocol))
+			for _, s := range steps {
+				named := err != nil && strings.Contains(err.Error(), s+": ")
+				// chains still jumped to cannot be deleted (the kernel's EBUSY)
+				cascade := fail[steps[2]] && strings.HasSuffix(s, " chains")
+				if named != fail[s] && !cascade {
+					t.Errorf("step %q failed %v, named in the error %v: %v", s, fail[s], named, err)
+				}
+			}
+			if !fail[steps[0]] && ipvsDump(k) != "" {
+				t.Errorf("IPVS left:\n%s", ipvsDump(k))
+			}
+			if d := k.netdev.Dump(); !fail[steps[1]] && strings.Contains(d, DummyDevice) {
+				t.Errorf("dummy device left:\n%s", d)
+			}
+			if d := k.ipt4.Dump(); !fail[steps[2]] && !fail[steps[3]] && !fail[steps[4]] && strings.Contains(d, "KUBE-") {
+				t.Errorf("iptables left:\n%s", d)
+			}
+			if d := k.ipset.Dump(); !fail[steps[5]] && d != "" {
+				t.Errorf("ipsets left:\n%s", d)
+			}
+		})
+	}
+}

@@ -28,6 +28,11 @@ type Stream struct {
 	kind     string
 	err      string
 	done     chan struct{}
+	// interval, deadline and lastAnswer (the last line answered) tell a
+	// stream that answered until its deadline from one that stopped early.
+	interval, deadline time.Duration
+	opened             time.Time
+	lastAnswer         time.Time
 }
 
 // KindHung is a stream whose deadline passed with no answer and no error.
@@ -52,7 +57,8 @@ func OpenStream(ns netns.NsHandle, target netip.AddrPort, interval time.Duration
 		c.Close()
 		return nil, fmt.Errorf("first line on stream to %s: %w", target, err)
 	}
-	s := &Stream{Pod: pod, conn: c, done: make(chan struct{})}
+	s := &Stream{Pod: pod, conn: c, done: make(chan struct{}), interval: interval, opened: time.Now()}
+	s.deadline, s.lastAnswer = deadline.Sub(s.opened), s.opened
 	go s.run(r, interval, deadline)
 	return s, nil
 }
@@ -74,6 +80,9 @@ func (s *Stream) run(r *bufio.Reader, interval time.Duration, deadline time.Time
 			s.end(err, deadline)
 			return
 		}
+		s.mu.Lock()
+		s.lastAnswer = time.Now()
+		s.mu.Unlock()
 		time.Sleep(interval)
 	}
 }
@@ -97,6 +106,25 @@ func (s *Stream) Ended() (bool, time.Time, string, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.kind != "", s.failedAt, s.kind, s.err
+}
+
+// answerGap is how long before its deadline a stream may have last been
+// answered and still count as answering to the end: a line in flight when the
+// deadline passes, on a VM that stalls for a second now and then.
+const answerGap = 2 * time.Second
+
+// AnsweredToTheEnd says whether the stream is still running, or ended only
+// because its deadline passed while it was still being answered. Streams that
+// share a deadline with ones that hang end together at it, so "ended" alone
+// does not tell a broken stream from a healthy one.
+func (s *Stream) AnsweredToTheEnd() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kind == "" {
+		return true
+	}
+	deadline := s.opened.Add(s.deadline)
+	return s.kind == KindHung && deadline.Sub(s.lastAnswer) <= s.interval+answerGap
 }
 
 // Close ends the stream now.

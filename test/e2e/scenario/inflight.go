@@ -174,8 +174,8 @@ func (w *world) lose(ctx context.Context, how string, slice *cluster.Slice, eps 
 // recordStreams records each stream's end and checks the expectations.
 func (w *world) recordStreams(how, lostPod string, streams []*load.Stream, t0 time.Time) {
 	survivorsOK, lostFast := true, true
-	for _, r := range w.collectStreams(how, lostPod, streams, t0) {
-		if !r.Lost && r.Kind != "" {
+	for i, r := range w.collectStreams(how, lostPod, streams, t0) {
+		if !r.Lost && !streams[i].AnsweredToTheEnd() {
 			survivorsOK = false
 		}
 		if r.Lost && (r.Kind == load.KindHung || r.After > fastFailure) {

@@ -289,12 +289,12 @@ func (p *Proxier) rulesIntact(table string) bool {
 // is want; false, logged, when it differs or cannot be read. It touches no
 // sync state, so the background audit calls it without the lock.
 func (p *Proxier) ourPartIs(table string, want []byte) bool {
-	saved, err := p.deps.IPTables.Save(table)
+	ours, err := p.readOurPart(table)
 	if err != nil {
 		p.logger.V(2).Info("Cannot read iptables; rewriting our chains", "table", table, "err", err)
 		return false
 	}
-	intact := bytes.Equal(ourRules(saved, tableChains(table)), want)
+	intact := bytes.Equal(ours, want)
 	if !intact {
 		p.logger.Info("Our iptables chains or the jumps to them changed; rewriting them", "table", table)
 	}
@@ -314,14 +314,13 @@ func (p *Proxier) rememberRules(written []string, checked bool) {
 		clear(p.savedRules)
 		return
 	}
+	read := p.readOurParts(written)
 	for _, table := range written {
 		delete(p.savedRules, table)
-		saved, err := p.deps.IPTables.Save(table)
-		if err != nil {
-			p.logger.V(2).Info("Cannot read iptables back; the next full sync rewrites our chains", "table", table, "err", err)
+		rules, ok := read[table]
+		if !ok {
 			continue
 		}
-		rules := ourRules(saved, tableChains(table))
 		if !p.holdsOurWrite(table, rules) || !hasOurJumps(rules, table) {
 			p.logger.Info("Our iptables chains or the jumps to them changed since our write; the next full sync rewrites them", "table", table)
 			continue
@@ -488,14 +487,23 @@ func (p *Proxier) recordInBackground() {
 func (p *Proxier) readOurParts(tables []string) map[string][]byte {
 	out := make(map[string][]byte, len(tables))
 	for _, table := range tables {
-		saved, err := p.deps.IPTables.Save(table)
+		ours, err := p.readOurPart(table)
 		if err != nil {
 			p.logger.V(2).Info("Cannot read iptables back; the next full sync rewrites our chains", "table", table, "err", err)
 			continue
 		}
-		out[table] = ourRules(saved, tableChains(table))
+		out[table] = ours
 	}
 	return out
+}
+
+// readOurPart is our part of table (ourRules) as one iptables-save shows it.
+func (p *Proxier) readOurPart(table string) ([]byte, error) {
+	saved, err := p.deps.IPTables.Save(table)
+	if err != nil {
+		return nil, err
+	}
+	return ourRules(saved, tableChains(table)), nil
 }
 
 // recordIfJumpsAre records rules as table's if its jumps to our chains are

@@ -59,14 +59,7 @@ func TestFullSyncAfterPartialRuleWriteRepairsJumps(t *testing.T) {
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
 	p.OnServiceAdd(svc("a", "10.96.0.1"))
 	syncOK(t, p)
-	want := func() string {
-		fresh := newKernel(t)
-		q := newTestProxier(t, fresh, testConfig(v1.IPv4Protocol))
-		q.OnServiceAdd(svc("a", "10.96.0.1"))
-		q.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
-		syncOK(t, q)
-		return fresh.ipt4.Dump()
-	}()
+	want := dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081))
 	must(t, k.ipt4.DeleteJump("nat", "OUTPUT", chainServices, "-m", "comment", "--comment", "kubernetes service portals"))
 	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // a node port set jump appears: a partial write
 	syncOK(t, p)
@@ -213,14 +206,7 @@ func TestPartialRuleWriteWithAJumpGoneIsNotRecorded(t *testing.T) {
 	p.OnServiceAdd(svc("a", "10.96.0.1"))
 	syncOK(t, p)
 	waitAudit(t, p)
-	want := func() string {
-		fresh := newKernel(t)
-		q := newTestProxier(t, fresh, testConfig(v1.IPv4Protocol))
-		q.OnServiceAdd(svc("a", "10.96.0.1"))
-		q.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081))
-		syncOK(t, q)
-		return fresh.ipt4.Dump()
-	}()
+	want := dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081))
 	p.mu.Lock()
 	p.audit.recording = true // hold the read-back until the jump is gone
 	p.mu.Unlock()

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # make conformance: the three runs of upstream's Service e2e tests on the running cluster
 # (make cluster: control plane + node VMs, Ready), then the report.
-#   1 build.sh   2 images.sh   3 dns.sh (CoreDNS, once)
+#   1 build.sh   2 images.sh, node-images.sh (into the running nodes)   3 dns.sh (CoreDNS, once)
 #   4 for each of upstream (addon.sh upstream: registry.k8s.io/kube-proxy:v1.37.2, ipvs mode),
 #     gate-off (addon.sh patch no-gate: ours), gate-on (addon.sh patch: ours with
 #     IPVSImmediateTermination): kubeadm re-renders the addon, the DaemonSet rolls out, then
 #     run.sh writes _output/conformance/<name>/
 #   5 test/conformance/cmd/report -> _output/conformance/report.md
-# The nodes must have imported _output/conformance/images/*.oci.tar (ctr -n k8s.io images
-# import) before step 3: they are built in step 2, so a node image that bakes them in is built
-# after it. CONFORMANCE_RUNS picks runs ("gate-on" alone, say); the others' directories are
+# node-images.sh imports _output/conformance/images/*.oci.tar into each running node's
+# containerd (those it lacks), so a plain make cluster is enough. CONFORMANCE_RUNS picks runs ("gate-on" alone, say); the others' directories are
 # reported as they are, when present.
 source "$(dirname "$0")/lib.sh"
 RUNS=${CONFORMANCE_RUNS:-upstream gate-off gate-on}
@@ -21,6 +20,7 @@ source "$CLUSTER_CP_RUN/env"
 kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 step "conformance: nodes"
 kubectl get nodes -o wide
+"$CONF_DIR/node-images.sh"
 "$CONF_DIR/dns.sh"
 for run in $RUNS; do
 	case $run in

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,11 +84,17 @@ func TestGateAndAnnotation(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range svcs {
+	left := make([]<-chan time.Time, len(svcs))
+	for i, s := range svcs {
+		left[i] = watchLeftSlice(t, client, ns, s, connPodIP(t, client, ns, s))
 		removeFromService(t, client, ns, s)
 	}
-	for _, s := range svcs {
-		waitLeftSlice(t, client, ns, s)
+	for i, s := range svcs {
+		select {
+		case s.leftSlice = <-left[i]:
+		case <-time.After(time.Minute):
+			t.Fatalf("endpoint %s still in service %s's EndpointSlices after 1m", s.removedIP, s.name)
+		}
 	}
 	time.Sleep(observe)
 
@@ -168,44 +175,76 @@ func createService(t *testing.T, client kubernetes.Interface, ns string, s *serv
 	return net.JoinHostPort(created.Spec.ClusterIP, fmt.Sprint(podkit.EchoPort))
 }
 
-// removeFromService relabels the pod the Service's connection reached: its endpoint
-// leaves the Service while the pod and the connection stay up.
-func removeFromService(t *testing.T, client kubernetes.Interface, ns string, s *service) {
+// connPodIP records and returns the address of the pod the Service's connection reached.
+func connPodIP(t *testing.T, client kubernetes.Interface, ns string, s *service) string {
 	t.Helper()
 	p, err := client.CoreV1().Pods(ns).Get(context.Background(), s.conn.Pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get pod %s/%s (the connection's): %v", ns, s.conn.Pod, err)
 	}
 	s.removedIP = p.Status.PodIP
+	return s.removedIP
+}
+
+// removeFromService relabels the pod the Service's connection reached: its endpoint
+// leaves the Service while the pod and the connection stay up.
+func removeFromService(t *testing.T, client kubernetes.Interface, ns string, s *service) {
+	t.Helper()
 	patch := fmt.Sprintf(`{"metadata":{"labels":{"s4":"removed-from-%s"}}}`, s.name)
-	if _, err := client.CoreV1().Pods(ns).Patch(context.Background(), p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("relabel pod %s/%s: %v", ns, p.Name, err)
+	if _, err := client.CoreV1().Pods(ns).Patch(context.Background(), s.conn.Pod, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("relabel pod %s/%s: %v", ns, s.conn.Pod, err)
 	}
 	s.labelChanged = time.Now()
 }
 
-// waitLeftSlice waits for the EndpointSlice controller to drop the removed pod's endpoint.
-func waitLeftSlice(t *testing.T, client kubernetes.Interface, ns string, s *service) {
+// watchLeftSlice watches the Service's EndpointSlices (started before the relabel, so no
+// event is missed) and sends the instant an event shows none of them holding the relabelled
+// pod's address. A 200 ms poll read it up to a poll plus a List late, so the real server's
+// change on node-a could look like it came before the endpoint left (negative times).
+func watchLeftSlice(t *testing.T, client kubernetes.Interface, ns string, s *service, ip string) <-chan time.Time {
 	t.Helper()
-	kubeclient.Eventually(t, time.Minute, "endpoint "+s.removedIP+" gone from service "+s.name, func(ctx context.Context) (bool, error) {
-		slices, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + s.name})
-		if err != nil {
-			return false, err
-		}
-		for _, sl := range slices.Items {
-			for _, ep := range sl.Endpoints {
-				for _, a := range ep.Addresses {
-					if a == s.removedIP {
-						return false, nil
-					}
-				}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	w, err := client.DiscoveryV1().EndpointSlices(ns).Watch(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + s.name})
+	if err != nil {
+		cancel()
+		t.Fatalf("watch endpointslices of service %s/%s: %v", ns, s.name, err)
+	}
+	out := make(chan time.Time, 1)
+	go func() {
+		defer cancel()
+		defer w.Stop()
+		held := map[string]bool{} // slice name -> holds the pod's address
+		for ev := range w.ResultChan() {
+			sl, ok := ev.Object.(*discoveryv1.EndpointSlice)
+			if !ok {
+				continue
+			}
+			held[sl.Name] = ev.Type != "DELETED" && holdsAddress(sl, ip)
+			if !anyTrue(held) {
+				out <- time.Now()
+				return
 			}
 		}
-		if s.leftSlice.IsZero() {
-			s.leftSlice = time.Now()
+	}()
+	return out
+}
+
+func anyTrue(m map[string]bool) bool {
+	for _, v := range m {
+		if v {
+			return true
 		}
-		return true, nil
-	})
+	}
+	return false
+}
+
+func holdsAddress(sl *discoveryv1.EndpointSlice, ip string) bool {
+	for _, ep := range sl.Endpoints {
+		if slices.Contains(ep.Addresses, ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // check compares what node-a's IPVS and the connection did with the Service's policy

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Step 2b of make conformance: the test images (images.sh) into every Ready node's containerd
+# of the running cluster, so `make conformance` works after a plain `make cluster` (the node
+# VMs import only the tarballs they boot with). Per node: a privileged host-PID pod of the
+# nodes' own busybox image (cluster.local/busybox:1, never pulled), then for each
+# _output/conformance/images/*.oci.tar whose image the node lacks,
+#   kubectl exec -i POD -- nsenter -t 1 -m -- ctr -n k8s.io images import - <TARBALL
+# (the tarball streams through the API server and node-proxy; ctr is the node's). The pod is
+# deleted at the end. An image already there is not imported again.
+source "$(dirname "$0")/lib.sh"
+# shellcheck disable=SC1091
+source "$CLUSTER_CP_RUN/env"
+kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
+NS=kube-system
+START=$SECONDS
+
+# image_name reads the image name a tarball carries (its OCI index's annotation, as the
+# builder writes it and ctr reads it).
+image_name() {
+	tar -xOf "$1" index.json | grep -o '"io.containerd.image.name": *"[^"]*"' | head -n1 | sed 's/.*: *"//; s/"$//'
+}
+
+start_pod() {
+	local node=$1 pod=$2
+	kubectl -n "$NS" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+	kubectl -n "$NS" run "$pod" --image=cluster.local/busybox:1 --image-pull-policy=Never --restart=Never \
+		--overrides="{\"spec\":{\"nodeName\":\"$node\",\"hostPID\":true,\"automountServiceAccountToken\":false,
+			\"tolerations\":[{\"operator\":\"Exists\"}],
+			\"containers\":[{\"name\":\"$pod\",\"image\":\"cluster.local/busybox:1\",\"imagePullPolicy\":\"Never\",
+				\"command\":[\"sleep\",\"3600\"],\"securityContext\":{\"privileged\":true}}]}}" >/dev/null
+	kubectl -n "$NS" wait --for=condition=Ready "pod/$pod" --timeout=300s >/dev/null
+}
+
+on_node() {
+	local pod=$1
+	shift
+	kubectl -n "$NS" exec -i "$pod" -- nsenter -t 1 -m -- "$@"
+}
+
+import_node() {
+	local node=$1 pod="conformance-images-$1" have tarball name
+	start_pod "$node" "$pod"
+	have=$(on_node "$pod" ctr -n k8s.io images ls -q)
+	for tarball in "$CONF_IMAGES"/*.oci.tar; do
+		name=$(image_name "$tarball")
+		[ -n "$name" ] || { echo "node-images: no image name in $tarball" >&2; return 1; }
+		if grep -qxF "$name" <<<"$have"; then
+			echo "node-images: $node has $name"
+			continue
+		fi
+		step "node-images: $node: importing $name ($(du -h "$tarball" | cut -f1); $((SECONDS - START)) s so far)"
+		on_node "$pod" ctr -n k8s.io images import - <"$tarball" >/dev/null ||
+			{ echo "node-images: $node: ctr import of $tarball failed" >&2; return 1; }
+	done
+	have=$(on_node "$pod" ctr -n k8s.io images ls -q)
+	for tarball in "$CONF_IMAGES"/*.oci.tar; do
+		name=$(image_name "$tarball")
+		grep -qxF "$name" <<<"$have" || { echo "node-images: $node: $name missing after the import" >&2; return 1; }
+	done
+	kubectl -n "$NS" delete pod "$pod" --wait=false >/dev/null
+}
+
+main() {
+	compgen -G "$CONF_IMAGES/*.oci.tar" >/dev/null || { echo "node-images: no $CONF_IMAGES/*.oci.tar: run images.sh" >&2; return 1; }
+	local node
+	for node in $(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}'); do
+		import_node "$node"
+	done
+	step "node-images: done in $((SECONDS - START)) s"
+}
+
+main "$@"

@@ -132,7 +132,7 @@ func (d *desiredState) inheritGone(old *desiredState) {
 // longer holds.
 func (d *desiredState) forgetGone(kernel *observedState) {
 	for key := range d.gone {
-		if kernel.services[key] == nil {
+		if !kernel.hasService(key) {
 			delete(d.gone, key)
 		}
 	}

@@ -100,6 +100,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 		for ref := range p.finishing {
 			sc.services[ref.svc] = struct{}{} // re-read and re-decided each sync
 		}
+		p.kernel.pinScope(sc)
 		errs = append(errs, p.refreshRetiring(sc))
 	}
 	_, err := p.applyPlan(sc, func() error {
@@ -124,6 +125,9 @@ func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	now := p.now()
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
 		finishingSince: p.finishing, now: now})
+	if sc == nil {
+		p.kernel.assumeWritten(p.desired)
+	}
 	p.flushes.dropWanted(p.desired)
 	pl.conntrack = p.flushes.take(pl.conntrack, now)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
@@ -136,6 +140,7 @@ func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	p.trackFinishing(pl, now)
 	p.countDeletions(a)
 	p.countWeightZero(sc)
+	p.kernel.fold(sc == nil)
 	return pl, err
 }
 
@@ -152,11 +157,11 @@ func (p *Proxier) rereadKernel(changed, servicesChanged sets.Set[types.Namespace
 	p.kernel = kernel
 	if reuse {
 		p.updateDesired(changed, servicesChanged)
-		return nil
+	} else {
+		fresh := p.rebuildDesired()
+		fresh.inheritGone(p.desired)
+		p.desired, p.desiredStale = fresh, false
 	}
-	fresh := p.rebuildDesired()
-	fresh.inheritGone(p.desired)
-	p.desired, p.desiredStale = fresh, false
 	return nil
 }
 
@@ -190,16 +195,25 @@ func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.Namespac
 	for nn := range changed {
 		for _, name := range slices.Clone(p.desired.portsByService[nn]) {
 			if _, still := p.svcPortMap[name]; !still {
-				p.desired.replace(name, nil, sc)
+				p.replaceContribution(name, nil, sc)
 			}
 		}
 	}
 	for _, name := range p.changedPorts(changed, servicesChanged) {
 		if port, ok := p.svcPortMap[name]; ok {
-			p.desired.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
+			p.replaceContribution(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
 		}
 	}
 	return sc
+}
+
+// replaceContribution swaps a service port's contribution (nil removes
+// it), first pinning the kernel's view of what the old and the new one
+// touch: the observed state implies the desired state where it matched.
+func (p *Proxier) replaceContribution(name proxy.ServicePortName, c *contribution, sc *scope) {
+	p.kernel.pinContribution(p.desired.contributions[name])
+	p.kernel.pinContribution(c)
+	p.desired.replace(name, c, sc)
 }
 
 // changedPorts lists the current ports of the changed services. A Service
@@ -230,7 +244,7 @@ func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.Namespace
 func (p *Proxier) refreshRetiring(sc *scope) error {
 	var errs []error
 	for key := range sc.services {
-		want, have := p.desired.service(key), p.kernel.services[key]
+		want, have := p.desired.service(key), p.kernel.services[key] // pinned: explicit
 		if want == nil || have == nil || key.Protocol != ipvs.TCP || !losesDest(want, have) {
 			continue
 		}

@@ -45,8 +45,11 @@ type scope struct {
 	entries  map[setEntry]struct{}
 }
 
-func newScope() *scope {
-	return &scope{services: map[ipvs.ServiceKey]struct{}{}, addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
+// newScope is sized for services changed virtual servers (each changed
+// service port has at least one; its addresses and set members change
+// only when it comes or goes).
+func newScope(services int) *scope {
+	return &scope{services: make(map[ipvs.ServiceKey]struct{}, services), addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
 }
 
 // The touch methods record a key whose wanted state may have changed. A

@@ -196,7 +196,7 @@ func (a *applier) writeDests(run []destChange, write func(destChange) bool) {
 		}
 	}
 	if s := a.kernel.services[run[0].key()]; s != nil && len(written) > 0 {
-		s.dests = s.dests.upsert(written)
+		s.dests = s.list().upsert(written)
 	}
 }
 
@@ -245,7 +245,7 @@ func (a *applier) deleteDests(run []destChange) {
 		}
 	}
 	if s := a.kernel.services[run[0].key()]; s != nil {
-		s.dests = s.dests.remove(gone)
+		s.dests = s.list().remove(gone)
 	}
 }
 
@@ -271,7 +271,7 @@ func (a *applier) applyServiceDeletes(p *plan) {
 	for _, s := range p.deleteServices {
 		key := s.service.ServiceKey
 		if a.verbose {
-			a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.dests))
+			a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.list()))
 		}
 		if a.do(a.deps.IPVS.DeleteService(key)) {
 			a.kernel.setService(key, nil)

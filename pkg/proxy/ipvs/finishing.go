@@ -42,7 +42,7 @@ func (p *Proxier) checkFinishing() {
 	if len(p.finishing) == 0 || p.kernel == nil || p.desired == nil {
 		return
 	}
-	sc := newScope()
+	sc := newScope(len(p.finishing))
 	for ref := range p.finishing {
 		sc.services[ref.svc] = struct{}{}
 	}

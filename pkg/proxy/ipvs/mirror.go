@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -22,14 +23,15 @@ func (o *observedState) lookupService(key ipvs.ServiceKey) (s *observedService, 
 }
 
 // service is the virtual server the kernel holds at key, or nil; an
-// implied one is built from the desired state (a copy).
+// implied one is built from the desired state (its real servers listed
+// when first needed: the desired state replaces, never changes, them).
 func (o *observedState) service(key ipvs.ServiceKey) *observedService {
 	s, explicit := o.lookupService(key)
 	if explicit {
 		return s
 	}
 	ws := o.implied.service(key)
-	return &observedService{service: ws.service, dests: weightOne(ws.dests, len(ws.dests))}
+	return &observedService{service: ws.service, fromWanted: ws.dests, lazy: true}
 }
 
 // weightOne lists real servers at weight 1, with room for n.
@@ -51,14 +53,14 @@ func (o *observedState) hasDest(ref destRef) bool {
 	if !explicit {
 		return o.implied.service(ref.svc).dests.has(ref.dest)
 	}
-	return s != nil && s.dests.has(ref.dest)
+	return s != nil && s.has(ref.dest)
 }
 
 // weightZero counts the real servers at weight 0 of a virtual server (an
 // implied one has none).
 func (o *observedState) weightZero(key ipvs.ServiceKey) int {
 	s, explicit := o.lookupService(key)
-	if !explicit || s == nil {
+	if !explicit || s == nil || s.lazy {
 		return 0
 	}
 	n := 0
@@ -146,7 +148,13 @@ func sameAsWanted(ws *wantedService, s *observedService) bool {
 	if ws == nil || s == nil {
 		return ws == nil && s == nil
 	}
-	if !sameService(ws.service, s.service) || len(ws.dests) != len(s.dests) {
+	if !sameService(ws.service, s.service) {
+		return false
+	}
+	if s.lazy {
+		return slices.Equal(ws.dests, s.fromWanted)
+	}
+	if len(ws.dests) != len(s.dests) {
 		return false
 	}
 	for i, d := range s.dests { // both sorted by key

@@ -120,7 +120,7 @@ func describeServices(o *observedState, d *desiredState) string {
 		if svc.Flags&ipvs.FlagPersistent != 0 {
 			line += fmt.Sprintf(" timeout=%d", svc.Timeout)
 		}
-		for _, dst := range s.dests {
+		for _, dst := range s.list() {
 			line += fmt.Sprintf(" %s/%d", dst.DestinationKey, dst.Weight)
 		}
 		lines = append(lines, line)

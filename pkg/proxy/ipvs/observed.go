@@ -14,6 +14,27 @@ import (
 type observedService struct {
 	service ipvs.Service
 	dests   destList
+	// fromWanted, when set, are its real servers instead of dests, all at
+	// weight 1: a pin took them from the desired state, and list() makes
+	// dests of them when first needed (a partial sync that re-reads them
+	// never does).
+	fromWanted destKeys
+	lazy       bool
+}
+
+// list is the real servers, sorted by key.
+func (s *observedService) list() destList {
+	if s.lazy {
+		s.dests, s.fromWanted, s.lazy = weightOne(s.fromWanted, len(s.fromWanted)), nil, false
+	}
+	return s.dests
+}
+
+func (s *observedService) has(k ipvs.DestinationKey) bool {
+	if s.lazy {
+		return s.fromWanted.has(k)
+	}
+	return s.dests.has(k)
 }
 
 // observedState is what the kernel holds for our family: read whole on a

@@ -247,7 +247,7 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 			return
 		}
 		p.deleteServices = append(p.deleteServices, have)
-		for _, d := range have.dests {
+		for _, d := range have.list() {
 			p.flushConntrack(key, d.DestinationKey, in.desired.immediateForGone(key, in.cfg))
 		}
 	case have == nil:
@@ -258,7 +258,7 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 		if !sameService(want.service, have.service) {
 			p.updateServices = append(p.updateServices, want.service)
 		}
-		p.diffDests(in, want, have.dests)
+		p.diffDests(in, want, have.list())
 	}
 }
 

@@ -191,7 +191,7 @@ func (p *Proxier) rebuildDesired() *desiredState {
 // and returns what changed.
 func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.NamespacedName]) *scope {
 	in := p.buildInput()
-	sc := newScope()
+	sc := newScope(len(changed))
 	for nn := range changed {
 		for _, name := range slices.Clone(p.desired.portsByService[nn]) {
 			if _, still := p.svcPortMap[name]; !still {
@@ -253,7 +253,7 @@ func (p *Proxier) refreshRetiring(sc *scope) error {
 			errs = append(errs, fmt.Errorf("read real servers of %s: %w", key, err))
 			continue
 		}
-		p.kernel.services[key] = newObservedService(have.service, dests)
+		have.dests, have.fromWanted, have.lazy = newDestList(dests), nil, false // have is the pinned entry
 	}
 	return errors.Join(errs...)
 }
@@ -299,6 +299,14 @@ func (p *Proxier) now() time.Time {
 }
 
 func losesDest(want *wantedService, have *observedService) bool {
+	if have.lazy {
+		for _, dk := range have.fromWanted {
+			if !want.dests.has(dk) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, d := range have.dests {
 		if !want.dests.has(d.DestinationKey) {
 			return true

@@ -189,7 +189,8 @@ func (a *applier) addServiceDests(ws *wantedService) {
 // writeDests writes one virtual server's real servers (sorted) and caches
 // those written.
 func (a *applier) writeDests(run []destChange, write func(destChange) bool) {
-	written := make([]ipvs.Destination, 0, len(run))
+	var room [4]ipvs.Destination // most runs change one or two: no allocation
+	written := room[:0]
 	for _, c := range run {
 		if write(c) {
 			written = append(written, c.dest)
@@ -229,7 +230,8 @@ func (a *applier) reweighDest(c destChange) bool {
 
 // deleteDests deletes one virtual server's retired real servers.
 func (a *applier) deleteDests(run []destChange) {
-	var gone []ipvs.DestinationKey
+	var room [4]ipvs.DestinationKey // most runs delete one: no allocation
+	gone := room[:0]
 	for _, c := range run {
 		if c.unlessInFlight && a.inFlight(c) {
 			a.deferred = append(a.deferred, destRef{c.key(), c.dest.DestinationKey})

@@ -67,7 +67,14 @@ func (l destList) upsert(ds []ipvs.Destination) destList {
 		}
 	}
 	n := len(l)
-	l = slices.Grow(l, added)[:n+added]
+	if cap(l) < n+added {
+		// Exactly: slices.Grow would double a short list (a kernel read
+		// has no room to spare), for one or two real servers more.
+		grown := make(destList, n, n+added)
+		copy(grown, l)
+		l = grown
+	}
+	l = l[:n+added]
 	i, j := n-1, len(ds)-1
 	for k := n + added - 1; j >= 0; k-- {
 		c := -1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +182,31 @@ func (p *Proxier) makeEndpoint(info *proxy.BaseEndpointInfo, name *proxy.Service
 	if reason := endpointProblem(info); reason != "" {
 		p.logger.Error(nil, "Skipping invalid endpoint", "service", name, "endpoint", info.String(), "reason", reason)
 	}
-	return info
+	if e := p.knownEndpoint(name, info); e != nil {
+		return e
+	}
+	return newEndpoint(info)
+}
+
+// knownEndpoint is the endpoint the proxier keeps already for the same
+// port, address and state, or nil: the tracker rebuilds every endpoint of
+// a changed Service (twice: as it was and as it is), most of them as they
+// were. It runs within the sync (EndpointsMap.Update), which owns
+// endpointsMap.
+func (p *Proxier) knownEndpoint(name *proxy.ServicePortName, info proxy.Endpoint) *endpoint {
+	eps, hostPort := p.endpointsMap[*name], info.String()
+	i, found := slices.BinarySearchFunc(eps, hostPort, func(e proxy.Endpoint, s string) int { // sorted by String
+		return strings.Compare(e.String(), s)
+	})
+	if !found {
+		return nil
+	}
+	e, ok := eps[i].(*endpoint)
+	if !ok || e.hints != nil || info.ZoneHints() != nil || info.NodeHints() != nil ||
+		e.port != int32(info.Port()) || e.flags != flagsOf(info) {
+		return nil
+	}
+	return e
 }
 
 func (p *Proxier) event(svc *v1.Service, reason, note string) {

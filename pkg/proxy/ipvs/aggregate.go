@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"iter"
 	"net/netip"
 	"slices"
 
@@ -88,10 +89,11 @@ func newDesiredState(ports int) *desiredState {
 		noLocal:        map[string]map[types.NamespacedName]int{trafficPolicyInternal: {}, trafficPolicyExternal: {}},
 	}
 	for _, def := range setDefinitions() {
-		d.sets[def.name] = make(map[ipset.Entry]int)
+		if def.name != setIPVSAddresses { // the bound addresses (see wants)
+			d.sets[def.name] = make(map[ipset.Entry]int)
+		}
 	}
 	d.sets[setClusterIP] = make(map[ipset.Entry]int, ports)
-	d.sets[setIPVSAddresses] = make(map[ipset.Entry]int, ports)
 	return d
 }
 
@@ -141,8 +143,41 @@ func (d *desiredState) forgetGone(kernel *observedState) {
 	}
 }
 
-// set returns the wanted members of a set, by its IPv4 name.
-func (d *desiredState) set(name string) map[ipset.Entry]int { return d.sets[name] }
+// wants says whether a set (IPv4 name) is to hold a member.
+// KUBE-IPVS-IPS holds exactly the bound addresses: it is not kept twice.
+func (d *desiredState) wants(set string, e ipset.Entry) bool {
+	if set == setIPVSAddresses {
+		return e == ipset.Entry{IP: e.IP} && d.bound[e.IP] > 0
+	}
+	return d.sets[set][e] > 0
+}
+
+// setSize is the number of members a set (IPv4 name) is to hold.
+func (d *desiredState) setSize(set string) int {
+	if set == setIPVSAddresses {
+		return len(d.bound)
+	}
+	return len(d.sets[set])
+}
+
+// members are the members a set (IPv4 name) is to hold.
+func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
+	return func(yield func(ipset.Entry) bool) {
+		if set == setIPVSAddresses {
+			for a := range d.bound {
+				if !yield(ipset.Entry{IP: a}) {
+					return
+				}
+			}
+			return
+		}
+		for e := range d.sets[set] {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
 
 // replace swaps a service port's contribution (nil removes it) and records
 // in sc (when not nil) every key whose wanted state may have changed.
@@ -193,16 +228,14 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 		}
 		sc.touchService(key)
 	}
-	for _, a := range c.bound {
+	for a := range c.allBound() {
 		if count(d.bound, a, delta) {
 			sc.touchAddr(a)
 			// KUBE-IPVS-IPS holds exactly the bound addresses.
-			e := setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}}
-			count(d.sets[setIPVSAddresses], e.entry, delta)
-			sc.touchEntry(e)
+			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
 		}
 	}
-	for _, e := range c.entries {
+	for e := range c.allEntries() {
 		if count(d.sets[e.set], e.entry, delta) {
 			sc.touchEntry(e)
 		}

@@ -1,10 +1,10 @@
 package ipvs
 
 import (
+	"iter"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -39,7 +39,12 @@ type wantedService struct {
 // change rebuilds only the changed ports' contributions.
 type contribution struct {
 	services []*wantedService
-	bound    []netip.Addr
+	// clusterIP: services[0] is the port's cluster IP, which is bound and a
+	// member of KUBE-CLUSTER-IP without being listed in bound and entries
+	// (one address and member fewer to keep per port; see allBound,
+	// allEntries).
+	clusterIP bool
+	bound     []netip.Addr
 	// entries name their set by its IPv4 name.
 	entries        []setEntry
 	lbNoNodeAccess []ipset.Entry
@@ -84,7 +89,7 @@ func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.Se
 	if !ok || sp.invalid != "" {
 		return &contribution{} // reported when the Service changed
 	}
-	b := portBuilder{in: in, c: &contribution{}, name: name, sp: sp, proto: strings.ToLower(string(sp.Protocol()))}
+	b := portBuilder{in: in, c: &contribution{}, name: name, sp: sp, proto: protocolName(ipvs.Protocol(sp.Protocol()))}
 	b.build(eps)
 	return b.c
 }
@@ -150,8 +155,51 @@ func (b *portBuilder) entry(addr netip.Addr, port int) ipset.Entry {
 
 func (b *portBuilder) addClusterIP() {
 	addr, _ := addrFromIP(b.sp.ClusterIP())
-	b.add(setClusterIP, b.entry(addr, b.sp.Port()))
-	b.addVirtualServer(addr, b.sp.Port(), b.sp.InternalPolicyLocal(), true)
+	b.addVirtualServer(addr, b.sp.Port(), b.sp.InternalPolicyLocal(), false) // bound: see clusterIP
+	b.c.clusterIP = true
+}
+
+// allBound are the addresses the contribution binds.
+func (c *contribution) allBound() iter.Seq[netip.Addr] {
+	return func(yield func(netip.Addr) bool) {
+		if c.clusterIP && !yield(c.services[0].service.Address) {
+			return
+		}
+		for _, a := range c.bound {
+			if !yield(a) {
+				return
+			}
+		}
+	}
+}
+
+// allEntries are the set members the contribution adds.
+func (c *contribution) allEntries() iter.Seq[setEntry] {
+	return func(yield func(setEntry) bool) {
+		if c.clusterIP {
+			k := c.services[0].service.ServiceKey
+			if !yield(setEntry{set: setClusterIP, entry: ipset.Entry{IP: k.Address, Protocol: protocolName(k.Protocol), Port: k.Port}}) {
+				return
+			}
+		}
+		for _, e := range c.entries {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// protocolName is a protocol as ipset names it.
+func protocolName(p ipvs.Protocol) string {
+	switch p {
+	case ipvs.UDP:
+		return "udp"
+	case ipvs.SCTP:
+		return "sctp"
+	default:
+		return "tcp"
+	}
 }
 
 func (b *portBuilder) addExternalIPs() {

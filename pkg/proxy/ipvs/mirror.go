@@ -92,7 +92,7 @@ func (o *observedState) inSet(s *observedSet, e ipset.Entry) bool {
 	if in, ok := s.entries[e]; ok || s.whole || o.implied == nil {
 		return in
 	}
-	return o.implied.set(s.name)[e] > 0
+	return o.implied.wants(s.name, e)
 }
 
 // The applier records each write that succeeded through these: a value
@@ -132,7 +132,7 @@ func (o *observedState) setEntry(set string, e ipset.Entry, in bool) {
 	if s == nil {
 		return
 	}
-	if !s.whole && o.implied != nil && (o.implied.set(s.name)[e] > 0) == in {
+	if !s.whole && o.implied != nil && o.implied.wants(s.name, e) == in {
 		delete(s.entries, e)
 		return
 	}
@@ -174,11 +174,11 @@ func (o *observedState) pinContribution(c *contribution) {
 	for _, ws := range c.services {
 		o.pinService(ws.service.ServiceKey)
 	}
-	for _, a := range c.bound {
+	for a := range c.allBound() {
 		o.pinAddr(a)
 		o.pinEntry(setName(setIPVSAddresses, o.family), ipset.Entry{IP: a})
 	}
-	for _, e := range c.entries {
+	for e := range c.allEntries() {
 		o.pinEntry(setName(e.set, o.family), e.entry)
 	}
 }
@@ -271,10 +271,9 @@ func (o *observedState) foldAll() {
 
 // foldSet drops the members d implies.
 func (o *observedState) foldSet(s *observedSet) {
-	wanted := o.implied.set(s.name)
 	s.whole = false
 	for e, in := range s.entries {
-		if (wanted[e] > 0) == in {
+		if o.implied.wants(s.name, e) == in {
 			delete(s.entries, e)
 		}
 	}
@@ -307,7 +306,7 @@ func (o *observedState) foldPinned() {
 		if s == nil || s.whole {
 			continue
 		}
-		if in, ok := s.entries[e.entry]; ok && (d.set(s.name)[e.entry] > 0) == in {
+		if in, ok := s.entries[e.entry]; ok && d.wants(s.name, e.entry) == in {
 			delete(s.entries, e.entry)
 		}
 	}

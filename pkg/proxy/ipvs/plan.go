@@ -135,13 +135,12 @@ func (p *plan) diffAllSets(in planInput) {
 			p.createSets = append(p.createSets, want)
 			have = &observedSet{whole: true}
 		}
-		wanted := in.desired.set(def.name)
 		for e, present := range have.entries {
-			if present && wanted[e] == 0 {
+			if present && !in.desired.wants(def.name, e) {
 				p.delEntries = append(p.delEntries, setEntry{want.Name, e})
 			}
 		}
-		for e := range wanted {
+		for e := range in.desired.members(def.name) {
 			if !in.observed.inSet(have, e) {
 				p.addEntries = append(p.addEntries, setEntry{want.Name, e})
 			}
@@ -156,7 +155,7 @@ func missingEntries(in planInput) int {
 	for _, def := range setDefinitions() {
 		s := in.observed.sets[setName(def.name, in.cfg.IPFamily)]
 		if s == nil {
-			n += len(in.desired.set(def.name))
+			n += in.desired.setSize(def.name)
 			continue
 		}
 		for _, present := range s.entries {
@@ -224,7 +223,7 @@ func (p *plan) diffScope(in planInput) {
 	for e := range in.scope.entries {
 		name := setName(e.set, in.cfg.IPFamily)
 		have := in.observed.hasEntry(name, e.entry)
-		want := in.desired.set(e.set)[e.entry] > 0
+		want := in.desired.wants(e.set, e.entry)
 		switch {
 		case want && !have:
 			p.addEntries = append(p.addEntries, setEntry{name, e.entry})

@@ -129,7 +129,7 @@ func buildRules(d *desiredState, cfg *Config) (nat, filter []byte) {
 }
 
 func (b *ruleBuilder) name(set string) string { return setName(set, b.cfg.IPFamily) }
-func (b *ruleBuilder) has(set string) bool    { return len(b.d.set(set)) > 0 }
+func (b *ruleBuilder) has(set string) bool    { return b.d.setSize(set) > 0 }
 
 func (b *ruleBuilder) comment(set string) string {
 	for _, def := range setDefinitions() {

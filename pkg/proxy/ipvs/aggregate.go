@@ -16,10 +16,10 @@ import (
 // reference counts where two ports can want the same thing (an external
 // IP shared by two services, a node port set member, a bound address).
 type desiredState struct {
-	contributions map[proxy.ServicePortName]*contribution
-	// portsByService indexes contributions by Service, so that a partial
-	// sync finds a changed Service's ports without scanning every port.
-	portsByService map[types.NamespacedName][]proxy.ServicePortName
+	// byService holds the contributions of each Service's ports (a Service
+	// has few), so that a partial sync finds a changed Service's ports
+	// without scanning every port.
+	byService map[types.NamespacedName][]*contribution
 	// services holds, per virtual server, the contributions that want it;
 	// the first one wins (two Services claiming one ip:port is a
 	// misconfiguration; upstream lets the last writer win).
@@ -79,8 +79,7 @@ func (sc *scope) touchEntry(e setEntry) {
 // member of the cluster IP set and of KUBE-IPVS-IPS).
 func newDesiredState(ports int) *desiredState {
 	d := &desiredState{
-		contributions:  make(map[proxy.ServicePortName]*contribution, ports),
-		portsByService: make(map[types.NamespacedName][]proxy.ServicePortName, ports),
+		byService:      make(map[types.NamespacedName][]*contribution, ports),
 		services:       make(map[ipvs.ServiceKey][]*wantedService, ports),
 		bound:          make(map[netip.Addr]int, ports),
 		sets:           make(map[string]map[ipset.Entry]int),
@@ -182,32 +181,48 @@ func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
 // replace swaps a service port's contribution (nil removes it) and records
 // in sc (when not nil) every key whose wanted state may have changed.
 func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *scope) {
-	old := d.contributions[name]
-	if old != nil {
-		d.apply(old, -1, sc)
-		d.countNoLocal(name.NamespacedName, old, -1)
-		delete(d.contributions, name)
-	}
-	if c != nil {
-		d.contributions[name] = c
-		d.apply(c, +1, sc)
-		d.countNoLocal(name.NamespacedName, c, +1)
+	nn := name.NamespacedName
+	list := d.byService[nn]
+	i := slices.IndexFunc(list, func(x *contribution) bool { return x.name == name })
+	if i >= 0 {
+		d.apply(list[i], -1, sc)
+		d.countNoLocal(nn, list[i], -1)
 	}
 	switch {
-	case old == nil && c != nil:
-		d.portsByService[name.NamespacedName] = append(d.portsByService[name.NamespacedName], name)
-	case old != nil && c == nil:
-		d.unindex(name)
+	case i >= 0 && c != nil:
+		list[i] = c
+	case i >= 0 && len(list) == 1:
+		delete(d.byService, nn)
+	case i >= 0:
+		d.byService[nn] = slices.Delete(list, i, i+1)
+	case c != nil:
+		d.byService[nn] = append(list, c)
+	}
+	if c != nil {
+		d.apply(c, +1, sc)
+		d.countNoLocal(nn, c, +1)
 	}
 }
 
-func (d *desiredState) unindex(name proxy.ServicePortName) {
-	ports := slices.DeleteFunc(d.portsByService[name.NamespacedName], func(n proxy.ServicePortName) bool { return n == name })
-	if len(ports) == 0 {
-		delete(d.portsByService, name.NamespacedName)
-		return
+// contribution is a service port's contribution, or nil.
+func (d *desiredState) contribution(name proxy.ServicePortName) *contribution {
+	for _, c := range d.byService[name.NamespacedName] {
+		if c.name == name {
+			return c
+		}
 	}
-	d.portsByService[name.NamespacedName] = ports
+	return nil
+}
+
+// ports are the service ports of a Service that contribute.
+func (d *desiredState) ports(nn types.NamespacedName) iter.Seq[proxy.ServicePortName] {
+	return func(yield func(proxy.ServicePortName) bool) {
+		for _, c := range d.byService[nn] {
+			if !yield(c.name) {
+				return
+			}
+		}
+	}
 }
 
 // apply adds (delta +1) or removes (-1) one contribution.

@@ -216,14 +216,14 @@ func eachService(changes []destChange, f func(run []destChange)) {
 
 func (a *applier) addDest(c destChange) bool {
 	if a.verbose {
-		a.logger.V(4).Info("Adding real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
+		a.logger.V(4).Info("Adding real server", "service", c.want.port.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
 	}
 	return a.do(a.deps.IPVS.AddDestination(c.key(), c.dest))
 }
 
 func (a *applier) reweighDest(c destChange) bool {
 	if a.verbose {
-		a.logger.V(4).Info("Setting real server weight", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
+		a.logger.V(4).Info("Setting real server weight", "service", c.want.port.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
 	}
 	return a.do(a.deps.IPVS.UpdateDestination(c.key(), c.dest))
 }
@@ -238,7 +238,7 @@ func (a *applier) deleteDests(run []destChange) {
 			continue
 		}
 		if a.verbose {
-			a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
+			a.logger.V(4).Info("Deleting real server", "service", c.want.port.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
 				"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
 		}
 		if a.do(a.deps.IPVS.DeleteDestination(c.key(), c.dest.DestinationKey)) {

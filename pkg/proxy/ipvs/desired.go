@@ -31,13 +31,15 @@ type wantedService struct {
 	// because their connections are healthy. Shared by the port's virtual
 	// servers that use the same endpoints; nil in the usual case.
 	graceful destKeys
-	name     proxy.ServicePortName
+	// port is the contribution that wants it (its service port's name).
+	port *contribution
 }
 
 // contribution is what one service port adds to the desired state. The
 // desired state is the union of all contributions, so a sync after a
 // change rebuilds only the changed ports' contributions.
 type contribution struct {
+	name     proxy.ServicePortName
 	services []*wantedService
 	// clusterIP: services[0] is the port's cluster IP, which is bound and a
 	// member of KUBE-CLUSTER-IP without being listed in bound and entries
@@ -87,9 +89,9 @@ func (in *buildInput) onLostNode(svc types.NamespacedName, addr netip.Addr) bool
 func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.ServicePort, eps []proxy.Endpoint) *contribution {
 	sp, ok := port.(*servicePort)
 	if !ok || sp.invalid != "" {
-		return &contribution{} // reported when the Service changed
+		return &contribution{name: name} // reported when the Service changed
 	}
-	b := portBuilder{in: in, c: &contribution{}, name: name, sp: sp, proto: protocolName(ipvs.Protocol(sp.Protocol()))}
+	b := portBuilder{in: in, c: &contribution{name: name}, name: name, sp: sp, proto: protocolName(ipvs.Protocol(sp.Protocol()))}
 	b.build(eps)
 	return b.c
 }
@@ -315,7 +317,7 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	} else if onlyLocal && b.hasAny {
 		b.noLocalEndpoints()
 	}
-	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), name: b.name}
+	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), port: b.c}
 	for _, e := range eps {
 		ws.dests = append(ws.dests, destKey(e))
 	}

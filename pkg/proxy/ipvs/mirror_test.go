@@ -316,8 +316,9 @@ func (c *mirrorCluster) tamper(t *testing.T, k *kernel, rng *rand.Rand) {
 
 // The desired state keeps each service port's cluster IP once (its virtual
 // server), not again as a bound address and a KUBE-CLUSTER-IP member, and
-// KUBE-IPVS-IPS as the bound addresses; with the kernel mirror (which
-// implies it), it is all the proxier keeps of its own.
+// KUBE-IPVS-IPS as the bound addresses, and each port's name once; with
+// the kernel mirror (which implies it), it is all the proxier keeps of its
+// own.
 func TestDesiredStateKeepsTheClusterIPOnce(t *testing.T) {
 	const n = 2000
 	_, p, _ := benchCluster(nil, n)
@@ -326,9 +327,9 @@ func TestDesiredStateKeepsTheClusterIPOnce(t *testing.T) {
 	p.desired, p.kernel = nil, nil
 	kept := with - heapInUse()
 	// Before: 1,905 bytes per service port of 10 endpoints for the desired
-	// state and 1,394 for the mirror; now 1,510 for both.
-	if perPort := kept / n; perPort > 1600 {
-		t.Errorf("the desired state and the mirror keep %d bytes per service port, want at most 1600", perPort)
+	// state and 1,394 for the mirror; now 1,290 for both.
+	if perPort := kept / n; perPort > 1400 {
+		t.Errorf("the desired state and the mirror keep %d bytes per service port, want at most 1400", perPort)
 	}
 	runtime.KeepAlive(p)
 }

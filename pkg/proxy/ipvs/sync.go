@@ -193,7 +193,7 @@ func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.Namespac
 	in := p.buildInput()
 	sc := newScope(len(changed))
 	for nn := range changed {
-		for _, name := range slices.Clone(p.desired.portsByService[nn]) {
+		for _, name := range slices.Collect(p.desired.ports(nn)) {
 			if _, still := p.svcPortMap[name]; !still {
 				p.replaceContribution(name, nil, sc)
 			}
@@ -211,7 +211,7 @@ func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.Namespac
 // it), first pinning the kernel's view of what the old and the new one
 // touch: the observed state implies the desired state where it matched.
 func (p *Proxier) replaceContribution(name proxy.ServicePortName, c *contribution, sc *scope) {
-	p.kernel.pinContribution(p.desired.contributions[name])
+	p.kernel.pinContribution(p.desired.contribution(name))
 	p.kernel.pinContribution(c)
 	p.desired.replace(name, c, sc)
 }
@@ -231,7 +231,7 @@ func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.Namespace
 	}
 	for nn := range changed {
 		if !servicesChanged.Has(nn) {
-			out = append(out, p.desired.portsByService[nn]...)
+			out = slices.AppendSeq(out, p.desired.ports(nn))
 		}
 	}
 	return out
@@ -385,7 +385,7 @@ func (p *Proxier) healthChecksChanged(changed sets.Set[types.NamespacedName]) bo
 		}
 	}
 	for nn := range changed {
-		for _, name := range p.desired.portsByService[nn] { // updated for this sync already
+		for name := range p.desired.ports(nn) { // updated for this sync already
 			if port, ok := p.svcPortMap[name]; ok && port.HealthCheckNodePort() > 0 {
 				return true
 			}

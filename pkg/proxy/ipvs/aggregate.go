@@ -23,10 +23,13 @@ type desiredState struct {
 	// services holds, per virtual server, the contributions that want it;
 	// the first one wins (two Services claiming one ip:port is a
 	// misconfiguration; upstream lets the last writer win).
-	services       map[ipvs.ServiceKey][]*wantedService
-	bound          map[netip.Addr]int
-	sets           map[string]map[ipset.Entry]int // by IPv4 set name
-	lbNoNodeAccess map[ipset.Entry]int
+	services map[ipvs.ServiceKey][]*wantedService
+	bound    map[netip.Addr]int
+	// clusterIPMembers counts the virtual servers that are a cluster IP
+	// (KUBE-CLUSTER-IP's members; see wants).
+	clusterIPMembers int
+	sets             map[string]map[ipset.Entry]int // by IPv4 set name
+	lbNoNodeAccess   map[ipset.Entry]int
 	// gone holds the policy (immediate or not) of virtual servers no
 	// longer wanted, as the last contribution that wanted them had it,
 	// until the kernel no longer holds them: a deleted Service's
@@ -88,11 +91,10 @@ func newDesiredState(ports int) *desiredState {
 		noLocal:        map[string]map[types.NamespacedName]int{trafficPolicyInternal: {}, trafficPolicyExternal: {}},
 	}
 	for _, def := range setDefinitions() {
-		if def.name != setIPVSAddresses { // the bound addresses (see wants)
+		if def.name != setIPVSAddresses && def.name != setClusterIP { // see wants
 			d.sets[def.name] = make(map[ipset.Entry]int)
 		}
 	}
-	d.sets[setClusterIP] = make(map[ipset.Entry]int, ports)
 	return d
 }
 
@@ -142,29 +144,61 @@ func (d *desiredState) forgetGone(kernel *observedState) {
 	}
 }
 
-// wants says whether a set (IPv4 name) is to hold a member.
-// KUBE-IPVS-IPS holds exactly the bound addresses: it is not kept twice.
+// wants says whether a set (IPv4 name) is to hold a member. Two sets are
+// not kept twice: KUBE-IPVS-IPS holds exactly the bound addresses,
+// KUBE-CLUSTER-IP exactly the cluster IPs' virtual servers.
 func (d *desiredState) wants(set string, e ipset.Entry) bool {
-	if set == setIPVSAddresses {
+	switch set {
+	case setIPVSAddresses:
 		return e == ipset.Entry{IP: e.IP} && d.bound[e.IP] > 0
+	case setClusterIP:
+		key := ipvs.ServiceKey{Address: e.IP, Protocol: protocolOf(e.Protocol), Port: e.Port}
+		return e == clusterIPMember(key).entry && d.clusterIPAt(key)
 	}
 	return d.sets[set][e] > 0
 }
 
 // setSize is the number of members a set (IPv4 name) is to hold.
 func (d *desiredState) setSize(set string) int {
-	if set == setIPVSAddresses {
+	switch set {
+	case setIPVSAddresses:
 		return len(d.bound)
+	case setClusterIP:
+		return d.clusterIPMembers
 	}
 	return len(d.sets[set])
+}
+
+// clusterIPAt says whether a service port's cluster IP is the virtual
+// server at key.
+func (d *desiredState) clusterIPAt(key ipvs.ServiceKey) bool {
+	for _, ws := range d.services[key] {
+		if ws.port.clusterIP && ws.port.services[0] == ws {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterIPMember is the KUBE-CLUSTER-IP member of a cluster IP's virtual server.
+func clusterIPMember(key ipvs.ServiceKey) setEntry {
+	return setEntry{set: setClusterIP, entry: ipset.Entry{IP: key.Address, Protocol: protocolName(key.Protocol), Port: key.Port}}
 }
 
 // members are the members a set (IPv4 name) is to hold.
 func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
 	return func(yield func(ipset.Entry) bool) {
-		if set == setIPVSAddresses {
+		switch set {
+		case setIPVSAddresses:
 			for a := range d.bound {
 				if !yield(ipset.Entry{IP: a}) {
+					return
+				}
+			}
+			return
+		case setClusterIP:
+			for key := range d.services {
+				if d.clusterIPAt(key) && !yield(clusterIPMember(key).entry) {
 					return
 				}
 			}
@@ -227,8 +261,10 @@ func (d *desiredState) ports(nn types.NamespacedName) iter.Seq[proxy.ServicePort
 
 // apply adds (delta +1) or removes (-1) one contribution.
 func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
-	for _, ws := range c.services {
+	for i, ws := range c.services {
 		key := ws.service.ServiceKey
+		isClusterIP := i == 0 && c.clusterIP
+		hadMember := isClusterIP && d.clusterIPAt(key)
 		if delta > 0 {
 			d.services[key] = append(d.services[key], ws)
 			if len(d.gone) > 0 {
@@ -242,6 +278,10 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 			}
 		}
 		sc.touchService(key)
+		if isClusterIP && d.clusterIPAt(key) != hadMember {
+			d.clusterIPMembers += delta
+			sc.touchEntry(clusterIPMember(key))
+		}
 	}
 	for a := range c.allBound() {
 		if count(d.bound, a, delta) {
@@ -250,7 +290,7 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
 		}
 	}
-	for e := range c.allEntries() {
+	for _, e := range c.entries { // the cluster IP's member: see above
 		if count(d.sets[e.set], e.entry, delta) {
 			sc.touchEntry(e)
 		}

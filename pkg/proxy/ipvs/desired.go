@@ -178,11 +178,8 @@ func (c *contribution) allBound() iter.Seq[netip.Addr] {
 // allEntries are the set members the contribution adds.
 func (c *contribution) allEntries() iter.Seq[setEntry] {
 	return func(yield func(setEntry) bool) {
-		if c.clusterIP {
-			k := c.services[0].service.ServiceKey
-			if !yield(setEntry{set: setClusterIP, entry: ipset.Entry{IP: k.Address, Protocol: protocolName(k.Protocol), Port: k.Port}}) {
-				return
-			}
+		if c.clusterIP && !yield(clusterIPMember(c.services[0].service.ServiceKey)) {
+			return
 		}
 		for _, e := range c.entries {
 			if !yield(e) {
@@ -190,6 +187,19 @@ func (c *contribution) allEntries() iter.Seq[setEntry] {
 			}
 		}
 	}
+}
+
+// protocolOf is the protocol ipset names p ("" when none is).
+func protocolOf(p string) ipvs.Protocol {
+	switch p {
+	case "tcp":
+		return ipvs.TCP
+	case "udp":
+		return ipvs.UDP
+	case "sctp":
+		return ipvs.SCTP
+	}
+	return ""
 }
 
 // protocolName is a protocol as ipset names it.

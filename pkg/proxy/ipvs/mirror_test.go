@@ -315,8 +315,9 @@ func (c *mirrorCluster) tamper(t *testing.T, k *kernel, rng *rand.Rand) {
 }
 
 // The desired state keeps each service port's cluster IP once (its virtual
-// server), not again as a bound address and a KUBE-CLUSTER-IP member, and
-// KUBE-IPVS-IPS as the bound addresses, and each port's name once; with
+// server), not again as a bound address and a KUBE-CLUSTER-IP member,
+// KUBE-CLUSTER-IP and KUBE-IPVS-IPS as the cluster IPs' virtual servers and
+// the bound addresses, and each port's name once; with
 // the kernel mirror (which implies it), it is all the proxier keeps of its
 // own.
 func TestDesiredStateKeepsTheClusterIPOnce(t *testing.T) {
@@ -327,9 +328,58 @@ func TestDesiredStateKeepsTheClusterIPOnce(t *testing.T) {
 	p.desired, p.kernel = nil, nil
 	kept := with - heapInUse()
 	// Before: 1,905 bytes per service port of 10 endpoints for the desired
-	// state and 1,394 for the mirror; now 1,290 for both.
-	if perPort := kept / n; perPort > 1400 {
-		t.Errorf("the desired state and the mirror keep %d bytes per service port, want at most 1400", perPort)
+	// state and 1,394 for the mirror; now 1,044 for both.
+	if perPort := kept / n; perPort > 1150 {
+		t.Errorf("the desired state and the mirror keep %d bytes per service port, want at most 1150", perPort)
 	}
 	runtime.KeepAlive(p)
+}
+
+// KUBE-CLUSTER-IP is derived from the cluster IPs' virtual servers: two
+// Services claiming one cluster IP keep its member until both are gone,
+// and a change of port replaces it.
+func TestClusterIPMemberFollowsTheClaims(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	a, b := svc("a", "10.96.0.1"), svc("b", "10.96.0.1")
+	p.OnServiceAdd(a)
+	p.OnServiceAdd(b)
+	syncOK(t, p)
+	member := func() []string {
+		var out []string
+		inSet := false
+		for _, l := range strings.Split(k.ipset.Dump(), "\n") {
+			if strings.HasPrefix(l, "set ") {
+				inSet = strings.HasPrefix(l, "set "+setClusterIP+" ")
+				continue
+			}
+			if inSet && strings.TrimSpace(l) != "" {
+				out = append(out, strings.TrimSpace(l))
+			}
+		}
+		return out
+	}
+	if got := member(); len(got) != 1 || !strings.Contains(got[0], "tcp:80") {
+		t.Fatalf("two Services on 10.96.0.1:80: members %q, want one tcp:80", got)
+	}
+	p.OnServiceDelete(a)
+	syncOK(t, p)
+	if got := member(); len(got) != 1 {
+		t.Fatalf("one of them deleted: members %q, want the one kept", got)
+	}
+	moved := b.DeepCopy()
+	moved.Spec.Ports[0].Port = 81
+	p.OnServiceUpdate(b, moved)
+	syncOK(t, p)
+	if got := member(); len(got) != 1 || !strings.Contains(got[0], "tcp:81") {
+		t.Fatalf("port changed to 81: members %q, want tcp:81 alone", got)
+	}
+	p.OnServiceDelete(moved)
+	syncOK(t, p)
+	if got := member(); len(got) != 0 {
+		t.Fatalf("both deleted: members %q, want none", got)
+	}
+	if n := p.desired.setSize(setClusterIP); n != 0 {
+		t.Errorf("desired KUBE-CLUSTER-IP size %d after every Service was deleted, want 0", n)
+	}
 }

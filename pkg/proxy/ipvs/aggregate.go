@@ -290,12 +290,12 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
 		}
 	}
-	for _, e := range c.entries { // the cluster IP's member: see above
+	for _, e := range c.entries() { // the cluster IP's member: see above
 		if count(d.sets[e.set], e.entry, delta) {
 			sc.touchEntry(e)
 		}
 	}
-	for _, e := range c.lbNoNodeAccess {
+	for _, e := range c.lbNoNodeAccess() {
 		count(d.lbNoNodeAccess, e, delta)
 	}
 }

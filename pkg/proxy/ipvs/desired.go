@@ -42,18 +42,50 @@ type contribution struct {
 	name     proxy.ServicePortName
 	services []*wantedService
 	// clusterIP: services[0] is the port's cluster IP, which is bound and a
-	// member of KUBE-CLUSTER-IP without being listed in bound and entries
-	// (one address and member fewer to keep per port; see allBound,
-	// allEntries).
+	// member of KUBE-CLUSTER-IP without being listed in more (one address
+	// and member fewer to keep per port; see allBound, allEntries).
 	clusterIP bool
-	bound     []netip.Addr
-	// entries name their set by its IPv4 name.
-	entries        []setEntry
-	lbNoNodeAccess []ipset.Entry
 	// noLocalInternal and noLocalExternal: a virtual server of this port
 	// wants node-local endpoints, the node has none and the cluster has
 	// some (upstream's kubeproxy_sync_proxy_rules_no_local_endpoints_total).
 	noLocalInternal, noLocalExternal bool
+	// more is nil for a port with nothing besides its cluster IP to bind
+	// or add to sets (most ports: three slice headers fewer to keep).
+	more *contributionMore
+}
+
+// contributionMore is what a port binds and adds to sets besides its
+// cluster IP.
+type contributionMore struct {
+	bound []netip.Addr
+	// entries name their set by its IPv4 name.
+	entries        []setEntry
+	lbNoNodeAccess []ipset.Entry
+}
+
+// extra is c.more, made on first use.
+func (c *contribution) extra() *contributionMore {
+	if c.more == nil {
+		c.more = &contributionMore{}
+	}
+	return c.more
+}
+
+// entries are the set members the contribution adds besides its cluster
+// IP's.
+func (c *contribution) entries() []setEntry {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.entries
+}
+
+// lbNoNodeAccess are the load-balancer members the node may not reach.
+func (c *contribution) lbNoNodeAccess() []ipset.Entry {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.lbNoNodeAccess
 }
 
 // buildInput is everything a contribution is a function of.
@@ -129,7 +161,8 @@ func (b *portBuilder) build(all []proxy.Endpoint) {
 }
 
 func (b *portBuilder) add(set string, e ipset.Entry) {
-	b.c.entries = append(b.c.entries, setEntry{set: set, entry: e})
+	m := b.c.extra()
+	m.entries = append(m.entries, setEntry{set: set, entry: e})
 }
 
 // usableEndpoints drops endpoints that cannot be programmed (reported when
@@ -167,7 +200,10 @@ func (c *contribution) allBound() iter.Seq[netip.Addr] {
 		if c.clusterIP && !yield(c.services[0].service.Address) {
 			return
 		}
-		for _, a := range c.bound {
+		if c.more == nil {
+			return
+		}
+		for _, a := range c.more.bound {
 			if !yield(a) {
 				return
 			}
@@ -181,7 +217,7 @@ func (c *contribution) allEntries() iter.Seq[setEntry] {
 		if c.clusterIP && !yield(clusterIPMember(c.services[0].service.ServiceKey)) {
 			return
 		}
-		for _, e := range c.entries {
+		for _, e := range c.entries() {
 			if !yield(e) {
 				return
 			}
@@ -271,7 +307,8 @@ func (b *portBuilder) addSourceRanges(e ipset.Entry) {
 		self.IP2 = e.IP
 		b.add(setLBSourceIP, self)
 	} else {
-		b.c.lbNoNodeAccess = append(b.c.lbNoNodeAccess, e)
+		m := b.c.extra()
+		m.lbNoNodeAccess = append(m.lbNoNodeAccess, e)
 	}
 }
 
@@ -338,7 +375,8 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	ws.graceful = b.graceful[choice]
 	b.c.services = append(b.c.services, ws)
 	if bind {
-		b.c.bound = append(b.c.bound, addr)
+		m := b.c.extra()
+		m.bound = append(m.bound, addr)
 	}
 }
 

@@ -8,15 +8,20 @@ import (
 )
 
 // endpoint is the proxy.Endpoint the proxier keeps, one per endpoint and
-// service port (100k at 10k services x 10 endpoints): 32 bytes holding the
+// service port (100k at 10k services x 10 endpoints): 24 bytes holding the
 // "ip:port" string upstream's BaseEndpointInfo already made, the IP being
 // a part of it, where BaseEndpointInfo keeps 64 bytes and a second string.
+// One with topology hints is a hintedEndpoint.
 type endpoint struct {
 	hostPort string
 	port     int32
 	flags    endpointFlags
-	// hints are nil unless the EndpointSlice gave some (topology).
-	hints *endpointHints
+}
+
+// hintedEndpoint is an endpoint the EndpointSlice gave topology hints.
+type hintedEndpoint struct {
+	endpoint
+	zones, nodes sets.Set[string]
 }
 
 type endpointFlags uint8
@@ -28,19 +33,18 @@ const (
 	endpointTerminating
 )
 
-type endpointHints struct {
-	zones, nodes sets.Set[string]
-}
-
-var _ proxy.Endpoint = &endpoint{}
+var (
+	_ proxy.Endpoint = &endpoint{}
+	_ proxy.Endpoint = &hintedEndpoint{}
+)
 
 // newEndpoint keeps what upstream's endpoint says in an endpoint.
-func newEndpoint(info proxy.Endpoint) *endpoint {
-	e := &endpoint{hostPort: info.String(), port: int32(info.Port()), flags: flagsOf(info)}
+func newEndpoint(info proxy.Endpoint) proxy.Endpoint {
+	e := endpoint{hostPort: info.String(), port: int32(info.Port()), flags: flagsOf(info)}
 	if zones, nodes := info.ZoneHints(), info.NodeHints(); zones != nil || nodes != nil {
-		e.hints = &endpointHints{zones: zones, nodes: nodes}
+		return &hintedEndpoint{endpoint: e, zones: zones, nodes: nodes}
 	}
-	return e
+	return &e
 }
 
 func flagsOf(info proxy.Endpoint) endpointFlags {
@@ -73,16 +77,8 @@ func (e *endpoint) IsReady() bool       { return e.flags&endpointReady != 0 }
 func (e *endpoint) IsServing() bool     { return e.flags&endpointServing != 0 }
 func (e *endpoint) IsTerminating() bool { return e.flags&endpointTerminating != 0 }
 
-func (e *endpoint) ZoneHints() sets.Set[string] {
-	if e.hints == nil {
-		return nil
-	}
-	return e.hints.zones
-}
+func (e *endpoint) ZoneHints() sets.Set[string] { return nil }
+func (e *endpoint) NodeHints() sets.Set[string] { return nil }
 
-func (e *endpoint) NodeHints() sets.Set[string] {
-	if e.hints == nil {
-		return nil
-	}
-	return e.hints.nodes
-}
+func (e *hintedEndpoint) ZoneHints() sets.Set[string] { return e.zones }
+func (e *hintedEndpoint) NodeHints() sets.Set[string] { return e.nodes }

@@ -193,7 +193,7 @@ func (p *Proxier) makeEndpoint(info *proxy.BaseEndpointInfo, name *proxy.Service
 // a changed Service (twice: as it was and as it is), most of them as they
 // were. It runs within the sync (EndpointsMap.Update), which owns
 // endpointsMap.
-func (p *Proxier) knownEndpoint(name *proxy.ServicePortName, info proxy.Endpoint) *endpoint {
+func (p *Proxier) knownEndpoint(name *proxy.ServicePortName, info proxy.Endpoint) proxy.Endpoint {
 	eps, hostPort := p.endpointsMap[*name], info.String()
 	i, found := slices.BinarySearchFunc(eps, hostPort, func(e proxy.Endpoint, s string) int { // sorted by String
 		return strings.Compare(e.String(), s)
@@ -202,7 +202,7 @@ func (p *Proxier) knownEndpoint(name *proxy.ServicePortName, info proxy.Endpoint
 		return nil
 	}
 	e, ok := eps[i].(*endpoint)
-	if !ok || e.hints != nil || info.ZoneHints() != nil || info.NodeHints() != nil ||
+	if !ok || info.ZoneHints() != nil || info.NodeHints() != nil || // a hintedEndpoint is not reused
 		e.port != int32(info.Port()) || e.flags != flagsOf(info) {
 		return nil
 	}

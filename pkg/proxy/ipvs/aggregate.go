@@ -248,15 +248,12 @@ func (d *desiredState) contribution(name proxy.ServicePortName) *contribution {
 	return nil
 }
 
-// ports are the service ports of a Service that contribute.
-func (d *desiredState) ports(nn types.NamespacedName) iter.Seq[proxy.ServicePortName] {
-	return func(yield func(proxy.ServicePortName) bool) {
-		for _, c := range d.byService[nn] {
-			if !yield(c.name) {
-				return
-			}
-		}
+// ports appends the service ports of a Service that contribute to out.
+func (d *desiredState) ports(out []proxy.ServicePortName, nn types.NamespacedName) []proxy.ServicePortName {
+	for _, c := range d.byService[nn] {
+		out = append(out, c.name)
 	}
+	return out
 }
 
 // apply adds (delta +1) or removes (-1) one contribution.
@@ -283,13 +280,13 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 			sc.touchEntry(clusterIPMember(key))
 		}
 	}
-	for a := range c.allBound() {
+	c.eachBound(func(a netip.Addr) {
 		if count(d.bound, a, delta) {
 			sc.touchAddr(a)
 			// KUBE-IPVS-IPS holds exactly the bound addresses.
 			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
 		}
-	}
+	})
 	for _, e := range c.entries() { // the cluster IP's member: see above
 		if count(d.sets[e.set], e.entry, delta) {
 			sc.touchEntry(e)

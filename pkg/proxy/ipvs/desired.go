@@ -1,7 +1,6 @@
 package ipvs
 
 import (
-	"iter"
 	"net"
 	"net/netip"
 	"slices"
@@ -43,7 +42,7 @@ type contribution struct {
 	services []*wantedService
 	// clusterIP: services[0] is the port's cluster IP, which is bound and a
 	// member of KUBE-CLUSTER-IP without being listed in more (one address
-	// and member fewer to keep per port; see allBound, allEntries).
+	// and member fewer to keep per port; see eachBound, eachEntry).
 	clusterIP bool
 	// noLocalInternal and noLocalExternal: a virtual server of this port
 	// wants node-local endpoints, the node has none and the cluster has
@@ -194,34 +193,27 @@ func (b *portBuilder) addClusterIP() {
 	b.c.clusterIP = true
 }
 
-// allBound are the addresses the contribution binds.
-func (c *contribution) allBound() iter.Seq[netip.Addr] {
-	return func(yield func(netip.Addr) bool) {
-		if c.clusterIP && !yield(c.services[0].service.Address) {
-			return
-		}
-		if c.more == nil {
-			return
-		}
+// eachBound calls f with each address the contribution binds (a callback,
+// not an iterator: a partial sync calls it for every changed port, and a
+// returned iterator is an allocation each time).
+func (c *contribution) eachBound(f func(netip.Addr)) {
+	if c.clusterIP {
+		f(c.services[0].service.Address)
+	}
+	if c.more != nil {
 		for _, a := range c.more.bound {
-			if !yield(a) {
-				return
-			}
+			f(a)
 		}
 	}
 }
 
-// allEntries are the set members the contribution adds.
-func (c *contribution) allEntries() iter.Seq[setEntry] {
-	return func(yield func(setEntry) bool) {
-		if c.clusterIP && !yield(clusterIPMember(c.services[0].service.ServiceKey)) {
-			return
-		}
-		for _, e := range c.entries() {
-			if !yield(e) {
-				return
-			}
-		}
+// eachEntry calls f with each set member the contribution adds.
+func (c *contribution) eachEntry(f func(setEntry)) {
+	if c.clusterIP {
+		f(clusterIPMember(c.services[0].service.ServiceKey))
+	}
+	for _, e := range c.entries() {
+		f(e)
 	}
 }
 

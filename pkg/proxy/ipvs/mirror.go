@@ -174,13 +174,11 @@ func (o *observedState) pinContribution(c *contribution) {
 	for _, ws := range c.services {
 		o.pinService(ws.service.ServiceKey)
 	}
-	for a := range c.allBound() {
+	c.eachBound(func(a netip.Addr) {
 		o.pinAddr(a)
 		o.pinEntry(setName(setIPVSAddresses, o.family), ipset.Entry{IP: a})
-	}
-	for e := range c.allEntries() {
-		o.pinEntry(setName(e.set, o.family), e.entry)
-	}
+	})
+	c.eachEntry(func(e setEntry) { o.pinEntry(setName(e.set, o.family), e.entry) })
 }
 
 // pinScope makes the keys of a partial sync's scope explicit, so that the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -193,7 +192,7 @@ func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.Namespac
 	in := p.buildInput()
 	sc := newScope(len(changed))
 	for nn := range changed {
-		for _, name := range slices.Collect(p.desired.ports(nn)) {
+		for _, name := range p.desired.ports(nil, nn) { // a copy: replace changes the index
 			if _, still := p.svcPortMap[name]; !still {
 				p.replaceContribution(name, nil, sc)
 			}
@@ -231,7 +230,7 @@ func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.Namespace
 	}
 	for nn := range changed {
 		if !servicesChanged.Has(nn) {
-			out = slices.AppendSeq(out, p.desired.ports(nn))
+			out = p.desired.ports(out, nn)
 		}
 	}
 	return out
@@ -385,8 +384,8 @@ func (p *Proxier) healthChecksChanged(changed sets.Set[types.NamespacedName]) bo
 		}
 	}
 	for nn := range changed {
-		for name := range p.desired.ports(nn) { // updated for this sync already
-			if port, ok := p.svcPortMap[name]; ok && port.HealthCheckNodePort() > 0 {
+		for _, c := range p.desired.byService[nn] { // updated for this sync already
+			if port, ok := p.svcPortMap[c.name]; ok && port.HealthCheckNodePort() > 0 {
 				return true
 			}
 		}

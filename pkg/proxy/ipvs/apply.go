@@ -169,12 +169,12 @@ func (a *applier) applyDests(p *plan) {
 // succeeded.
 func (a *applier) addServiceDests(ws *wantedService) {
 	var written destList // once a write failed: those that succeeded
-	for i, dk := range ws.dests {
-		c := destChange{want: ws, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}}
+	for i := range ws.dests.len() {
+		c := destChange{want: ws, dest: ipvs.Destination{DestinationKey: ws.dests.at(i), Weight: 1}}
 		ok := a.addDest(c)
 		switch {
 		case !ok && written == nil:
-			written = weightOne(ws.dests[:i], len(ws.dests))
+			written = weightOne(ws.dests, i)
 		case ok && written != nil:
 			written = append(written, c.dest) // stays sorted: ws.dests is
 		}

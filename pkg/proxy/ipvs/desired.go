@@ -356,11 +356,12 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	} else if onlyLocal && b.hasAny {
 		b.noLocalEndpoints()
 	}
-	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), port: b.c}
+	var room [16]ipvs.DestinationKey // most ports have fewer endpoints: packed without a list on the heap
+	keys := room[:0]
 	for _, e := range eps {
-		ws.dests = append(ws.dests, destKey(e))
+		keys = append(keys, destKey(e))
 	}
-	ws.dests = newDestKeys(ws.dests)
+	ws := &wantedService{service: svc, dests: newDestKeys(keys), immediate: b.immediate(), port: b.c}
 	if !b.gracefulDone[choice] {
 		b.graceful[choice], b.gracefulDone[choice] = b.gracefulBesides(ws.dests), true
 	}

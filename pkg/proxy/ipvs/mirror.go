@@ -34,11 +34,12 @@ func (o *observedState) service(key ipvs.ServiceKey) *observedService {
 	return &observedService{service: ws.service, fromWanted: ws.dests, lazy: true}
 }
 
-// weightOne lists real servers at weight 1, with room for n.
+// weightOne lists the first n real servers of keys at weight 1, with room
+// for all of them.
 func weightOne(keys destKeys, n int) destList {
-	out := make(destList, len(keys), max(n, len(keys)))
-	for i, dk := range keys {
-		out[i] = ipvs.Destination{DestinationKey: dk, Weight: 1}
+	out := make(destList, n, keys.len())
+	for i := range n {
+		out[i] = ipvs.Destination{DestinationKey: keys.at(i), Weight: 1}
 	}
 	return out
 }
@@ -115,7 +116,7 @@ func (o *observedState) setWanted(ws *wantedService) {
 		delete(o.services, key)
 		return
 	}
-	o.services[key] = &observedService{service: ws.service, dests: weightOne(ws.dests, len(ws.dests))}
+	o.services[key] = &observedService{service: ws.service, dests: weightOne(ws.dests, ws.dests.len())}
 }
 
 func (o *observedState) setBound(a netip.Addr, bound bool) {
@@ -154,11 +155,11 @@ func sameAsWanted(ws *wantedService, s *observedService) bool {
 	if s.lazy {
 		return slices.Equal(ws.dests, s.fromWanted)
 	}
-	if len(ws.dests) != len(s.dests) {
+	if ws.dests.len() != len(s.dests) {
 		return false
 	}
 	for i, d := range s.dests { // both sorted by key
-		if d.Weight != 1 || d.DestinationKey != ws.dests[i] {
+		if d.Weight != 1 || d.DestinationKey != ws.dests.at(i) {
 			return false
 		}
 	}

@@ -328,9 +328,9 @@ func TestDesiredStateKeepsTheClusterIPOnce(t *testing.T) {
 	p.desired, p.kernel = nil, nil
 	kept := with - heapInUse()
 	// Before: 1,905 bytes per service port of 10 endpoints for the desired
-	// state and 1,394 for the mirror; now 980 for both.
-	if perPort := kept / n; perPort > 1050 {
-		t.Errorf("the desired state and the mirror keep %d bytes per service port, want at most 1050", perPort)
+	// state and 1,394 for the mirror; now 724 for both.
+	if perPort := kept / n; perPort > 800 {
+		t.Errorf("the desired state and the mirror keep %d bytes per service port, want at most 800", perPort)
 	}
 	runtime.KeepAlive(p)
 }

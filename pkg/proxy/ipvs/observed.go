@@ -25,7 +25,7 @@ type observedService struct {
 // list is the real servers, sorted by key.
 func (s *observedService) list() destList {
 	if s.lazy {
-		s.dests, s.fromWanted, s.lazy = weightOne(s.fromWanted, len(s.fromWanted)), nil, false
+		s.dests, s.fromWanted, s.lazy = weightOne(s.fromWanted, s.fromWanted.len()), nil, false
 	}
 	return s.dests
 }

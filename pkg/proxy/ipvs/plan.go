@@ -283,8 +283,8 @@ func (p *plan) diffDests(in planInput, want *wantedService, have destList) {
 		}
 		p.retire(in, want, d)
 	}
-	for _, dk := range want.dests {
-		if !have.has(dk) {
+	for i := range want.dests.len() {
+		if dk := want.dests.at(i); !have.has(dk) {
 			p.addDests = append(p.addDests, destChange{want: want, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}})
 		}
 	}

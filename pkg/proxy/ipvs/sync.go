@@ -299,8 +299,8 @@ func (p *Proxier) now() time.Time {
 
 func losesDest(want *wantedService, have *observedService) bool {
 	if have.lazy {
-		for _, dk := range have.fromWanted {
-			if !want.dests.has(dk) {
+		for i := range have.fromWanted.len() {
+			if !want.dests.has(have.fromWanted.at(i)) {
 				return true
 			}
 		}

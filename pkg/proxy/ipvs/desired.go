@@ -118,22 +118,24 @@ func (in *buildInput) onLostNode(svc types.NamespacedName, addr netip.Addr) bool
 // buildContribution computes one service port's share of the desired
 // state; it reads nothing but its arguments. Invalid ports contribute nothing.
 func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.ServicePort, eps []proxy.Endpoint) *contribution {
-	sp, ok := port.(*servicePort)
-	if !ok || sp.invalid != "" {
+	policy, invalid, ok := portSettings(port)
+	if !ok || invalid != "" {
 		return &contribution{name: name} // reported when the Service changed
 	}
-	b := portBuilder{in: in, c: &contribution{name: name}, name: name, sp: sp, proto: protocolName(ipvs.Protocol(sp.Protocol()))}
+	b := portBuilder{in: in, c: &contribution{name: name}, name: name, sp: port, policy: policy, proto: protocolName(ipvs.Protocol(port.Protocol()))}
 	b.build(eps)
 	return b.c
 }
 
 // portBuilder adds one service port's virtual servers and set members.
 type portBuilder struct {
-	in    *buildInput
-	c     *contribution
-	name  proxy.ServicePortName
-	sp    *servicePort
-	proto string
+	in   *buildInput
+	c    *contribution
+	name proxy.ServicePortName
+	sp   proxy.ServicePort
+	// policy is the port's termination policy override ("": the gate's).
+	policy string
+	proto  string
 	// cluster and local are the endpoints upstream's CategorizeEndpoints
 	// picks; usable are all the port's valid endpoints.
 	cluster, local, usable []proxy.Endpoint
@@ -445,7 +447,7 @@ func (b *portBuilder) virtualService(addr netip.Addr, port int) ipvs.Service {
 }
 
 func (b *portBuilder) immediate() bool {
-	switch b.sp.policy {
+	switch b.policy {
 	case PolicyImmediate:
 		return true
 	case PolicyGraceful:

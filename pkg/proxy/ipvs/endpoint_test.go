@@ -86,3 +86,23 @@ func TestUnchangedEndpointsAreReused(t *testing.T) {
 		t.Errorf("the endpoint that became terminating is %+v, the same object: %v", now[1], now[1] == old[1])
 	}
 }
+
+// A valid service port without a termination policy override is kept as
+// upstream's BaseServicePortInfo alone; one with an override or invalid is
+// wrapped to carry it.
+func TestServicePortWrappedOnlyWhenItCarriesSomething(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("plain", "10.96.0.1"))
+	p.OnServiceAdd(svc("annotated", "10.96.0.2", withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	syncOK(t, p)
+	port := func(name string) proxy.ServicePort {
+		return p.svcPortMap[proxy.ServicePortName{NamespacedName: nsName(name), Port: "http", Protocol: v1.ProtocolTCP}]
+	}
+	if _, ok := port("plain").(*proxy.BaseServicePortInfo); !ok {
+		t.Errorf("plain port kept as %T, want upstream's *proxy.BaseServicePortInfo", port("plain"))
+	}
+	if policy, _, ok := portSettings(port("annotated")); !ok || policy != PolicyImmediate {
+		t.Errorf("annotated port kept as %T with policy %q, want %q", port("annotated"), policy, PolicyImmediate)
+	}
+}

@@ -167,12 +167,13 @@ func parseFamilyCIDRs(cidrs []string, family v1.IPFamily) ([]netip.Prefix, error
 // makeServicePort wraps newServicePort to report bad service ports once,
 // when the Service changes.
 func (p *Proxier) makeServicePort(port *v1.ServicePort, svc *v1.Service, base *proxy.BaseServicePortInfo) proxy.ServicePort {
-	sp := newServicePort(port, svc, base).(*servicePort)
-	if sp.invalid != "" {
-		p.logger.Error(nil, "Skipping invalid service port", "service", klog.KObj(svc), "port", port.Name, "reason", sp.invalid)
-		p.event(svc, "InvalidServicePort", fmt.Sprintf("port %q skipped: %s", port.Name, sp.invalid))
+	sp := newServicePort(port, svc, base)
+	policy, invalid, _ := portSettings(sp)
+	if invalid != "" {
+		p.logger.Error(nil, "Skipping invalid service port", "service", klog.KObj(svc), "port", port.Name, "reason", invalid)
+		p.event(svc, "InvalidServicePort", fmt.Sprintf("port %q skipped: %s", port.Name, invalid))
 	}
-	if v := svc.Annotations[TerminationPolicyAnnotation]; v != "" && sp.policy == "" {
+	if v := svc.Annotations[TerminationPolicyAnnotation]; v != "" && policy == "" {
 		p.logger.Error(nil, "Ignoring unknown termination policy", "service", klog.KObj(svc), "annotation", TerminationPolicyAnnotation, "value", v)
 	}
 	return sp

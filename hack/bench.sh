@@ -19,7 +19,7 @@ go build -trimpath -o "$BENCH/bench" ./test/bench/cmd/bench
 step "1/5 pkg/proxy/ipvs benchmarks with -benchmem (load $(cut -d' ' -f1 /proc/loadavg))"
 {
 	go test -run '^$' -bench 'BenchmarkFullSync' -benchmem -benchtime=3x ./pkg/proxy/ipvs/
-	go test -run '^$' -bench 'BenchmarkOneEndpointRemoved|BenchmarkNothingChanged' -benchmem -benchtime=300x ./pkg/proxy/ipvs/
+	go test -run '^$' -bench 'BenchmarkOneEndpointRemoved|BenchmarkNothingChanged|BenchmarkHundredEndpointsReplaced' -benchmem -benchtime=300x ./pkg/proxy/ipvs/
 } | tee "$BENCH/go-bench.txt"
 
 step "2/5 ours vs upstream (IPVS, nftables) on fakes, in-process (each side and size in a process and network namespace of its own)"

@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"iter"
 	"net/netip"
 	"slices"
 
@@ -15,17 +16,20 @@ import (
 // reference counts where two ports can want the same thing (an external
 // IP shared by two services, a node port set member, a bound address).
 type desiredState struct {
-	contributions map[proxy.ServicePortName]*contribution
-	// portsByService indexes contributions by Service, so that a partial
-	// sync finds a changed Service's ports without scanning every port.
-	portsByService map[types.NamespacedName][]proxy.ServicePortName
+	// byService holds the contributions of each Service's ports (a Service
+	// has few), so that a partial sync finds a changed Service's ports
+	// without scanning every port.
+	byService map[types.NamespacedName][]*contribution
 	// services holds, per virtual server, the contributions that want it;
 	// the first one wins (two Services claiming one ip:port is a
 	// misconfiguration; upstream lets the last writer win).
-	services       map[ipvs.ServiceKey][]*wantedService
-	bound          map[netip.Addr]int
-	sets           map[string]map[ipset.Entry]int // by IPv4 set name
-	lbNoNodeAccess map[ipset.Entry]int
+	services map[ipvs.ServiceKey][]*wantedService
+	bound    map[netip.Addr]int
+	// clusterIPMembers counts the virtual servers that are a cluster IP
+	// (KUBE-CLUSTER-IP's members; see wants).
+	clusterIPMembers int
+	sets             map[string]map[ipset.Entry]int // by IPv4 set name
+	lbNoNodeAccess   map[ipset.Entry]int
 	// gone holds the policy (immediate or not) of virtual servers no
 	// longer wanted, as the last contribution that wanted them had it,
 	// until the kernel no longer holds them: a deleted Service's
@@ -45,8 +49,11 @@ type scope struct {
 	entries  map[setEntry]struct{}
 }
 
-func newScope() *scope {
-	return &scope{services: map[ipvs.ServiceKey]struct{}{}, addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
+// newScope is sized for services changed virtual servers (each changed
+// service port has at least one; its addresses and set members change
+// only when it comes or goes).
+func newScope(services int) *scope {
+	return &scope{services: make(map[ipvs.ServiceKey]struct{}, services), addrs: map[netip.Addr]struct{}{}, entries: map[setEntry]struct{}{}}
 }
 
 // The touch methods record a key whose wanted state may have changed. A
@@ -75,8 +82,7 @@ func (sc *scope) touchEntry(e setEntry) {
 // member of the cluster IP set and of KUBE-IPVS-IPS).
 func newDesiredState(ports int) *desiredState {
 	d := &desiredState{
-		contributions:  make(map[proxy.ServicePortName]*contribution, ports),
-		portsByService: make(map[types.NamespacedName][]proxy.ServicePortName, ports),
+		byService:      make(map[types.NamespacedName][]*contribution, ports),
 		services:       make(map[ipvs.ServiceKey][]*wantedService, ports),
 		bound:          make(map[netip.Addr]int, ports),
 		sets:           make(map[string]map[ipset.Entry]int),
@@ -85,10 +91,10 @@ func newDesiredState(ports int) *desiredState {
 		noLocal:        map[string]map[types.NamespacedName]int{trafficPolicyInternal: {}, trafficPolicyExternal: {}},
 	}
 	for _, def := range setDefinitions() {
-		d.sets[def.name] = make(map[ipset.Entry]int)
+		if def.name != setIPVSAddresses && def.name != setClusterIP { // see wants
+			d.sets[def.name] = make(map[ipset.Entry]int)
+		}
 	}
-	d.sets[setClusterIP] = make(map[ipset.Entry]int, ports)
-	d.sets[setIPVSAddresses] = make(map[ipset.Entry]int, ports)
 	return d
 }
 
@@ -132,50 +138,130 @@ func (d *desiredState) inheritGone(old *desiredState) {
 // longer holds.
 func (d *desiredState) forgetGone(kernel *observedState) {
 	for key := range d.gone {
-		if kernel.services[key] == nil {
+		if !kernel.hasService(key) {
 			delete(d.gone, key)
 		}
 	}
 }
 
-// set returns the wanted members of a set, by its IPv4 name.
-func (d *desiredState) set(name string) map[ipset.Entry]int { return d.sets[name] }
+// wants says whether a set (IPv4 name) is to hold a member. Two sets are
+// not kept twice: KUBE-IPVS-IPS holds exactly the bound addresses,
+// KUBE-CLUSTER-IP exactly the cluster IPs' virtual servers.
+func (d *desiredState) wants(set string, e ipset.Entry) bool {
+	switch set {
+	case setIPVSAddresses:
+		return e == ipset.Entry{IP: e.IP} && d.bound[e.IP] > 0
+	case setClusterIP:
+		key := ipvs.ServiceKey{Address: e.IP, Protocol: protocolOf(e.Protocol), Port: e.Port}
+		return e == clusterIPMember(key).entry && d.clusterIPAt(key)
+	}
+	return d.sets[set][e] > 0
+}
+
+// setSize is the number of members a set (IPv4 name) is to hold.
+func (d *desiredState) setSize(set string) int {
+	switch set {
+	case setIPVSAddresses:
+		return len(d.bound)
+	case setClusterIP:
+		return d.clusterIPMembers
+	}
+	return len(d.sets[set])
+}
+
+// clusterIPAt says whether a service port's cluster IP is the virtual
+// server at key.
+func (d *desiredState) clusterIPAt(key ipvs.ServiceKey) bool {
+	for _, ws := range d.services[key] {
+		if ws.port.clusterIP && ws.port.services[0] == ws {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterIPMember is the KUBE-CLUSTER-IP member of a cluster IP's virtual server.
+func clusterIPMember(key ipvs.ServiceKey) setEntry {
+	return setEntry{set: setClusterIP, entry: ipset.Entry{IP: key.Address, Protocol: protocolName(key.Protocol), Port: key.Port}}
+}
+
+// members are the members a set (IPv4 name) is to hold.
+func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
+	return func(yield func(ipset.Entry) bool) {
+		switch set {
+		case setIPVSAddresses:
+			for a := range d.bound {
+				if !yield(ipset.Entry{IP: a}) {
+					return
+				}
+			}
+			return
+		case setClusterIP:
+			for key := range d.services {
+				if d.clusterIPAt(key) && !yield(clusterIPMember(key).entry) {
+					return
+				}
+			}
+			return
+		}
+		for e := range d.sets[set] {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
 
 // replace swaps a service port's contribution (nil removes it) and records
 // in sc (when not nil) every key whose wanted state may have changed.
 func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *scope) {
-	old := d.contributions[name]
-	if old != nil {
-		d.apply(old, -1, sc)
-		d.countNoLocal(name.NamespacedName, old, -1)
-		delete(d.contributions, name)
-	}
-	if c != nil {
-		d.contributions[name] = c
-		d.apply(c, +1, sc)
-		d.countNoLocal(name.NamespacedName, c, +1)
+	nn := name.NamespacedName
+	list := d.byService[nn]
+	i := slices.IndexFunc(list, func(x *contribution) bool { return x.name == name })
+	if i >= 0 {
+		d.apply(list[i], -1, sc)
+		d.countNoLocal(nn, list[i], -1)
 	}
 	switch {
-	case old == nil && c != nil:
-		d.portsByService[name.NamespacedName] = append(d.portsByService[name.NamespacedName], name)
-	case old != nil && c == nil:
-		d.unindex(name)
+	case i >= 0 && c != nil:
+		list[i] = c
+	case i >= 0 && len(list) == 1:
+		delete(d.byService, nn)
+	case i >= 0:
+		d.byService[nn] = slices.Delete(list, i, i+1)
+	case c != nil:
+		d.byService[nn] = append(list, c)
+	}
+	if c != nil {
+		d.apply(c, +1, sc)
+		d.countNoLocal(nn, c, +1)
 	}
 }
 
-func (d *desiredState) unindex(name proxy.ServicePortName) {
-	ports := slices.DeleteFunc(d.portsByService[name.NamespacedName], func(n proxy.ServicePortName) bool { return n == name })
-	if len(ports) == 0 {
-		delete(d.portsByService, name.NamespacedName)
-		return
+// contribution is a service port's contribution, or nil.
+func (d *desiredState) contribution(name proxy.ServicePortName) *contribution {
+	for _, c := range d.byService[name.NamespacedName] {
+		if c.name == name {
+			return c
+		}
 	}
-	d.portsByService[name.NamespacedName] = ports
+	return nil
+}
+
+// ports appends the service ports of a Service that contribute to out.
+func (d *desiredState) ports(out []proxy.ServicePortName, nn types.NamespacedName) []proxy.ServicePortName {
+	for _, c := range d.byService[nn] {
+		out = append(out, c.name)
+	}
+	return out
 }
 
 // apply adds (delta +1) or removes (-1) one contribution.
 func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
-	for _, ws := range c.services {
+	for i, ws := range c.services {
 		key := ws.service.ServiceKey
+		isClusterIP := i == 0 && c.clusterIP
+		hadMember := isClusterIP && d.clusterIPAt(key)
 		if delta > 0 {
 			d.services[key] = append(d.services[key], ws)
 			if len(d.gone) > 0 {
@@ -189,22 +275,24 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 			}
 		}
 		sc.touchService(key)
+		if isClusterIP && d.clusterIPAt(key) != hadMember {
+			d.clusterIPMembers += delta
+			sc.touchEntry(clusterIPMember(key))
+		}
 	}
-	for _, a := range c.bound {
+	c.eachBound(func(a netip.Addr) {
 		if count(d.bound, a, delta) {
 			sc.touchAddr(a)
 			// KUBE-IPVS-IPS holds exactly the bound addresses.
-			e := setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}}
-			count(d.sets[setIPVSAddresses], e.entry, delta)
-			sc.touchEntry(e)
+			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
 		}
-	}
-	for _, e := range c.entries {
+	})
+	for _, e := range c.entries() { // the cluster IP's member: see above
 		if count(d.sets[e.set], e.entry, delta) {
 			sc.touchEntry(e)
 		}
 	}
-	for _, e := range c.lbNoNodeAccess {
+	for _, e := range c.lbNoNodeAccess() {
 		count(d.lbNoNodeAccess, e, delta)
 	}
 }

@@ -38,6 +38,8 @@ type applier struct {
 	// deferred are real servers whose deletion waits for a connection in
 	// flight: their flows stay too.
 	deferred []destRef
+	// created says which of the plan's new virtual servers were created.
+	created []bool
 	// open are the connections in flight to the real servers whose deletion
 	// waits for them, openErr why the table could not be read (openConns).
 	open    map[connPath]ipvs.Connection
@@ -73,7 +75,7 @@ func (a *applier) apply(p *plan, syncRules func() error) error {
 			a.logger.V(4).Info("Deleting ipset entry", "set", e.set, "entry", e.entry)
 		}
 		if a.do(a.deps.IPSet.DeleteEntry(e.set, e.entry)) {
-			delete(a.kernel.sets[e.set].entries, e.entry)
+			a.kernel.setEntry(e.set, e.entry, false)
 		}
 	}
 	return errors.Join(a.errs...)
@@ -86,35 +88,24 @@ func (a *applier) applySets(p *plan) {
 			delete(a.kernel.sets, name)
 		}
 	}
-	var adding map[string]int
-	if len(p.createSets) > 0 {
-		adding = countBySet(p.addEntries)
-	}
 	for _, s := range p.createSets {
 		if a.verbose {
 			a.logger.V(4).Info("Creating ipset", "set", s.Name, "type", s.Type)
 		}
 		if a.do(a.deps.IPSet.CreateSet(s)) {
 			// Sized for the members added next (a first sync: one per service).
-			a.kernel.sets[s.Name] = &observedSet{set: s, entries: make(map[ipset.Entry]struct{}, adding[s.Name])}
+			// Its members are implied: the plan adds every wanted one.
+			name, _ := ownSetName(s.Name, a.kernel.family)
+			a.kernel.sets[s.Name] = &observedSet{set: s, name: name, entries: map[ipset.Entry]bool{}}
 		}
 	}
 	for _, e := range p.addEntries {
 		if a.verbose {
 			a.logger.V(4).Info("Adding ipset entry", "set", e.set, "entry", e.entry)
 		}
-		if a.do(a.deps.IPSet.AddEntry(e.set, e.entry)) {
-			a.kernel.sets[e.set].entries[e.entry] = struct{}{}
-		}
+		// A failed add is recorded: a full sync's plan is assumed written.
+		a.kernel.setEntry(e.set, e.entry, a.do(a.deps.IPSet.AddEntry(e.set, e.entry)))
 	}
-}
-
-func countBySet(entries []setEntry) map[string]int {
-	n := make(map[string]int)
-	for _, e := range entries {
-		n[e.set]++
-	}
-	return n
 }
 
 func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
@@ -123,29 +114,30 @@ func (a *applier) applyAddresses(addrs []netip.Addr, bind bool) {
 			if a.verbose {
 				a.logger.V(4).Info("Binding address", "device", DummyDevice, "address", addr)
 			}
-			if a.do(a.deps.NetDev.AddAddress(DummyDevice, addr)) {
-				a.kernel.bound[addr] = struct{}{}
-			}
+			// A failed add is recorded: a full sync's plan is assumed written.
+			a.kernel.setBound(addr, a.do(a.deps.NetDev.AddAddress(DummyDevice, addr)))
 			continue
 		}
 		if a.verbose {
 			a.logger.V(4).Info("Unbinding address", "device", DummyDevice, "address", addr)
 		}
 		if a.do(a.deps.NetDev.DeleteAddress(DummyDevice, addr)) {
-			delete(a.kernel.bound, addr)
+			a.kernel.setBound(addr, false)
 		}
 	}
 }
 
 func (a *applier) applyServices(p *plan) {
-	for _, ws := range p.addServices {
+	a.created = make([]bool, len(p.addServices))
+	for i, ws := range p.addServices {
 		s := ws.service
 		if a.verbose {
 			a.logger.V(4).Info("Adding virtual server", "virtualServer", s.ServiceKey, "scheduler", s.Scheduler, "flags", s.Flags)
 		}
-		if a.do(a.deps.IPVS.AddService(s)) {
-			// Sized for its real servers, which applyDests adds next.
-			a.kernel.services[s.ServiceKey] = &observedService{service: s, dests: make(destList, 0, len(ws.dests))}
+		// Recorded with its real servers, which applyDests adds next; a
+		// failed add is recorded: a full sync's plan is assumed written.
+		if a.created[i] = a.do(a.deps.IPVS.AddService(s)); !a.created[i] {
+			a.kernel.setService(s.ServiceKey, nil)
 		}
 	}
 	for _, s := range p.updateServices {
@@ -162,8 +154,10 @@ func (a *applier) applyServices(p *plan) {
 // re-weights and deletes the others'. The kernel cache takes each virtual
 // server's successful writes at once (a sorted merge), not one by one.
 func (a *applier) applyDests(p *plan) {
-	for _, ws := range p.addServices {
-		a.addServiceDests(ws)
+	for i, ws := range p.addServices {
+		if a.created[i] {
+			a.addServiceDests(ws)
+		}
 	}
 	eachService(p.addDests, func(run []destChange) { a.writeDests(run, a.addDest) })
 	eachService(p.reweighDests, func(run []destChange) { a.writeDests(run, a.reweighDest) })
@@ -171,31 +165,39 @@ func (a *applier) applyDests(p *plan) {
 }
 
 // addServiceDests adds every real server of a virtual server this sync
-// created (none when its creation failed).
+// created and records it: as wanted (nothing stored) when every write
+// succeeded.
 func (a *applier) addServiceDests(ws *wantedService) {
-	s := a.kernel.services[ws.service.ServiceKey]
-	if s == nil {
-		return
-	}
-	for _, dk := range ws.dests {
-		c := destChange{want: ws, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}}
-		if a.addDest(c) {
-			s.dests = append(s.dests, c.dest) // stays sorted: ws.dests is
+	var written destList // once a write failed: those that succeeded
+	for i := range ws.dests.len() {
+		c := destChange{want: ws, dest: ipvs.Destination{DestinationKey: ws.dests.at(i), Weight: 1}}
+		ok := a.addDest(c)
+		switch {
+		case !ok && written == nil:
+			written = weightOne(ws.dests, i)
+		case ok && written != nil:
+			written = append(written, c.dest) // stays sorted: ws.dests is
 		}
 	}
+	if written == nil {
+		a.kernel.setWanted(ws)
+		return
+	}
+	a.kernel.setService(ws.service.ServiceKey, &observedService{service: ws.service, dests: written})
 }
 
 // writeDests writes one virtual server's real servers (sorted) and caches
 // those written.
 func (a *applier) writeDests(run []destChange, write func(destChange) bool) {
-	written := make([]ipvs.Destination, 0, len(run))
+	var room [4]ipvs.Destination // most runs change one or two: no allocation
+	written := room[:0]
 	for _, c := range run {
 		if write(c) {
 			written = append(written, c.dest)
 		}
 	}
 	if s := a.kernel.services[run[0].key()]; s != nil && len(written) > 0 {
-		s.dests = s.dests.upsert(written)
+		s.dests = s.list().upsert(written)
 	}
 }
 
@@ -214,28 +216,29 @@ func eachService(changes []destChange, f func(run []destChange)) {
 
 func (a *applier) addDest(c destChange) bool {
 	if a.verbose {
-		a.logger.V(4).Info("Adding real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
+		a.logger.V(4).Info("Adding real server", "service", c.want.port.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey)
 	}
 	return a.do(a.deps.IPVS.AddDestination(c.key(), c.dest))
 }
 
 func (a *applier) reweighDest(c destChange) bool {
 	if a.verbose {
-		a.logger.V(4).Info("Setting real server weight", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
+		a.logger.V(4).Info("Setting real server weight", "service", c.want.port.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey, "weight", c.dest.Weight)
 	}
 	return a.do(a.deps.IPVS.UpdateDestination(c.key(), c.dest))
 }
 
 // deleteDests deletes one virtual server's retired real servers.
 func (a *applier) deleteDests(run []destChange) {
-	var gone []ipvs.DestinationKey
+	var room [4]ipvs.DestinationKey // most runs delete one: no allocation
+	gone := room[:0]
 	for _, c := range run {
 		if c.unlessInFlight && a.inFlight(c) {
 			a.deferred = append(a.deferred, destRef{c.key(), c.dest.DestinationKey})
 			continue
 		}
 		if a.verbose {
-			a.logger.V(4).Info("Deleting real server", "service", c.want.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
+			a.logger.V(4).Info("Deleting real server", "service", c.want.port.name, "virtualServer", c.key(), "realServer", c.dest.DestinationKey,
 				"reason", c.reason, "activeConn", c.dest.ActiveConn, "inactiveConn", c.dest.InactiveConn)
 		}
 		if a.do(a.deps.IPVS.DeleteDestination(c.key(), c.dest.DestinationKey)) {
@@ -244,7 +247,7 @@ func (a *applier) deleteDests(run []destChange) {
 		}
 	}
 	if s := a.kernel.services[run[0].key()]; s != nil {
-		s.dests = s.dests.remove(gone)
+		s.dests = s.list().remove(gone)
 	}
 }
 
@@ -270,10 +273,10 @@ func (a *applier) applyServiceDeletes(p *plan) {
 	for _, s := range p.deleteServices {
 		key := s.service.ServiceKey
 		if a.verbose {
-			a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.dests))
+			a.logger.V(4).Info("Deleting virtual server", "virtualServer", key, "realServers", len(s.list()))
 		}
 		if a.do(a.deps.IPVS.DeleteService(key)) {
-			delete(a.kernel.services, key)
+			a.kernel.setService(key, nil)
 		}
 	}
 }

@@ -133,3 +133,37 @@ func benchRepeatedSync(b *testing.B, sizes []int, before func(*Proxier)) {
 		})
 	}
 }
+
+// BenchmarkHundredEndpointsReplaced measures a sync after 100 services each
+// had one endpoint replaced by a new one (a rolling update across the
+// node's services; make bench's "100 replaced" row).
+func BenchmarkHundredEndpointsReplaced(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			k, p, slices := benchCluster(b, n)
+			if err := p.syncProxyRules(); err != nil {
+				b.Fatal(err)
+			}
+			calls, round := 0, 0
+			for b.Loop() {
+				b.StopTimer()
+				for j := range 100 {
+					i := (round*100 + j) * 7919 % n
+					s := slices[i]
+					next := s.DeepCopy()
+					next.Endpoints[0].Addresses = []string{fmt.Sprintf("10.%d.%d.%d", 200+round%50, (i>>8)&255, i&255)}
+					p.OnEndpointSliceUpdate(s, next)
+					slices[i] = next
+				}
+				round++
+				resetCalls(k)
+				b.StartTimer()
+				if err := p.syncProxyRules(); err != nil {
+					b.Fatal(err)
+				}
+				calls = kernelCalls(k)
+			}
+			b.ReportMetric(float64(calls), "kernel-calls/op")
+		})
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,22 +30,61 @@ type wantedService struct {
 	// because their connections are healthy. Shared by the port's virtual
 	// servers that use the same endpoints; nil in the usual case.
 	graceful destKeys
-	name     proxy.ServicePortName
+	// port is the contribution that wants it (its service port's name).
+	port *contribution
 }
 
 // contribution is what one service port adds to the desired state. The
 // desired state is the union of all contributions, so a sync after a
 // change rebuilds only the changed ports' contributions.
 type contribution struct {
+	name     proxy.ServicePortName
 	services []*wantedService
-	bound    []netip.Addr
-	// entries name their set by its IPv4 name.
-	entries        []setEntry
-	lbNoNodeAccess []ipset.Entry
+	// clusterIP: services[0] is the port's cluster IP, which is bound and a
+	// member of KUBE-CLUSTER-IP without being listed in more (one address
+	// and member fewer to keep per port; see eachBound, eachEntry).
+	clusterIP bool
 	// noLocalInternal and noLocalExternal: a virtual server of this port
 	// wants node-local endpoints, the node has none and the cluster has
 	// some (upstream's kubeproxy_sync_proxy_rules_no_local_endpoints_total).
 	noLocalInternal, noLocalExternal bool
+	// more is nil for a port with nothing besides its cluster IP to bind
+	// or add to sets (most ports: three slice headers fewer to keep).
+	more *contributionMore
+}
+
+// contributionMore is what a port binds and adds to sets besides its
+// cluster IP.
+type contributionMore struct {
+	bound []netip.Addr
+	// entries name their set by its IPv4 name.
+	entries        []setEntry
+	lbNoNodeAccess []ipset.Entry
+}
+
+// extra is c.more, made on first use.
+func (c *contribution) extra() *contributionMore {
+	if c.more == nil {
+		c.more = &contributionMore{}
+	}
+	return c.more
+}
+
+// entries are the set members the contribution adds besides its cluster
+// IP's.
+func (c *contribution) entries() []setEntry {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.entries
+}
+
+// lbNoNodeAccess are the load-balancer members the node may not reach.
+func (c *contribution) lbNoNodeAccess() []ipset.Entry {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.lbNoNodeAccess
 }
 
 // buildInput is everything a contribution is a function of.
@@ -80,22 +118,24 @@ func (in *buildInput) onLostNode(svc types.NamespacedName, addr netip.Addr) bool
 // buildContribution computes one service port's share of the desired
 // state; it reads nothing but its arguments. Invalid ports contribute nothing.
 func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.ServicePort, eps []proxy.Endpoint) *contribution {
-	sp, ok := port.(*servicePort)
-	if !ok || sp.invalid != "" {
-		return &contribution{} // reported when the Service changed
+	policy, invalid, ok := portSettings(port)
+	if !ok || invalid != "" {
+		return &contribution{name: name} // reported when the Service changed
 	}
-	b := portBuilder{in: in, c: &contribution{}, name: name, sp: sp, proto: strings.ToLower(string(sp.Protocol()))}
+	b := portBuilder{in: in, c: &contribution{name: name}, name: name, sp: port, policy: policy, proto: protocolName(ipvs.Protocol(port.Protocol()))}
 	b.build(eps)
 	return b.c
 }
 
 // portBuilder adds one service port's virtual servers and set members.
 type portBuilder struct {
-	in    *buildInput
-	c     *contribution
-	name  proxy.ServicePortName
-	sp    *servicePort
-	proto string
+	in   *buildInput
+	c    *contribution
+	name proxy.ServicePortName
+	sp   proxy.ServicePort
+	// policy is the port's termination policy override ("": the gate's).
+	policy string
+	proto  string
 	// cluster and local are the endpoints upstream's CategorizeEndpoints
 	// picks; usable are all the port's valid endpoints.
 	cluster, local, usable []proxy.Endpoint
@@ -122,7 +162,8 @@ func (b *portBuilder) build(all []proxy.Endpoint) {
 }
 
 func (b *portBuilder) add(set string, e ipset.Entry) {
-	b.c.entries = append(b.c.entries, setEntry{set: set, entry: e})
+	m := b.c.extra()
+	m.entries = append(m.entries, setEntry{set: set, entry: e})
 }
 
 // usableEndpoints drops endpoints that cannot be programmed (reported when
@@ -150,8 +191,57 @@ func (b *portBuilder) entry(addr netip.Addr, port int) ipset.Entry {
 
 func (b *portBuilder) addClusterIP() {
 	addr, _ := addrFromIP(b.sp.ClusterIP())
-	b.add(setClusterIP, b.entry(addr, b.sp.Port()))
-	b.addVirtualServer(addr, b.sp.Port(), b.sp.InternalPolicyLocal(), true)
+	b.addVirtualServer(addr, b.sp.Port(), b.sp.InternalPolicyLocal(), false) // bound: see clusterIP
+	b.c.clusterIP = true
+}
+
+// eachBound calls f with each address the contribution binds (a callback,
+// not an iterator: a partial sync calls it for every changed port, and a
+// returned iterator is an allocation each time).
+func (c *contribution) eachBound(f func(netip.Addr)) {
+	if c.clusterIP {
+		f(c.services[0].service.Address)
+	}
+	if c.more != nil {
+		for _, a := range c.more.bound {
+			f(a)
+		}
+	}
+}
+
+// eachEntry calls f with each set member the contribution adds.
+func (c *contribution) eachEntry(f func(setEntry)) {
+	if c.clusterIP {
+		f(clusterIPMember(c.services[0].service.ServiceKey))
+	}
+	for _, e := range c.entries() {
+		f(e)
+	}
+}
+
+// protocolOf is the protocol ipset names p ("" when none is).
+func protocolOf(p string) ipvs.Protocol {
+	switch p {
+	case "tcp":
+		return ipvs.TCP
+	case "udp":
+		return ipvs.UDP
+	case "sctp":
+		return ipvs.SCTP
+	}
+	return ""
+}
+
+// protocolName is a protocol as ipset names it.
+func protocolName(p ipvs.Protocol) string {
+	switch p {
+	case ipvs.UDP:
+		return "udp"
+	case ipvs.SCTP:
+		return "sctp"
+	default:
+		return "tcp"
+	}
 }
 
 func (b *portBuilder) addExternalIPs() {
@@ -211,7 +301,8 @@ func (b *portBuilder) addSourceRanges(e ipset.Entry) {
 		self.IP2 = e.IP
 		b.add(setLBSourceIP, self)
 	} else {
-		b.c.lbNoNodeAccess = append(b.c.lbNoNodeAccess, e)
+		m := b.c.extra()
+		m.lbNoNodeAccess = append(m.lbNoNodeAccess, e)
 	}
 }
 
@@ -267,18 +358,20 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	} else if onlyLocal && b.hasAny {
 		b.noLocalEndpoints()
 	}
-	ws := &wantedService{service: svc, dests: make(destKeys, 0, len(eps)), immediate: b.immediate(), name: b.name}
+	var room [16]ipvs.DestinationKey // most ports have fewer endpoints: packed without a list on the heap
+	keys := room[:0]
 	for _, e := range eps {
-		ws.dests = append(ws.dests, destKey(e))
+		keys = append(keys, destKey(e))
 	}
-	ws.dests = newDestKeys(ws.dests)
+	ws := &wantedService{service: svc, dests: newDestKeys(keys), immediate: b.immediate(), port: b.c}
 	if !b.gracefulDone[choice] {
 		b.graceful[choice], b.gracefulDone[choice] = b.gracefulBesides(ws.dests), true
 	}
 	ws.graceful = b.graceful[choice]
 	b.c.services = append(b.c.services, ws)
 	if bind {
-		b.c.bound = append(b.c.bound, addr)
+		m := b.c.extra()
+		m.bound = append(m.bound, addr)
 	}
 }
 
@@ -354,7 +447,7 @@ func (b *portBuilder) virtualService(addr netip.Addr, port int) ipvs.Service {
 }
 
 func (b *portBuilder) immediate() bool {
-	switch b.sp.policy {
+	switch b.policy {
 	case PolicyImmediate:
 		return true
 	case PolicyGraceful:

@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 
@@ -13,25 +14,89 @@ import (
 // services x 10 endpoints, twice: wanted and observed), and a slice of
 // ten costs a third of a map of ten. Lookups are binary searches.
 
-// destKeys is a sorted set of real servers.
-type destKeys []ipvs.DestinationKey
+// destKeys is a sorted set of real servers, packed: after a byte giving
+// the record size, a record of 6 bytes (IPv4 address, port) or 18 (IPv6
+// address, an IPv4 one mapped when the set mixes families) per real
+// server. The desired state holds one per wanted virtual server (100k real
+// servers at 10k services x 10 endpoints): as []ipvs.DestinationKey (32
+// bytes each: netip.Addr carries a zone pointer) ten took 320 bytes,
+// packed they take 64. It is never changed, only replaced.
+type destKeys []byte
 
-// newDestKeys sorts keys and drops duplicates (two EndpointSlices may list
-// one endpoint), in place.
+// newDestKeys packs keys, sorted, without duplicates (two EndpointSlices
+// may list one endpoint); it sorts keys in place.
 func newDestKeys(keys []ipvs.DestinationKey) destKeys {
+	if len(keys) == 0 {
+		return nil
+	}
 	slices.SortFunc(keys, compareDestKeys)
-	return slices.Clip(slices.Compact(keys))
+	keys = slices.Compact(keys)
+	size := 6
+	for _, k := range keys {
+		if !k.Address.Is4() {
+			size = 18
+			break
+		}
+	}
+	out := make(destKeys, 1, 1+size*len(keys))
+	out[0] = byte(size)
+	for _, k := range keys {
+		if size == 6 {
+			a := k.Address.As4()
+			out = append(out, a[:]...)
+		} else {
+			a := k.Address.As16()
+			out = append(out, a[:]...)
+		}
+		out = binary.BigEndian.AppendUint16(out, k.Port)
+	}
+	return out
+}
+
+// len is the number of real servers.
+func (s destKeys) len() int {
+	if len(s) == 0 {
+		return 0
+	}
+	return (len(s) - 1) / int(s[0])
+}
+
+// at is the i-th real server.
+func (s destKeys) at(i int) ipvs.DestinationKey {
+	size := int(s[0])
+	r := s[1+i*size : 1+(i+1)*size]
+	var a netip.Addr
+	if size == 6 {
+		a = netip.AddrFrom4([4]byte(r[:4]))
+	} else {
+		a = netip.AddrFrom16([16]byte(r[:16])).Unmap()
+	}
+	return ipvs.DestinationKey{Address: a, Port: binary.BigEndian.Uint16(r[size-2:])}
+}
+
+// search is where k is or would be, and whether it is there.
+func (s destKeys) search(k ipvs.DestinationKey) (int, bool) {
+	lo, hi := 0, s.len()
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if compareDestKeys(s.at(mid), k) < 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, lo < s.len() && s.at(lo) == k
 }
 
 func (s destKeys) has(k ipvs.DestinationKey) bool {
-	_, found := slices.BinarySearchFunc(s, k, compareDestKeys)
+	_, found := s.search(k)
 	return found
 }
 
 // hasAddress says whether some key has address a, on any port.
 func (s destKeys) hasAddress(a netip.Addr) bool {
-	i, _ := slices.BinarySearchFunc(s, ipvs.DestinationKey{Address: a}, compareDestKeys)
-	return i < len(s) && s[i].Address == a
+	i, _ := s.search(ipvs.DestinationKey{Address: a})
+	return i < s.len() && s.at(i).Address == a
 }
 
 // destList is the real servers of one virtual server as the kernel holds
@@ -67,7 +132,14 @@ func (l destList) upsert(ds []ipvs.Destination) destList {
 		}
 	}
 	n := len(l)
-	l = slices.Grow(l, added)[:n+added]
+	if cap(l) < n+added {
+		// Exactly: slices.Grow would double a short list (a kernel read
+		// has no room to spare), for one or two real servers more.
+		grown := make(destList, n, n+added)
+		copy(grown, l)
+		l = grown
+	}
+	l = l[:n+added]
 	i, j := n-1, len(ds)-1
 	for k := n + added - 1; j >= 0; k-- {
 		c := -1
@@ -91,7 +163,10 @@ func (l destList) upsert(ds []ipvs.Destination) destList {
 
 // remove drops the real servers keys (sorted).
 func (l destList) remove(keys []ipvs.DestinationKey) destList {
-	return slices.DeleteFunc(l, func(d ipvs.Destination) bool { return destKeys(keys).has(d.DestinationKey) })
+	return slices.DeleteFunc(l, func(d ipvs.Destination) bool {
+		_, found := slices.BinarySearchFunc(keys, d.DestinationKey, compareDestKeys)
+		return found
+	})
 }
 
 func compareDestKeys(a, b ipvs.DestinationKey) int {

@@ -69,9 +69,13 @@ func TestDestListUpsertRemove(t *testing.T) {
 
 func TestNewDestKeysSortsAndDedupes(t *testing.T) {
 	got := newDestKeys([]ipvs.DestinationKey{parseDestKey("10.0.0.2:80"), parseDestKey("10.0.0.1:80"), parseDestKey("10.0.0.2:80"), parseDestKey("10.0.0.1:79")})
-	want := destKeys{parseDestKey("10.0.0.1:79"), parseDestKey("10.0.0.1:80"), parseDestKey("10.0.0.2:80")}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	want := []ipvs.DestinationKey{parseDestKey("10.0.0.1:79"), parseDestKey("10.0.0.1:80"), parseDestKey("10.0.0.2:80")}
+	var unpacked []ipvs.DestinationKey
+	for i := range got.len() {
+		unpacked = append(unpacked, got.at(i))
+	}
+	if !slices.Equal(unpacked, want) {
+		t.Errorf("got %v, want %v", unpacked, want)
 	}
 	if !got.has(parseDestKey("10.0.0.1:80")) || got.has(parseDestKey("10.0.0.3:80")) {
 		t.Errorf("has: wrong membership in %v", got)
@@ -88,5 +92,41 @@ func TestNewDestListDoesNotWriteIntoSharedArray(t *testing.T) {
 	}
 	if got := formatDests(first); got != "10.0.0.1:80/1 10.0.0.2:80/1 10.0.0.3:80/1" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// Packed keys give back what was packed, for IPv4, IPv6 and a mix, and
+// take 6 bytes per IPv4 real server.
+func TestDestKeysPackedRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys []string
+		size int
+	}{
+		{"IPv4", []string{"10.0.0.1:80", "10.0.0.1:8080", "10.244.3.9:443"}, 1 + 3*6},
+		{"IPv6", []string{"[fd00::1]:80", "[fd00::1]:81", "[fd00::2]:80"}, 1 + 3*18},
+		{"mixed", []string{"10.0.0.1:80", "[fd00::1]:80"}, 1 + 2*18},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in []ipvs.DestinationKey
+			for _, k := range slices.Backward(tc.keys) {
+				in = append(in, parseDestKey(k))
+			}
+			got := newDestKeys(slices.Clone(in))
+			if len(got) != tc.size {
+				t.Errorf("packed %d bytes, want %d", len(got), tc.size)
+			}
+			for i, k := range tc.keys {
+				if got.at(i) != parseDestKey(k) || !got.has(parseDestKey(k)) || !got.hasAddress(parseDestKey(k).Address) {
+					t.Errorf("record %d is %v (has %v), want %s", i, got.at(i), got.has(parseDestKey(k)), k)
+				}
+			}
+			if got.has(parseDestKey("10.9.9.9:80")) || got.hasAddress(netip.MustParseAddr("fd00::9")) {
+				t.Error("has a key never packed")
+			}
+		})
+	}
+	if newDestKeys(nil).len() != 0 || newDestKeys(nil).has(parseDestKey("10.0.0.1:80")) {
+		t.Error("an empty set has members")
 	}
 }

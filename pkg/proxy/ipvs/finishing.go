@@ -42,10 +42,11 @@ func (p *Proxier) checkFinishing() {
 	if len(p.finishing) == 0 || p.kernel == nil || p.desired == nil {
 		return
 	}
-	sc := newScope()
+	sc := newScope(len(p.finishing))
 	for ref := range p.finishing {
 		sc.services[ref.svc] = struct{}{}
 	}
+	p.kernel.pinScope(sc)
 	errs := []error{p.refreshRetiring(sc)}
 	pl, err := p.applyPlan(sc, func() error { return nil }) // no rule changes: nothing else was planned
 	errs = append(errs, err)
@@ -55,11 +56,6 @@ func (p *Proxier) checkFinishing() {
 		p.needFull = true
 		p.syncRunner.Run()
 	}
-}
-
-func (o *observedState) hasDest(ref destRef) bool {
-	s := o.services[ref.svc]
-	return s != nil && s.dests.has(ref.dest)
 }
 
 // checkInFlight marks the deletions of real servers that may finish

@@ -16,12 +16,12 @@ func (p *Proxier) countWeightZero(sc *scope) {
 	c := &p.weightZero
 	if sc == nil || c.byService == nil {
 		c.byService, c.total = make(map[ipvs.ServiceKey]int), 0
-		for key := range p.kernel.services {
-			c.recount(key, p.kernel.services[key])
+		for key := range p.kernel.services { // an implied one has none at weight 0
+			c.recount(key, p.kernel.weightZero(key))
 		}
 	} else {
 		for key := range sc.services {
-			c.recount(key, p.kernel.services[key])
+			c.recount(key, p.kernel.weightZero(key))
 		}
 	}
 	family := string(p.cfg.IPFamily)
@@ -29,19 +29,10 @@ func (p *Proxier) countWeightZero(sc *scope) {
 	p.metrics.RealServersFinishing.WithLabelValues(family).Set(float64(len(p.finishing)))
 }
 
-// recount replaces the count of one virtual server (nil: gone).
-func (c *weightZeroCount) recount(key ipvs.ServiceKey, s *observedService) {
+// recount replaces the count of one virtual server.
+func (c *weightZeroCount) recount(key ipvs.ServiceKey, n int) {
 	c.total -= c.byService[key]
 	delete(c.byService, key)
-	if s == nil {
-		return
-	}
-	n := 0
-	for _, d := range s.dests {
-		if d.Weight == 0 {
-			n++
-		}
-	}
 	if n > 0 {
 		c.byService[key] = n
 		c.total += n

@@ -37,27 +37,28 @@ type setDefinition struct {
 	comment string
 }
 
-// setDefinitions lists every set in a fixed order.
-func setDefinitions() []setDefinition {
-	return []setDefinition{
-		{setLoopBack, ipset.HashIPPortIP, "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"},
-		{setClusterIP, ipset.HashIPPort, "Kubernetes service cluster ip + port for masquerade purpose"},
-		{setExternalIP, ipset.HashIPPort, "Kubernetes service external ip + port for masquerade and filter purpose"},
-		{setExternalIPLocal, ipset.HashIPPort, "Kubernetes service external ip + port with externalTrafficPolicy=local"},
-		{setLoadBalancer, ipset.HashIPPort, "Kubernetes service lb portal"},
-		{setLoadBalancerFW, ipset.HashIPPort, "Kubernetes service load balancer ip + port for load balancer with sourceRange"},
-		{setLoadBalancerLoc, ipset.HashIPPort, "Kubernetes service load balancer ip + port with externalTrafficPolicy=local"},
-		{setLBSourceIP, ipset.HashIPPortIP, "Kubernetes service load balancer ip + port + source IP for packet filter purpose"},
-		{setLBSourceCIDR, ipset.HashIPPortNet, "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"},
-		{setNodePortTCP, ipset.BitmapPort, "Kubernetes nodeport TCP port for masquerade purpose"},
-		{setNodePortLocalTCP, ipset.BitmapPort, "Kubernetes nodeport TCP port with externalTrafficPolicy=local"},
-		{setNodePortUDP, ipset.BitmapPort, "Kubernetes nodeport UDP port for masquerade purpose"},
-		{setNodePortLocalUDP, ipset.BitmapPort, "Kubernetes nodeport UDP port with externalTrafficPolicy=local"},
-		{setNodePortSCTP, ipset.HashIPPort, "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"},
-		{setNodePortLocSCTP, ipset.HashIPPort, "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"},
-		{setHealthCheckPort, ipset.BitmapPort, "Kubernetes health check node port"},
-		{setIPVSAddresses, ipset.HashIP, "Addresses on the ipvs interface"},
-	}
+// setDefinitions lists every set in a fixed order. Callers only read it:
+// it is one table, not a new list each call (every sync asks for it).
+func setDefinitions() []setDefinition { return ownSets[:] }
+
+var ownSets = [...]setDefinition{
+	{setLoopBack, ipset.HashIPPortIP, "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"},
+	{setClusterIP, ipset.HashIPPort, "Kubernetes service cluster ip + port for masquerade purpose"},
+	{setExternalIP, ipset.HashIPPort, "Kubernetes service external ip + port for masquerade and filter purpose"},
+	{setExternalIPLocal, ipset.HashIPPort, "Kubernetes service external ip + port with externalTrafficPolicy=local"},
+	{setLoadBalancer, ipset.HashIPPort, "Kubernetes service lb portal"},
+	{setLoadBalancerFW, ipset.HashIPPort, "Kubernetes service load balancer ip + port for load balancer with sourceRange"},
+	{setLoadBalancerLoc, ipset.HashIPPort, "Kubernetes service load balancer ip + port with externalTrafficPolicy=local"},
+	{setLBSourceIP, ipset.HashIPPortIP, "Kubernetes service load balancer ip + port + source IP for packet filter purpose"},
+	{setLBSourceCIDR, ipset.HashIPPortNet, "Kubernetes service load balancer ip + port + source cidr for packet filter purpose"},
+	{setNodePortTCP, ipset.BitmapPort, "Kubernetes nodeport TCP port for masquerade purpose"},
+	{setNodePortLocalTCP, ipset.BitmapPort, "Kubernetes nodeport TCP port with externalTrafficPolicy=local"},
+	{setNodePortUDP, ipset.BitmapPort, "Kubernetes nodeport UDP port for masquerade purpose"},
+	{setNodePortLocalUDP, ipset.BitmapPort, "Kubernetes nodeport UDP port with externalTrafficPolicy=local"},
+	{setNodePortSCTP, ipset.HashIPPort, "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"},
+	{setNodePortLocSCTP, ipset.HashIPPort, "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"},
+	{setHealthCheckPort, ipset.BitmapPort, "Kubernetes health check node port"},
+	{setIPVSAddresses, ipset.HashIP, "Addresses on the ipvs interface"},
 }
 
 // setName is a set's name in the kernel for a family: IPv6 sets are named

@@ -133,31 +133,36 @@ func (p *plan) diffAllSets(in planInput) {
 		}
 		if have == nil {
 			p.createSets = append(p.createSets, want)
-			have = &observedSet{}
+			have = &observedSet{whole: true}
 		}
-		wanted := in.desired.set(def.name)
-		for e := range have.entries {
-			if wanted[e] == 0 {
+		for e, present := range have.entries {
+			if present && !in.desired.wants(def.name, e) {
 				p.delEntries = append(p.delEntries, setEntry{want.Name, e})
 			}
 		}
-		for e := range wanted {
-			if _, ok := have.entries[e]; !ok {
+		for e := range in.desired.members(def.name) {
+			if !in.observed.inSet(have, e) {
 				p.addEntries = append(p.addEntries, setEntry{want.Name, e})
 			}
 		}
 	}
 }
 
-// missingEntries counts at least the set members a full sync adds.
+// missingEntries counts about the set members a full sync adds: every
+// wanted one of a set the kernel lacks, the recorded absent ones of others.
 func missingEntries(in planInput) int {
 	n := 0
 	for _, def := range setDefinitions() {
-		have := 0
-		if s := in.observed.sets[setName(def.name, in.cfg.IPFamily)]; s != nil {
-			have = len(s.entries)
+		s := in.observed.sets[setName(def.name, in.cfg.IPFamily)]
+		if s == nil {
+			n += in.desired.setSize(def.name)
+			continue
 		}
-		n += max(0, len(in.desired.set(def.name))-have)
+		for _, present := range s.entries {
+			if !present {
+				n++
+			}
+		}
 	}
 	return n
 }
@@ -166,15 +171,15 @@ func (p *plan) diffAllAddresses(in planInput) {
 	for a := range in.desired.bound {
 		p.diffAddress(in, a)
 	}
-	for a := range in.observed.bound {
-		if in.desired.bound[a] == 0 {
+	for a, bound := range in.observed.bound {
+		if bound && in.desired.bound[a] == 0 {
 			p.diffAddress(in, a)
 		}
 	}
 }
 
 func (p *plan) diffAddress(in planInput, a netip.Addr) {
-	_, have := in.observed.bound[a]
+	have := in.observed.isBound(a)
 	want := in.desired.bound[a] > 0
 	switch {
 	case want && !have:
@@ -189,8 +194,8 @@ func (p *plan) diffAllServices(in planInput) {
 	for key := range in.desired.services {
 		p.diffService(in, key)
 	}
-	for key := range in.observed.services {
-		if in.desired.service(key) == nil {
+	for key, s := range in.observed.services {
+		if s != nil && in.desired.service(key) == nil {
 			p.diffService(in, key)
 		}
 	}
@@ -200,7 +205,7 @@ func (p *plan) diffAllServices(in planInput) {
 // sync sizes its list once instead of growing it step by step.
 func missing(in planInput) (services int) {
 	for key := range in.desired.services {
-		if in.observed.services[key] == nil {
+		if !in.observed.hasService(key) {
 			services++
 		}
 	}
@@ -218,7 +223,7 @@ func (p *plan) diffScope(in planInput) {
 	for e := range in.scope.entries {
 		name := setName(e.set, in.cfg.IPFamily)
 		have := in.observed.hasEntry(name, e.entry)
-		want := in.desired.set(e.set)[e.entry] > 0
+		want := in.desired.wants(e.set, e.entry)
 		switch {
 		case want && !have:
 			p.addEntries = append(p.addEntries, setEntry{name, e.entry})
@@ -230,7 +235,10 @@ func (p *plan) diffScope(in planInput) {
 
 func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 	want := in.desired.service(key)
-	have := in.observed.services[key]
+	have, explicit := in.observed.lookupService(key)
+	if !explicit {
+		return // the kernel holds it as wanted
+	}
 	switch {
 	case want == nil && have == nil:
 	case want == nil:
@@ -238,7 +246,7 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 			return
 		}
 		p.deleteServices = append(p.deleteServices, have)
-		for _, d := range have.dests {
+		for _, d := range have.list() {
 			p.flushConntrack(key, d.DestinationKey, in.desired.immediateForGone(key, in.cfg))
 		}
 	case have == nil:
@@ -249,7 +257,7 @@ func (p *plan) diffService(in planInput, key ipvs.ServiceKey) {
 		if !sameService(want.service, have.service) {
 			p.updateServices = append(p.updateServices, want.service)
 		}
-		p.diffDests(in, want, have.dests)
+		p.diffDests(in, want, have.list())
 	}
 }
 
@@ -275,8 +283,8 @@ func (p *plan) diffDests(in planInput, want *wantedService, have destList) {
 		}
 		p.retire(in, want, d)
 	}
-	for _, dk := range want.dests {
-		if !have.has(dk) {
+	for i := range want.dests.len() {
+		if dk := want.dests.at(i); !have.has(dk) {
 			p.addDests = append(p.addDests, destChange{want: want, dest: ipvs.Destination{DestinationKey: dk, Weight: 1}})
 		}
 	}

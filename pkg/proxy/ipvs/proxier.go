@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,12 +167,13 @@ func parseFamilyCIDRs(cidrs []string, family v1.IPFamily) ([]netip.Prefix, error
 // makeServicePort wraps newServicePort to report bad service ports once,
 // when the Service changes.
 func (p *Proxier) makeServicePort(port *v1.ServicePort, svc *v1.Service, base *proxy.BaseServicePortInfo) proxy.ServicePort {
-	sp := newServicePort(port, svc, base).(*servicePort)
-	if sp.invalid != "" {
-		p.logger.Error(nil, "Skipping invalid service port", "service", klog.KObj(svc), "port", port.Name, "reason", sp.invalid)
-		p.event(svc, "InvalidServicePort", fmt.Sprintf("port %q skipped: %s", port.Name, sp.invalid))
+	sp := newServicePort(port, svc, base)
+	policy, invalid, _ := portSettings(sp)
+	if invalid != "" {
+		p.logger.Error(nil, "Skipping invalid service port", "service", klog.KObj(svc), "port", port.Name, "reason", invalid)
+		p.event(svc, "InvalidServicePort", fmt.Sprintf("port %q skipped: %s", port.Name, invalid))
 	}
-	if v := svc.Annotations[TerminationPolicyAnnotation]; v != "" && sp.policy == "" {
+	if v := svc.Annotations[TerminationPolicyAnnotation]; v != "" && policy == "" {
 		p.logger.Error(nil, "Ignoring unknown termination policy", "service", klog.KObj(svc), "annotation", TerminationPolicyAnnotation, "value", v)
 	}
 	return sp
@@ -181,7 +183,31 @@ func (p *Proxier) makeEndpoint(info *proxy.BaseEndpointInfo, name *proxy.Service
 	if reason := endpointProblem(info); reason != "" {
 		p.logger.Error(nil, "Skipping invalid endpoint", "service", name, "endpoint", info.String(), "reason", reason)
 	}
-	return info
+	if e := p.knownEndpoint(name, info); e != nil {
+		return e
+	}
+	return newEndpoint(info)
+}
+
+// knownEndpoint is the endpoint the proxier keeps already for the same
+// port, address and state, or nil: the tracker rebuilds every endpoint of
+// a changed Service (twice: as it was and as it is), most of them as they
+// were. It runs within the sync (EndpointsMap.Update), which owns
+// endpointsMap.
+func (p *Proxier) knownEndpoint(name *proxy.ServicePortName, info proxy.Endpoint) proxy.Endpoint {
+	eps, hostPort := p.endpointsMap[*name], info.String()
+	i, found := slices.BinarySearchFunc(eps, hostPort, func(e proxy.Endpoint, s string) int { // sorted by String
+		return strings.Compare(e.String(), s)
+	})
+	if !found {
+		return nil
+	}
+	e, ok := eps[i].(*endpoint)
+	if !ok || info.ZoneHints() != nil || info.NodeHints() != nil || // a hintedEndpoint is not reused
+		e.port != int32(info.Port()) || e.flags != flagsOf(info) {
+		return nil
+	}
+	return e
 }
 
 func (p *Proxier) event(svc *v1.Service, reason, note string) {

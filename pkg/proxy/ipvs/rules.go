@@ -61,22 +61,23 @@ type setJump struct {
 }
 
 // setJumps are written only while their set has members. Local sets come
-// before their non-local twins so RETURN wins.
-func setJumps() []setJump {
-	return []setJump{
-		{setLoopBack, iptables.TableNAT, chainPostrouting, "MASQUERADE", "dst,dst,src", ""},
-		{setLoadBalancer, iptables.TableNAT, chainServices, chainLoadBalancer, "dst,dst", ""},
-		{setLoadBalancerLoc, iptables.TableNAT, chainLoadBalancer, "RETURN", "dst,dst", ""},
-		{setNodePortLocalTCP, iptables.TableNAT, chainNodePort, "RETURN", "dst", "tcp"},
-		{setNodePortTCP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst", "tcp"},
-		{setNodePortLocalUDP, iptables.TableNAT, chainNodePort, "RETURN", "dst", "udp"},
-		{setNodePortUDP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst", "udp"},
-		{setNodePortLocSCTP, iptables.TableNAT, chainNodePort, "RETURN", "dst,dst", "sctp"},
-		{setNodePortSCTP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst,dst", "sctp"},
-		{setLoadBalancerFW, iptables.TableFilter, chainFirewall, chainSourceRanges, "dst,dst", ""},
-		{setLBSourceCIDR, iptables.TableFilter, chainSourceRanges, "RETURN", "dst,dst,src", ""},
-		{setLBSourceIP, iptables.TableFilter, chainSourceRanges, "RETURN", "dst,dst,src", ""},
-	}
+// before their non-local twins so RETURN wins. Callers only read it: it is
+// one table, not a new list each call (every sync builds the rules).
+func setJumps() []setJump { return ownSetJumps[:] }
+
+var ownSetJumps = [...]setJump{
+	{setLoopBack, iptables.TableNAT, chainPostrouting, "MASQUERADE", "dst,dst,src", ""},
+	{setLoadBalancer, iptables.TableNAT, chainServices, chainLoadBalancer, "dst,dst", ""},
+	{setLoadBalancerLoc, iptables.TableNAT, chainLoadBalancer, "RETURN", "dst,dst", ""},
+	{setNodePortLocalTCP, iptables.TableNAT, chainNodePort, "RETURN", "dst", "tcp"},
+	{setNodePortTCP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst", "tcp"},
+	{setNodePortLocalUDP, iptables.TableNAT, chainNodePort, "RETURN", "dst", "udp"},
+	{setNodePortUDP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst", "udp"},
+	{setNodePortLocSCTP, iptables.TableNAT, chainNodePort, "RETURN", "dst,dst", "sctp"},
+	{setNodePortSCTP, iptables.TableNAT, chainNodePort, chainMarkMasq, "dst,dst", "sctp"},
+	{setLoadBalancerFW, iptables.TableFilter, chainFirewall, chainSourceRanges, "dst,dst", ""},
+	{setLBSourceCIDR, iptables.TableFilter, chainSourceRanges, "RETURN", "dst,dst,src", ""},
+	{setLBSourceIP, iptables.TableFilter, chainSourceRanges, "RETURN", "dst,dst,src", ""},
 }
 
 // ruleWriter builds one table's iptables-restore payload.
@@ -128,7 +129,7 @@ func buildRules(d *desiredState, cfg *Config) (nat, filter []byte) {
 }
 
 func (b *ruleBuilder) name(set string) string { return setName(set, b.cfg.IPFamily) }
-func (b *ruleBuilder) has(set string) bool    { return len(b.d.set(set)) > 0 }
+func (b *ruleBuilder) has(set string) bool    { return b.d.setSize(set) > 0 }
 
 func (b *ruleBuilder) comment(set string) string {
 	for _, def := range setDefinitions() {

@@ -19,7 +19,8 @@ const (
 
 // servicePort is upstream's service port plus what we derive from the
 // Service object once, when it changes: its termination policy override and
-// whether it is usable at all.
+// whether it is usable at all. A valid port without an override is kept as
+// upstream's alone (one 48-byte object fewer per port; see portSettings).
 type servicePort struct {
 	*proxy.BaseServicePortInfo
 	// policy is PolicyGraceful, PolicyImmediate or "" (the gate decides).
@@ -40,7 +41,23 @@ func newServicePort(port *v1.ServicePort, svc *v1.Service, base *proxy.BaseServi
 		sp.policy = ""
 	}
 	sp.invalid = validateServicePort(base)
+	if sp.policy == "" && sp.invalid == "" {
+		return base
+	}
 	return sp
+}
+
+// portSettings are a service port's termination policy override and why
+// it is invalid ("" for none); ok is false for a port not made by
+// newServicePort.
+func portSettings(port proxy.ServicePort) (policy, invalid string, ok bool) {
+	switch sp := port.(type) {
+	case *servicePort:
+		return sp.policy, sp.invalid, true
+	case *proxy.BaseServicePortInfo:
+		return "", "", true
+	}
+	return "", "", false
 }
 
 func validateServicePort(sp proxy.ServicePort) string {
@@ -62,9 +79,9 @@ func validateServicePort(sp proxy.ServicePort) string {
 }
 
 // endpointProblem says why an endpoint cannot be programmed ("" when it
-// can). Endpoints are upstream's, unwrapped: a wrapper holding the parsed
-// address would cost a 48-byte object per endpoint of the cluster, while
-// parsing again when a contribution is built costs 30 ns.
+// can). Endpoints keep no parsed address (see endpoint): a netip.Addr
+// would cost 24 bytes per endpoint of the cluster, while parsing again
+// when a contribution is built costs 30 ns.
 func endpointProblem(e proxy.Endpoint) string {
 	addr, err := netip.ParseAddr(e.IP())
 	switch {

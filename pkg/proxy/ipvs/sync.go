@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -100,6 +99,7 @@ func (p *Proxier) syncKernel(full bool, changed, servicesChanged sets.Set[types.
 		for ref := range p.finishing {
 			sc.services[ref.svc] = struct{}{} // re-read and re-decided each sync
 		}
+		p.kernel.pinScope(sc)
 		errs = append(errs, p.refreshRetiring(sc))
 	}
 	_, err := p.applyPlan(sc, func() error {
@@ -124,6 +124,9 @@ func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	now := p.now()
 	pl := makePlan(planInput{desired: p.desired, observed: p.kernel, cfg: &p.cfg, firstSync: p.firstSync, scope: sc,
 		finishingSince: p.finishing, now: now})
+	if sc == nil {
+		p.kernel.assumeWritten(p.desired)
+	}
 	p.flushes.dropWanted(p.desired)
 	pl.conntrack = p.flushes.take(pl.conntrack, now)
 	a := &applier{deps: &p.deps, logger: p.logger, verbose: p.logger.V(4).Enabled(), kernel: p.kernel, deleted: map[string]int{}}
@@ -136,6 +139,7 @@ func (p *Proxier) applyPlan(sc *scope, syncRules func() error) (*plan, error) {
 	p.trackFinishing(pl, now)
 	p.countDeletions(a)
 	p.countWeightZero(sc)
+	p.kernel.fold(sc == nil)
 	return pl, err
 }
 
@@ -152,11 +156,11 @@ func (p *Proxier) rereadKernel(changed, servicesChanged sets.Set[types.Namespace
 	p.kernel = kernel
 	if reuse {
 		p.updateDesired(changed, servicesChanged)
-		return nil
+	} else {
+		fresh := p.rebuildDesired()
+		fresh.inheritGone(p.desired)
+		p.desired, p.desiredStale = fresh, false
 	}
-	fresh := p.rebuildDesired()
-	fresh.inheritGone(p.desired)
-	p.desired, p.desiredStale = fresh, false
 	return nil
 }
 
@@ -186,20 +190,29 @@ func (p *Proxier) rebuildDesired() *desiredState {
 // and returns what changed.
 func (p *Proxier) updateDesired(changed, servicesChanged sets.Set[types.NamespacedName]) *scope {
 	in := p.buildInput()
-	sc := newScope()
+	sc := newScope(len(changed))
 	for nn := range changed {
-		for _, name := range slices.Clone(p.desired.portsByService[nn]) {
+		for _, name := range p.desired.ports(nil, nn) { // a copy: replace changes the index
 			if _, still := p.svcPortMap[name]; !still {
-				p.desired.replace(name, nil, sc)
+				p.replaceContribution(name, nil, sc)
 			}
 		}
 	}
 	for _, name := range p.changedPorts(changed, servicesChanged) {
 		if port, ok := p.svcPortMap[name]; ok {
-			p.desired.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
+			p.replaceContribution(name, buildContribution(in, name, port, p.endpointsMap[name]), sc)
 		}
 	}
 	return sc
+}
+
+// replaceContribution swaps a service port's contribution (nil removes
+// it), first pinning the kernel's view of what the old and the new one
+// touch: the observed state implies the desired state where it matched.
+func (p *Proxier) replaceContribution(name proxy.ServicePortName, c *contribution, sc *scope) {
+	p.kernel.pinContribution(p.desired.contribution(name))
+	p.kernel.pinContribution(c)
+	p.desired.replace(name, c, sc)
 }
 
 // changedPorts lists the current ports of the changed services. A Service
@@ -217,7 +230,7 @@ func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.Namespace
 	}
 	for nn := range changed {
 		if !servicesChanged.Has(nn) {
-			out = append(out, p.desired.portsByService[nn]...)
+			out = p.desired.ports(out, nn)
 		}
 	}
 	return out
@@ -230,7 +243,7 @@ func (p *Proxier) changedPorts(changed, servicesChanged sets.Set[types.Namespace
 func (p *Proxier) refreshRetiring(sc *scope) error {
 	var errs []error
 	for key := range sc.services {
-		want, have := p.desired.service(key), p.kernel.services[key]
+		want, have := p.desired.service(key), p.kernel.services[key] // pinned: explicit
 		if want == nil || have == nil || key.Protocol != ipvs.TCP || !losesDest(want, have) {
 			continue
 		}
@@ -239,7 +252,7 @@ func (p *Proxier) refreshRetiring(sc *scope) error {
 			errs = append(errs, fmt.Errorf("read real servers of %s: %w", key, err))
 			continue
 		}
-		p.kernel.services[key] = newObservedService(have.service, dests)
+		have.dests, have.fromWanted, have.lazy = newDestList(dests), nil, false // have is the pinned entry
 	}
 	return errors.Join(errs...)
 }
@@ -285,6 +298,14 @@ func (p *Proxier) now() time.Time {
 }
 
 func losesDest(want *wantedService, have *observedService) bool {
+	if have.lazy {
+		for i := range have.fromWanted.len() {
+			if !want.dests.has(have.fromWanted.at(i)) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, d := range have.dests {
 		if !want.dests.has(d.DestinationKey) {
 			return true
@@ -363,8 +384,8 @@ func (p *Proxier) healthChecksChanged(changed sets.Set[types.NamespacedName]) bo
 		}
 	}
 	for nn := range changed {
-		for _, name := range p.desired.portsByService[nn] { // updated for this sync already
-			if port, ok := p.svcPortMap[name]; ok && port.HealthCheckNodePort() > 0 {
+		for _, c := range p.desired.byService[nn] { // updated for this sync already
+			if port, ok := p.svcPortMap[c.name]; ok && port.HealthCheckNodePort() > 0 {
 				return true
 			}
 		}

@@ -1,0 +1,108 @@
+package ipvs
+
+import (
+	"runtime"
+	"slices"
+	"testing"
+	"unsafe"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/kubernetes/pkg/proxy"
+)
+
+// The proxier's endpoints answer exactly as upstream's BaseEndpointInfo,
+// in less than half its memory.
+func TestEndpointIsUpstreamsInLessMemory(t *testing.T) {
+	upstream := proxy.EndpointsMap{}
+	for family, s := range map[v1.IPFamily]*discovery.EndpointSlice{
+		v1.IPv4Protocol: slice("v4", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), localEP("10.244.1.2"),
+			ep{ip: "10.244.1.3", node: "node-b", serving: true, terminating: true}, ep{ip: "10.244.1.4", zone: "zone-a"}),
+		v1.IPv6Protocol: slice("v6", discovery.AddressTypeIPv6, readyEP("fd00::1"), ep{ip: "fd00::2", node: testNode, zone: "zone-b"}),
+	} {
+		tracker := proxy.NewEndpointsChangeTracker(family, testNode, nil, nil)
+		tracker.EndpointSliceUpdate(s, false)
+		upstream.Update(tracker)
+	}
+	n := 0
+	for name, eps := range upstream {
+		for _, want := range eps {
+			got := newEndpoint(want)
+			n++
+			if got.String() != want.String() || got.IP() != want.IP() || got.Port() != want.Port() ||
+				got.IsLocal() != want.IsLocal() || got.IsReady() != want.IsReady() || got.IsServing() != want.IsServing() ||
+				got.IsTerminating() != want.IsTerminating() || !got.ZoneHints().Equal(want.ZoneHints()) || !got.NodeHints().Equal(want.NodeHints()) {
+				t.Errorf("%s: endpoint %+v answers differently from upstream's %+v", name, got, want)
+			}
+		}
+	}
+	if n != 6 {
+		t.Fatalf("compared %d endpoints, want 6", n)
+	}
+	if size, upstreamSize := unsafe.Sizeof(endpoint{}), unsafe.Sizeof(proxy.BaseEndpointInfo{}); size > 24 || size >= upstreamSize {
+		t.Errorf("endpoint is %d bytes (upstream's %d), want at most 24", size, upstreamSize)
+	}
+}
+
+// The endpoints the proxier keeps (upstream's EndpointsMap, filled by
+// makeEndpoint) cost less than upstream's BaseEndpointInfo did.
+func TestEndpointsMapKeepsLessPerEndpoint(t *testing.T) {
+	const services = 1000
+	_, p, slices := benchCluster(nil, services)
+	syncOK(t, p)
+	with := heapInUse()
+	p.endpointsMap = nil
+	kept := with - heapInUse()
+	// Before: 144 bytes per endpoint (a 64-byte BaseEndpointInfo, its IP
+	// and "ip:port" strings, the interface in the list). Now: 90.
+	if perEndpoint := kept / (services * 10); perEndpoint > 100 {
+		t.Errorf("the endpoints map keeps %d bytes per endpoint, want at most 100", perEndpoint)
+	}
+	runtime.KeepAlive(slices)
+	runtime.KeepAlive(p)
+}
+
+// A changed Service's endpoints are rebuilt by the tracker; those that did
+// not change are the ones the proxier keeps already (no new object), one
+// whose state changed is new.
+func TestUnchangedEndpointsAreReused(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	before := slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2"))
+	p.OnEndpointSliceAdd(before)
+	syncOK(t, p)
+	name := proxy.ServicePortName{NamespacedName: nsName("a"), Port: "http", Protocol: v1.ProtocolTCP}
+	old := slices.Clone(p.endpointsMap[name])
+	terminating := readyEP("10.244.1.2")
+	terminating.ready, terminating.terminating = false, true
+	p.OnEndpointSliceUpdate(before, slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), terminating))
+	syncOK(t, p)
+	now := p.endpointsMap[name]
+	if len(now) != 2 || now[0] != old[0] {
+		t.Errorf("the unchanged endpoint %v was rebuilt (%p, was %p)", now[0], now[0], old[0])
+	}
+	if now[1] == old[1] || now[1].IsReady() || !now[1].IsTerminating() {
+		t.Errorf("the endpoint that became terminating is %+v, the same object: %v", now[1], now[1] == old[1])
+	}
+}
+
+// A valid service port without a termination policy override is kept as
+// upstream's BaseServicePortInfo alone; one with an override or invalid is
+// wrapped to carry it.
+func TestServicePortWrappedOnlyWhenItCarriesSomething(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("plain", "10.96.0.1"))
+	p.OnServiceAdd(svc("annotated", "10.96.0.2", withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	syncOK(t, p)
+	port := func(name string) proxy.ServicePort {
+		return p.svcPortMap[proxy.ServicePortName{NamespacedName: nsName(name), Port: "http", Protocol: v1.ProtocolTCP}]
+	}
+	if _, ok := port("plain").(*proxy.BaseServicePortInfo); !ok {
+		t.Errorf("plain port kept as %T, want upstream's *proxy.BaseServicePortInfo", port("plain"))
+	}
+	if policy, _, ok := portSettings(port("annotated")); !ok || policy != PolicyImmediate {
+		t.Errorf("annotated port kept as %T with policy %q, want %q", port("annotated"), policy, PolicyImmediate)
+	}
+}

@@ -1,0 +1,334 @@
+package ipvs
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// Adversarial review of the kernel mirror that keeps only differences
+// (issue 16): whatever happened to the kernel, the syncs after it must end
+// where a proxier that saw no fault ends, on the kernel's dumps.
+
+// twin is a proxier on its own fake kernel, fed the same events as the one
+// under test but never faulted nor tampered with: its kernel is the
+// expected end state.
+type twin struct {
+	k *kernel
+	p *Proxier
+}
+
+// pair runs every event on the proxier under test and on its twin.
+type pair struct {
+	t    *testing.T
+	k    *kernel
+	p    *Proxier
+	twin twin
+}
+
+func newPair(t *testing.T, cfg Config) *pair {
+	k, tk := newKernel(t), newKernel(t)
+	return &pair{t: t, k: k, p: newTestProxier(t, k, cfg), twin: twin{k: tk, p: newTestProxier(t, tk, cfg)}}
+}
+
+func (pr *pair) each(f func(p *Proxier)) {
+	f(pr.p)
+	f(pr.twin.p)
+}
+
+// syncTwin syncs the twin alone (it never fails).
+func (pr *pair) syncTwin() { syncOK(pr.t, pr.twin.p) }
+
+func kernelDump(k *kernel) string {
+	var dev []string
+	for _, l := range strings.Split(k.netdev.Dump(), "\n") {
+		if !strings.HasPrefix(l, "  fe80::ff:fe") { // the dummy's own, new with each device
+			dev = append(dev, l)
+		}
+	}
+	return "ipvs:\n" + k.ipvs.Dump() + "ipset:\n" + k.ipset.Dump() + "netdev:\n" + strings.Join(dev, "\n")
+}
+
+// converged checks the kernel under test against the twin's, and the
+// mirror against a fresh read.
+func (pr *pair) converged(when string) {
+	pr.t.Helper()
+	if got, want := kernelDump(pr.k), kernelDump(pr.twin.k); got != want {
+		pr.t.Errorf("%s: kernel differs from a proxier's that saw no fault\n--- got\n%s\n--- want\n%s", when, got, want)
+	}
+	checkObservedIsKernel(pr.t, pr.p, when)
+}
+
+// reviewCluster is a small cluster with every kind of object a
+// contribution makes: cluster IPs, a node port, a shared external IP, UDP,
+// a load balancer with source ranges, a local endpoint (hairpin), both
+// policies.
+func reviewCluster(pr *pair) {
+	pr.each(func(p *Proxier) {
+		p.OnServiceAdd(svc("a", "10.96.0.1", withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+		p.OnEndpointSliceAdd(slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2")))
+		p.OnServiceAdd(svc("b", "10.96.0.2", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeNodePort
+			s.Spec.Ports[0].NodePort = 30080
+		}))
+		p.OnEndpointSliceAdd(slice("b", discovery.AddressTypeIPv4, localEP("10.244.2.1"), readyEP("10.244.2.2")))
+		p.OnServiceAdd(svc("c", "10.96.0.3", withProto(v1.ProtocolUDP), func(s *v1.Service) {
+			s.Spec.ExternalIPs = []string{"203.0.113.1"}
+		}))
+		p.OnEndpointSliceAdd(udpSlice("c", readyEP("10.244.3.1")))
+		p.OnServiceAdd(lbService("e", "10.96.0.5", 30090, "192.0.2.5"))
+		p.OnEndpointSliceAdd(slice("e", discovery.AddressTypeIPv4, readyEP("10.244.5.1")))
+	})
+}
+
+func udpSlice(name string, eps ...ep) *discovery.EndpointSlice {
+	s := slice(name, discovery.AddressTypeIPv4, eps...)
+	udp := v1.ProtocolUDP
+	s.Ports[0].Protocol = &udp
+	return s
+}
+
+func lbService(name, clusterIP string, nodePort int32, ingress string) *v1.Service {
+	return svc(name, clusterIP, func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		s.Spec.Ports[0].NodePort = nodePort
+		s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"}
+		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ingress}}
+	})
+}
+
+// reviewChange changes every kind of object at once: endpoints replaced, a
+// Service deleted, one added sharing an external IP, an endpoint
+// terminating, a Service changing type and ports.
+func reviewChange(pr *pair) {
+	pr.each(func(p *Proxier) {
+		p.OnEndpointSliceUpdate(slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2")),
+			slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.3")))
+		p.OnServiceDelete(svc("b", "10.96.0.2"))
+		p.OnEndpointSliceDelete(slice("b", discovery.AddressTypeIPv4))
+		p.OnServiceAdd(svc("d", "10.96.0.4", withProto(v1.ProtocolUDP), func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeNodePort
+			s.Spec.Ports[0].NodePort = 30081
+			s.Spec.ExternalIPs = []string{"203.0.113.1"}
+			s.Spec.Ports[0].Port = 81
+		}))
+		p.OnEndpointSliceAdd(udpSlice("d", readyEP("10.244.4.1")))
+		terminating := readyEP("10.244.3.1")
+		terminating.ready, terminating.terminating = false, true
+		p.OnEndpointSliceUpdate(udpSlice("c", readyEP("10.244.3.1")), udpSlice("c", terminating, readyEP("10.244.3.2")))
+		p.OnServiceUpdate(lbService("e", "10.96.0.5", 30090, "192.0.2.5"), svc("e", "10.96.0.5", func(s *v1.Service) {
+			s.Spec.Ports[0].Port = 8000
+			s.Spec.ExternalIPs = []string{"203.0.113.9"}
+		}))
+	})
+}
+
+// reviewLater is a change after the repair: a partial sync that relies on
+// the mirror the repair left.
+func reviewLater(pr *pair) {
+	pr.each(func(p *Proxier) {
+		p.OnEndpointSliceUpdate(slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.3")),
+			slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.3"), readyEP("10.244.1.4")))
+		p.OnEndpointSliceUpdate(udpSlice("d", readyEP("10.244.4.1")), udpSlice("d", readyEP("10.244.4.1"), readyEP("10.244.4.2")))
+		p.OnServiceAdd(svc("f", "10.96.0.6", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.1"} }))
+		p.OnEndpointSliceAdd(slice("f", discovery.AddressTypeIPv4, localEP("10.244.6.1")))
+	})
+}
+
+// failNth makes the n-th kernel write (IPVS, ipset or address; counted
+// from 1) fail, and counts them.
+type failNth struct {
+	n, calls int
+}
+
+func (f *failNth) inject(op, object string) error {
+	f.calls++
+	if f.calls == f.n {
+		return syscall.ENOMEM
+	}
+	return nil
+}
+
+func (f *failNth) install(k *kernel) {
+	k.ipvs.Inject, k.ipset.Inject, k.netdev.Inject = f.inject, f.inject, f.inject
+}
+
+func uninstall(k *kernel) { k.ipvs.Inject, k.ipset.Inject, k.netdev.Inject = nil, nil, nil }
+
+// A write failing anywhere in a full or a partial sync: the next sync ends
+// where a sync without the fault does, and so does a partial sync after it.
+func TestReviewFaultOnNthWriteConverges(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		writes := countWrites(t, partial)
+		for n := 1; n <= writes; n++ {
+			t.Run(fmt.Sprintf("partial=%v write %d of %d", partial, n, writes), func(t *testing.T) {
+				pr := newPair(t, testConfig(v1.IPv4Protocol))
+				reviewCluster(pr)
+				if partial {
+					syncOK(t, pr.p)
+					pr.syncTwin()
+					reviewChange(pr)
+				}
+				f := &failNth{n: n}
+				f.install(pr.k)
+				err := pr.p.syncProxyRules()
+				uninstall(pr.k)
+				if err == nil {
+					t.Fatalf("write %d failed, the sync did not", n)
+				}
+				syncOK(t, pr.p)
+				pr.syncTwin()
+				pr.converged("after the retry")
+				reviewLater(pr)
+				syncOK(t, pr.p)
+				pr.syncTwin()
+				pr.converged("after a later partial sync")
+			})
+		}
+	}
+}
+
+// countWrites counts the kernel writes of the sync TestReviewFaultOnNthWriteConverges faults.
+func countWrites(t *testing.T, partial bool) int {
+	pr := newPair(t, testConfig(v1.IPv4Protocol))
+	reviewCluster(pr)
+	if partial {
+		syncOK(t, pr.p)
+		reviewChange(pr)
+	}
+	f := &failNth{}
+	f.install(pr.k)
+	syncOK(t, pr.p)
+	uninstall(pr.k)
+	if partial && pr.p.lastFullSync.IsZero() {
+		t.Fatal("no full sync ran")
+	}
+	return f.calls
+}
+
+// tamper is a change made to the kernel behind the proxier's back.
+type tamper struct {
+	name string
+	do   func(t *testing.T, k *kernel)
+}
+
+func key(addr string, proto ipvs.Protocol, port uint16) ipvs.ServiceKey {
+	return ipvs.ServiceKey{Address: netip.MustParseAddr(addr), Protocol: proto, Port: port}
+}
+
+func dest(addr string, port uint16) ipvs.DestinationKey {
+	return ipvs.DestinationKey{Address: netip.MustParseAddr(addr), Port: port}
+}
+
+func vsOf(t *testing.T, k *kernel, sk ipvs.ServiceKey) ipvs.Service {
+	t.Helper()
+	vss, err := k.ipvs.List()
+	must(t, err)
+	for _, vs := range vss {
+		if vs.ServiceKey == sk {
+			return vs.Service
+		}
+	}
+	t.Fatalf("no virtual server %s", sk)
+	return ipvs.Service{}
+}
+
+var tampers = []tamper{
+	{"real server deleted", func(t *testing.T, k *kernel) {
+		must(t, k.ipvs.DeleteDestination(key("10.96.0.1", ipvs.TCP, 80), dest("10.244.1.1", 8080)))
+	}},
+	{"real server weight 0", func(t *testing.T, k *kernel) {
+		must(t, k.ipvs.UpdateDestination(key("10.96.0.1", ipvs.TCP, 80), ipvs.Destination{DestinationKey: dest("10.244.1.1", 8080), Weight: 0}))
+	}},
+	{"real server weight 5", func(t *testing.T, k *kernel) {
+		must(t, k.ipvs.UpdateDestination(key("10.96.0.5", ipvs.TCP, 80), ipvs.Destination{DestinationKey: dest("10.244.5.1", 8080), Weight: 5}))
+	}},
+	{"scheduler changed", func(t *testing.T, k *kernel) {
+		s := vsOf(t, k, key("10.96.0.1", ipvs.TCP, 80))
+		s.Scheduler = "wrr"
+		must(t, k.ipvs.UpdateService(s))
+	}},
+	{"persistence and timeout set", func(t *testing.T, k *kernel) {
+		s := vsOf(t, k, key("10.96.0.3", ipvs.UDP, 80))
+		s.Flags |= ipvs.FlagPersistent
+		s.Timeout = 77
+		must(t, k.ipvs.UpdateService(s))
+	}},
+	{"virtual server deleted", func(t *testing.T, k *kernel) {
+		must(t, k.ipvs.DeleteService(key("203.0.113.1", ipvs.UDP, 80)))
+	}},
+	{"IPVS flushed", func(t *testing.T, k *kernel) { must(t, k.ipvs.Flush()) }},
+	{"extra virtual server and real server", func(t *testing.T, k *kernel) {
+		must(t, k.ipvs.AddService(ipvs.Service{ServiceKey: key("10.96.9.9", ipvs.TCP, 80), Scheduler: "rr", Netmask: 0xffffffff}))
+		must(t, k.ipvs.AddDestination(key("10.96.0.1", ipvs.TCP, 80), ipvs.Destination{DestinationKey: dest("10.244.9.9", 8080), Weight: 1}))
+	}},
+	{"cluster IP member removed", func(t *testing.T, k *kernel) {
+		must(t, k.ipset.DeleteEntry(setClusterIP, ipset.Entry{IP: netip.MustParseAddr("10.96.0.1"), Protocol: "tcp", Port: 80}))
+	}},
+	{"node port member removed", func(t *testing.T, k *kernel) {
+		must(t, k.ipset.DeleteEntry(setNodePortTCP, ipset.Entry{Port: 30080}))
+	}},
+	{"KUBE-IPVS-IPS member removed", func(t *testing.T, k *kernel) {
+		must(t, k.ipset.DeleteEntry(setIPVSAddresses, ipset.Entry{IP: netip.MustParseAddr("203.0.113.1")}))
+	}},
+	{"hairpin member removed", func(t *testing.T, k *kernel) {
+		a := netip.MustParseAddr("10.244.2.1")
+		must(t, k.ipset.DeleteEntry(setLoopBack, ipset.Entry{IP: a, Protocol: "tcp", Port: 8080, IP2: a}))
+	}},
+	{"extra set members", func(t *testing.T, k *kernel) {
+		must(t, k.ipset.AddEntry(setClusterIP, ipset.Entry{IP: netip.MustParseAddr("10.96.9.9"), Protocol: "tcp", Port: 80}))
+		must(t, k.ipset.AddEntry(setIPVSAddresses, ipset.Entry{IP: netip.MustParseAddr("10.96.9.9")}))
+	}},
+	{"set destroyed", func(t *testing.T, k *kernel) { must(t, k.ipset.DestroySet(setLBSourceCIDR)) }},
+	{"address removed", func(t *testing.T, k *kernel) {
+		must(t, k.netdev.DeleteAddress(DummyDevice, netip.MustParseAddr("10.96.0.2")))
+	}},
+	{"extra address", func(t *testing.T, k *kernel) {
+		must(t, k.netdev.AddAddress(DummyDevice, netip.MustParseAddr("10.96.9.9")))
+	}},
+	{"device deleted", func(t *testing.T, k *kernel) { must(t, k.netdev.DeleteDummy(DummyDevice)) }},
+}
+
+// Drift on objects the mirror implies (it believes them as wanted): the
+// next full sync repairs it, with or without a partial sync in between,
+// and a partial sync after the repair still finds the mirror right.
+func TestReviewDriftOnImpliedObjectsRepaired(t *testing.T) {
+	for _, tm := range tampers {
+		for _, between := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, partial sync between=%v", tm.name, between), func(t *testing.T) {
+				pr := newPair(t, testConfig(v1.IPv4Protocol))
+				reviewCluster(pr)
+				syncOK(t, pr.p)
+				pr.syncTwin()
+				tm.do(t, pr.k)
+				if between {
+					reviewChange(pr)
+					_ = pr.p.syncProxyRules() // may trip over the drift: the next is full then
+					pr.syncTwin()
+				}
+				passSyncPeriod(pr.p)
+				syncOK(t, pr.p)
+				pr.syncTwin()
+				pr.converged("after the full sync")
+				if !between {
+					reviewChange(pr)
+					syncOK(t, pr.p)
+					pr.syncTwin()
+					pr.converged("after a partial sync")
+				}
+				reviewLater(pr)
+				syncOK(t, pr.p)
+				pr.syncTwin()
+				pr.converged("after a later partial sync")
+			})
+		}
+	}
+}

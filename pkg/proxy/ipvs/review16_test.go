@@ -332,3 +332,42 @@ func TestReviewDriftOnImpliedObjectsRepaired(t *testing.T) {
 		}
 	}
 }
+
+// A restart over a weight-0 leftover with connections (a graceful drain of
+// the earlier run): the mirror keeps it through partial syncs of its own
+// Service and of others, and it is deleted by the first sync of its
+// Service that finds it idle, never before.
+func TestReviewRestartLeftoverDrainsThroughPartialSyncs(t *testing.T) {
+	k := newKernel(t)
+	must(t, k.ipvs.AddService(ipvs.Service{ServiceKey: vipKey, Scheduler: "rr", Netmask: 0xffffffff}))
+	must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: oldDest, Weight: 0}))
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 7, 0))
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	web := slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String()))
+	p.OnServiceAdd(svc("web", vip.String()))
+	p.OnEndpointSliceAdd(web)
+	syncOK(t, p)
+	p.OnServiceAdd(svc("other", "10.96.0.9"))
+	p.OnEndpointSliceAdd(slice("other", discovery.AddressTypeIPv4, readyEP("10.244.9.1")))
+	syncOK(t, p)
+	webMore := slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String()), readyEP("10.244.1.3"))
+	p.OnEndpointSliceUpdate(web, webMore)
+	syncOK(t, p)
+	wantDump(t, "ipvs while the leftover has connections", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.1:8080 weight=0 active=7 inactive=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0
+		  -> 10.244.1.3:8080 weight=1 active=0 inactive=0
+		TCP 10.96.0.9:80 rr flags=0x2 timeout=0
+		  -> 10.244.9.1:8080 weight=1 active=0 inactive=0`)
+	checkObservedIsKernel(t, p, "with the leftover")
+	must(t, k.ipvs.SetConnections(vipKey, oldDest, 0, 0))
+	p.OnEndpointSliceUpdate(webMore, web)
+	syncOK(t, p)
+	wantDump(t, "ipvs once the leftover is idle", ipvsDump(k), `
+		TCP 10.96.0.1:80 rr flags=0x2 timeout=0
+		  -> 10.244.1.2:8080 weight=1 active=0 inactive=0
+		TCP 10.96.0.9:80 rr flags=0x2 timeout=0
+		  -> 10.244.9.1:8080 weight=1 active=0 inactive=0`)
+	checkObservedIsKernel(t, p, "after the leftover went")
+}

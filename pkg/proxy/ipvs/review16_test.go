@@ -34,6 +34,31 @@ type pair struct {
 	twin twin
 }
 
+// ip is a test address in the pair's family: an IPv6 one made of the
+// IPv4 one's bytes for an IPv6 proxier.
+func (pr *pair) ip(v4 string) string {
+	if pr.p.cfg.IPFamily == v1.IPv4Protocol {
+		return v4
+	}
+	b := netip.MustParseAddr(v4).As4()
+	return fmt.Sprintf("fd00:%x:%x::%x:%x", b[0], b[1], b[2], b[3])
+}
+
+func (pr *pair) addrType() discovery.AddressType {
+	if pr.p.cfg.IPFamily == v1.IPv4Protocol {
+		return discovery.AddressTypeIPv4
+	}
+	return discovery.AddressTypeIPv6
+}
+
+// sourceRange is a load balancer's source range in the family of ip.
+func sourceRange(ip string) string {
+	if netip.MustParseAddr(ip).Is4() {
+		return "198.51.100.0/24"
+	}
+	return "fd00:198:51::/64"
+}
+
 func newPair(t *testing.T, cfg Config) *pair {
 	k, tk := newKernel(t), newKernel(t)
 	return &pair{t: t, k: k, p: newTestProxier(t, k, cfg), twin: twin{k: tk, p: newTestProxier(t, tk, cfg)}}
@@ -73,24 +98,24 @@ func (pr *pair) converged(when string) {
 // policies.
 func reviewCluster(pr *pair) {
 	pr.each(func(p *Proxier) {
-		p.OnServiceAdd(svc("a", "10.96.0.1", withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
-		p.OnEndpointSliceAdd(slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2")))
-		p.OnServiceAdd(svc("b", "10.96.0.2", func(s *v1.Service) {
+		p.OnServiceAdd(svc("a", pr.ip("10.96.0.1"), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+		p.OnEndpointSliceAdd(slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.2"))))
+		p.OnServiceAdd(svc("b", pr.ip("10.96.0.2"), func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].NodePort = 30080
 		}))
-		p.OnEndpointSliceAdd(slice("b", discovery.AddressTypeIPv4, localEP("10.244.2.1"), readyEP("10.244.2.2")))
-		p.OnServiceAdd(svc("c", "10.96.0.3", withProto(v1.ProtocolUDP), func(s *v1.Service) {
-			s.Spec.ExternalIPs = []string{"203.0.113.1"}
+		p.OnEndpointSliceAdd(slice("b", pr.addrType(), localEP(pr.ip("10.244.2.1")), readyEP(pr.ip("10.244.2.2"))))
+		p.OnServiceAdd(svc("c", pr.ip("10.96.0.3"), withProto(v1.ProtocolUDP), func(s *v1.Service) {
+			s.Spec.ExternalIPs = []string{pr.ip("203.0.113.1")}
 		}))
-		p.OnEndpointSliceAdd(udpSlice("c", readyEP("10.244.3.1")))
-		p.OnServiceAdd(lbService("e", "10.96.0.5", 30090, "192.0.2.5"))
-		p.OnEndpointSliceAdd(slice("e", discovery.AddressTypeIPv4, readyEP("10.244.5.1")))
+		p.OnEndpointSliceAdd(udpSlice(pr.addrType(), "c", readyEP(pr.ip("10.244.3.1"))))
+		p.OnServiceAdd(lbService("e", pr.ip("10.96.0.5"), 30090, pr.ip("192.0.2.5")))
+		p.OnEndpointSliceAdd(slice("e", pr.addrType(), readyEP(pr.ip("10.244.5.1"))))
 	})
 }
 
-func udpSlice(name string, eps ...ep) *discovery.EndpointSlice {
-	s := slice(name, discovery.AddressTypeIPv4, eps...)
+func udpSlice(family discovery.AddressType, name string, eps ...ep) *discovery.EndpointSlice {
+	s := slice(name, family, eps...)
 	udp := v1.ProtocolUDP
 	s.Ports[0].Protocol = &udp
 	return s
@@ -100,7 +125,7 @@ func lbService(name, clusterIP string, nodePort int32, ingress string) *v1.Servi
 	return svc(name, clusterIP, func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
 		s.Spec.Ports[0].NodePort = nodePort
-		s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"}
+		s.Spec.LoadBalancerSourceRanges = []string{sourceRange(clusterIP)}
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ingress}}
 	})
 }
@@ -110,23 +135,23 @@ func lbService(name, clusterIP string, nodePort int32, ingress string) *v1.Servi
 // terminating, a Service changing type and ports.
 func reviewChange(pr *pair) {
 	pr.each(func(p *Proxier) {
-		p.OnEndpointSliceUpdate(slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2")),
-			slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.3")))
-		p.OnServiceDelete(svc("b", "10.96.0.2"))
-		p.OnEndpointSliceDelete(slice("b", discovery.AddressTypeIPv4))
-		p.OnServiceAdd(svc("d", "10.96.0.4", withProto(v1.ProtocolUDP), func(s *v1.Service) {
+		p.OnEndpointSliceUpdate(slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.2"))),
+			slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.3"))))
+		p.OnServiceDelete(svc("b", pr.ip("10.96.0.2")))
+		p.OnEndpointSliceDelete(slice("b", pr.addrType()))
+		p.OnServiceAdd(svc("d", pr.ip("10.96.0.4"), withProto(v1.ProtocolUDP), func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].NodePort = 30081
-			s.Spec.ExternalIPs = []string{"203.0.113.1"}
+			s.Spec.ExternalIPs = []string{pr.ip("203.0.113.1")}
 			s.Spec.Ports[0].Port = 81
 		}))
-		p.OnEndpointSliceAdd(udpSlice("d", readyEP("10.244.4.1")))
-		terminating := readyEP("10.244.3.1")
+		p.OnEndpointSliceAdd(udpSlice(pr.addrType(), "d", readyEP(pr.ip("10.244.4.1"))))
+		terminating := readyEP(pr.ip("10.244.3.1"))
 		terminating.ready, terminating.terminating = false, true
-		p.OnEndpointSliceUpdate(udpSlice("c", readyEP("10.244.3.1")), udpSlice("c", terminating, readyEP("10.244.3.2")))
-		p.OnServiceUpdate(lbService("e", "10.96.0.5", 30090, "192.0.2.5"), svc("e", "10.96.0.5", func(s *v1.Service) {
+		p.OnEndpointSliceUpdate(udpSlice(pr.addrType(), "c", readyEP(pr.ip("10.244.3.1"))), udpSlice(pr.addrType(), "c", terminating, readyEP(pr.ip("10.244.3.2"))))
+		p.OnServiceUpdate(lbService("e", pr.ip("10.96.0.5"), 30090, pr.ip("192.0.2.5")), svc("e", pr.ip("10.96.0.5"), func(s *v1.Service) {
 			s.Spec.Ports[0].Port = 8000
-			s.Spec.ExternalIPs = []string{"203.0.113.9"}
+			s.Spec.ExternalIPs = []string{pr.ip("203.0.113.9")}
 		}))
 	})
 }
@@ -135,11 +160,11 @@ func reviewChange(pr *pair) {
 // the mirror the repair left.
 func reviewLater(pr *pair) {
 	pr.each(func(p *Proxier) {
-		p.OnEndpointSliceUpdate(slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.3")),
-			slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.3"), readyEP("10.244.1.4")))
-		p.OnEndpointSliceUpdate(udpSlice("d", readyEP("10.244.4.1")), udpSlice("d", readyEP("10.244.4.1"), readyEP("10.244.4.2")))
-		p.OnServiceAdd(svc("f", "10.96.0.6", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.1"} }))
-		p.OnEndpointSliceAdd(slice("f", discovery.AddressTypeIPv4, localEP("10.244.6.1")))
+		p.OnEndpointSliceUpdate(slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.3"))),
+			slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.3")), readyEP(pr.ip("10.244.1.4"))))
+		p.OnEndpointSliceUpdate(udpSlice(pr.addrType(), "d", readyEP(pr.ip("10.244.4.1"))), udpSlice(pr.addrType(), "d", readyEP(pr.ip("10.244.4.1")), readyEP(pr.ip("10.244.4.2"))))
+		p.OnServiceAdd(svc("f", pr.ip("10.96.0.6"), func(s *v1.Service) { s.Spec.ExternalIPs = []string{pr.ip("203.0.113.1")} }))
+		p.OnEndpointSliceAdd(slice("f", pr.addrType(), localEP(pr.ip("10.244.6.1"))))
 	})
 }
 
@@ -166,11 +191,15 @@ func uninstall(k *kernel) { k.ipvs.Inject, k.ipset.Inject, k.netdev.Inject = nil
 // A write failing anywhere in a full or a partial sync: the next sync ends
 // where a sync without the fault does, and so does a partial sync after it.
 func TestReviewFaultOnNthWriteConverges(t *testing.T) {
-	for _, partial := range []bool{false, true} {
-		writes := countWrites(t, partial)
+	for _, tc := range []struct {
+		family  v1.IPFamily
+		partial bool
+	}{{v1.IPv4Protocol, false}, {v1.IPv4Protocol, true}, {v1.IPv6Protocol, false}, {v1.IPv6Protocol, true}} {
+		partial := tc.partial
+		writes := countWrites(t, tc.family, partial)
 		for n := 1; n <= writes; n++ {
-			t.Run(fmt.Sprintf("partial=%v write %d of %d", partial, n, writes), func(t *testing.T) {
-				pr := newPair(t, testConfig(v1.IPv4Protocol))
+			t.Run(fmt.Sprintf("%s partial=%v write %d of %d", tc.family, partial, n, writes), func(t *testing.T) {
+				pr := newPair(t, testConfig(tc.family))
 				reviewCluster(pr)
 				if partial {
 					syncOK(t, pr.p)
@@ -197,8 +226,8 @@ func TestReviewFaultOnNthWriteConverges(t *testing.T) {
 }
 
 // countWrites counts the kernel writes of the sync TestReviewFaultOnNthWriteConverges faults.
-func countWrites(t *testing.T, partial bool) int {
-	pr := newPair(t, testConfig(v1.IPv4Protocol))
+func countWrites(t *testing.T, family v1.IPFamily, partial bool) int {
+	pr := newPair(t, testConfig(family))
 	reviewCluster(pr)
 	if partial {
 		syncOK(t, pr.p)

@@ -25,10 +25,16 @@ import (
 // (93571d0, before the memory work of issue 16) made of it: the golden file
 // is its run. REVIEW16_DUMP=file writes the run to file instead.
 func TestReviewScenarioAsBeforeTheMemoryWork(t *testing.T) {
+	for _, gate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gate %v", gate), func(t *testing.T) { runScenario(t, gate) })
+	}
+}
+
+func runScenario(t *testing.T, gate bool) {
 	var dump strings.Builder
 	k := newKernel(t)
 	cfg4, cfg6 := testConfig(v1.IPv4Protocol), testConfig(v1.IPv6Protocol)
-	cfg4.ImmediateTermination, cfg6.ImmediateTermination = true, true
+	cfg4.ImmediateTermination, cfg6.ImmediateTermination = gate, gate
 	p4, p6 := newTestProxier(t, k, cfg4), newTestProxier(t, k, cfg6)
 	both := func(f func(p *Proxier)) { f(p4); f(p6) }
 	step := func(name string, full bool) {
@@ -114,14 +120,18 @@ func TestReviewScenarioAsBeforeTheMemoryWork(t *testing.T) {
 	})
 	step("node-b lost, other slices", false)
 	step("full", true)
+	name := "testdata/review16_scenario.golden"
+	if !gate {
+		name = "testdata/review16_scenario_gate_off.golden"
+	}
 	if out := os.Getenv("REVIEW16_DUMP"); out != "" {
-		must(t, os.WriteFile(out, []byte(dump.String()), 0o644))
+		must(t, os.WriteFile(fmt.Sprintf("%s.gate-%v", out, gate), []byte(dump.String()), 0o644))
 		return
 	}
-	golden, err := os.ReadFile("testdata/review16_scenario.golden")
+	golden, err := os.ReadFile(name)
 	must(t, err)
 	if got := dump.String(); got != string(golden) {
-		t.Errorf("the scenario's kernel differs from main's run (testdata/review16_scenario.golden); REVIEW16_DUMP=file writes this run")
+		t.Errorf("the scenario's kernel differs from main's run (%s); REVIEW16_DUMP=file writes this run", name)
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 // whole kernel (IPVS, sets, addresses, rules, conntrack) must be what main
 // (93571d0, before the memory work of issue 16) made of it: the golden file
 // is its run. REVIEW16_DUMP=file writes the run to file instead.
-func TestReviewScenarioAsBeforeTheMemoryWork(t *testing.T) {
+func TestScenarioKernelStateMatchesTheGolden(t *testing.T) {
 	for _, gate := range []bool{true, false} {
 		t.Run(fmt.Sprintf("gate %v", gate), func(t *testing.T) { runScenario(t, gate) })
 	}
@@ -120,9 +120,9 @@ func runScenario(t *testing.T, gate bool) {
 	})
 	step("node-b lost, other slices", false)
 	step("full", true)
-	name := "testdata/review16_scenario.golden"
+	name := "testdata/scenario_gate_on.golden"
 	if !gate {
-		name = "testdata/review16_scenario_gate_off.golden"
+		name = "testdata/scenario_gate_off.golden"
 	}
 	if out := os.Getenv("REVIEW16_DUMP"); out != "" {
 		must(t, os.WriteFile(fmt.Sprintf("%s.gate-%v", out, gate), []byte(dump.String()), 0o644))

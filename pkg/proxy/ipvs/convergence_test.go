@@ -14,7 +14,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
-// Adversarial review of the kernel mirror that keeps only differences
+// Tests of the kernel mirror that keeps only differences
 // (issue 16): whatever happened to the kernel, the syncs after it must end
 // where a proxier that saw no fault ends, on the kernel's dumps.
 
@@ -92,11 +92,11 @@ func (pr *pair) converged(when string) {
 	checkObservedIsKernel(pr.t, pr.p, when)
 }
 
-// reviewCluster is a small cluster with every kind of object a
+// mixedCluster is a small cluster with every kind of object a
 // contribution makes: cluster IPs, a node port, a shared external IP, UDP,
 // a load balancer with source ranges, a local endpoint (hairpin), both
 // policies.
-func reviewCluster(pr *pair) {
+func mixedCluster(pr *pair) {
 	pr.each(func(p *Proxier) {
 		p.OnServiceAdd(svc("a", pr.ip("10.96.0.1"), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
 		p.OnEndpointSliceAdd(slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.2"))))
@@ -130,10 +130,10 @@ func lbService(name, clusterIP string, nodePort int32, ingress string) *v1.Servi
 	})
 }
 
-// reviewChange changes every kind of object at once: endpoints replaced, a
+// changeEverything changes every kind of object at once: endpoints replaced, a
 // Service deleted, one added sharing an external IP, an endpoint
 // terminating, a Service changing type and ports.
-func reviewChange(pr *pair) {
+func changeEverything(pr *pair) {
 	pr.each(func(p *Proxier) {
 		p.OnEndpointSliceUpdate(slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.2"))),
 			slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.3"))))
@@ -156,9 +156,9 @@ func reviewChange(pr *pair) {
 	})
 }
 
-// reviewLater is a change after the repair: a partial sync that relies on
+// laterPartialChange is a change after the repair: a partial sync that relies on
 // the mirror the repair left.
-func reviewLater(pr *pair) {
+func laterPartialChange(pr *pair) {
 	pr.each(func(p *Proxier) {
 		p.OnEndpointSliceUpdate(slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.1")), readyEP(pr.ip("10.244.1.3"))),
 			slice("a", pr.addrType(), readyEP(pr.ip("10.244.1.3")), readyEP(pr.ip("10.244.1.4"))))
@@ -190,7 +190,7 @@ func uninstall(k *kernel) { k.ipvs.Inject, k.ipset.Inject, k.netdev.Inject = nil
 
 // A write failing anywhere in a full or a partial sync: the next sync ends
 // where a sync without the fault does, and so does a partial sync after it.
-func TestReviewFaultOnNthWriteConverges(t *testing.T) {
+func TestFaultOnAnyWriteConverges(t *testing.T) {
 	for _, tc := range []struct {
 		family  v1.IPFamily
 		partial bool
@@ -200,11 +200,11 @@ func TestReviewFaultOnNthWriteConverges(t *testing.T) {
 		for n := 1; n <= writes; n++ {
 			t.Run(fmt.Sprintf("%s partial=%v write %d of %d", tc.family, partial, n, writes), func(t *testing.T) {
 				pr := newPair(t, testConfig(tc.family))
-				reviewCluster(pr)
+				mixedCluster(pr)
 				if partial {
 					syncOK(t, pr.p)
 					pr.syncTwin()
-					reviewChange(pr)
+					changeEverything(pr)
 				}
 				f := &failNth{n: n}
 				f.install(pr.k)
@@ -216,7 +216,7 @@ func TestReviewFaultOnNthWriteConverges(t *testing.T) {
 				syncOK(t, pr.p)
 				pr.syncTwin()
 				pr.converged("after the retry")
-				reviewLater(pr)
+				laterPartialChange(pr)
 				syncOK(t, pr.p)
 				pr.syncTwin()
 				pr.converged("after a later partial sync")
@@ -225,13 +225,13 @@ func TestReviewFaultOnNthWriteConverges(t *testing.T) {
 	}
 }
 
-// countWrites counts the kernel writes of the sync TestReviewFaultOnNthWriteConverges faults.
+// countWrites counts the kernel writes of the sync TestFaultOnAnyWriteConverges faults.
 func countWrites(t *testing.T, family v1.IPFamily, partial bool) int {
 	pr := newPair(t, testConfig(family))
-	reviewCluster(pr)
+	mixedCluster(pr)
 	if partial {
 		syncOK(t, pr.p)
-		reviewChange(pr)
+		changeEverything(pr)
 	}
 	f := &failNth{}
 	f.install(pr.k)
@@ -329,17 +329,17 @@ var tampers = []tamper{
 // Drift on objects the mirror implies (it believes them as wanted): the
 // next full sync repairs it, with or without a partial sync in between,
 // and a partial sync after the repair still finds the mirror right.
-func TestReviewDriftOnImpliedObjectsRepaired(t *testing.T) {
+func TestDriftOnImpliedObjectsIsRepaired(t *testing.T) {
 	for _, tm := range tampers {
 		for _, between := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, partial sync between=%v", tm.name, between), func(t *testing.T) {
 				pr := newPair(t, testConfig(v1.IPv4Protocol))
-				reviewCluster(pr)
+				mixedCluster(pr)
 				syncOK(t, pr.p)
 				pr.syncTwin()
 				tm.do(t, pr.k)
 				if between {
-					reviewChange(pr)
+					changeEverything(pr)
 					_ = pr.p.syncProxyRules() // may trip over the drift: the next is full then
 					pr.syncTwin()
 				}
@@ -348,12 +348,12 @@ func TestReviewDriftOnImpliedObjectsRepaired(t *testing.T) {
 				pr.syncTwin()
 				pr.converged("after the full sync")
 				if !between {
-					reviewChange(pr)
+					changeEverything(pr)
 					syncOK(t, pr.p)
 					pr.syncTwin()
 					pr.converged("after a partial sync")
 				}
-				reviewLater(pr)
+				laterPartialChange(pr)
 				syncOK(t, pr.p)
 				pr.syncTwin()
 				pr.converged("after a later partial sync")
@@ -366,7 +366,7 @@ func TestReviewDriftOnImpliedObjectsRepaired(t *testing.T) {
 // the earlier run): the mirror keeps it through partial syncs of its own
 // Service and of others, and it is deleted by the first sync of its
 // Service that finds it idle, never before.
-func TestReviewRestartLeftoverDrainsThroughPartialSyncs(t *testing.T) {
+func TestRestartLeftoverDrainsThroughPartialSyncs(t *testing.T) {
 	k := newKernel(t)
 	must(t, k.ipvs.AddService(ipvs.Service{ServiceKey: vipKey, Scheduler: "rr", Netmask: 0xffffffff}))
 	must(t, k.ipvs.AddDestination(vipKey, ipvs.Destination{DestinationKey: oldDest, Weight: 0}))

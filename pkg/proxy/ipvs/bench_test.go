@@ -77,9 +77,18 @@ func BenchmarkOneEndpointRemoved(b *testing.B) {
 			}
 			calls := 0
 			i := 0
+			full := append([]*discovery.EndpointSlice(nil), slices...)
 			for b.Loop() {
 				b.StopTimer()
 				s := slices[i%n]
+				if len(s.Endpoints) == 0 {
+					// More rounds than endpoints: refill the slice, untimed.
+					p.OnEndpointSliceUpdate(s, full[i%n])
+					if err := p.syncProxyRules(); err != nil {
+						b.Fatal(err)
+					}
+					s = full[i%n]
+				}
 				removed := s.DeepCopy()
 				removed.Endpoints = removed.Endpoints[1:]
 				p.OnEndpointSliceUpdate(s, removed)

@@ -23,7 +23,7 @@ import (
 // changing, draining with connections, a restart, a lost node. Each step's
 // whole kernel (IPVS, sets, addresses, rules, conntrack) must be what main
 // (93571d0, before the memory work of issue 16) made of it: the golden file
-// is its run. REVIEW16_DUMP=file writes the run to file instead.
+// is its run. SCENARIO_DUMP=file writes the run to file instead.
 func TestScenarioKernelStateMatchesTheGolden(t *testing.T) {
 	for _, gate := range []bool{true, false} {
 		t.Run(fmt.Sprintf("gate %v", gate), func(t *testing.T) { runScenario(t, gate) })
@@ -124,14 +124,14 @@ func runScenario(t *testing.T, gate bool) {
 	if !gate {
 		name = "testdata/scenario_gate_off.golden"
 	}
-	if out := os.Getenv("REVIEW16_DUMP"); out != "" {
+	if out := os.Getenv("SCENARIO_DUMP"); out != "" {
 		must(t, os.WriteFile(fmt.Sprintf("%s.gate-%v", out, gate), []byte(dump.String()), 0o644))
 		return
 	}
 	golden, err := os.ReadFile(name)
 	must(t, err)
 	if got := dump.String(); got != string(golden) {
-		t.Errorf("the scenario's kernel differs from main's run (%s); REVIEW16_DUMP=file writes this run", name)
+		t.Errorf("the scenario's kernel differs from the golden (%s); SCENARIO_DUMP=file writes this run", name)
 	}
 }
 

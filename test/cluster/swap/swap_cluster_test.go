@@ -4,7 +4,6 @@ package swap
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -231,21 +230,8 @@ func diff(a, b []string) (onlyA, onlyB []string) {
 
 // ipvsSummary counts the virtual servers and the weight-0 real servers of a dump.
 func ipvsSummary(t *testing.T, name, dump string) string {
-	var table struct {
-		Virtual []struct {
-			Address, Protocol string
-			Real              []struct {
-				Address          string
-				Weight           int
-				Active, Inactive int
-			}
-		}
-	}
-	// The container's log has moby/ipvs's modprobe warning before the JSON line.
-	if i := strings.LastIndex(dump, "\n{"); i >= 0 {
-		dump = dump[i+1:]
-	}
-	if err := json.Unmarshal([]byte(dump), &table); err != nil {
+	table, err := podkit.ParseIPVSDump(dump)
+	if err != nil {
 		return fmt.Sprintf("IPVS %s: unreadable (%v)", name, err)
 	}
 	var zero []string
@@ -258,7 +244,7 @@ func ipvsSummary(t *testing.T, name, dump string) string {
 			}
 		}
 	}
-	t.Logf("IPVS %s: %s", name, dump)
+	t.Logf("IPVS %s: %q", name, table.Lines())
 	return fmt.Sprintf("IPVS %s: %d virtual servers, %d real servers, weight 0: %q", name, len(table.Virtual), reals, zero)
 }
 

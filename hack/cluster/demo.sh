@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # make cluster-demo: the demonstration on the real cluster (hack/cluster/README.md).
-#   1 make cluster (ours with the gate) unless a cluster is up; a cluster brought up here has
-#     run only ours, so node-a's state is saved as the baseline of scenario 3's comparison
+#   1 make cluster (ours with the gate) unless a cluster is up
 #   2 scenario 4, the gate and the annotation: rows gate-on, gate-off       (scenario-gate.sh)
 #   3 scenario 1, rolling update: rows gate-on, gate-off, upstream          (scenario-rolling.sh)
-#   4 scenario 3, image swap: upstream -> ours (way C, the overlay) -> gate (scenario-swap.sh)
+#   4 scenario 3, image swap: rows control (upstream alone, no swap), overlay (upstream -> ours
+#     by way C -> gate by the ConfigMap), patch (upstream -> ours by way A without the gate ->
+#     gate by the ConfigMap)                                                (scenario-swap.sh)
 #   5 scenario 2, node loss: rows upstream, gate-off, gate-on with kubeadm's
 #     node-monitor-grace-period, then with CLUSTER_DEMO_GRACE (10s)        (scenario-nodeloss.sh)
 #   6 the report: _output/cluster/report.md (one table per scenario) and requests.svg
@@ -55,14 +56,13 @@ main() {
 	if [ ! -f "$CP_RUN/env" ]; then
 		timed "make cluster" "$CLUSTER_DIR/up.sh" patch
 		up=1
-		! wanted swap || timed "baseline" "$CLUSTER_DIR/scenario-swap.sh" baseline
 	fi
 	progress 2 "scenario 4: the gate and the annotation"
 	! wanted gate || timed "scenario 4" "$CLUSTER_DIR/scenario-gate.sh" gate-on gate-off
 	progress 3 "scenario 1: rolling update"
 	! wanted rolling || timed "scenario 1" "$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
 	progress 4 "scenario 3: image swap"
-	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" overlay
+	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" control overlay patch
 	progress 5 "scenario 2: node loss (grace: kubeadm's, then $GRACE)"
 	! wanted nodeloss || timed "scenario 2" nodeloss
 	progress 6 "report"

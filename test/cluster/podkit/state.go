@@ -2,9 +2,12 @@ package podkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -18,7 +21,7 @@ import (
 
 // stateCommands are what NodeState reads, by container name: the IPVS table (rolling-client
 // dump) and, with upstream's kube-proxy image (it ships iptables and ipset), the iptables
-// rules and the ipset names. Legacy iptables only: the nodes' kernel has no nf_tables
+// rules and the ipsets with their members (ipset save). Legacy iptables only: the nodes' kernel has no nf_tables
 // (iptables-nft-save there: "Could not fetch rule set generation id: Invalid argument"),
 // so neither proxy can have rules in the nft backend.
 var stateCommands = []struct {
@@ -28,11 +31,11 @@ var stateCommands = []struct {
 	{"ipvs", ClientImage, []string{"/rolling-client", "dump"}},
 	{"iptables-legacy", UpstreamImage, []string{"/usr/sbin/iptables-legacy-save"}},
 	{"ip6tables-legacy", UpstreamImage, []string{"/usr/sbin/ip6tables-legacy-save"}},
-	{"ipset", UpstreamImage, []string{"/usr/sbin/ipset", "list", "-n"}},
+	{"ipset", UpstreamImage, []string{"/usr/sbin/ipset", "save"}},
 }
 
 // NodeState reads node's IPVS table, iptables rules (IPv4 and IPv6) and
-// ipset names from a privileged host-network pod; a command that fails gives
+// ipsets from a privileged host-network pod; a command that fails gives
 // "error: exit N: <log>".
 func NodeState(t testing.TB, client kubernetes.Interface, ns, node, name string) map[string]string {
 	t.Helper()
@@ -129,6 +132,86 @@ func LoadState(t testing.TB, dir string) map[string]string {
 			t.Fatalf("load node state: %v", err)
 		}
 		out[strings.TrimSuffix(filepath.Base(f), ".txt")] = string(b)
+	}
+	return out
+}
+
+// StateParts are the parts of a node state, in report order.
+var StateParts = []string{"ipvs", "iptables-legacy", "ip6tables-legacy", "ipset"}
+
+// StateLines normalizes one part of a node state for comparison: IPVS as
+// IPVSTable.Lines, iptables as Rules, ipset save with each set's random initval
+// dropped; sorted.
+func StateLines(part, text string) ([]string, error) {
+	if strings.HasPrefix(text, "error: ") {
+		return nil, fmt.Errorf("%s: %.300s", part, text)
+	}
+	var out []string
+	switch part {
+	case "ipvs":
+		t, err := ParseIPVSDump(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", part, err)
+		}
+		return t.Lines(), nil
+	case "ipset":
+		for _, l := range strings.Split(text, "\n") {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			if i := slices.Index(f, "initval"); f[0] == "create" && i >= 0 && i+1 < len(f) {
+				f = slices.Delete(f, i, i+2)
+			}
+			out = append(out, strings.Join(f, " "))
+		}
+	default:
+		out = Rules(text)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// StateDiff is, for one part, what a node state has that a reference lacks (Extra) and
+// what it lacks (Missing).
+type StateDiff struct {
+	Part           string
+	Extra, Missing []string
+}
+
+// CompareStates compares state got with reference want part by part (StateParts);
+// parts equal in both are left out. A part that cannot be read in either is an error.
+func CompareStates(got, want map[string]string) ([]StateDiff, error) {
+	var diffs []StateDiff
+	var errs []error
+	for _, part := range StateParts {
+		g, err1 := StateLines(part, got[part])
+		w, err2 := StateLines(part, want[part])
+		if err := errors.Join(err1, err2); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d := StateDiff{Part: part, Extra: notIn(g, w), Missing: notIn(w, g)}
+		if len(d.Extra) > 0 || len(d.Missing) > 0 {
+			diffs = append(diffs, d)
+		}
+	}
+	return diffs, errors.Join(errs...)
+}
+
+// notIn is the lines of a that b does not have (as many times as a has them more).
+func notIn(a, b []string) []string {
+	count := map[string]int{}
+	for _, l := range b {
+		count[l]++
+	}
+	var out []string
+	for _, l := range a {
+		if count[l] > 0 {
+			count[l]--
+			continue
+		}
+		out = append(out, l)
 	}
 	return out
 }

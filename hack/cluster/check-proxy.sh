@@ -4,8 +4,8 @@
 #     (in-cluster config, the iptables backend the wrapper picked, the gate)
 #   2 /healthz (:10256) and /metrics (127.0.0.1:10249) from a host-network busybox pod on each
 #     node (the host cannot route to the nodes' addresses)
-#   3 ipvs-doctor [ARGS, default --in-cluster] in each kube-proxy pod (kubectl exec; ours only:
-#     upstream's image has none)
+#   3 ipvs-doctor [ARGS] in each kube-proxy pod (kubectl exec; ours only: upstream's image has
+#     none); by default through kube-proxy's own kubeconfig, as docs/kubeadm.md recommends
 # The kubernetes Service's IPVS virtual server shows up in ipvs-doctor's output.
 source "$(dirname "$0")/lib.sh"
 export CP_RUN=$CLUSTER_CP_RUN
@@ -61,8 +61,10 @@ pods
 progress 2 "/healthz and /metrics from each node's host network"
 endpoints
 progress 3 "ipvs-doctor in each kube-proxy pod"
-# Arguments go to ipvs-doctor; by default --in-cluster (compares IPVS with the Services and
-# EndpointSlices, through the pod's ServiceAccount).
-[ $# -gt 0 ] || set -- --in-cluster
+# Arguments go to ipvs-doctor; by default --kubeconfig /var/lib/kube-proxy/kubeconfig.conf
+# (the kube-proxy ConfigMap's kubeconfig: the control-plane endpoint itself, with the pod's
+# ServiceAccount token), as docs/kubeadm.md says. --in-cluster would reach the API server
+# through the kubernetes Service, i.e. through the very IPVS rules ipvs-doctor checks.
+[ $# -gt 0 ] || set -- --kubeconfig /var/lib/kube-proxy/kubeconfig.conf
 doctor "$@"
 step "check-proxy: done in $((SECONDS - START)) s"

@@ -3,7 +3,8 @@
 #   1 the pods: Running on each node, hostNetwork, privileged, the image, the log's first lines
 #     (in-cluster config, the iptables backend the wrapper picked, the gate)
 #   2 /healthz (:10256) and /metrics (127.0.0.1:10249) from a host-network busybox pod on each
-#     node (the host cannot route to the nodes' addresses)
+#     node (the host cannot route to the nodes' addresses), and the node's ip_vs: its taint
+#     (OE: hack/legacy-ipvs's legacy modules; none: Debian's), srcversion and conn_reuse_mode
 #   3 ipvs-doctor [ARGS] in each kube-proxy pod (kubectl exec; ours only: upstream's image has
 #     none); by default through kube-proxy's own kubeconfig, as docs/kubeadm.md recommends
 # The kubernetes Service's IPVS virtual server shows up in ipvs-doctor's output.
@@ -38,7 +39,7 @@ endpoints() {
 		kubectl delete pod -n default "probe-$n" --ignore-not-found --wait=true >/dev/null
 		kubectl run -n default "probe-$n" --image=cluster.local/busybox:1 --image-pull-policy=Never --restart=Never \
 			--overrides="{\"spec\":{\"nodeName\":\"$n\",\"hostNetwork\":true,\"automountServiceAccountToken\":false}}" \
-			--command -- /bin/busybox sh -c 'echo "healthz: $(wget -qO- http://127.0.0.1:10256/healthz)"; wget -qO- http://127.0.0.1:10249/metrics | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12' >/dev/null
+			--command -- /bin/busybox sh -c 'echo "ip_vs: taint \"$(cat /sys/module/ip_vs/taint)\" srcversion $(cat /sys/module/ip_vs/srcversion) conn_reuse_mode $(cat /proc/sys/net/ipv4/vs/conn_reuse_mode)"; echo "healthz: $(wget -qO- http://127.0.0.1:10256/healthz)"; wget -qO- http://127.0.0.1:10249/metrics | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12' >/dev/null
 		kubectl wait -n default --for=jsonpath='{.status.phase}'=Succeeded "pod/probe-$n" --timeout=180s >/dev/null ||
 			{ kubectl -n default describe pod "probe-$n" | tail -n 20; return 1; }
 		echo "--- $n:"

@@ -112,3 +112,25 @@ func TestCompareStates(t *testing.T) {
 		t.Error("CompareStates with an unreadable part: no error")
 	}
 }
+
+func TestParseIPVSKernel(t *testing.T) {
+	for _, c := range []struct {
+		out, profile, text string
+	}{
+		{"taint=OE\nsrcversion=0123ABCD\nconn_reuse_mode=0\n", "legacy", "legacy (ip_vs taint OE, srcversion 0123ABCD; conn_reuse_mode 0)"},
+		{"taint=\nsrcversion=89EF\nconn_reuse_mode=1\n", "stock", "stock (ip_vs taint none, srcversion 89EF; conn_reuse_mode 1)"},
+	} {
+		k, err := parseIPVSKernel(c.out)
+		if err != nil {
+			t.Errorf("parseIPVSKernel(%q): %v", c.out, err)
+			continue
+		}
+		if k.Profile() != c.profile || k.String() != c.text {
+			t.Errorf("parseIPVSKernel(%q) = %s, profile %s; want %s", c.out, k, k.Profile(), c.text)
+		}
+	}
+	// No ip_vs loaded: cat fails, the values are empty.
+	if k, err := parseIPVSKernel("taint=\nsrcversion=\nconn_reuse_mode=\n"); err == nil {
+		t.Errorf("parseIPVSKernel without ip_vs = %s, want an error", k)
+	}
+}

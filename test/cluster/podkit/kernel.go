@@ -1,0 +1,88 @@
+package podkit
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+// IPVSKernel is what a node's loaded ip_vs module is, read on the node.
+type IPVSKernel struct {
+	// Taint is /sys/module/ip_vs/taint: "OE" for hack/legacy-ipvs's out-of-tree modules,
+	// empty for Debian's signed ones.
+	Taint, SrcVersion string
+	// ConnReuseMode is net.ipv4.vs.conn_reuse_mode in the host's network namespace.
+	ConnReuseMode string
+}
+
+// Profile names the kernel profile (make demo's): legacy for the out-of-tree ip_vs.
+func (k IPVSKernel) Profile() string {
+	if strings.Contains(k.Taint, "O") {
+		return "legacy"
+	}
+	return "stock"
+}
+
+func (k IPVSKernel) String() string {
+	taint := k.Taint
+	if taint == "" {
+		taint = "none"
+	}
+	return fmt.Sprintf("%s (ip_vs taint %s, srcversion %s; conn_reuse_mode %s)", k.Profile(), taint, k.SrcVersion, k.ConnReuseMode)
+}
+
+// parseIPVSKernel reads kernelScript's output: NAME=VALUE lines.
+func parseIPVSKernel(out string) (IPVSKernel, error) {
+	var k IPVSKernel
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		seen[name] = true
+		switch name {
+		case "taint":
+			k.Taint = value
+		case "srcversion":
+			k.SrcVersion = value
+		case "conn_reuse_mode":
+			k.ConnReuseMode = value
+		}
+	}
+	if !seen["taint"] || k.SrcVersion == "" || k.ConnReuseMode == "" {
+		return k, fmt.Errorf("no ip_vs taint, srcversion and conn_reuse_mode in %q", out)
+	}
+	return k, nil
+}
+
+const kernelScript = `echo "taint=$(cat /sys/module/ip_vs/taint)"
+echo "srcversion=$(cat /sys/module/ip_vs/srcversion)"
+echo "conn_reuse_mode=$(cat /proc/sys/net/ipv4/vs/conn_reuse_mode)"`
+
+// NodeIPVSKernel reads node's ip_vs module and conn_reuse_mode from a busybox pod on its
+// host network.
+func NodeIPVSKernel(t testing.TB, client kubernetes.Interface, ns, node string) IPVSKernel {
+	t.Helper()
+	pod := HostPod(&corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "ipvs-kernel-" + node},
+		Spec: corev1.PodSpec{
+			NodeName: node, RestartPolicy: corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: ptr.To(false),
+			Tolerations:                  []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{{Name: "read", Image: BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"/bin/busybox", "sh", "-c", kernelScript}}},
+		},
+	})
+	out := RunToCompletion(t, client, ns, pod)["read"]
+	k, err := parseIPVSKernel(out)
+	if err != nil {
+		t.Fatalf("ip_vs on %s: %v", node, err)
+	}
+	return k
+}

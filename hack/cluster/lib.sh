@@ -47,6 +47,8 @@ KUBECONFIG
 CLUSTER_IMAGES="$CLUSTER_OUT/images"
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
 TEST_SERVER_IMAGE=ipvs-proxy/test-server:dev
+# The same image under a second tag: scenario 1's `kubectl set image` rolls to it.
+TEST_SERVER_IMAGE_V2=ipvs-proxy/test-server:v2
 ROLLING_CLIENT_IMAGE=ipvs-proxy/rolling-client:dev
 UPSTREAM_PROXY_IMAGE=registry.k8s.io/kube-proxy:$K8S_VERSION
 OUR_PROXY_IMAGE=${IMAGE:-ipvs-proxy/kube-proxy:dev}

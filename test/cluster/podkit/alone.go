@@ -21,8 +21,8 @@ import (
 // controller removes the pod there, a pod of the DaemonSet's image runs `kube-proxy
 // --cleanup` on the node (IPVS flushed, the dummy device, the rules and ipsets of
 // kube-proxy's modes gone), and the labels come back, so the controller starts a new
-// pod. It returns once that pod is available. The labels are put back at the test's
-// end too, should it stop half-way.
+// pod. It returns once that pod is Ready. The labels are put back at the test's end too,
+// should it stop half-way.
 func CleanProxyNode(t testing.TB, client kubernetes.Interface, ns, node string) {
 	t.Helper()
 	ctx := context.Background()
@@ -42,8 +42,14 @@ func CleanProxyNode(t testing.TB, client kubernetes.Interface, ns, node string) 
 	for k, v := range selector {
 		restore[k] = v
 	}
-	patchLabels(t, client, node, drop)
-	t.Cleanup(func() { patchLabels(t, client, node, restore) })
+	if err := patchLabels(client, node, drop); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := patchLabels(client, node, restore); err != nil {
+			t.Error(err)
+		}
+	})
 	kubeclient.Eventually(t, PodTimeout, "no kube-proxy pod on "+node, func(ctx context.Context) (bool, error) {
 		pods, err := client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{
 			LabelSelector: "k8s-app=kube-proxy", FieldSelector: "spec.nodeName=" + node})
@@ -54,8 +60,22 @@ func CleanProxyNode(t testing.TB, client kubernetes.Interface, ns, node string) 
 	})
 	out := RunToCompletion(t, client, ns, cleanupPod(ds.Spec.Template.Spec, node))
 	t.Logf("kube-proxy --cleanup on %s:\n%s", node, out["cleanup"])
-	patchLabels(t, client, node, restore)
-	WaitProxyRolledOut(t, client, PodTimeout)
+	if err := patchLabels(client, node, restore); err != nil {
+		t.Fatal(err)
+	}
+	kubeclient.Eventually(t, PodTimeout, "a new kube-proxy pod on "+node+" ready", func(ctx context.Context) (bool, error) {
+		pods, err := client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{
+			LabelSelector: "k8s-app=kube-proxy", FieldSelector: "spec.nodeName=" + node})
+		if err != nil || len(pods.Items) == 0 {
+			return false, err
+		}
+		for _, c := range pods.Items[0].Status.Conditions {
+			if c.Type == corev1.PodReady {
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
 }
 
 // cleanupPod is a pod on node running the DaemonSet's image (and its host mounts) as
@@ -93,13 +113,13 @@ func cleanupPod(spec corev1.PodSpec, node string) *corev1.Pod {
 }
 
 // patchLabels sets (a value) or removes (nil) labels of node.
-func patchLabels(t testing.TB, client kubernetes.Interface, node string, labels map[string]any) {
-	t.Helper()
+func patchLabels(client kubernetes.Interface, node string, labels map[string]any) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
 	if err != nil {
-		t.Fatalf("encode label patch: %v", err)
+		return fmt.Errorf("encode label patch: %w", err)
 	}
 	if _, err := client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatalf("patch labels %s of node %s: %v", fmt.Sprint(labels), node, err)
+		return fmt.Errorf("patch labels %v of node %s: %w", labels, node, err)
 	}
+	return nil
 }

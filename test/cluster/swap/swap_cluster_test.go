@@ -112,7 +112,12 @@ func TestImageSwap(t *testing.T) {
 	if err := client.CoreV1().Pods(ns).Delete(context.Background(), "hold", metav1.DeleteOptions{}); err != nil {
 		t.Errorf("delete pod %s/hold: %v", ns, err)
 	}
+	cleaned := time.Now()
 	podkit.CleanProxyNode(t, client, ns, clientNode)
+	// The watcher's lines come late: its real servers must have gone before they count again.
+	kubeclient.Eventually(t, 2*time.Minute, "the watcher saw node-a's IPVS flushed", func(context.Context) (bool, error) {
+		return watch.Seen(httpVIP, "del", cleaned), nil
+	})
 	watch.WaitReal(t, httpVIP, replicas, podkit.PodTimeout)
 	watch.WaitReal(t, echoVIP, replicas, time.Minute)
 	time.Sleep(settle)

@@ -2,8 +2,9 @@
 # make cluster-demo: the demonstration on the real cluster (hack/cluster/README.md).
 #   1 make cluster (ours with the gate) unless a cluster is up
 #   2 scenario 4, the gate and the annotation: rows gate-on, gate-off       (scenario-gate.sh)
-#   3 scenario 1, rolling update: rows gate-on, gate-off, upstream by rollout restart, then
-#     gate-on, upstream by kubectl set image                                (scenario-rolling.sh)
+#   3 scenario 1, rolling update: rows gate-on, gate-off, upstream by rollout restart
+#     ("rolling"), then gate-on, upstream by kubectl set image ("rolling-set-image"; same
+#     report)                                                               (scenario-rolling.sh)
 #   4 scenario 3, image swap: rows control (upstream alone, no swap), overlay (upstream -> ours
 #     by way C -> gate by the ConfigMap), patch (upstream -> ours by way A without the gate ->
 #     gate by the ConfigMap)                                                (scenario-swap.sh)
@@ -15,7 +16,8 @@
 #   7 the report: _output/cluster/report.md (one table per scenario) and requests.svg
 #   8 make cluster-down (CLUSTER_DEMO_KEEP=1 leaves the cluster running, on the legacy profile
 #     when step 6 ran)
-# CLUSTER_DEMO_SCENARIOS (default "gate rolling swap nodeloss rolling-legacy") picks scenarios;
+# CLUSTER_DEMO_SCENARIOS (default "gate rolling rolling-set-image swap nodeloss rolling-legacy")
+# picks scenarios;
 # the report also shows the last results of the others ("none": the report of what is there).
 # A scenario that fails (a failed row) is marked in the report's step times and the next
 # ones still run; the script then exits 1.
@@ -23,7 +25,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
 START=$SECONDS
-SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling swap nodeloss rolling-legacy}
+SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling rolling-set-image swap nodeloss rolling-legacy}
 # The node VMs (node-up.sh, also node-b's reboots in scenario 2) outlive the whole demo.
 export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
 GRACE=${CLUSTER_DEMO_GRACE:-10s}
@@ -44,11 +46,6 @@ timed() {
 }
 
 wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
-
-rolling() {
-	"$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
-	ROLLING_HOW=set-image "$CLUSTER_DIR/scenario-rolling.sh" gate-on upstream
-}
 
 # rolling_legacy reboots the nodes with the legacy ip_vs and runs scenario 1 there.
 rolling_legacy() {
@@ -86,13 +83,14 @@ main() {
 	progress 2 "scenario 4: the gate and the annotation"
 	! wanted gate || timed "scenario 4" "$CLUSTER_DIR/scenario-gate.sh" gate-on gate-off
 	progress 3 "scenario 1: rolling update"
-	! wanted rolling || timed "scenario 1" rolling
+	! wanted rolling || timed "scenario 1" "$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
+	! wanted rolling-set-image || timed "scenario 1 set-image" env ROLLING_HOW=set-image "$CLUSTER_DIR/scenario-rolling.sh" gate-on upstream
 	progress 4 "scenario 3: image swap"
 	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" control overlay patch
 	progress 5 "scenario 2: node loss (grace: kubeadm's, then $GRACE)"
 	! wanted nodeloss || timed "scenario 2" nodeloss
 	progress 6 "the legacy profile: nodes rebooted, scenario 1"
-	! wanted rolling-legacy || timed "scenario 1, legacy profile" rolling_legacy
+	! wanted rolling-legacy || timed "scenario 1 legacy" rolling_legacy
 	progress 7 "report"
 	report
 	progress 8 "teardown"

@@ -14,7 +14,8 @@ import (
 // IPVSKernel is what a node's loaded ip_vs module is, read on the node.
 type IPVSKernel struct {
 	// Taint is /sys/module/ip_vs/taint: "OE" for hack/legacy-ipvs's out-of-tree modules,
-	// empty for Debian's signed ones.
+	// empty for Debian's signed ones. SrcVersion is /sys/module/ip_vs/srcversion: the
+	// kernel has it for out-of-tree modules only (empty for Debian's).
 	Taint, SrcVersion string
 	// ConnReuseMode is net.ipv4.vs.conn_reuse_mode in the host's network namespace.
 	ConnReuseMode string
@@ -29,11 +30,13 @@ func (k IPVSKernel) Profile() string {
 }
 
 func (k IPVSKernel) String() string {
-	taint := k.Taint
-	if taint == "" {
-		taint = "none"
+	none := func(v string) string {
+		if v == "" {
+			return "none"
+		}
+		return v
 	}
-	return fmt.Sprintf("%s (ip_vs taint %s, srcversion %s; conn_reuse_mode %s)", k.Profile(), taint, k.SrcVersion, k.ConnReuseMode)
+	return fmt.Sprintf("%s (ip_vs taint %s, srcversion %s; conn_reuse_mode %s)", k.Profile(), none(k.Taint), none(k.SrcVersion), k.ConnReuseMode)
 }
 
 // parseIPVSKernel reads kernelScript's output: NAME=VALUE lines.
@@ -55,14 +58,15 @@ func parseIPVSKernel(out string) (IPVSKernel, error) {
 			k.ConnReuseMode = value
 		}
 	}
-	if !seen["taint"] || k.SrcVersion == "" || k.ConnReuseMode == "" {
+	// Without ip_vs loaded every read fails: conn_reuse_mode is the one always there.
+	if !seen["taint"] || !seen["srcversion"] || k.ConnReuseMode == "" {
 		return k, fmt.Errorf("no ip_vs taint, srcversion and conn_reuse_mode in %q", out)
 	}
 	return k, nil
 }
 
 const kernelScript = `echo "taint=$(cat /sys/module/ip_vs/taint)"
-echo "srcversion=$(cat /sys/module/ip_vs/srcversion)"
+echo "srcversion=$(cat /sys/module/ip_vs/srcversion 2>/dev/null)"
 echo "conn_reuse_mode=$(cat /proc/sys/net/ipv4/vs/conn_reuse_mode)"`
 
 // NodeIPVSKernel reads node's ip_vs module and conn_reuse_mode from a busybox pod on its

@@ -52,7 +52,7 @@ doctor() {
 	local n pod
 	for n in $NODES; do
 		pod=$(proxy_pod "$n")
-		echo "--- $n: kubectl exec -n kube-system $pod -- ipvs-doctor"
+		echo "--- $n: kubectl exec -n kube-system $pod -- ipvs-doctor $*"
 		kubectl -n kube-system exec "$pod" -- ipvs-doctor "$@"
 	done
 }

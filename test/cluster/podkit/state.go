@@ -192,6 +192,11 @@ func CompareStates(got, want map[string]string) ([]StateDiff, error) {
 			continue
 		}
 		d := StateDiff{Part: part, Extra: notIn(g, w), Missing: notIn(w, g)}
+		if part != "ipvs" && part != "ipset" {
+			// StateLines sorts; iptables runs a chain's rules in order.
+			extra, missing := orderDiff(Rules(got[part]), Rules(want[part]))
+			d.Extra, d.Missing = append(d.Extra, extra...), append(d.Missing, missing...)
+		}
 		if len(d.Extra) > 0 || len(d.Missing) > 0 {
 			diffs = append(diffs, d)
 		}
@@ -212,6 +217,58 @@ func notIn(a, b []string) []string {
 			continue
 		}
 		out = append(out, l)
+	}
+	return out
+}
+
+// orderDiff compares, chain by chain, the order of the rules two iptables states (Rules)
+// both have; a chain whose common rules run in another order gives a line each way,
+// "TABLE: order of CHAIN: RULE | RULE ...". Tables and chains may come in any order.
+func orderDiff(got, want []string) (extra, missing []string) {
+	g, w := chainRules(got), chainRules(want)
+	chains := make([]string, 0, len(g))
+	for c := range g {
+		chains = append(chains, c)
+	}
+	sort.Strings(chains)
+	for _, c := range chains {
+		gc := common(g[c], w[c])
+		wc := common(w[c], g[c])
+		if !slices.Equal(gc, wc) {
+			extra = append(extra, c+": "+strings.Join(gc, " | "))
+			missing = append(missing, c+": "+strings.Join(wc, " | "))
+		}
+	}
+	return extra, missing
+}
+
+// chainRules is the rules (-A lines) of Rules' output by "TABLE: order of CHAIN", in order.
+func chainRules(rules []string) map[string][]string {
+	out := map[string][]string{}
+	for _, l := range rules {
+		table, rule, _ := strings.Cut(l, ": ")
+		f := strings.Fields(rule)
+		if len(f) < 2 || f[0] != "-A" {
+			continue
+		}
+		key := table + ": order of " + f[1]
+		out[key] = append(out[key], rule)
+	}
+	return out
+}
+
+// common is a's lines that b has too (as many times as b has them), in a's order.
+func common(a, b []string) []string {
+	count := map[string]int{}
+	for _, l := range b {
+		count[l]++
+	}
+	var out []string
+	for _, l := range a {
+		if count[l] > 0 {
+			count[l]--
+			out = append(out, l)
+		}
 	}
 	return out
 }

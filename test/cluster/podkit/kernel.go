@@ -21,12 +21,18 @@ type IPVSKernel struct {
 	ConnReuseMode string
 }
 
-// Profile names the kernel profile (make demo's): legacy for the out-of-tree ip_vs.
+// Profile names the kernel profile (make demo's, as node-start makes it): legacy for the
+// out-of-tree ip_vs (taint O or OE) with conn_reuse_mode 0, stock for Debian's (no taint)
+// with the kernel's conn_reuse_mode 1; anything else is "unknown", so no row takes it
+// for either.
 func (k IPVSKernel) Profile() string {
-	if strings.Contains(k.Taint, "O") {
+	switch {
+	case (k.Taint == "OE" || k.Taint == "O") && k.ConnReuseMode == "0":
 		return "legacy"
+	case k.Taint == "" && k.ConnReuseMode == "1":
+		return "stock"
 	}
-	return "stock"
+	return "unknown"
 }
 
 func (k IPVSKernel) String() string {
@@ -65,7 +71,8 @@ func parseIPVSKernel(out string) (IPVSKernel, error) {
 	return k, nil
 }
 
-const kernelScript = `echo "taint=$(cat /sys/module/ip_vs/taint)"
+// A taint that cannot be read prints no taint line (an error), not an empty taint.
+const kernelScript = `t=$(cat /sys/module/ip_vs/taint) && echo "taint=$t"
 echo "srcversion=$(cat /sys/module/ip_vs/srcversion 2>/dev/null)"
 echo "conn_reuse_mode=$(cat /proc/sys/net/ipv4/vs/conn_reuse_mode)"`
 

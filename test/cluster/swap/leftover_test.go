@@ -22,7 +22,7 @@ func TestLeftoverLinesUnreadable(t *testing.T) {
 	if err == nil || len(diffs) != 0 {
 		t.Fatalf("CompareStates = %+v, %v; want no diff and an error", diffs, err)
 	}
-	cells := strings.Join(leftoverLines(t, diffs), "<br>")
+	cells := strings.Join(leftoverLines(t, diffs, err), "<br>")
 	if strings.Contains(cells, "identical") || !strings.Contains(cells, "ipvs") {
 		t.Errorf("report cell with the IPVS part unreadable: %q; want it said, not identical", cells)
 	}

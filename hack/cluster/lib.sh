@@ -58,9 +58,10 @@ OUR_PROXY_TARBALL="$OUT/image/kube-proxy.oci.tar"
 # every node: kubeadm's addon phase rewrites the ConfigMap, but when only featureGates
 # changed (same image) the DaemonSet's template is unchanged and its pods keep running
 # with the old configuration; a user restarts them (kubectl rollout restart), and so do
-# the scenario scripts between rows.
+# the scenario scripts between rows. Chained with &&: run left of || (scenario-swap.sh's
+# rows) set -e does not hold, and each step's failure must still be the function's.
 addon_rollout() {
-	"$CLUSTER_DIR/addon.sh" "$@"
-	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout restart ds/kube-proxy
+	"$CLUSTER_DIR/addon.sh" "$@" &&
+	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout restart ds/kube-proxy &&
 	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout status ds/kube-proxy --timeout=600s
 }

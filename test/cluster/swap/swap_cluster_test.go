@@ -71,7 +71,6 @@ func TestImageSwap(t *testing.T) {
 	for _, e := range holder.Open() {
 		t.Logf("long-lived connection %s to pod %s", e.Conn, e.Pod)
 	}
-	clientStart := time.Now()
 	time.Sleep(settle)
 
 	var steps []step
@@ -99,14 +98,16 @@ func TestImageSwap(t *testing.T) {
 	run("swap: addon.sh "+strings.Join(way, " "), way...)
 	saveState(t, client, ns, out, "ours-gate-off")
 	run("gate on: addon.sh gate-on", "gate-on")
-	if left := duration - time.Since(clientStart); left < 0 {
-		t.Errorf("the client's %v ended before the steps were done and settled: raise SWAP_DURATION", duration)
-	}
+	settled := time.Now() // run slept settle after the last step
 	end := saveState(t, client, ns, out, "ours-gate-on")
 
 	rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 	cut := connectionsCut(t, holder)
 	state := compareAcross(t, "upstream -> ours after the gate", start, end)
+	if err := clientCovered(rep, holderOffset(holder), settled); err != nil {
+		t.Errorf("%v: raise SWAP_DURATION", err)
+		state = append([]string{"**" + err.Error() + ": its requests do not cover the steps**"}, state...)
+	}
 	// Ours alone, like for like: the same Services and pods, node-a cleaned and rebuilt by
 	// ours from nothing (traffic over: the clean-up cuts every connection through node-a).
 	if err := client.CoreV1().Pods(ns).Delete(context.Background(), "hold", metav1.DeleteOptions{}); err != nil {
@@ -262,14 +263,35 @@ func ipvsSummary(t *testing.T, name, dump string) string {
 	return fmt.Sprintf("IPVS %s: %d virtual servers, %d real servers, weight 0: %q", name, len(table.Virtual), reals, zero)
 }
 
-// writeRun saves the requests and the steps as a results.Run for the plot.
-func writeRun(t *testing.T, out string, rep podkit.ClientReport, holder *podkit.Holder, watch *podkit.Watcher, steps []step) {
+// holderOffset is node-a's clock offset (host - node) from the holder's lines.
+func holderOffset(holder *podkit.Holder) time.Duration {
 	var stamps []int64
 	var reads []time.Time
 	for _, e := range holder.Events() {
 		stamps, reads = append(stamps, e.UnixNano), append(reads, e.Read)
 	}
-	offset := podkit.ClockOffset(stamps, reads)
+	return podkit.ClockOffset(stamps, reads)
+}
+
+// clientCovered is an error unless the client's last request started at or after until
+// (host clock; offset is host - node).
+func clientCovered(rep podkit.ClientReport, offset time.Duration, until time.Time) error {
+	if len(rep.Requests) == 0 {
+		return fmt.Errorf("the client's requests are not in its log")
+	}
+	var last time.Duration
+	for _, r := range rep.Requests {
+		last = max(last, r.Start)
+	}
+	if at := rep.Origin().Add(last).Add(offset); at.Before(until) {
+		return fmt.Errorf("the client's last request started %.1f s before the last step had settled", until.Sub(at).Seconds())
+	}
+	return nil
+}
+
+// writeRun saves the requests and the steps as a results.Run for the plot.
+func writeRun(t *testing.T, out string, rep podkit.ClientReport, holder *podkit.Holder, watch *podkit.Watcher, steps []step) {
+	offset := holderOffset(holder)
 	origin := rep.Origin().Add(offset) // on the host clock
 	run := &results.Run{Scenario: "swap", Proxy: os.Getenv("SWAP_ROW"), Profile: "cluster", Requests: rep.Requests}
 	for _, s := range steps {

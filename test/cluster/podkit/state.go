@@ -223,7 +223,7 @@ func notIn(a, b []string) []string {
 
 // orderDiff compares, chain by chain, the order of the rules two iptables states (Rules)
 // both have; a chain whose common rules run in another order gives a line each way,
-// "TABLE: order of CHAIN: RULE | RULE ...". Tables and chains may come in any order.
+// "TABLE: order of CHAIN: RULE ; RULE ..." (no "|": the lines go into Markdown table cells). Tables and chains may come in any order.
 func orderDiff(got, want []string) (extra, missing []string) {
 	g, w := chainRules(got), chainRules(want)
 	chains := make([]string, 0, len(g))
@@ -235,8 +235,8 @@ func orderDiff(got, want []string) (extra, missing []string) {
 		gc := common(g[c], w[c])
 		wc := common(w[c], g[c])
 		if !slices.Equal(gc, wc) {
-			extra = append(extra, c+": "+strings.Join(gc, " | "))
-			missing = append(missing, c+": "+strings.Join(wc, " | "))
+			extra = append(extra, c+": "+strings.Join(gc, " ; "))
+			missing = append(missing, c+": "+strings.Join(wc, " ; "))
 		}
 	}
 	return extra, missing

@@ -29,6 +29,10 @@ SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling rolling-set-image swap nodeloss
 # The node VMs (node-up.sh, also node-b's reboots in scenario 2) outlive the whole demo.
 export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
 GRACE=${CLUSTER_DEMO_GRACE:-10s}
+# Steps 2-5 are the stock profile's: scenario 1's rows fail on nodes that run another ip_vs
+# (a cluster left on the legacy profile by CLUSTER_DEMO_KEEP=1), and nodes brought back
+# (scenario 2's node-b) boot stock. Step 6 sets legacy for itself.
+export CLUSTER_PROFILE=stock
 progress() { step "cluster-demo [$1/8] $2 ($((SECONDS - START)) s so far)"; }
 TIMES=()
 FAILED=()

@@ -180,11 +180,18 @@ type StateDiff struct {
 }
 
 // CompareStates compares state got with reference want part by part (StateParts);
-// parts equal in both are left out. A part that cannot be read in either is an error.
+// parts equal in both are left out. A part that cannot be read in either, or that either
+// lacks (not read: unlike an empty table), is an error.
 func CompareStates(got, want map[string]string) ([]StateDiff, error) {
 	var diffs []StateDiff
 	var errs []error
 	for _, part := range StateParts {
+		_, inGot := got[part]
+		_, inWant := want[part]
+		if !inGot || !inWant {
+			errs = append(errs, fmt.Errorf("%s: not in both states (in the first: %v, in the second: %v)", part, inGot, inWant))
+			continue
+		}
 		g, err1 := StateLines(part, got[part])
 		w, err2 := StateLines(part, want[part])
 		if err := errors.Join(err1, err2); err != nil {

@@ -32,6 +32,16 @@ pods() {
 	done
 }
 
+# PROBE is the probe pod's script: each read that fails fails the pod (the taint, the
+# conn_reuse_mode, /healthz, /metrics; srcversion is absent for Debian's module).
+# shellcheck disable=SC2016
+PROBE='t=$(cat /sys/module/ip_vs/taint) && r=$(cat /proc/sys/net/ipv4/vs/conn_reuse_mode) || exit 1
+echo "ip_vs: taint \"$t\" srcversion $(cat /sys/module/ip_vs/srcversion 2>/dev/null) conn_reuse_mode $r"
+h=$(wget -qO- http://127.0.0.1:10256/healthz) || { echo "healthz: failed"; exit 1; }
+echo "healthz: $h"
+m=$(wget -qO- http://127.0.0.1:10249/metrics) || { echo "metrics: failed"; exit 1; }
+echo "$m" | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12'
+
 # endpoints runs a host-network busybox pod on each node that fetches /healthz and /metrics.
 endpoints() {
 	local n
@@ -39,9 +49,9 @@ endpoints() {
 		kubectl delete pod -n default "probe-$n" --ignore-not-found --wait=true >/dev/null
 		kubectl run -n default "probe-$n" --image=cluster.local/busybox:1 --image-pull-policy=Never --restart=Never \
 			--overrides="{\"spec\":{\"nodeName\":\"$n\",\"hostNetwork\":true,\"automountServiceAccountToken\":false}}" \
-			--command -- /bin/busybox sh -c 'echo "ip_vs: taint \"$(cat /sys/module/ip_vs/taint)\" srcversion $(cat /sys/module/ip_vs/srcversion 2>/dev/null) conn_reuse_mode $(cat /proc/sys/net/ipv4/vs/conn_reuse_mode)"; echo "healthz: $(wget -qO- http://127.0.0.1:10256/healthz)"; wget -qO- http://127.0.0.1:10249/metrics | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12' >/dev/null
+			--command -- /bin/busybox sh -c "$PROBE" >/dev/null
 		kubectl wait -n default --for=jsonpath='{.status.phase}'=Succeeded "pod/probe-$n" --timeout=180s >/dev/null ||
-			{ kubectl -n default describe pod "probe-$n" | tail -n 20; return 1; }
+			{ kubectl logs -n default "probe-$n" || true; kubectl -n default describe pod "probe-$n" | tail -n 20; return 1; }
 		echo "--- $n:"
 		kubectl logs -n default "probe-$n"
 		kubectl delete pod -n default "probe-$n" --wait=false >/dev/null

@@ -3,9 +3,10 @@
 #   1 the pods: Running on each node, hostNetwork, privileged, the image, the log's first lines
 #     (in-cluster config, the iptables backend the wrapper picked, the gate)
 #   2 /healthz (:10256) and /metrics (127.0.0.1:10249) from a host-network busybox pod on each
-#     node (the host cannot route to the nodes' addresses)
-#   3 ipvs-doctor [ARGS, default --in-cluster] in each kube-proxy pod (kubectl exec; ours only:
-#     upstream's image has none)
+#     node (the host cannot route to the nodes' addresses), and the node's ip_vs: its taint
+#     (OE: hack/legacy-ipvs's legacy modules; none: Debian's), srcversion and conn_reuse_mode
+#   3 ipvs-doctor [ARGS] in each kube-proxy pod (kubectl exec; ours only: upstream's image has
+#     none); by default through kube-proxy's own kubeconfig, as docs/kubeadm.md recommends
 # The kubernetes Service's IPVS virtual server shows up in ipvs-doctor's output.
 source "$(dirname "$0")/lib.sh"
 export CP_RUN=$CLUSTER_CP_RUN
@@ -31,6 +32,16 @@ pods() {
 	done
 }
 
+# PROBE is the probe pod's script: each read that fails fails the pod (the taint, the
+# conn_reuse_mode, /healthz, /metrics; srcversion is absent for Debian's module).
+# shellcheck disable=SC2016
+PROBE='t=$(cat /sys/module/ip_vs/taint) && r=$(cat /proc/sys/net/ipv4/vs/conn_reuse_mode) || exit 1
+echo "ip_vs: taint \"$t\" srcversion $(cat /sys/module/ip_vs/srcversion 2>/dev/null) conn_reuse_mode $r"
+h=$(wget -qO- http://127.0.0.1:10256/healthz) || { echo "healthz: failed"; exit 1; }
+echo "healthz: $h"
+m=$(wget -qO- http://127.0.0.1:10249/metrics) || { echo "metrics: failed"; exit 1; }
+echo "$m" | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12'
+
 # endpoints runs a host-network busybox pod on each node that fetches /healthz and /metrics.
 endpoints() {
 	local n
@@ -38,9 +49,9 @@ endpoints() {
 		kubectl delete pod -n default "probe-$n" --ignore-not-found --wait=true >/dev/null
 		kubectl run -n default "probe-$n" --image=cluster.local/busybox:1 --image-pull-policy=Never --restart=Never \
 			--overrides="{\"spec\":{\"nodeName\":\"$n\",\"hostNetwork\":true,\"automountServiceAccountToken\":false}}" \
-			--command -- /bin/busybox sh -c 'echo "healthz: $(wget -qO- http://127.0.0.1:10256/healthz)"; wget -qO- http://127.0.0.1:10249/metrics | grep -E "^(kubeproxy_sync_proxy_rules_last_timestamp_seconds|kubeproxy_sync_proxy_rules_duration_seconds_count|ipvsproxy_[a-z_]+)[ {]" | head -n 12' >/dev/null
+			--command -- /bin/busybox sh -c "$PROBE" >/dev/null
 		kubectl wait -n default --for=jsonpath='{.status.phase}'=Succeeded "pod/probe-$n" --timeout=180s >/dev/null ||
-			{ kubectl -n default describe pod "probe-$n" | tail -n 20; return 1; }
+			{ kubectl logs -n default "probe-$n" || true; kubectl -n default describe pod "probe-$n" | tail -n 20; return 1; }
 		echo "--- $n:"
 		kubectl logs -n default "probe-$n"
 		kubectl delete pod -n default "probe-$n" --wait=false >/dev/null
@@ -51,7 +62,7 @@ doctor() {
 	local n pod
 	for n in $NODES; do
 		pod=$(proxy_pod "$n")
-		echo "--- $n: kubectl exec -n kube-system $pod -- ipvs-doctor"
+		echo "--- $n: kubectl exec -n kube-system $pod -- ipvs-doctor $*"
 		kubectl -n kube-system exec "$pod" -- ipvs-doctor "$@"
 	done
 }
@@ -61,8 +72,10 @@ pods
 progress 2 "/healthz and /metrics from each node's host network"
 endpoints
 progress 3 "ipvs-doctor in each kube-proxy pod"
-# Arguments go to ipvs-doctor; by default --in-cluster (compares IPVS with the Services and
-# EndpointSlices, through the pod's ServiceAccount).
-[ $# -gt 0 ] || set -- --in-cluster
+# Arguments go to ipvs-doctor; by default --kubeconfig /var/lib/kube-proxy/kubeconfig.conf
+# (the kube-proxy ConfigMap's kubeconfig: the control-plane endpoint itself, with the pod's
+# ServiceAccount token), as docs/kubeadm.md says. --in-cluster would reach the API server
+# through the kubernetes Service, i.e. through the very IPVS rules ipvs-doctor checks.
+[ $# -gt 0 ] || set -- --kubeconfig /var/lib/kube-proxy/kubeconfig.conf
 doctor "$@"
 step "check-proxy: done in $((SECONDS - START)) s"

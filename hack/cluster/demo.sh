@@ -1,38 +1,69 @@
 #!/usr/bin/env bash
 # make cluster-demo: the demonstration on the real cluster (hack/cluster/README.md).
-#   1 make cluster (ours with the gate) unless a cluster is up; a cluster brought up here has
-#     run only ours, so node-a's state is saved as the baseline of scenario 3's comparison
+#   1 make cluster (ours with the gate) unless a cluster is up
 #   2 scenario 4, the gate and the annotation: rows gate-on, gate-off       (scenario-gate.sh)
-#   3 scenario 1, rolling update: rows gate-on, gate-off, upstream          (scenario-rolling.sh)
-#   4 scenario 3, image swap: upstream -> ours (way C, the overlay) -> gate (scenario-swap.sh)
+#   3 scenario 1, rolling update: rows gate-on, gate-off, upstream by rollout restart
+#     ("rolling"), then gate-on, upstream by kubectl set image ("rolling-set-image"; same
+#     report)                                                               (scenario-rolling.sh)
+#   4 scenario 3, image swap: rows control (upstream alone, no swap), overlay (upstream -> ours
+#     by way C -> gate by the ConfigMap), patch (upstream -> ours by way A without the gate ->
+#     gate by the ConfigMap)                                                (scenario-swap.sh)
 #   5 scenario 2, node loss: rows upstream, gate-off, gate-on with kubeadm's
 #     node-monitor-grace-period, then with CLUSTER_DEMO_GRACE (10s)        (scenario-nodeloss.sh)
-#   6 the report: _output/cluster/report.md (one table per scenario) and requests.svg
-#   7 make cluster-down (CLUSTER_DEMO_KEEP=1 leaves the cluster running)
-# CLUSTER_DEMO_SCENARIOS (default "gate rolling swap nodeloss") picks scenarios; the report
-# also shows the last results of the others ("none": the report of what is there).
+#   6 the legacy profile: both nodes rebooted with hack/legacy-ipvs's ip_vs and
+#     conn_reuse_mode=0 (nodes-profile.sh legacy), then scenario 1's rows gate-on, gate-off,
+#     upstream there (_output/cluster/rolling-legacy)
+#   7 the report: _output/cluster/report.md (one table per scenario) and requests.svg
+#   8 make cluster-down (CLUSTER_DEMO_KEEP=1 leaves the cluster running, on the legacy profile
+#     when step 6 ran)
+# CLUSTER_DEMO_SCENARIOS (default "gate rolling rolling-set-image swap nodeloss rolling-legacy")
+# picks scenarios;
+# the report also shows the last results of the others ("none": the report of what is there).
+# A scenario that fails (a failed row) is marked in the report's step times and the next
+# ones still run; the script then exits 1.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
 START=$SECONDS
-SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling swap nodeloss}
+SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling rolling-set-image swap nodeloss rolling-legacy}
 # The node VMs (node-up.sh, also node-b's reboots in scenario 2) outlive the whole demo.
 export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
 GRACE=${CLUSTER_DEMO_GRACE:-10s}
-progress() { step "cluster-demo [$1/7] $2 ($((SECONDS - START)) s so far)"; }
+# Steps 2-5 are the stock profile's: scenario 1's rows fail on nodes that run another ip_vs
+# (a cluster left on the legacy profile by CLUSTER_DEMO_KEEP=1), and nodes brought back
+# (scenario 2's node-b) boot stock. Step 6 sets legacy for itself.
+export CLUSTER_PROFILE=stock
+progress() { step "cluster-demo [$1/8] $2 ($((SECONDS - START)) s so far)"; }
 TIMES=()
+FAILED=()
+# timed NAME CMD...: runs CMD, records its time; a failure is recorded and the demo goes on.
 timed() {
-	local name=$1 t=$SECONDS
+	local name=$1 t=$SECONDS rc=0
 	shift
-	"$@"
-	TIMES+=("$name $((SECONDS - t)) s")
+	"$@" || rc=$?
+	if [ $rc = 0 ]; then
+		TIMES+=("$name $((SECONDS - t)) s")
+	else
+		TIMES+=("$name FAILED (exit $rc) after $((SECONDS - t)) s")
+		FAILED+=("$name")
+	fi
 }
 
 wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
+# rolling_legacy reboots the nodes with the legacy ip_vs and runs scenario 1 there. timed
+# runs it left of ||, where set -e does not hold: each step's failure is returned by hand.
+rolling_legacy() {
+	"$CLUSTER_DIR/nodes-profile.sh" legacy || return
+	ROLLING_OUT="$CLUSTER_OUT/rolling-legacy" CLUSTER_PROFILE=legacy "$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
+}
+
+# nodeloss runs both graces; a failure of either is its failure (no set -e here, see above).
 nodeloss() {
-	"$CLUSTER_DIR/scenario-nodeloss.sh" upstream gate-off gate-on
-	NODELOSS_GRACE=$GRACE "$CLUSTER_DIR/scenario-nodeloss.sh" upstream gate-off gate-on
+	local rc=0
+	"$CLUSTER_DIR/scenario-nodeloss.sh" upstream gate-off gate-on || rc=$?
+	NODELOSS_GRACE=$GRACE "$CLUSTER_DIR/scenario-nodeloss.sh" upstream gate-off gate-on || rc=$?
+	return $rc
 }
 
 report() {
@@ -48,32 +79,38 @@ main() {
 	local s
 	for s in $SCENARIOS; do
 		# A fresh report for each scenario run; the others' outputs stay in the report.
+		# rolling-set-image's rows go to rolling's report.
+		[ "$s" != rolling-set-image ] || s=rolling
 		rm -f "$CLUSTER_OUT/$s/report.md"
 		rm -rf "${CLUSTER_OUT:?}/$s/"*/
 	done
 	progress 1 "the cluster"
 	if [ ! -f "$CP_RUN/env" ]; then
 		timed "make cluster" "$CLUSTER_DIR/up.sh" patch
+		[ ${#FAILED[@]} -eq 0 ] || { echo "cluster-demo: make cluster failed" >&2; return 1; }
 		up=1
-		! wanted swap || timed "baseline" "$CLUSTER_DIR/scenario-swap.sh" baseline
 	fi
 	progress 2 "scenario 4: the gate and the annotation"
 	! wanted gate || timed "scenario 4" "$CLUSTER_DIR/scenario-gate.sh" gate-on gate-off
 	progress 3 "scenario 1: rolling update"
 	! wanted rolling || timed "scenario 1" "$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
+	! wanted rolling-set-image || timed "scenario 1 set-image" env ROLLING_HOW=set-image "$CLUSTER_DIR/scenario-rolling.sh" gate-on upstream
 	progress 4 "scenario 3: image swap"
-	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" overlay
+	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" control overlay patch
 	progress 5 "scenario 2: node loss (grace: kubeadm's, then $GRACE)"
 	! wanted nodeloss || timed "scenario 2" nodeloss
-	progress 6 "report"
+	progress 6 "the legacy profile: nodes rebooted, scenario 1"
+	! wanted rolling-legacy || timed "scenario 1 legacy" rolling_legacy
+	progress 7 "report"
 	report
-	progress 7 "teardown"
+	progress 8 "teardown"
 	if [ "${CLUSTER_DEMO_KEEP:-}" = 1 ]; then
 		step "cluster-demo: cluster left running (CLUSTER_DEMO_KEEP=1)${up:+; brought up here}"
 	else
 		"$CLUSTER_DIR/down.sh"
 	fi
-	step "cluster-demo: done in $((SECONDS - START)) s; report $CLUSTER_OUT/report.md, plot $CLUSTER_OUT/requests.svg"
+	step "cluster-demo: done in $((SECONDS - START)) s${FAILED:+; FAILED: ${FAILED[*]}}; report $CLUSTER_OUT/report.md, plot $CLUSTER_OUT/requests.svg"
+	[ ${#FAILED[@]} -eq 0 ]
 }
 
 main "$@"

@@ -3,11 +3,13 @@
 # `ctr -n k8s.io images import` (no registry, no daemon), as OCI tarballs:
 #   _output/cluster/images/pause.oci.tar            registry.k8s.io/pause:3.10.2  (test/cluster/cmd/pause)
 #   _output/cluster/images/test-server.oci.tar      ipvs-proxy/test-server:dev    (test/cluster/cmd/test-server)
+#   _output/cluster/images/test-server-v2.oci.tar   ipvs-proxy/test-server:v2     (the same, a second tag for
+#       scenario 1's `kubectl set image`)
 #   _output/cluster/images/kube-proxy-upstream.oci.tar  registry.k8s.io/kube-proxy:v1.37.2: upstream's
 #       kube-proxy (hack/controlplane's build) with iptables, the iptables-wrapper and ipset,
 #       as upstream's image has them
 #   _output/image/kube-proxy.oci.tar                ours, from make image (hack/image.sh, run here)
-# linux/amd64 only for the first three (the node VMs). All use hack/image's builder and
+# linux/amd64 only for the first four (the node VMs). All use hack/image's builder and
 # hack/image/debian.sh's Debian packaging. Set CLUSTER_SKIP_MAKE_IMAGE=1 to reuse an existing
 # _output/image/kube-proxy.oci.tar.
 source "$(dirname "$0")/lib.sh"
@@ -68,6 +70,9 @@ main() {
 		"Sandbox process: sleeps until SIGTERM/SIGINT, reaps zombies."
 	single_binary_image test-server "$TEST_SERVER_IMAGE" ./test/cluster/cmd/test-server \
 		"Answers its pod name on HTTP 8080, TCP echo 9000 and UDP 5353."
+	build_image test-server-v2 "$TEST_SERVER_IMAGE_V2" "ipvs-proxy cluster test-server" "$STAGE/test-server" -iptables=false \
+		-binary test-server=test-server -entrypoint /test-server -version "$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \
+		-description "Answers its pod name on HTTP 8080, TCP echo 9000 and UDP 5353 (second tag, for kubectl set image)."
 	single_binary_image rolling-client "$ROLLING_CLIENT_IMAGE" ./test/cluster/cmd/rolling-client \
 		"Rolling-update scenario: HTTP client with source-port reuse; IPVS real-server watcher."
 	upstream_proxy_image

@@ -47,6 +47,8 @@ KUBECONFIG
 CLUSTER_IMAGES="$CLUSTER_OUT/images"
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.2
 TEST_SERVER_IMAGE=ipvs-proxy/test-server:dev
+# The same image under a second tag: scenario 1's `kubectl set image` rolls to it.
+TEST_SERVER_IMAGE_V2=ipvs-proxy/test-server:v2
 ROLLING_CLIENT_IMAGE=ipvs-proxy/rolling-client:dev
 UPSTREAM_PROXY_IMAGE=registry.k8s.io/kube-proxy:$K8S_VERSION
 OUR_PROXY_IMAGE=${IMAGE:-ipvs-proxy/kube-proxy:dev}
@@ -56,9 +58,10 @@ OUR_PROXY_TARBALL="$OUT/image/kube-proxy.oci.tar"
 # every node: kubeadm's addon phase rewrites the ConfigMap, but when only featureGates
 # changed (same image) the DaemonSet's template is unchanged and its pods keep running
 # with the old configuration; a user restarts them (kubectl rollout restart), and so do
-# the scenario scripts between rows.
+# the scenario scripts between rows. Chained with &&: run left of || (scenario-swap.sh's
+# rows) set -e does not hold, and each step's failure must still be the function's.
 addon_rollout() {
-	"$CLUSTER_DIR/addon.sh" "$@"
-	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout restart ds/kube-proxy
+	"$CLUSTER_DIR/addon.sh" "$@" &&
+	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout restart ds/kube-proxy &&
 	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout status ds/kube-proxy --timeout=600s
 }

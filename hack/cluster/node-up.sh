@@ -15,7 +15,11 @@
 #   NODE_READY_TIMEOUT (600 s from the boot), NODE_LOCK_TIMEOUT (3600 s waiting for the VM lock),
 #   NODE_IPV6 (1: dual-stack pods and node addresses; 0: IPv4 only), CLUSTER_L2_MCAST
 #   (230.0.0.1:23456), NODE_IMAGES (more directories of image tarballs to import),
-#   CP_RUN (the control plane's run directory, default _output/controlplane/run).
+#   CP_RUN (the control plane's run directory, default _output/controlplane/run),
+#   CLUSTER_PROFILE (stock: Debian 6.1's ip_vs; legacy: make demo's legacy profile, the
+#   ip_vs modules of hack/legacy-ipvs, pre-5.9 reuse handling, appended to the initramfs in
+#   place of the stock ones, and conn_reuse_mode=0 set at boot as kube-proxy does on kernels
+#   older than 5.9; node-start checks the loaded ip_vs and logs what it found).
 source "$(dirname "$0")/node-lib.sh"
 cd "$ROOT"
 STEPS=4
@@ -102,10 +106,25 @@ routes() {
 	echo "${out[*]}"
 }
 
+# profile_cpios prints the --extra-cpio arguments of CLUSTER_PROFILE: none for stock; for
+# legacy, hack/legacy-ipvs's modules.cpio (built when missing, once for concurrent node-ups),
+# after the node image so that its ip_vs*.ko replace the stock files.
+profile_cpios() {
+	case $PROFILE in
+	stock) ;;
+	legacy)
+		flock "$OUT/.legacy-ipvs.lock" "$ROOT/hack/legacy-ipvs/build.sh" >&2
+		echo --extra-cpio "$OUT/legacy-ipvs/$(vm_kernel_version)/modules.cpio"
+		;;
+	*) echo "node-up: CLUSTER_PROFILE=$PROFILE: stock or legacy" >&2; return 1 ;;
+	esac
+}
+
 # boot starts the VM detached in its own session (so a terminal's signals do not reach it);
 # node-down.sh stops its process tree.
 boot() {
-	local cpio=$1 fwd=$DIR/apiserver-forward.sh
+	local cpio=$1 fwd=$DIR/apiserver-forward.sh profile_args
+	profile_args=$(profile_cpios)
 	case $DIR in *[\ ,]*) echo "node-up: path $DIR must not contain spaces or commas (qemu options)" >&2; return 1 ;; esac
 	printf '#!/bin/sh\nexec busybox nc 127.0.0.1 %s\n' "$CP_APISERVER_PORT" >"$fwd"
 	chmod +x "$fwd"
@@ -116,9 +135,10 @@ boot() {
 	net+=" -netdev socket,id=n1,mcast=$L2_MCAST,localaddr=127.0.0.1 -device virtio-net-pci,netdev=n1,mac=$(node_mac "$NAME")"
 	local v6addr="" v6cidr=""
 	[ "$IPV6" = 0 ] || { v6addr=$(node_l2_ipv6 "$NAME"); v6cidr=$(node_pod_cidr6 "$NAME"); }
+	# shellcheck disable=SC2086 # profile_args: zero or two words
 	setsid flock -s "$VM_LOCK" env VM_MEMORY_MB="$NODE_MEMORY_MB" VM_CPUS="$NODE_CPUS" \
-		"$ROOT/hack/vm/run.sh" --extra-cpio "$cpio" --dir "$DIR/guest:/node" \
-		--env "NODE_NAME=$NAME" --env "NODE_L2_IPV4=$(node_l2_ipv4 "$NAME")" --env "NODE_L2_IPV6=$v6addr" \
+		"$ROOT/hack/vm/run.sh" --extra-cpio "$cpio" $profile_args --dir "$DIR/guest:/node" \
+		--env "NODE_NAME=$NAME" --env "NODE_PROFILE=$PROFILE" --env "NODE_L2_IPV4=$(node_l2_ipv4 "$NAME")" --env "NODE_L2_IPV6=$v6addr" \
 		--env "NODE_POD_CIDR4=$(node_pod_cidr4 "$NAME")" --env "NODE_POD_CIDR6=$v6cidr" \
 		--env "NODE_ROUTES=$(routes)" --env "KUBELET_V=${KUBELET_V:-2}" \
 		--qemu "$net" --timeout "${NODE_TIMEOUT:-3600}" --log-dir "$DIR/vm" -- node-start \
@@ -160,6 +180,7 @@ main() {
 	NAME=${1:?usage: hack/cluster/node-up.sh [--wait] NAME}
 	node_index "$NAME" >/dev/null
 	IPV6=${NODE_IPV6:-1}
+	PROFILE=${CLUSTER_PROFILE:-stock}
 	DIR=$NODE_RUN/$NAME
 	[ -f "$CP_RUN/env" ] || { echo "node-up: no control plane ($CP_RUN/env): run hack/controlplane/up.sh" >&2; return 1; }
 	source "$CP_RUN/env"
@@ -178,7 +199,7 @@ main() {
 	node_credentials
 	node_objects
 	images
-	progress 3 "booting the VM (${NODE_CPUS} CPUs, ${NODE_MEMORY_MB} MiB; log $DIR/node.log)"
+	progress 3 "booting the VM (${NODE_CPUS} CPUs, ${NODE_MEMORY_MB} MiB, $PROFILE ip_vs; log $DIR/node.log)"
 	boot "$cpio"
 	[ -n "$wait" ] || return 0
 	progress 4 "waiting for Node $NAME to be Ready"

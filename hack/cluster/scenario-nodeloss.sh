@@ -77,13 +77,14 @@ main() {
 	mkdir -p "$OUT_DIR"
 	(source "$ROOT/hack/lib.sh" && nice -n 19 go test -c -tags cluster -o "$OUT_DIR/nodeloss.test" ./test/cluster/nodeloss)
 	[ -f "$REPORT" ] || printf '| row | kill -> node-b not Ready | kill -> endpoints ready=false | kill -> real servers on node-a | long-lived connections to node-b: error after the kill | client | new connections |\n|---|---|---|---|---|---|---|\n' >"$REPORT"
+	# The grace goes back to kubeadm's also when a row fails (set -e ends the script there).
+	[ -z "$GRACE" ] || trap 'grace ""' EXIT
 	[ -z "$GRACE" ] || grace "$GRACE"
 	for row in "$@"; do
 		i=$((i + 1))
 		progress "$i" "row $(row_name "$row")"
 		run_row "$row"
 	done
-	[ -z "$GRACE" ] || grace ""
 	step "scenario-nodeloss: done in $((SECONDS - START)) s; $REPORT:"
 	cat "$REPORT"
 }

@@ -280,8 +280,8 @@ func check(t *testing.T, s *service, watch *podkit.Watcher, holder *podkit.Holde
 		connection = fmt.Sprintf("no answer since %s after the endpoint left", since(s.leftSlice, e.Read))
 	}
 	t.Logf("service %s (annotation %s, policy %s): pod %s, real server %s: %s; connection %s", s.name, annot, policy, s.conn.Pod, real, ipvs, connection)
-	if s.immediate && !deleted {
-		t.Errorf("service %s (policy immediate): real server %s not deleted within %v of its endpoint leaving", s.name, real, observe)
+	if s.immediate && !immediateDeleted(zeroed, deleted, zero, del) {
+		t.Errorf("service %s (policy immediate): real server %s not deleted without a weight-0 stage within %v of its endpoint leaving: %s", s.name, real, observe, ipvs)
 	}
 	if !s.immediate {
 		if !zeroed || deleted {
@@ -292,6 +292,12 @@ func check(t *testing.T, s *service, watch *podkit.Watcher, holder *podkit.Holde
 		}
 	}
 	return fmt.Sprintf("%s (annotation %s) | %s | %s | %s", s.name, annot, policy, ipvs, connection)
+}
+
+// immediateDeleted is whether the real server went as policy immediate has it: deleted,
+// with no weight-0 stage before.
+func immediateDeleted(zeroed, deleted bool, zero, del podkit.Change) bool {
+	return deleted && !(zeroed && zero.Read.Before(del.Read))
 }
 
 func since(from, to time.Time) string { return fmt.Sprintf("%.2f s", to.Sub(from).Seconds()) }

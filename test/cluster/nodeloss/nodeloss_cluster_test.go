@@ -207,7 +207,7 @@ func summarize(t *testing.T, killed time.Time, tl *timeline, watch *podkit.Watch
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	var eps, reals []string
-	var lastReal time.Time
+	var changes []realChange
 	for ip, pod := range lost {
 		eps = append(eps, fmt.Sprintf("%s %s", pod, sinceKill(killed, tl.epNotReady[ip])))
 		for _, vip := range []string{httpVIP, echoVIP} {
@@ -225,11 +225,7 @@ func summarize(t *testing.T, killed time.Time, tl *timeline, watch *podkit.Watch
 			default:
 				cell += "unchanged"
 			}
-			for _, at := range []time.Time{zero.Read, del.Read} {
-				if at.After(lastReal) {
-					lastReal = at
-				}
-			}
+			changes = append(changes, realChange{zero: zero.Read, zeroed: zeroed, del: del.Read, deleted: deleted})
 			reals = append(reals, cell)
 		}
 	}
@@ -261,6 +257,7 @@ func summarize(t *testing.T, killed time.Time, tl *timeline, watch *podkit.Watch
 		}
 	}
 	origin := rep.Origin().Add(holderOffset(holder))
+	settled, ok := ipvsSettled(changes)
 	var failedAfterKill, failedAfterIPVS int
 	for _, r := range rep.Requests {
 		at := origin.Add(r.Start)
@@ -268,20 +265,53 @@ func summarize(t *testing.T, killed time.Time, tl *timeline, watch *podkit.Watch
 			continue
 		}
 		failedAfterKill++
-		if !lastReal.IsZero() && at.After(lastReal.Add(time.Second)) {
+		if ok && at.After(settled.Add(time.Second)) {
 			failedAfterIPVS++
 		}
 	}
+	afterIPVS := fmt.Sprintf("%d of them more than 1 s after node-b's last real server on node-a left service (weight 0 or deleted, %s)",
+		failedAfterIPVS, sinceKill(killed, settled))
+	if !ok {
+		afterIPVS = "node-b's real servers on node-a did not all leave service"
+	}
 	nodeCell := fmt.Sprintf("%s (Ready=%s)", sinceKill(killed, tl.nodeNotReady), tl.nodeStatus)
-	row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %d failed after the kill, %d of them more than 1 s after node-a's IPVS changed; reconnects: %d, %d of them to node-b |",
+	row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %d failed after the kill, %s; reconnects: %d, %d of them to node-b |",
 		os.Getenv("NODELOSS_ROW"), nodeCell, strings.Join(eps, "; "), strings.Join(reals, "; "),
 		fmt.Sprintf("%d connections: %s", len(toLost), strings.Join(connCells, "; ")),
-		fmt.Sprintf("%d requests, %d failed", rep.Summary.Requests, rep.Summary.Failed), failedAfterKill, failedAfterIPVS, reopened, reopenedLost)
+		fmt.Sprintf("%d requests, %d failed", rep.Summary.Requests, rep.Summary.Failed), failedAfterKill, afterIPVS, reopened, reopenedLost)
 	t.Logf("| row | kill -> node-b not Ready | kill -> endpoints ready=false | kill -> real servers on node-a | long-lived connections to node-b: error after the kill | client | new connections |\n%s", row)
 	for _, e := range holder.Events() {
 		t.Logf("hold %s %s pod %s %s lines %d %s (read %s)", e.Event, e.Conn, e.Pod, e.Kind, e.Lines, e.Err, e.Read.Format("15:04:05.000"))
 	}
 	return row
+}
+
+// realChange is what the watcher saw of one lost real server after the kill: its first
+// weight 0 and its deletion.
+type realChange struct {
+	zero, del       time.Time
+	zeroed, deleted bool
+}
+
+// ipvsSettled is when the last of the real servers left service (its first weight 0 or
+// deletion: no new connection goes to it after); false when one never did.
+func ipvsSettled(reals []realChange) (time.Time, bool) {
+	var settled time.Time
+	for _, r := range reals {
+		var first time.Time
+		switch {
+		case r.zeroed && (!r.deleted || r.zero.Before(r.del)):
+			first = r.zero
+		case r.deleted:
+			first = r.del
+		default:
+			return time.Time{}, false
+		}
+		if first.After(settled) {
+			settled = first
+		}
+	}
+	return settled, len(reals) > 0
 }
 
 // targetPort is the port of "VIP:port"; the Service's target ports equal its ports here

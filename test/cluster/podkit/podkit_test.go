@@ -1,7 +1,10 @@
 package podkit
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +42,96 @@ func TestClockOffset(t *testing.T) {
 	}
 	if got, want := ClockOffset(stamps, reads), 2100*time.Millisecond; got != want {
 		t.Errorf("ClockOffset = %v, want %v", got, want)
+	}
+}
+
+// realState is node-a's state after a swap, from testdata (real dumps of 2026-12-06; the
+// ipset part is an ipset save written here, the run saved names only).
+func realState(t *testing.T) map[string]string {
+	t.Helper()
+	state := map[string]string{"ipset": "create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1b2c3d4e\n" +
+		"add KUBE-CLUSTER-IP 10.96.0.1,tcp:443\nadd KUBE-CLUSTER-IP 10.96.97.216,tcp:80\n" +
+		"create KUBE-LOOP-BACK hash:ip,port,ip family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x0badcafe\n" +
+		"add KUBE-LOOP-BACK 10.244.1.4,tcp:8080,10.244.1.4\n"}
+	for part, file := range map[string]string{"ipvs": "ipvs-dump.txt", "iptables-legacy": "iptables-legacy-save.txt", "ip6tables-legacy": "ip6tables-legacy-save.txt"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		state[part] = string(raw)
+	}
+	return state
+}
+
+// The same rules read again (other counters, sets made with another initval, the JSON
+// line after the warning) are no difference; a line planted in one part is found there.
+func TestCompareStates(t *testing.T) {
+	alone := realState(t)
+	same := realState(t)
+	same["iptables-legacy"] = strings.ReplaceAll(same["iptables-legacy"], "ACCEPT [0:0]", "ACCEPT [12:3456]")
+	same["ipset"] = strings.ReplaceAll(same["ipset"], "0x1b2c3d4e", "0x99999999")
+	warning, table, _ := strings.Cut(same["ipvs"], "\n")
+	same["ipvs"] = table + warning + "\n"
+	if diffs, err := CompareStates(same, alone); err != nil || len(diffs) != 0 {
+		t.Fatalf("CompareStates(same rules) = %+v, %v; want no difference", diffs, err)
+	}
+
+	// What upstream could leave behind: a rule of its own, a weight-0 real server, a set member.
+	rule := `-A KUBE-SERVICES -m comment --comment "upstream leftover" -j KUBE-MARK-MASQ`
+	after := realState(t)
+	after["iptables-legacy"] = strings.Replace(after["iptables-legacy"], "COMMIT", rule+"\nCOMMIT", 1)
+	after["ipvs"] = strings.Replace(after["ipvs"], `"Real":[`, `"Real":[{"Address":"10.244.2.99:9000","Weight":0,"Active":1,"Inactive":0},`, 1)
+	after["ipset"] += "add KUBE-CLUSTER-IP 10.96.5.5,tcp:80\n"
+	// And something ours alone has that the state after the swap lacks.
+	after["ip6tables-legacy"] = strings.Replace(after["ip6tables-legacy"], "-A KUBE-POSTROUTING", "-A KUBE-GONE", 1)
+	diffs, err := CompareStates(after, alone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]StateDiff{}
+	for _, d := range diffs {
+		got[d.Part] = d
+	}
+	if len(diffs) != 4 {
+		t.Errorf("%d parts differ, want 4: %+v", len(diffs), diffs)
+	}
+	for part, want := range map[string]string{
+		"iptables-legacy": "filter: " + rule,
+		"ipvs":            "TCP 10.96.97.216:9000 -> 10.244.2.99:9000 weight 0",
+		"ipset":           "add KUBE-CLUSTER-IP 10.96.5.5,tcp:80",
+	} {
+		if d := got[part]; !slices.Equal(d.Extra, []string{want}) || len(d.Missing) != 0 {
+			t.Errorf("%s: extra %q, missing %q; want extra [%q] alone", part, d.Extra, d.Missing, want)
+		}
+	}
+	if d := got["ip6tables-legacy"]; len(d.Extra) != 1 || len(d.Missing) != 1 || !strings.Contains(d.Missing[0], "-A KUBE-POSTROUTING") {
+		t.Errorf("ip6tables-legacy: extra %q, missing %q; want one rule each way", d.Extra, d.Missing)
+	}
+
+	if _, err := CompareStates(map[string]string{"ipvs": "error: exit 1: open IPVS netlink"}, alone); err == nil {
+		t.Error("CompareStates with an unreadable part: no error")
+	}
+}
+
+func TestParseIPVSKernel(t *testing.T) {
+	for _, c := range []struct {
+		out, profile, text string
+	}{
+		{"taint=OE\nsrcversion=0123ABCD\nconn_reuse_mode=0\n", "legacy", "legacy (ip_vs taint OE, srcversion 0123ABCD; conn_reuse_mode 0)"},
+		// Read on a stock node: Debian's in-tree ip_vs has no srcversion file.
+		{"taint=\nsrcversion=\nconn_reuse_mode=1\n", "stock", "stock (ip_vs taint none, srcversion none; conn_reuse_mode 1)"},
+	} {
+		k, err := parseIPVSKernel(c.out)
+		if err != nil {
+			t.Errorf("parseIPVSKernel(%q): %v", c.out, err)
+			continue
+		}
+		if k.Profile() != c.profile || k.String() != c.text {
+			t.Errorf("parseIPVSKernel(%q) = %s, profile %s; want %s", c.out, k, k.Profile(), c.text)
+		}
+	}
+	// No ip_vs loaded: cat fails, the values are empty.
+	if k, err := parseIPVSKernel("taint=\nsrcversion=\nconn_reuse_mode=\n"); err == nil {
+		t.Errorf("parseIPVSKernel without ip_vs = %s, want an error", k)
 	}
 }

@@ -2,9 +2,12 @@ package podkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -18,7 +21,7 @@ import (
 
 // stateCommands are what NodeState reads, by container name: the IPVS table (rolling-client
 // dump) and, with upstream's kube-proxy image (it ships iptables and ipset), the iptables
-// rules and the ipset names. Legacy iptables only: the nodes' kernel has no nf_tables
+// rules and the ipsets with their members (ipset save). Legacy iptables only: the nodes' kernel has no nf_tables
 // (iptables-nft-save there: "Could not fetch rule set generation id: Invalid argument"),
 // so neither proxy can have rules in the nft backend.
 var stateCommands = []struct {
@@ -28,11 +31,11 @@ var stateCommands = []struct {
 	{"ipvs", ClientImage, []string{"/rolling-client", "dump"}},
 	{"iptables-legacy", UpstreamImage, []string{"/usr/sbin/iptables-legacy-save"}},
 	{"ip6tables-legacy", UpstreamImage, []string{"/usr/sbin/ip6tables-legacy-save"}},
-	{"ipset", UpstreamImage, []string{"/usr/sbin/ipset", "list", "-n"}},
+	{"ipset", UpstreamImage, []string{"/usr/sbin/ipset", "save"}},
 }
 
 // NodeState reads node's IPVS table, iptables rules (IPv4 and IPv6) and
-// ipset names from a privileged host-network pod; a command that fails gives
+// ipsets from a privileged host-network pod; a command that fails gives
 // "error: exit N: <log>".
 func NodeState(t testing.TB, client kubernetes.Interface, ns, node, name string) map[string]string {
 	t.Helper()
@@ -129,6 +132,150 @@ func LoadState(t testing.TB, dir string) map[string]string {
 			t.Fatalf("load node state: %v", err)
 		}
 		out[strings.TrimSuffix(filepath.Base(f), ".txt")] = string(b)
+	}
+	return out
+}
+
+// StateParts are the parts of a node state, in report order.
+var StateParts = []string{"ipvs", "iptables-legacy", "ip6tables-legacy", "ipset"}
+
+// StateLines normalizes one part of a node state for comparison: IPVS as
+// IPVSTable.Lines, iptables as Rules, ipset save with each set's random initval
+// dropped; sorted.
+func StateLines(part, text string) ([]string, error) {
+	if strings.HasPrefix(text, "error: ") {
+		return nil, fmt.Errorf("%s: %.300s", part, text)
+	}
+	var out []string
+	switch part {
+	case "ipvs":
+		t, err := ParseIPVSDump(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", part, err)
+		}
+		return t.Lines(), nil
+	case "ipset":
+		for _, l := range strings.Split(text, "\n") {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			if i := slices.Index(f, "initval"); f[0] == "create" && i >= 0 && i+1 < len(f) {
+				f = slices.Delete(f, i, i+2)
+			}
+			out = append(out, strings.Join(f, " "))
+		}
+	default:
+		out = Rules(text)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// StateDiff is, for one part, what a node state has that a reference lacks (Extra) and
+// what it lacks (Missing).
+type StateDiff struct {
+	Part           string
+	Extra, Missing []string
+}
+
+// CompareStates compares state got with reference want part by part (StateParts);
+// parts equal in both are left out. A part that cannot be read in either, or that either
+// lacks (not read: unlike an empty table), is an error.
+func CompareStates(got, want map[string]string) ([]StateDiff, error) {
+	var diffs []StateDiff
+	var errs []error
+	for _, part := range StateParts {
+		_, inGot := got[part]
+		_, inWant := want[part]
+		if !inGot || !inWant {
+			errs = append(errs, fmt.Errorf("%s: not in both states (in the first: %v, in the second: %v)", part, inGot, inWant))
+			continue
+		}
+		g, err1 := StateLines(part, got[part])
+		w, err2 := StateLines(part, want[part])
+		if err := errors.Join(err1, err2); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d := StateDiff{Part: part, Extra: notIn(g, w), Missing: notIn(w, g)}
+		if part != "ipvs" && part != "ipset" {
+			// StateLines sorts; iptables runs a chain's rules in order.
+			extra, missing := orderDiff(Rules(got[part]), Rules(want[part]))
+			d.Extra, d.Missing = append(d.Extra, extra...), append(d.Missing, missing...)
+		}
+		if len(d.Extra) > 0 || len(d.Missing) > 0 {
+			diffs = append(diffs, d)
+		}
+	}
+	return diffs, errors.Join(errs...)
+}
+
+// notIn is the lines of a that b does not have (as many times as a has them more).
+func notIn(a, b []string) []string {
+	count := map[string]int{}
+	for _, l := range b {
+		count[l]++
+	}
+	var out []string
+	for _, l := range a {
+		if count[l] > 0 {
+			count[l]--
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// orderDiff compares, chain by chain, the order of the rules two iptables states (Rules)
+// both have; a chain whose common rules run in another order gives a line each way,
+// "TABLE: order of CHAIN: RULE ; RULE ..." (no "|": the lines go into Markdown table cells). Tables and chains may come in any order.
+func orderDiff(got, want []string) (extra, missing []string) {
+	g, w := chainRules(got), chainRules(want)
+	chains := make([]string, 0, len(g))
+	for c := range g {
+		chains = append(chains, c)
+	}
+	sort.Strings(chains)
+	for _, c := range chains {
+		gc := common(g[c], w[c])
+		wc := common(w[c], g[c])
+		if !slices.Equal(gc, wc) {
+			extra = append(extra, c+": "+strings.Join(gc, " ; "))
+			missing = append(missing, c+": "+strings.Join(wc, " ; "))
+		}
+	}
+	return extra, missing
+}
+
+// chainRules is the rules (-A lines) of Rules' output by "TABLE: order of CHAIN", in order.
+func chainRules(rules []string) map[string][]string {
+	out := map[string][]string{}
+	for _, l := range rules {
+		table, rule, _ := strings.Cut(l, ": ")
+		f := strings.Fields(rule)
+		if len(f) < 2 || f[0] != "-A" {
+			continue
+		}
+		key := table + ": order of " + f[1]
+		out[key] = append(out[key], rule)
+	}
+	return out
+}
+
+// common is a's lines that b has too (as many times as b has them), in a's order.
+func common(a, b []string) []string {
+	count := map[string]int{}
+	for _, l := range b {
+		count[l]++
+	}
+	var out []string
+	for _, l := range a {
+		if count[l] > 0 {
+			count[l]--
+			out = append(out, l)
+		}
 	}
 	return out
 }

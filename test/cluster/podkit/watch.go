@@ -100,6 +100,18 @@ func (w *Watcher) First(vip, real, event string, since time.Time) (Change, bool)
 	return Change{}, false
 }
 
+// Seen reports whether a change of kind event of vip was read after since.
+func (w *Watcher) Seen(vip, event string, since time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.changes {
+		if c.Virtual == vip && c.Event == event && !c.Read.Before(since) {
+			return true
+		}
+	}
+	return false
+}
+
 // FirstWeightZero is the first change that left real server real of vip at weight 0
 // after since.
 func (w *Watcher) FirstWeightZero(vip, real string, since time.Time) (Change, bool) {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/cluster/kubeclient"
+	"github.com/ipvs-proxy/ipvs-proxy/test/cluster/podkit"
 	"github.com/ipvs-proxy/ipvs-proxy/test/e2e/results"
 )
 
@@ -37,6 +39,10 @@ const (
 	servicePort = 80
 	podTimeout  = 5 * time.Minute
 )
+
+// serverImageV2 is the same image under a second tag (hack/cluster/images.sh), for
+// ROLLING_HOW=set-image.
+const serverImageV2 = "ipvs-proxy/test-server:v2"
 
 // realServerWatch records, for each real server ("ip:port"), when the test read the
 // watcher's line saying it left IPVS, and how many real servers are there now.
@@ -54,9 +60,30 @@ func TestRollingRestart(t *testing.T) {
 	if d, err := time.ParseDuration(os.Getenv("ROLLING_DURATION")); err == nil {
 		duration = d
 	}
+	how := os.Getenv("ROLLING_HOW")
+	if how == "" {
+		how = "restart"
+	}
+	if how != "restart" && how != "set-image" {
+		t.Fatalf("ROLLING_HOW=%s: restart or set-image", how)
+	}
+	rate := 20
+	if r, err := strconv.Atoi(os.Getenv("ROLLING_RATE")); err == nil {
+		rate = r
+	}
+	// A quarter of the requests (at least 1/s) go through node-a's NodePort.
+	nodePortRate := max(rate/4, 1)
+
+	// The node's kernel profile as the node has it (not as the script says).
+	kernel := podkit.NodeIPVSKernel(t, client, ns, clientNode)
+	t.Logf("%s: ip_vs %s", clientNode, kernel)
+	if want := os.Getenv("ROLLING_PROFILE"); want != "" && kernel.Profile() != want {
+		t.Fatalf("%s runs the %s ip_vs, want %s (ROLLING_PROFILE): %s", clientNode, kernel.Profile(), want, kernel)
+	}
 
 	svc := createService(t, client, ns)
 	vip := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(servicePort))
+	nodePort := net.JoinHostPort(nodeIPv4(t, client, clientNode), fmt.Sprint(createNodePortService(t, client, ns)))
 	createDeployment(t, client, ns)
 	waitDeploymentReady(t, client, ns)
 	watches := map[string]*realServerWatch{}
@@ -68,20 +95,74 @@ func TestRollingRestart(t *testing.T) {
 			func(context.Context) (bool, error) { return w.count() == replicas, nil })
 		t.Logf("%s: IPVS virtual server %s has %d real servers", node, vip, replicas)
 	}
+	podkit.StartWatcher(t, client, ns, clientNode, nodePort).WaitReal(t, nodePort, replicas, 2*time.Minute)
+	t.Logf("%s: IPVS virtual server %s (NodePort) has %d real servers", clientNode, nodePort, replicas)
 
 	deletions := watchDeletions(t, client, ns)
-	clientPod := startClient(t, client, ns, vip, duration)
-	time.Sleep(10 * time.Second) // the client's steady state before the restart
+	clientPod := startClient(t, client, ns, "client", vip, duration, rate-nodePortRate, 40000)
+	nodePortPod := startClient(t, client, ns, "client-nodeport", nodePort, duration, nodePortRate, 41000)
+	time.Sleep(10 * time.Second) // the client's steady state before the update
 	restart := time.Now()
-	rolloutRestart(t, client, ns)
+	switch how {
+	case "restart":
+		rolloutRestart(t, client, ns)
+	case "set-image":
+		setImage(t, client, ns, serverImageV2)
+	}
 	waitRolledOut(t, client, ns, restart)
-	t.Logf("rollout restart done in %v", time.Since(restart).Round(time.Second))
+	t.Logf("%s done in %v", how, time.Since(restart).Round(time.Second))
 	rep := clientReport(t, client, ns, clientPod, duration)
-	if rep.Summary.Requests == 0 {
-		t.Fatalf("client pod %s/%s made no request", ns, clientPod.Name)
+	npRep := clientReport(t, client, ns, nodePortPod, duration)
+	for name, r := range map[string]clientResult{"ClusterIP": rep, "NodePort": npRep} {
+		if r.Summary.Requests == 0 {
+			t.Fatalf("the %s client made no request", name)
+		}
 	}
 	deletions.waitGone(watches[clientNode], time.Minute)
-	report(t, row, rep, deletions.latencies(watches[clientNode]))
+	report(t, fmt.Sprintf("%s; %s", row, how), kernel, rep, npRep, deletions.latencies(watches[clientNode]))
+}
+
+// nodeIPv4 is node's first IPv4 InternalIP (its address on the nodes' L2).
+func nodeIPv4(t *testing.T, client kubernetes.Interface, node string) string {
+	t.Helper()
+	n, err := client.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get node %s: %v", node, err)
+	}
+	for _, a := range n.Status.Addresses {
+		if ip := net.ParseIP(a.Address); a.Type == corev1.NodeInternalIP && ip != nil && ip.To4() != nil {
+			return a.Address
+		}
+	}
+	t.Fatalf("node %s has no IPv4 InternalIP: %v", node, n.Status.Addresses)
+	return ""
+}
+
+// createNodePortService is a NodePort Service over the same pods; it returns the node port.
+func createNodePortService(t *testing.T, client kubernetes.Interface, ns string) int32 {
+	t.Helper()
+	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-server-nodeport"},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeNodePort,
+			Selector: map[string]string{"app": "test-server"},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create service %s/test-server-nodeport: %v", ns, err)
+	}
+	return svc.Spec.Ports[0].NodePort
+}
+
+// setImage does what `kubectl set image deployment/test-server server=IMAGE` does.
+func setImage(t *testing.T, client kubernetes.Interface, ns, image string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"server","image":%q}]}}}}`, image)
+	if _, err := client.AppsV1().Deployments(ns).Patch(context.Background(), "test-server", "application/strategic-merge-patch+json",
+		[]byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("set image deployment %s/test-server server=%s: %v", ns, image, err)
+	}
 }
 
 func createService(t *testing.T, client kubernetes.Interface, ns string) *corev1.Service {
@@ -320,6 +401,10 @@ func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 		real := net.JoinHostPort(ip, fmt.Sprint(serverPort))
 		if gone, ok := rs.goneAt(real); ok {
 			line := fmt.Sprintf("%s %.2f s", d.names[ip], gone.Sub(at).Seconds())
+			if gone.Before(at) {
+				// Two streams read on the host, each with its own delay: no latency to give.
+				line = fmt.Sprintf("%s gone %.2f s before the test read its deletion", d.names[ip], at.Sub(gone).Seconds())
+			}
 			if removed, ok := d.removed[ip]; ok {
 				line += podObjectGone(gone.Sub(removed))
 			}
@@ -332,8 +417,6 @@ func (d *deletionWatch) latencies(rs *realServerWatch) []string {
 	return out
 }
 
-// startClient runs the client pod on node-a; $ROLLING_RATE (default 20) is its most
-// requests per second (under TCG two busy nodes share 2 host cores: 50/s saturated them).
 // podObjectGone says when the real server went relative to the pod object's removal
 // (with the gate ours removes it when the endpoint stops serving, before the kubelet
 // deletes the pod object).
@@ -344,13 +427,10 @@ func podObjectGone(d time.Duration) string {
 	return fmt.Sprintf(" (%.2f s after the pod object went)", d.Seconds())
 }
 
-func startClient(t *testing.T, client kubernetes.Interface, ns, vip string, d time.Duration) *corev1.Pod {
+func startClient(t *testing.T, client kubernetes.Interface, ns, name, target string, d time.Duration, rate, firstPort int) *corev1.Pod {
 	t.Helper()
-	rate := os.Getenv("ROLLING_RATE")
-	if rate == "" {
-		rate = "20"
-	}
-	return createRunning(t, client, ns, basePod("client", clientNode, "client", "-target", vip, "-duration", d.String(), "-rate", rate))
+	return createRunning(t, client, ns, basePod(name, clientNode, "client", "-target", target, "-duration", d.String(),
+		"-rate", fmt.Sprint(rate), "-first-port", fmt.Sprint(firstPort)))
 }
 
 // clientReport waits for the client pod to finish and decodes the report it printed.
@@ -388,27 +468,28 @@ type clientResult struct {
 	Slow     []results.Request
 }
 
+// reportHeader is the report table's header, as scenario-rolling.sh writes it.
+const reportHeader = "| row | ip_vs on node-a | requests (ClusterIP) | failed | slow >1 s | failure window | requests (NodePort) | failed | failure window | pod deletion -> real server gone (node-a) |"
+
 // report logs the row and appends it to $ROLLING_REPORT (markdown) when set.
-func report(t *testing.T, row string, rep clientResult, latencies []string) {
-	s := rep.Summary
-	window := "-"
-	if len(s.Windows) > 0 {
-		window = fmt.Sprintf("%.2f s (longest)", s.Longest.Length().Seconds())
-	}
-	line := fmt.Sprintf("| %s | %d | %d | %d | %s | %s |", row, s.Requests, s.Failed, s.SlowOK, window, strings.Join(latencies, "; "))
-	t.Logf("| row | requests | failed | slow >1 s | failure window | pod deletion -> real server gone (node-a) |\n%s", line)
-	for _, f := range rep.Failures {
-		t.Logf("failed: start %v dur %v port %d kind %s: %s", f.Start.Round(time.Millisecond), f.Dur.Round(time.Millisecond), f.Port, f.Kind, f.Err)
-	}
-	for _, f := range rep.Slow {
-		t.Logf("slow: start %v dur %v port %d pod %s", f.Start.Round(time.Millisecond), f.Dur.Round(time.Millisecond), f.Port, f.Pod)
-	}
-	if path := os.Getenv("ROLLING_REPORT"); path != "" {
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatalf("open report %s: %v", path, err)
+func report(t *testing.T, row string, kernel podkit.IPVSKernel, rep, np clientResult, latencies []string) {
+	window := func(s results.Summary) string {
+		if len(s.Windows) == 0 {
+			return "-"
 		}
-		defer f.Close()
-		fmt.Fprintln(f, line)
+		return fmt.Sprintf("%.2f s (longest)", s.Longest.Length().Seconds())
 	}
+	s, n := rep.Summary, np.Summary
+	line := fmt.Sprintf("| %s | %s | %d | %d | %d | %s | %d | %d | %s | %s |", row, kernel, s.Requests, s.Failed, s.SlowOK, window(s),
+		n.Requests, n.Failed, window(n), strings.Join(latencies, "; "))
+	t.Logf("%s\n%s", reportHeader, line)
+	for name, r := range map[string]clientResult{"ClusterIP": rep, "NodePort": np} {
+		for _, f := range r.Failures {
+			t.Logf("%s failed: start %v dur %v port %d kind %s: %s", name, f.Start.Round(time.Millisecond), f.Dur.Round(time.Millisecond), f.Port, f.Kind, f.Err)
+		}
+		for _, f := range r.Slow {
+			t.Logf("%s slow: start %v dur %v port %d pod %s", name, f.Start.Round(time.Millisecond), f.Dur.Round(time.Millisecond), f.Port, f.Pod)
+		}
+	}
+	podkit.AppendReport(t, "ROLLING_REPORT", line)
 }

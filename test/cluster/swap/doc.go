@@ -8,9 +8,14 @@
 // docs/kubeadm.md says (addon.sh $SWAP_WAY: "overlay", way C, or "patch no-gate", way A
 // without the gate), then turns the gate on by editing the ConfigMap (addon.sh gate-on:
 // kubectl edit, rollout restart). It reports failed requests, long-lived connections
-// cut, and node-a's state (IPVS table, iptables rules of both backends, ipset names)
-// before the swap, after it, after the gate, compared with $SWAP_BASELINE (node-a's
-// state with ours alone, saved by TestBaseline) when there is one.
+// cut, and node-a's state (IPVS table, iptables rules of both families, ipsets with their
+// members) before the swap, after it and after the gate. Once the client is done it
+// cleans node-a (podkit.CleanProxyNode: kube-proxy --cleanup while the DaemonSet has no
+// pod there) and lets ours rebuild it with the same Services and pods: "ours alone".
+// Lines of the state after the gate that ours alone does not make are leftovers of
+// upstream; the row fails on any, as on a failed request or a cut connection.
+// SWAP_WAY=none is the control row: upstream's image the whole time, the same traffic
+// for the same time, no swap (its failed requests are reported, not failed on).
 //
 // Build tag cluster; reads $CLUSTER_ADMIN_KUBECONFIG, $CLUSTER_ADDON_SH, $SWAP_WAY,
 // $SWAP_ROW, $SWAP_REPORT (Markdown rows appended), $SWAP_OUT (node states, the

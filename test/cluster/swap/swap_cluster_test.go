@@ -4,12 +4,10 @@ package swap
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -44,6 +42,8 @@ type step struct {
 func TestImageSwap(t *testing.T) {
 	client := kubeclient.New(t)
 	way := strings.Fields(kubeclient.Env(t, "SWAP_WAY"))
+	// "none": the control row, upstream's image the whole time (same traffic, same time).
+	control := len(way) == 1 && way[0] == "none"
 	out := kubeclient.Env(t, "SWAP_OUT")
 	duration := 600 * time.Second
 	if d, err := time.ParseDuration(os.Getenv("SWAP_DURATION")); err == nil {
@@ -61,8 +61,7 @@ func TestImageSwap(t *testing.T) {
 	watch.WaitReal(t, httpVIP, replicas, podkit.PodTimeout)
 	watch.WaitReal(t, echoVIP, replicas, time.Minute)
 
-	states := map[string]map[string]string{"upstream": podkit.NodeState(t, client, ns, clientNode, "state-upstream")}
-	podkit.SaveState(t, filepath.Join(out, "state-upstream"), states["upstream"])
+	start := saveState(t, client, ns, out, "upstream")
 
 	podkit.StartClient(t, client, ns, "client", clientNode, httpVIP, duration, 20)
 	holder := podkit.StartHolder(t, client, ns, "hold", clientNode, "-target", echoVIP, "-conns", fmt.Sprint(streams))
@@ -72,7 +71,6 @@ func TestImageSwap(t *testing.T) {
 	for _, e := range holder.Open() {
 		t.Logf("long-lived connection %s to pod %s", e.Conn, e.Pod)
 	}
-	clientStart := time.Now()
 	time.Sleep(settle)
 
 	var steps []step
@@ -84,49 +82,112 @@ func TestImageSwap(t *testing.T) {
 		t.Logf("%s: %.1f s (image %s)", what, s.end.Sub(s.start).Seconds(), podkit.ProxyImage(t, client))
 		time.Sleep(settle)
 	}
-	run("swap: addon.sh "+strings.Join(way, " "), way...)
-	states["ours, gate off"] = podkit.NodeState(t, client, ns, clientNode, "state-ours-gate-off")
-	podkit.SaveState(t, filepath.Join(out, "state-ours-gate-off"), states["ours, gate off"])
-	run("gate on: addon.sh gate-on", "gate-on")
-	if left := duration - time.Since(clientStart); left < 0 {
-		t.Errorf("the client's %v ended before the steps were done and settled: raise SWAP_DURATION", duration)
+	if control {
+		rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
+		cut := connectionsCut(t, holder)
+		end := saveState(t, client, ns, out, "upstream-end")
+		state := compareAcross(t, "upstream at the start -> at the end", start, end)
+		writeRun(t, out, rep, holder, watch, steps)
+		report(t, rep, cut, steps, state)
+		// The control's failures are the floor the swap rows are read against, not an error.
+		if len(cut) > 0 {
+			t.Errorf("%d of %d long-lived connections cut with upstream's image alone: %s", len(cut), streams, strings.Join(cut, "; "))
+		}
+		return
 	}
-	states["ours, gate on"] = podkit.NodeState(t, client, ns, clientNode, "state-ours-gate-on")
-	podkit.SaveState(t, filepath.Join(out, "state-ours-gate-on"), states["ours, gate on"])
+	run("swap: addon.sh "+strings.Join(way, " "), way...)
+	saveState(t, client, ns, out, "ours-gate-off")
+	run("gate on: addon.sh gate-on", "gate-on")
+	settled := time.Now() // run slept settle after the last step
+	end := saveState(t, client, ns, out, "ours-gate-on")
 
 	rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 	cut := connectionsCut(t, holder)
-	leftovers := compare(t, states, podkit.LoadState(t, os.Getenv("SWAP_BASELINE")))
+	state := compareAcross(t, "upstream -> ours after the gate", start, end)
+	if err := clientCovered(rep, holderOffset(holder), settled); err != nil {
+		t.Errorf("%v: raise SWAP_DURATION", err)
+		state = append([]string{"**" + err.Error() + ": its requests do not cover the steps**"}, state...)
+	}
+	// Ours alone, like for like: the same Services and pods, node-a cleaned and rebuilt by
+	// ours from nothing (traffic over: the clean-up cuts every connection through node-a).
+	if err := client.CoreV1().Pods(ns).Delete(context.Background(), "hold", metav1.DeleteOptions{}); err != nil {
+		t.Errorf("delete pod %s/hold: %v", ns, err)
+	}
+	cleaned := time.Now()
+	podkit.CleanProxyNode(t, client, ns, clientNode)
+	// The watcher's lines come late: its real servers must have gone before they count again.
+	kubeclient.Eventually(t, 2*time.Minute, "the watcher saw node-a's IPVS flushed", func(context.Context) (bool, error) {
+		return watch.Seen(httpVIP, "del", cleaned), nil
+	})
+	watch.WaitReal(t, httpVIP, replicas, podkit.PodTimeout)
+	watch.WaitReal(t, echoVIP, replicas, time.Minute)
+	time.Sleep(settle)
+	alone := saveState(t, client, ns, out, "ours-alone")
+	leftovers, err := podkit.CompareStates(end, alone)
+	if err != nil {
+		t.Errorf("compare node-a's state after the swap with ours alone: %v", err)
+	}
+	state = append(state, leftoverLines(t, leftovers, err)...)
+	state = append(state, ipvsSummary(t, "upstream", start["ipvs"]), ipvsSummary(t, "ours, gate on", end["ipvs"]))
 	writeRun(t, out, rep, holder, watch, steps)
-	report(t, rep, cut, steps, leftovers)
+	report(t, rep, cut, steps, state)
 	if rep.Summary.Failed > 0 {
 		t.Errorf("%d of %d requests failed during the swap", rep.Summary.Failed, rep.Summary.Requests)
 	}
 	if len(cut) > 0 {
 		t.Errorf("%d of %d long-lived connections cut: %s", len(cut), streams, strings.Join(cut, "; "))
 	}
+	if len(leftovers) > 0 {
+		t.Errorf("node-a's state after the swap differs from ours alone: %+v", leftovers)
+	}
 }
 
-// TestBaseline saves node-a's state as kube-proxy leaves it now, to $SWAP_SAVE_BASELINE:
-// run on a cluster that has only ever run ours, it is what ours alone makes.
-func TestBaseline(t *testing.T) {
-	client := kubeclient.New(t)
-	dir := kubeclient.Env(t, "SWAP_SAVE_BASELINE")
-	if img := podkit.ProxyImage(t, client); img == podkit.UpstreamImage {
-		t.Fatalf("kube-proxy runs upstream's %s: the baseline is ours alone", img)
+// saveState reads node-a's state and saves it to OUT/state-NAME.
+func saveState(t *testing.T, client kubernetes.Interface, ns, out, name string) map[string]string {
+	state := podkit.NodeState(t, client, ns, clientNode, "state-"+name)
+	podkit.SaveState(t, filepath.Join(out, "state-"+name), state)
+	return state
+}
+
+// compareAcross sums up, part by part, how node-a's state changed from before to after.
+func compareAcross(t *testing.T, what string, before, after map[string]string) []string {
+	var out []string
+	for _, part := range podkit.StateParts {
+		b, err1 := podkit.StateLines(part, before[part])
+		a, err2 := podkit.StateLines(part, after[part])
+		if err1 != nil || err2 != nil {
+			out = append(out, fmt.Sprintf("**%s, %s: unreadable (%v %v)**", part, what, err1, err2))
+			continue
+		}
+		diffs, _ := podkit.CompareStates(map[string]string{part: after[part]}, map[string]string{part: before[part]})
+		added, gone := 0, 0
+		for _, d := range diffs {
+			if d.Part == part {
+				added, gone = len(d.Extra), len(d.Missing)
+				t.Logf("%s, %s: gone %q; added %q", part, what, d.Missing, d.Extra)
+			}
+		}
+		out = append(out, fmt.Sprintf("%s, %s: %d lines -> %d (gone %d, added %d)", part, what, len(b), len(a), gone, added))
 	}
-	// The same workload as TestImageSwap's: some rules exist only while a Service has
-	// endpoints on the node (KUBE-LOOP-BACK's MASQUERADE, in ours and upstream alike).
-	ns := kubeclient.Namespace(t, client, "swap-baseline")
-	svc := createService(t, client, ns)
-	createDeployment(t, client, ns)
-	watch := podkit.StartWatcher(t, client, ns, clientNode, net.JoinHostPort(svc.Spec.ClusterIP, "80"))
-	watch.WaitReal(t, net.JoinHostPort(svc.Spec.ClusterIP, "80"), replicas, podkit.PodTimeout)
-	state := podkit.NodeState(t, client, ns, clientNode, "state-baseline")
-	podkit.SaveState(t, dir, state)
-	for part, text := range state {
-		t.Logf("%s:\n%s", part, text)
+	return out
+}
+
+// leftoverLines is the report's cells for the comparison with ours alone: lines of the
+// state after the swap that ours alone does not make (leftovers) and the reverse; err is
+// CompareStates' (parts it could not read, left out of diffs: not compared, so not identical).
+func leftoverLines(t *testing.T, diffs []podkit.StateDiff, err error) []string {
+	if len(diffs) == 0 && err == nil {
+		return []string{"after the swap = ours alone (cleaned and rebuilt on node-a): IPVS, iptables, ip6tables and ipsets identical"}
 	}
+	var out []string
+	if err != nil {
+		out = append(out, fmt.Sprintf("**vs ours alone: not compared: %s**", strings.ReplaceAll(err.Error(), "\n", "; ")))
+	}
+	for _, d := range diffs {
+		t.Logf("%s, after the swap vs ours alone: leftovers %q; missing %q", d.Part, d.Extra, d.Missing)
+		out = append(out, fmt.Sprintf("**%s vs ours alone: leftovers %q, missing %q**", d.Part, d.Extra, d.Missing))
+	}
+	return out
 }
 
 func createService(t *testing.T, client kubernetes.Interface, ns string) *corev1.Service {
@@ -182,70 +243,10 @@ func connectionsCut(t *testing.T, holder *podkit.Holder) []string {
 	return cut
 }
 
-// compare reports how node-a's state changed across the swap and, with a baseline of
-// ours alone, what the end state has that ours alone does not make (leftovers) and
-// lacks. IPVS is compared by virtual-server count only: the Services differ between runs.
-func compare(t *testing.T, states map[string]map[string]string, baseline map[string]string) []string {
-	end := states["ours, gate on"]
-	var out []string
-	for _, part := range []string{"iptables-legacy", "ip6tables-legacy", "ipset"} {
-		before, after := lines(part, states["upstream"][part]), lines(part, end[part])
-		gone, added := diff(before, after)
-		t.Logf("%s, upstream -> ours with the gate: %d lines -> %d; gone %q; added %q", part, len(before), len(after), gone, added)
-		out = append(out, fmt.Sprintf("%s: upstream %d, ours after the swap %d lines (gone %d, added %d)", part, len(before), len(after), len(gone), len(added)))
-		if baseline == nil {
-			continue
-		}
-		extra, missing := diff(lines(part, baseline[part]), after)
-		missing, extra = extra, missing
-		t.Logf("%s, after the swap vs ours alone: leftovers %q; missing %q", part, extra, missing)
-		if len(extra) > 0 || len(missing) > 0 {
-			out = append(out, fmt.Sprintf("**%s vs ours alone: leftovers %q, missing %q**", part, extra, missing))
-		}
-	}
-	out = append(out, ipvsSummary(t, "upstream", states["upstream"]["ipvs"]), ipvsSummary(t, "ours, gate on", end["ipvs"]))
-	return out
-}
-
-func lines(part, text string) []string {
-	if part == "ipset" {
-		return strings.Fields(text)
-	}
-	return podkit.Rules(text)
-}
-
-// diff returns the lines of a not in b and of b not in a.
-func diff(a, b []string) (onlyA, onlyB []string) {
-	for _, l := range a {
-		if !slices.Contains(b, l) {
-			onlyA = append(onlyA, l)
-		}
-	}
-	for _, l := range b {
-		if !slices.Contains(a, l) {
-			onlyB = append(onlyB, l)
-		}
-	}
-	return onlyA, onlyB
-}
-
 // ipvsSummary counts the virtual servers and the weight-0 real servers of a dump.
 func ipvsSummary(t *testing.T, name, dump string) string {
-	var table struct {
-		Virtual []struct {
-			Address, Protocol string
-			Real              []struct {
-				Address          string
-				Weight           int
-				Active, Inactive int
-			}
-		}
-	}
-	// The container's log has moby/ipvs's modprobe warning before the JSON line.
-	if i := strings.LastIndex(dump, "\n{"); i >= 0 {
-		dump = dump[i+1:]
-	}
-	if err := json.Unmarshal([]byte(dump), &table); err != nil {
+	table, err := podkit.ParseIPVSDump(dump)
+	if err != nil {
 		return fmt.Sprintf("IPVS %s: unreadable (%v)", name, err)
 	}
 	var zero []string
@@ -258,18 +259,39 @@ func ipvsSummary(t *testing.T, name, dump string) string {
 			}
 		}
 	}
-	t.Logf("IPVS %s: %s", name, dump)
+	t.Logf("IPVS %s: %q", name, table.Lines())
 	return fmt.Sprintf("IPVS %s: %d virtual servers, %d real servers, weight 0: %q", name, len(table.Virtual), reals, zero)
 }
 
-// writeRun saves the requests and the steps as a results.Run for the plot.
-func writeRun(t *testing.T, out string, rep podkit.ClientReport, holder *podkit.Holder, watch *podkit.Watcher, steps []step) {
+// holderOffset is node-a's clock offset (host - node) from the holder's lines.
+func holderOffset(holder *podkit.Holder) time.Duration {
 	var stamps []int64
 	var reads []time.Time
 	for _, e := range holder.Events() {
 		stamps, reads = append(stamps, e.UnixNano), append(reads, e.Read)
 	}
-	offset := podkit.ClockOffset(stamps, reads)
+	return podkit.ClockOffset(stamps, reads)
+}
+
+// clientCovered is an error unless the client's last request started at or after until
+// (host clock; offset is host - node).
+func clientCovered(rep podkit.ClientReport, offset time.Duration, until time.Time) error {
+	if len(rep.Requests) == 0 {
+		return fmt.Errorf("the client's requests are not in its log")
+	}
+	var last time.Duration
+	for _, r := range rep.Requests {
+		last = max(last, r.Start)
+	}
+	if at := rep.Origin().Add(last).Add(offset); at.Before(until) {
+		return fmt.Errorf("the client's last request started %.1f s before the last step had settled", until.Sub(at).Seconds())
+	}
+	return nil
+}
+
+// writeRun saves the requests and the steps as a results.Run for the plot.
+func writeRun(t *testing.T, out string, rep podkit.ClientReport, holder *podkit.Holder, watch *podkit.Watcher, steps []step) {
+	offset := holderOffset(holder)
 	origin := rep.Origin().Add(offset) // on the host clock
 	run := &results.Run{Scenario: "swap", Proxy: os.Getenv("SWAP_ROW"), Profile: "cluster", Requests: rep.Requests}
 	for _, s := range steps {

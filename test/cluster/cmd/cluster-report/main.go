@@ -22,7 +22,8 @@ import (
 type scenario struct{ dir, title, about string }
 
 var scenarios = []scenario{
-	{"rolling", "Scenario 1: rolling update", "hack/cluster/scenario-rolling.sh: `rollout restart` of 3 test-server replicas while a client on node-a reuses 64 source ports."},
+	{"rolling", "Scenario 1: rolling update", "hack/cluster/scenario-rolling.sh: `rollout restart` (or `set image`) of 3 test-server replicas while clients on node-a reuse 64 source ports each, through the ClusterIP and node-a's NodePort."},
+	{"rolling-legacy", "Scenario 1 on the legacy profile", "hack/cluster/nodes-profile.sh legacy (both nodes rebooted with hack/legacy-ipvs's pre-5.9 ip_vs, conn_reuse_mode=0), then scenario-rolling.sh's rows there."},
 	{"nodeloss", "Scenario 2: node loss", "hack/cluster/scenario-nodeloss.sh: node-b's qemu SIGKILLed; times from the kill (host clock)."},
 	{"swap", "Scenario 3: image swap on a live cluster", "hack/cluster/scenario-swap.sh: upstream's image, swapped for ours as docs/kubeadm.md says, then the gate by the ConfigMap."},
 	{"gate", "Scenario 4: the gate and the annotation end to end", "hack/cluster/scenario-gate.sh: kubeadm's configuration with and without the gate; an annotated and a plain Service."},

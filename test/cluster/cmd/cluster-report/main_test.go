@@ -20,6 +20,14 @@ func TestReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "swap", "report.md"), []byte(table), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The legacy profile's rolling rows have a section of their own.
+	if err := os.MkdirAll(filepath.Join(out, "rolling-legacy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	legacy := "| row | ip_vs on node-a |\n|---|---|\n| upstream | legacy (ip_vs taint OE) |\n"
+	if err := os.WriteFile(filepath.Join(out, "rolling-legacy", "report.md"), []byte(legacy), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := results.Run{Requests: []results.Request{{Start: time.Second, Kind: results.KindOK}, {Start: 2 * time.Second, Kind: results.KindConnectTimeout}}}
 	raw, _ := json.Marshal(r)
 	if err := os.WriteFile(filepath.Join(out, "swap", "overlay", "run.json"), raw, 0o644); err != nil {
@@ -32,7 +40,8 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Scenario 3: image swap on a live cluster", "| upstream | 10 |", "![requests over time](requests.svg)", "## Scenario 2: node loss\n\nhack/cluster/scenario-nodeloss.sh"} {
+	for _, want := range []string{"## Scenario 3: image swap on a live cluster", "| upstream | 10 |", "![requests over time](requests.svg)", "## Scenario 2: node loss\n\nhack/cluster/scenario-nodeloss.sh",
+		"## Scenario 1 on the legacy profile\n\nhack/cluster/nodes-profile.sh legacy", "| upstream | legacy (ip_vs taint OE) |"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, report)
 		}

@@ -128,19 +128,26 @@ type Table struct {
 	Virtual []VirtualServer
 }
 
-// VirtualServer is one IPVS virtual server and its real servers.
+// VirtualServer is one IPVS virtual server and its real servers, with the options that
+// make it behave differently (persistence flag and timeout, netmask, family, PE).
 type VirtualServer struct {
-	Address   string // "VIP:port" or "fwmark N"
-	Protocol  string
-	Scheduler string
-	Real      []RealServer
+	Address                 string // "VIP:port" or "fwmark N"
+	Protocol                string
+	Scheduler               string
+	Flags, Timeout, Netmask uint32
+	Family                  uint16
+	PEName                  string `json:",omitempty"`
+	Real                    []RealServer
 }
 
-// RealServer is one real server of a VirtualServer.
+// RealServer is one real server of a VirtualServer; ConnectionFlags holds its forwarding
+// method.
 type RealServer struct {
-	Address          string
-	Weight           int
-	Active, Inactive int
+	Address                        string
+	Weight                         int
+	ConnectionFlags                uint32
+	UpperThreshold, LowerThreshold uint32
+	Active, Inactive               int
 }
 
 func dump() error {
@@ -155,7 +162,8 @@ func dump() error {
 	var t Table
 	for _, s := range svcs {
 		v := VirtualServer{Address: net.JoinHostPort(s.Address.String(), strconv.Itoa(int(s.Port))),
-			Protocol: protocolName(s.Protocol), Scheduler: s.SchedName}
+			Protocol: protocolName(s.Protocol), Scheduler: s.SchedName,
+			Flags: s.Flags, Timeout: s.Timeout, Netmask: s.Netmask, Family: s.AddressFamily, PEName: s.PEName}
 		if s.FWMark != 0 {
 			v.Address = fmt.Sprintf("fwmark %d", s.FWMark)
 		}
@@ -165,7 +173,8 @@ func dump() error {
 		}
 		for _, d := range dests {
 			v.Real = append(v.Real, RealServer{Address: net.JoinHostPort(d.Address.String(), strconv.Itoa(int(d.Port))),
-				Weight: d.Weight, Active: d.ActiveConnections, Inactive: d.InactiveConnections})
+				Weight: d.Weight, ConnectionFlags: d.ConnectionFlags, UpperThreshold: d.UpperThreshold,
+				LowerThreshold: d.LowerThreshold, Active: d.ActiveConnections, Inactive: d.InactiveConnections})
 		}
 		t.Virtual = append(t.Virtual, v)
 	}

@@ -62,6 +62,10 @@ doctor() {
 	local n pod
 	for n in $NODES; do
 		pod=$(proxy_pod "$n")
+		if [ "$(kubectl -n kube-system get pod "$pod" -o jsonpath='{.spec.containers[0].image}')" = "$UPSTREAM_PROXY_IMAGE" ]; then
+			echo "--- $n: $pod runs upstream's image, which has no ipvs-doctor"
+			continue
+		fi
 		echo "--- $n: kubectl exec -n kube-system $pod -- ipvs-doctor $*"
 		kubectl -n kube-system exec "$pod" -- ipvs-doctor "$@"
 	done

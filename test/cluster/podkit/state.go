@@ -213,19 +213,32 @@ func CompareStates(got, want map[string]string) ([]StateDiff, error) {
 
 // notIn is the lines of a that b does not have (as many times as a has them more).
 func notIn(a, b []string) []string {
+	_, rest := matchLines(a, b)
+	return rest
+}
+
+// common is a's lines that b has too (as many times as b has them), in a's order.
+func common(a, b []string) []string {
+	matched, _ := matchLines(a, b)
+	return matched
+}
+
+// matchLines splits a, in its order, into the lines b has too (each of b's lines matched
+// once) and the rest.
+func matchLines(a, b []string) (matched, rest []string) {
 	count := map[string]int{}
 	for _, l := range b {
 		count[l]++
 	}
-	var out []string
 	for _, l := range a {
 		if count[l] > 0 {
 			count[l]--
+			matched = append(matched, l)
 			continue
 		}
-		out = append(out, l)
+		rest = append(rest, l)
 	}
-	return out
+	return matched, rest
 }
 
 // orderDiff compares, chain by chain, the order of the rules two iptables states (Rules)
@@ -260,22 +273,6 @@ func chainRules(rules []string) map[string][]string {
 		}
 		key := table + ": order of " + f[1]
 		out[key] = append(out[key], rule)
-	}
-	return out
-}
-
-// common is a's lines that b has too (as many times as b has them), in a's order.
-func common(a, b []string) []string {
-	count := map[string]int{}
-	for _, l := range b {
-		count[l]++
-	}
-	var out []string
-	for _, l := range a {
-		if count[l] > 0 {
-			count[l]--
-			out = append(out, l)
-		}
 	}
 	return out
 }

@@ -51,12 +51,7 @@ func BenchmarkFullSync(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				k, p, _ := benchCluster(b, n)
-				resetCalls(k)
-				b.StartTimer()
-				if err := p.syncProxyRules(); err != nil {
-					b.Fatal(err)
-				}
-				calls = kernelCalls(k)
+				calls = timedSync(b, k, p)
 			}
 			b.ReportMetric(float64(calls), "kernel-calls/op")
 		})
@@ -94,12 +89,7 @@ func BenchmarkOneEndpointRemoved(b *testing.B) {
 				p.OnEndpointSliceUpdate(s, removed)
 				slices[i%n] = removed
 				i++
-				resetCalls(k)
-				b.StartTimer()
-				if err := p.syncProxyRules(); err != nil {
-					b.Fatal(err)
-				}
-				calls = kernelCalls(k)
+				calls = timedSync(b, k, p)
 			}
 			b.ReportMetric(float64(calls), "kernel-calls/op")
 		})
@@ -165,14 +155,20 @@ func BenchmarkHundredEndpointsReplaced(b *testing.B) {
 					slices[i] = next
 				}
 				round++
-				resetCalls(k)
-				b.StartTimer()
-				if err := p.syncProxyRules(); err != nil {
-					b.Fatal(err)
-				}
-				calls = kernelCalls(k)
+				calls = timedSync(b, k, p)
 			}
 			b.ReportMetric(float64(calls), "kernel-calls/op")
 		})
 	}
+}
+
+// timedSync restarts the (stopped) timer, runs one sync and returns the
+// kernel calls it made.
+func timedSync(b *testing.B, k *kernel, p *Proxier) int {
+	resetCalls(k)
+	b.StartTimer()
+	if err := p.syncProxyRules(); err != nil {
+		b.Fatal(err)
+	}
+	return kernelCalls(k)
 }

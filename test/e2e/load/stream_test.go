@@ -1,44 +1,25 @@
 package load
 
 import (
-	"bufio"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
 
 // echoServer answers every line with "pod-a" until answerLines lines (0: all).
 func echoServer(t *testing.T, answerLines int) netip.AddrPort {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for n := 1; ; n++ {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					if answerLines == 0 || n <= answerLines {
-						_, _ = c.Write([]byte("pod-a\n"))
-					}
-				}
-			}()
+	addr := nettest.ServeLines(t, func(n int) (string, bool) {
+		if answerLines == 0 || n <= answerLines {
+			return "pod-a\n", true
 		}
-	}()
-	return netip.MustParseAddrPort(l.Addr().String())
+		return "", true
+	})
+	return netip.MustParseAddrPort(addr)
 }
 
 func openTestStream(t *testing.T, target netip.AddrPort, deadline time.Duration) *Stream {

@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
 
 // lockedBuffer is an io.Writer the hold goroutines and the test share.
@@ -44,33 +44,12 @@ func (b *lockedBuffer) events(t *testing.T) []HoldEvent {
 // closes each connection after answers lines.
 func echoServer(t *testing.T, answers int, delay time.Duration) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for i := 1; i <= answers; i++ {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					if i == 3 {
-						time.Sleep(delay)
-					}
-					_, _ = io.WriteString(c, "pod-a\n")
-				}
-			}()
+	return nettest.ServeLines(t, func(n int) (string, bool) {
+		if n == 3 {
+			time.Sleep(delay)
 		}
-	}()
-	return l.Addr().String()
+		return "pod-a\n", n < answers
+	})
 }
 
 func TestHoldConnEvents(t *testing.T) {

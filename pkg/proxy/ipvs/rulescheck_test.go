@@ -173,11 +173,7 @@ func waitAudit(t *testing.T, p *Proxier) {
 // to rewrite both tables and re-check every jump under the sync lock, and a
 // removal mid rolling update waited seconds behind it).
 func TestPartialRuleWriteIsRecordedInTheBackground(t *testing.T) {
-	k := newKernel(t)
-	p := loopingProxier(t, k)
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	syncOK(t, p)
-	waitAudit(t, p)
+	k, p := auditedLoopingProxier(t)
 	p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // node port set jumps appear: a partial write
 	syncOK(t, p)
 	waitRecord(t, p)
@@ -201,11 +197,7 @@ func TestPartialRuleWriteIsRecordedInTheBackground(t *testing.T) {
 // A jump deleted between a partial write and its read-back is not recorded
 // as ours: the next full sync rewrites the table and puts the jump back.
 func TestPartialRuleWriteWithAJumpGoneIsNotRecorded(t *testing.T) {
-	k := newKernel(t)
-	p := loopingProxier(t, k)
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	syncOK(t, p)
-	waitAudit(t, p)
+	k, p := auditedLoopingProxier(t)
 	want := dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081))
 	p.mu.Lock()
 	p.audit.recording = true // hold the read-back until the jump is gone
@@ -228,11 +220,7 @@ func TestPartialRuleWriteWithAJumpGoneIsNotRecorded(t *testing.T) {
 // A read-back that began before a later write is read again: what it saw
 // may be older than that write.
 func TestPartialRuleReadBackBeforeAWriteIsRetried(t *testing.T) {
-	k := newKernel(t)
-	p := loopingProxier(t, k)
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	syncOK(t, p)
-	waitAudit(t, p)
+	k, p := auditedLoopingProxier(t)
 	p.mu.Lock()
 	p.audit.recording = true
 	p.mu.Unlock()
@@ -318,11 +306,7 @@ func TestFullSyncWritingOneTableKeepsTheOthersRecord(t *testing.T) {
 		must(t, k.ipt4.EnsureJump("filter", chainForward, "DROP", "-s", "198.51.100.7/32"))
 	}
 	t.Run("after a partial write whose jumps changed", func(t *testing.T) {
-		k := newKernel(t)
-		p := loopingProxier(t, k)
-		p.OnServiceAdd(svc("a", "10.96.0.1"))
-		syncOK(t, p)
-		waitAudit(t, p)
+		k, p := auditedLoopingProxier(t)
 		p.mu.Lock()
 		p.audit.recording = true // hold the read-back until the changes are made
 		p.mu.Unlock()
@@ -335,11 +319,7 @@ func TestFullSyncWritingOneTableKeepsTheOthersRecord(t *testing.T) {
 		repairedAfterNextAudit(t, k, p, want)
 	})
 	t.Run("a full sync with a changed service", func(t *testing.T) {
-		k := newKernel(t)
-		p := loopingProxier(t, k)
-		p.OnServiceAdd(svc("a", "10.96.0.1"))
-		syncOK(t, p)
-		waitAudit(t, p)
+		k, p := auditedLoopingProxier(t)
 		addToForward(t, k)
 		p.OnServiceAdd(nodePortSvc("b", "10.96.0.2", 30081)) // nat changes in the full sync
 		repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1"), nodePortSvc("b", "10.96.0.2", 30081)))
@@ -349,11 +329,7 @@ func TestFullSyncWritingOneTableKeepsTheOthersRecord(t *testing.T) {
 // An audit's finding in one table stands when a partial sync rewrote only
 // the other table meanwhile: that write repaired nothing in the first.
 func TestRuleAuditFindingSurvivesAPartialWriteOfTheOtherTable(t *testing.T) {
-	k := newKernel(t)
-	p := loopingProxier(t, k)
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	syncOK(t, p)
-	waitAudit(t, p)
+	k, p := auditedLoopingProxier(t)
 	must(t, k.ipt4.DeleteJump("filter", "INPUT", chainIPVSFilter, "-m", "comment", "--comment", "kubernetes ipvs access filter"))
 	k.ipt4.AfterSave = func(string) { // a partial write of nat lands during the audit
 		k.ipt4.AfterSave = nil
@@ -382,11 +358,7 @@ func TestRuleAuditFindingSurvivesAPartialWriteOfTheOtherTable(t *testing.T) {
 // or someone else's change made after the new record, which the full sync
 // after this audit must repair.
 func TestRuleAuditOfAReRecordedTableReadsItAgain(t *testing.T) {
-	k := newKernel(t)
-	p := loopingProxier(t, k)
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	syncOK(t, p)
-	waitAudit(t, p)
+	k, p := auditedLoopingProxier(t)
 	p.mu.Lock()
 	want := maps.Clone(p.savedRules) // the audit starts
 	p.audit.recording = true         // hold the read-back
@@ -419,11 +391,7 @@ func TestPartialRuleWriteChangedBeforeItsReadBackIsRepaired(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k := newKernel(t)
-			p := loopingProxier(t, k)
-			p.OnServiceAdd(svc("a", "10.96.0.1"))
-			syncOK(t, p)
-			waitAudit(t, p)
+			k, p := auditedLoopingProxier(t)
 			p.mu.Lock()
 			p.audit.recording = true // hold the read-back until the change is made
 			p.mu.Unlock()
@@ -473,4 +441,16 @@ func TestFullSyncRecordChangedWhileRecordingIsRepaired(t *testing.T) {
 			repairedAfterNextAudit(t, k, p, dumpOf(t, svc("a", "10.96.0.1")))
 		})
 	}
+}
+
+// auditedLoopingProxier is a looping proxier with one Service synced and its
+// rules' background audit done: the start of every test of the record.
+func auditedLoopingProxier(t *testing.T) (*kernel, *Proxier) {
+	t.Helper()
+	k := newKernel(t)
+	p := loopingProxier(t, k)
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	syncOK(t, p)
+	waitAudit(t, p)
+	return k, p
 }

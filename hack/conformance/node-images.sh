@@ -2,9 +2,10 @@
 # Step 2b of make conformance: the test images (images.sh) into every Ready node's containerd
 # of the running cluster, so `make conformance` works after a plain `make cluster` (the node
 # VMs import only the tarballs they boot with). Per node: a privileged host-PID pod of the
-# nodes' own busybox image (cluster.local/busybox:1, never pulled), then for each
+# nodes' own busybox image (cluster.local/busybox:1, never pulled; it links only /bin/sh, so
+# applets are called as /bin/busybox APPLET), then for each
 # _output/conformance/images/*.oci.tar whose image the node lacks,
-#   kubectl exec -i POD -- nsenter -t 1 -m -- ctr -n k8s.io images import - <TARBALL
+#   kubectl exec -i POD -- /bin/busybox nsenter -t 1 -m -- ctr -n k8s.io images import - <TARBALL
 # (the tarball streams through the API server and node-proxy; ctr is the node's). The pod is
 # deleted at the end. An image already there is not imported again.
 source "$(dirname "$0")/lib.sh"
@@ -27,14 +28,14 @@ start_pod() {
 		--overrides="{\"spec\":{\"nodeName\":\"$node\",\"hostPID\":true,\"automountServiceAccountToken\":false,
 			\"tolerations\":[{\"operator\":\"Exists\"}],
 			\"containers\":[{\"name\":\"$pod\",\"image\":\"cluster.local/busybox:1\",\"imagePullPolicy\":\"Never\",
-				\"command\":[\"sleep\",\"3600\"],\"securityContext\":{\"privileged\":true}}]}}" >/dev/null
+				\"command\":[\"/bin/busybox\",\"sleep\",\"3600\"],\"securityContext\":{\"privileged\":true}}]}}" >/dev/null
 	kubectl -n "$NS" wait --for=condition=Ready "pod/$pod" --timeout=300s >/dev/null
 }
 
 on_node() {
 	local pod=$1
 	shift
-	kubectl -n "$NS" exec -i "$pod" -- nsenter -t 1 -m -- "$@"
+	kubectl -n "$NS" exec -i "$pod" -- /bin/busybox nsenter -t 1 -m -- "$@"
 }
 
 import_node() {

@@ -5,7 +5,7 @@
 #   _output/conformance/images/agnhost.oci.tar  registry.k8s.io/e2e-test-images/agnhost:2.66.1
 #       /agnhost (hack/conformance/build.sh: k8s.io/kubernetes/test/images/agnhost v1.37.2,
 #       static; entrypoint /agnhost, cmd pause, /agnhost-2 -> agnhost as upstream's) on the tools
-#       the tests exec in it, from Debian packages with their libraries: busybox-static (sh, seq,
+#       the tests exec in it, from Debian packages with their libraries: dash (sh), busybox-static (seq,
 #       grep, dd, ...), curl, wget, netcat-openbsd (nc), iproute2 (ip, ss)
 #   _output/conformance/images/busybox.oci.tar  registry.k8s.io/e2e-test-images/busybox:1.37.0-2
 #       Debian's busybox-static with its applets linked in /bin, cmd sh (no entrypoint)
@@ -29,16 +29,18 @@ REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # What the tests run in agnhost pods (kubectl exec ... /bin/sh -x -c CMD): curl, wget -T, nc -v
 # -t/-u -w, ss -ant46, seq, grep, tail, dd, sleep, echo, test; the libraries are the closure
 # of curl, wget, nc.openbsd, ip and ss on Debian 12 (the builder fails naming any one missing).
-TOOLS="busybox-static curl wget netcat-openbsd iproute2"
+TOOLS="busybox-static dash curl wget netcat-openbsd iproute2"
 TOOL_LIBS="libbpf1 libbrotli1 libbsd0 libc6 libcap2 libcom-err2 libcurl4 libelf1 libffi8 libgmp10
  libgnutls30 libgssapi-krb5-2 libhogweed6 libidn2-0 libk5crypto3 libkeyutils1 libkrb5-3
  libkrb5support0 libldap-2.5-0 libmd0 libmnl0 libnettle8 libnghttp2-14 libp11-kit0 libpcre2-8-0
  libpsl5 librtmp1 libsasl2-2 libselinux1 libssh2-1 libssl3 libtasn1-6 libtirpc3 libunistring2
  libuuid1 libzstd1 zlib1g"
 # Files of those packages in the agnhost image (libraries follow), and busybox applets that the
-# real tools replace there.
-TOOL_FILES="bin/busybox usr/bin/curl usr/bin/wget bin/nc.openbsd bin/ip bin/ss etc/protocols etc/services"
-REPLACED_APPLETS=" wget nc ip "
+# real tools replace there. /bin/sh is dash, not busybox: busybox's sh runs its own applet for
+# a command it has one for (nc, wget: no -v/-t, no -T), ahead of PATH, whenever it can re-exec
+# itself (/proc mounted, as in every container), so the tests' `nc -v -t` got busybox's nc.
+TOOL_FILES="bin/busybox bin/dash usr/bin/curl usr/bin/wget bin/nc.openbsd bin/ip bin/ss etc/protocols etc/services"
+REPLACED_APPLETS=" sh wget nc ip "
 
 # build_image NAME REFERENCE TITLE STAGE_DIR BUILDER_ARGS...: writes $CONF_IMAGES/NAME.oci.tar.
 build_image() {
@@ -79,8 +81,8 @@ agnhost_image() {
 	mapfile -t links < <(applet_links "$stage/debroot/bin/busybox" "$REPLACED_APPLETS")
 	build_image agnhost "$AGNHOST_IMAGE" "agnhost $AGNHOST_VERSION (k8s.io/kubernetes $K8S_VERSION)" "$stage" \
 		-iptables=false "${files[@]}" -binary agnhost=agnhost -link agnhost-2=agnhost \
-		-link bin/nc=nc.openbsd "${links[@]}" -entrypoint /agnhost -cmd pause -version "$AGNHOST_VERSION" \
-		-description "agnhost $AGNHOST_VERSION built from k8s.io/kubernetes $K8S_VERSION test/images/agnhost, on Debian's busybox-static, curl, wget, netcat-openbsd and iproute2, for the e2e network tests."
+		-link bin/sh=dash -link bin/nc=nc.openbsd "${links[@]}" -entrypoint /agnhost -cmd pause -version "$AGNHOST_VERSION" \
+		-description "agnhost $AGNHOST_VERSION built from k8s.io/kubernetes $K8S_VERSION test/images/agnhost, on Debian's dash, busybox-static, curl, wget, netcat-openbsd and iproute2, for the e2e network tests."
 }
 
 busybox_image() {

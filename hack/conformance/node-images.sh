@@ -7,7 +7,8 @@
 # _output/conformance/images/*.oci.tar whose image the node lacks,
 #   kubectl exec -i POD -- /bin/busybox nsenter -t 1 -m -- ctr -n k8s.io images import - <TARBALL
 # (the tarball streams through the API server and node-proxy; ctr is the node's). The pod is
-# deleted at the end. An image already there is not imported again.
+# deleted at the end. An image the node has under the same name and digest is not imported
+# again; a rebuilt one (same name, new digest) replaces it.
 source "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC1091
 source "$CLUSTER_CP_RUN/env"
@@ -19,6 +20,19 @@ START=$SECONDS
 # builder writes it and ctr reads it).
 image_name() {
 	tar -xOf "$1" index.json | grep -o '"io.containerd.image.name": *"[^"]*"' | head -n1 | sed 's/.*: *"//; s/"$//'
+}
+
+# image_id prints "NAME DIGEST" for a tarball: the digest its index.json names, which ctr
+# lists for the image once imported.
+image_id() {
+	local digest
+	digest=$(tar -xOf "$1" index.json | grep -o '"digest": *"sha256:[0-9a-f]*"' | head -n1 | sed 's/.*: *"//; s/"$//')
+	echo "$(image_name "$1") $digest"
+}
+
+# node_images prints "NAME DIGEST" for every image in the node's k8s.io namespace.
+node_images() {
+	on_node "$1" ctr -n k8s.io images ls | awk 'NR > 1 { print $1, $3 }'
 }
 
 start_pod() {
@@ -39,24 +53,25 @@ on_node() {
 }
 
 import_node() {
-	local node=$1 pod="conformance-images-$1" have tarball name
+	local node=$1 pod="conformance-images-$1" have tarball id name
 	start_pod "$node" "$pod"
-	have=$(on_node "$pod" ctr -n k8s.io images ls -q)
+	have=$(node_images "$pod")
 	for tarball in "$CONF_IMAGES"/*.oci.tar; do
-		name=$(image_name "$tarball")
-		[ -n "$name" ] || { echo "node-images: no image name in $tarball" >&2; return 1; }
-		if grep -qxF "$name" <<<"$have"; then
-			echo "node-images: $node has $name"
+		id=$(image_id "$tarball")
+		name=${id% *}
+		[ -n "$name" ] && [ "${id#* }" != "" ] || { echo "node-images: no image name or digest in $tarball" >&2; return 1; }
+		if grep -qxF "$id" <<<"$have"; then
+			echo "node-images: $node has $id"
 			continue
 		fi
 		step "node-images: $node: importing $name ($(du -h "$tarball" | cut -f1); $((SECONDS - START)) s so far)"
 		on_node "$pod" ctr -n k8s.io images import - <"$tarball" >/dev/null ||
 			{ echo "node-images: $node: ctr import of $tarball failed" >&2; return 1; }
 	done
-	have=$(on_node "$pod" ctr -n k8s.io images ls -q)
+	have=$(node_images "$pod")
 	for tarball in "$CONF_IMAGES"/*.oci.tar; do
-		name=$(image_name "$tarball")
-		grep -qxF "$name" <<<"$have" || { echo "node-images: $node: $name missing after the import" >&2; return 1; }
+		id=$(image_id "$tarball")
+		grep -qxF "$id" <<<"$have" || { echo "node-images: $node: $id missing after the import" >&2; return 1; }
 	done
 	kubectl -n "$NS" delete pod "$pod" --wait=false >/dev/null
 }

@@ -36,12 +36,13 @@ curl -g -q -s --connect-timeout 1 --max-time 1 -o /dev/null -w "%{http_code}" ht
 wget --version | head -n 1
 wget -q -O - -T 1 http://127.0.0.1:1/ ; echo "wget exit $?"
 echo hostName | nc -v -t -w 1 127.0.0.1 1 ; echo "nc tcp exit $?"
+readlink /bin/sh
 echo hostName | nc -v -u -w 1 127.0.0.1 1 ; echo "nc udp exit $?"
 ss -V; /bin/ip -V
 echo "seq:$(seq 5 7 | tr -d '\n')"
 test "$(echo abc | tail -n 1 | grep b)" = abc && echo grep ok
 dd if=/agnhost of=/tmp/f bs=1k count=1 2>/dev/null && echo dd ok`,
-			[]string{"agnhost-2 ok", "curl 7.", "curl exit 7", "GNU Wget", "wget exit 4", "nc tcp exit 1", "ss utility, iproute2", "ip utility, iproute2", "seq:567", "grep ok", "dd ok"},
+			[]string{"agnhost-2 ok", "curl 7.", "curl exit 7", "GNU Wget", "wget exit 4", "port 1 (tcp) failed: Connection refused", "nc tcp exit 1", "dash", "ss utility, iproute2", "ip utility, iproute2", "seq:567", "grep ok", "dd ok"},
 		},
 		{
 			"busybox.oci.tar", "registry.k8s.io/e2e-test-images/busybox:1.37.0-2", nil, []string{"sh"},
@@ -82,6 +83,9 @@ dd if=/agnhost of=/tmp/f bs=1k count=1 2>/dev/null && echo dd ok`,
 			if out, err := exec.Command("mknod", "-m", "666", filepath.Join(root, "dev/null"), "c", "1", "3").CombinedOutput(); err != nil {
 				t.Fatalf("mknod /dev/null: %v: %s", err, out)
 			}
+			// And /proc: with it busybox's sh runs its own applets ahead of PATH (nc, wget),
+			// as in a container; without it the test saw PATH's tools that pods never got.
+			mountProc(t, root)
 			args := []string{"chroot", root, "/bin/sh", "-x", "-c", tt.script}
 			if _, err := os.Lstat(filepath.Join(root, "bin/sh")); err != nil {
 				args = append([]string{"chroot", root}, strings.Fields(tt.script)...)
@@ -98,6 +102,23 @@ dd if=/agnhost of=/tmp/f bs=1k count=1 2>/dev/null && echo dd ok`,
 			t.Logf("%s", out)
 		})
 	}
+}
+
+// mountProc mounts a proc file system at root/proc until the test ends.
+func mountProc(t *testing.T, root string) {
+	t.Helper()
+	dir := filepath.Join(root, "proc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "proc", "proc", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount proc at %s: %v: %s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
 }
 
 func keys[V any](m map[string]V) []string {

@@ -24,8 +24,10 @@ PLATFORMS=${IMAGE_PLATFORMS:-linux/amd64 linux/arm64}
 source "$ROOT/hack/image/debian.sh"
 ARCH=amd64
 STAGE="$CONF_IMAGES/stage"
-CREATED=$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
-REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# The last commit that changed what the images are made of: a commit elsewhere keeps their
+# digests, so node-images.sh does not import them into every node again.
+CREATED=$(git -C "$ROOT" log -1 --format=%cI -- hack/conformance hack/image 2>/dev/null || echo 1970-01-01T00:00:00Z)
+REVISION=$(git -C "$ROOT" log -1 --format=%H -- hack/conformance hack/image 2>/dev/null || echo unknown)
 # What the tests run in agnhost pods (kubectl exec ... /bin/sh -x -c CMD): curl, wget -T, nc -v
 # -t/-u -w, ss -ant46, seq, grep, tail, dd, sleep, echo, test; the libraries are the closure
 # of curl, wget, nc.openbsd, ip and ss on Debian 12 (the builder fails naming any one missing).

@@ -22,7 +22,6 @@ ADDON_OUT="$CP_RUN/addon"
 # rollout status waits for the DaemonSet's pods on every node (none without nodes).
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-300s}
 
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 kubeadm() { "$CLUSTER_BIN/kubeadm" "$@"; }
 
 # kubeadm_config writes the configuration a user would write for this cluster (docs/kubeadm.md

@@ -14,7 +14,6 @@ source "$CP_RUN/env"
 NODES=${CLUSTER_NODES:-node-a node-b}
 START=$SECONDS
 progress() { step "check-proxy [$1/3] $2 ($((SECONDS - START)) s so far)"; }
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 
 proxy_pod() {
 	kubectl -n kube-system get pods -l k8s-app=kube-proxy --field-selector "spec.nodeName=$1" \

@@ -65,3 +65,18 @@ addon_rollout() {
 	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout restart ds/kube-proxy &&
 	"$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_CP_RUN/admin.conf" -n kube-system rollout status ds/kube-proxy --timeout=600s
 }
+
+# kubectl as the cluster's admin (CLUSTER_ADMIN_KUBECONFIG: from $CLUSTER_CP_RUN/env).
+kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
+
+# addon_way ROW prints addon.sh's arguments for a row of a scenario or a conformance run:
+# gate-on (the kubeadm patch of docs/kubeadm.md), gate-off (the patch without the gate),
+# upstream (kubeadm's addon as it comes: upstream's image).
+addon_way() {
+	case $1 in
+	gate-on) echo patch ;;
+	gate-off) echo "patch no-gate" ;;
+	upstream) echo upstream ;;
+	*) echo "$(basename "$0"): unknown row $1 (gate-on, gate-off, upstream)" >&2; return 1 ;;
+	esac
+}

@@ -19,20 +19,17 @@ START=$SECONDS
 STEPS=$(($# + 1))
 progress() { step "scenario-gate [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
-
-# addon_way is addon.sh's arguments for a row; gate_expect the gate the test expects.
-addon_way() {
+# ours_way is addon.sh's arguments for a row: this scenario has ours' rows only.
+ours_way() {
 	case $1 in
-	gate-on) echo patch ;;
-	gate-off) echo "patch no-gate" ;;
+	gate-on | gate-off) addon_way "$1" ;;
 	*) echo "scenario-gate: unknown row $1 (gate-on, gate-off)" >&2; return 1 ;;
 	esac
 }
 
 run_row() {
 	local row=$1 way expect=on
-	way=$(addon_way "$row")
+	way=$(ours_way "$row")
 	[ "$row" = gate-on ] || expect=off
 	# shellcheck disable=SC2086
 	addon_rollout $way
@@ -46,7 +43,7 @@ main() {
 	source "$CP_RUN/env"
 	export CLUSTER_ADMIN_KUBECONFIG
 	local row i=1
-	for row in "$@"; do addon_way "$row" >/dev/null; done
+	for row in "$@"; do ours_way "$row" >/dev/null; done
 	progress 1 "building test/cluster/gate"
 	mkdir -p "$OUT_DIR"
 	(source "$ROOT/hack/lib.sh" && nice -n 19 go test -c -tags cluster -o "$OUT_DIR/gate.test" ./test/cluster/gate)

@@ -22,16 +22,6 @@ STEPS=$(($# + 1))
 GRACE=${NODELOSS_GRACE:-}
 progress() { step "scenario-nodeloss [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
-
-addon_way() {
-	case $1 in
-	gate-on) echo patch ;;
-	gate-off) echo "patch no-gate" ;;
-	upstream) echo upstream ;;
-	*) echo "scenario-nodeloss: unknown row $1 (gate-on, gate-off, upstream)" >&2; return 1 ;;
-	esac
-}
 
 row_name() {
 	local g="node-monitor-grace-period ${GRACE:-50s, the default}"

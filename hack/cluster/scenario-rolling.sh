@@ -24,17 +24,6 @@ START=$SECONDS
 STEPS=$(($# + 1))
 progress() { step "scenario-rolling [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
-
-# addon_way is addon.sh's arguments for a row.
-addon_way() {
-	case $1 in
-	gate-on) echo patch ;;
-	gate-off) echo "patch no-gate" ;;
-	upstream) echo upstream ;;
-	*) echo "scenario-rolling: unknown row $1 (gate-on, gate-off, upstream)" >&2; return 1 ;;
-	esac
-}
 
 row_name() {
 	case $1 in

@@ -25,7 +25,6 @@ START=$SECONDS
 STEPS=$(($# + 1))
 progress() { step "scenario-swap [$1/$STEPS] $2 ($((SECONDS - START)) s so far)"; }
 
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 
 # swap_way is addon.sh's arguments for the swap of a row.
 swap_way() {

@@ -17,18 +17,13 @@ start=$SECONDS
 "$CONF_DIR/images.sh"
 # shellcheck disable=SC1091
 source "$CLUSTER_CP_RUN/env"
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 step "conformance: nodes"
 kubectl get nodes -o wide
 "$CONF_DIR/node-images.sh"
 "$CONF_DIR/dns.sh"
 for run in $RUNS; do
-	case $run in
-	upstream) way=(upstream) ;;
-	gate-off) way=(patch no-gate) ;;
-	gate-on) way=(patch) ;;
-	*) echo "conformance: unknown run $run (upstream, gate-off, gate-on)" >&2; exit 2 ;;
-	esac
+	w=$(addon_way "$run") || exit 2
+	read -ra way <<<"$w"
 	step "conformance: $run: hack/cluster/addon.sh ${way[*]}"
 	"$CLUSTER_DIR/addon.sh" "${way[@]}"
 	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s

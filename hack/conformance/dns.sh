@@ -15,7 +15,6 @@ source "$(dirname "$0")/lib.sh"
 source "$CLUSTER_CP_RUN/env"
 config="$CLUSTER_CP_RUN/addon/kubeadm.yaml"
 [ -f "$config" ] || { echo "dns: no $config: run make cluster (hack/cluster/addon.sh) first" >&2; exit 1; }
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 step "dns [1/2]: kubeadm init phase addon coredns --config $config"
 "$CLUSTER_BIN/kubeadm" init phase addon coredns --config "$config" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG"
 kubectl -n kube-system get service kube-dns -o wide

@@ -12,7 +12,6 @@
 source "$(dirname "$0")/lib.sh"
 # shellcheck disable=SC1091
 source "$CLUSTER_CP_RUN/env"
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 NS=kube-system
 START=$SECONDS
 

@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/cluster/kubeclient"
@@ -56,7 +55,7 @@ func TestNodeLoss(t *testing.T) {
 		after = d
 	}
 	ns := kubeclient.Namespace(t, client, "nodeloss")
-	svc := createService(t, client, ns)
+	svc := podkit.CreateService(t, client, ns, "nodeloss", podkit.ServerPorts())
 	httpVIP := net.JoinHostPort(svc.Spec.ClusterIP, "80")
 	echoVIP := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(podkit.EchoPort))
 	servers := map[string]string{"server-b0": lostNode, "server-b1": lostNode, "server-a0": clientNode}
@@ -97,24 +96,6 @@ func TestNodeLoss(t *testing.T) {
 	row := summarize(t, killed, tl, watch, holder, rep, lostIPs, toLost, httpVIP, echoVIP)
 	writeRun(t, rep, holder, killed, tl)
 	podkit.AppendReport(t, "NODELOSS_REPORT", row)
-}
-
-func createService(t *testing.T, client kubernetes.Interface, ns string) *corev1.Service {
-	t.Helper()
-	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "nodeloss"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "nodeloss"},
-			Ports: []corev1.ServicePort{
-				{Name: "http", Port: 80, TargetPort: intstr.FromInt32(podkit.HTTPPort)},
-				{Name: "echo", Port: podkit.EchoPort, TargetPort: intstr.FromInt32(podkit.EchoPort)},
-			},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create service %s/nodeloss: %v", ns, err)
-	}
-	return svc
 }
 
 func podIPs(t *testing.T, client kubernetes.Interface, ns string, names ...string) map[string]string {

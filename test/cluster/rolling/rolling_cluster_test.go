@@ -81,7 +81,7 @@ func TestRollingRestart(t *testing.T) {
 		t.Fatalf("%s runs the %s ip_vs, want %s (ROLLING_PROFILE): %s", clientNode, kernel.Profile(), want, kernel)
 	}
 
-	svc := createService(t, client, ns)
+	svc := podkit.CreateService(t, client, ns, "test-server", []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}})
 	vip := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(servicePort))
 	nodePort := net.JoinHostPort(nodeIPv4(t, client, clientNode), fmt.Sprint(createNodePortService(t, client, ns)))
 	createDeployment(t, client, ns)
@@ -163,21 +163,6 @@ func setImage(t *testing.T, client kubernetes.Interface, ns, image string) {
 		[]byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("set image deployment %s/test-server server=%s: %v", ns, image, err)
 	}
-}
-
-func createService(t *testing.T, client kubernetes.Interface, ns string) *corev1.Service {
-	t.Helper()
-	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-server"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "test-server"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create service %s/test-server: %v", ns, err)
-	}
-	return svc
 }
 
 // createDeployment makes the Deployment a user would: 3 replicas, a readiness probe, the

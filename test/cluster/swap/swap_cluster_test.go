@@ -16,7 +16,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -53,7 +52,7 @@ func TestImageSwap(t *testing.T) {
 		t.Fatalf("kube-proxy runs %s, want upstream's %s before the swap (addon.sh upstream)", img, podkit.UpstreamImage)
 	}
 	ns := kubeclient.Namespace(t, client, "swap")
-	svc := createService(t, client, ns)
+	svc := podkit.CreateService(t, client, ns, "test-server", podkit.ServerPorts())
 	httpVIP := net.JoinHostPort(svc.Spec.ClusterIP, "80")
 	echoVIP := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(podkit.EchoPort))
 	createDeployment(t, client, ns)
@@ -188,24 +187,6 @@ func leftoverLines(t *testing.T, diffs []podkit.StateDiff, err error) []string {
 		out = append(out, fmt.Sprintf("**%s vs ours alone: leftovers %q, missing %q**", d.Part, d.Extra, d.Missing))
 	}
 	return out
-}
-
-func createService(t *testing.T, client kubernetes.Interface, ns string) *corev1.Service {
-	t.Helper()
-	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-server"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "test-server"},
-			Ports: []corev1.ServicePort{
-				{Name: "http", Port: 80, TargetPort: intstr.FromInt32(podkit.HTTPPort)},
-				{Name: "echo", Port: podkit.EchoPort, TargetPort: intstr.FromInt32(podkit.EchoPort)},
-			},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("create service %s/test-server: %v", ns, err)
-	}
-	return svc
 }
 
 func createDeployment(t *testing.T, client kubernetes.Interface, ns string) {

@@ -19,10 +19,6 @@ import (
 type wantedService struct {
 	service ipvs.Service
 	dests   destKeys
-	// immediate: a real server whose endpoint is going away (see goingAway)
-	// is deleted at once (and its conntrack entries flushed) instead of
-	// drained at weight 0.
-	immediate bool
 	// graceful are the port's endpoints this virtual server does not use
 	// whose pods are not going away (a readiness flap, terminating but
 	// still serving, excluded by topology or a traffic policy): their real
@@ -32,7 +28,16 @@ type wantedService struct {
 	graceful destKeys
 	// port is the contribution that wants it (its service port's name).
 	port *contribution
+	// next is the following virtual server of its chain in the index
+	// (see wantedIndex).
+	next *wantedService
 }
+
+// immediate: a real server whose endpoint is going away (see goingAway)
+// is deleted at once (and its conntrack entries flushed) instead of
+// drained at weight 0. The port's policy: the same for all its virtual
+// servers.
+func (ws *wantedService) immediate() bool { return ws.port.immediate }
 
 // contribution is what one service port adds to the desired state. The
 // desired state is the union of all contributions, so a sync after a
@@ -48,9 +53,14 @@ type contribution struct {
 	// wants node-local endpoints, the node has none and the cluster has
 	// some (upstream's kubeproxy_sync_proxy_rules_no_local_endpoints_total).
 	noLocalInternal, noLocalExternal bool
+	// immediate is the port's termination policy (see wantedService.immediate).
+	immediate bool
 	// more is nil for a port with nothing besides its cluster IP to bind
 	// or add to sets (most ports: three slice headers fewer to keep).
 	more *contributionMore
+	// next is the following contribution of its chain in the index (see
+	// portIndex).
+	next *contribution
 }
 
 // contributionMore is what a port binds and adds to sets besides its
@@ -123,6 +133,7 @@ func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.Se
 		return &contribution{name: name} // reported when the Service changed
 	}
 	b := portBuilder{in: in, c: &contribution{name: name}, name: name, sp: port, policy: policy, proto: protocolName(ipvs.Protocol(port.Protocol()))}
+	b.c.immediate = b.immediate()
 	b.build(eps)
 	return b.c
 }
@@ -363,7 +374,7 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	for _, e := range eps {
 		keys = append(keys, destKey(e))
 	}
-	ws := &wantedService{service: svc, dests: newDestKeys(keys), immediate: b.immediate(), port: b.c}
+	ws := &wantedService{service: svc, dests: newDestKeys(keys), port: b.c}
 	if !b.gracefulDone[choice] {
 		b.graceful[choice], b.gracefulDone[choice] = b.gracefulBesides(ws.dests), true
 	}

@@ -104,7 +104,7 @@ func describeServices(o *observedState, d *desiredState) string {
 		keys[key] = true
 	}
 	if d != nil {
-		for key := range d.services {
+		for key := range d.serviceKeys() {
 			keys[key] = true
 		}
 	}

@@ -1,0 +1,190 @@
+package ipvs
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/kubernetes/pkg/proxy"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// The desired state's two per-port indexes are maps keyed by a 64-bit hash
+// of the key, not by the key, with what shares a hash chained in the order
+// it was added. A map of 30k entries has 64k slots (Go's maps stay under
+// 7/8 full in tables of 1,024 slots, so 30k needs 64 tables): every byte of
+// a slot costs two per entry. A hash and a pointer take 16 bytes; a
+// virtual server's key with its list took 72 (the address carries a zone
+// pointer, the protocol is a string), a Service's name with its list 56,
+// plus a one-element list on the heap each. The chains are the lists: two
+// ports wanting one virtual server, a Service's ports, and, rarely, two
+// keys of one hash, told apart by comparing the whole key.
+
+// wantedIndex finds the wanted virtual servers by key; they chain through
+// wantedService.next.
+type wantedIndex struct {
+	seed  maphash.Seed
+	heads map[uint64]*wantedService
+}
+
+func newWantedIndex(seed maphash.Seed, size int) wantedIndex {
+	return wantedIndex{seed: seed, heads: make(map[uint64]*wantedService, size)}
+}
+
+// hashServiceKey hashes a virtual server's key from a buffer on the stack
+// (maphash.Comparable would copy the key to the heap); a protocol name
+// longer than the buffer's room is cut, which only makes keys share a hash.
+func hashServiceKey(seed maphash.Seed, k ipvs.ServiceKey) uint64 {
+	var b [16 + 2 + 8]byte
+	a := k.Address.As16()
+	copy(b[:16], a[:])
+	binary.BigEndian.PutUint16(b[16:], k.Port)
+	copy(b[18:], k.Protocol)
+	return maphash.Bytes(seed, b[:])
+}
+
+// first is the virtual server wanted at key (the first port that wants it
+// wins), or nil.
+func (ix *wantedIndex) first(key ipvs.ServiceKey) *wantedService {
+	for ws := ix.heads[hashServiceKey(ix.seed, key)]; ws != nil; ws = ws.next {
+		if ws.service.ServiceKey == key {
+			return ws
+		}
+	}
+	return nil
+}
+
+// each calls f with every virtual server wanted at key, first to last.
+func (ix *wantedIndex) each(key ipvs.ServiceKey, f func(*wantedService)) {
+	for ws := ix.heads[hashServiceKey(ix.seed, key)]; ws != nil; ws = ws.next {
+		if ws.service.ServiceKey == key {
+			f(ws)
+		}
+	}
+}
+
+// add appends ws to its chain.
+func (ix *wantedIndex) add(ws *wantedService) {
+	h := hashServiceKey(ix.seed, ws.service.ServiceKey)
+	head := ix.heads[h]
+	if head == nil {
+		ix.heads[h] = ws
+		return
+	}
+	last := head
+	for last.next != nil {
+		last = last.next
+	}
+	last.next = ws
+}
+
+// remove unlinks ws and says whether its key is wanted no more.
+func (ix *wantedIndex) remove(ws *wantedService) (last bool) {
+	key := ws.service.ServiceKey
+	h := hashServiceKey(ix.seed, key)
+	var prev *wantedService
+	for x := ix.heads[h]; x != nil; prev, x = x, x.next {
+		if x != ws {
+			continue
+		}
+		switch {
+		case prev != nil:
+			prev.next = x.next
+		case x.next != nil:
+			ix.heads[h] = x.next
+		default:
+			delete(ix.heads, h)
+		}
+		ws.next = nil
+		break
+	}
+	return ix.first(key) == nil
+}
+
+// keys yields each wanted key once, until yield returns false.
+func (ix *wantedIndex) keys(yield func(ipvs.ServiceKey) bool) {
+	for _, head := range ix.heads {
+		for ws := head; ws != nil; ws = ws.next {
+			if firstOfKey(head, ws) && !yield(ws.service.ServiceKey) {
+				return
+			}
+		}
+	}
+}
+
+// firstOfKey says whether ws is the first of its key in the chain from head.
+func firstOfKey(head, ws *wantedService) bool {
+	for x := head; x != ws; x = x.next {
+		if x.service.ServiceKey == ws.service.ServiceKey {
+			return false
+		}
+	}
+	return true
+}
+
+// portIndex finds the contributions of a Service's ports; they chain
+// through contribution.next.
+type portIndex struct {
+	seed  maphash.Seed
+	heads map[uint64]*contribution
+}
+
+func newPortIndex(seed maphash.Seed, size int) portIndex {
+	return portIndex{seed: seed, heads: make(map[uint64]*contribution, size)}
+}
+
+func hashServiceName(seed maphash.Seed, nn types.NamespacedName) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(nn.Namespace)
+	h.WriteByte('/')
+	h.WriteString(nn.Name)
+	return h.Sum64()
+}
+
+// get is a service port's contribution, or nil.
+func (ix *portIndex) get(name proxy.ServicePortName) *contribution {
+	for c := ix.heads[hashServiceName(ix.seed, name.NamespacedName)]; c != nil; c = c.next {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// each calls f with the contributions of a Service's ports.
+func (ix *portIndex) each(nn types.NamespacedName, f func(*contribution)) {
+	for c := ix.heads[hashServiceName(ix.seed, nn)]; c != nil; c = c.next {
+		if c.name.NamespacedName == nn {
+			f(c)
+		}
+	}
+}
+
+// replace puts c (nil: nothing) where the contribution named name is
+// (appended when there is none) and returns the one it replaced, or nil.
+func (ix *portIndex) replace(name proxy.ServicePortName, c *contribution) *contribution {
+	h := hashServiceName(ix.seed, name.NamespacedName)
+	var prev *contribution
+	x := ix.heads[h]
+	for x != nil && x.name != name {
+		prev, x = x, x.next
+	}
+	var rest *contribution
+	if x != nil {
+		rest, x.next = x.next, nil
+	}
+	if c != nil {
+		c.next, rest = rest, c
+	}
+	switch {
+	case prev != nil:
+		prev.next = rest
+	case rest != nil:
+		ix.heads[h] = rest
+	default:
+		delete(ix.heads, h)
+	}
+	return x
+}

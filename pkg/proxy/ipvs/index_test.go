@@ -1,0 +1,102 @@
+package ipvs
+
+import (
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/kubernetes/pkg/proxy"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// TestWantedIndexKeepsClaimsInOrder: two ports wanting one virtual server
+// share a chain; the first added wins until it is removed, and the key is
+// wanted until the last claim goes.
+func TestWantedIndexKeepsClaimsInOrder(t *testing.T) {
+	ix := newWantedIndex(maphash.MakeSeed(), 0)
+	key := func(port uint16) ipvs.ServiceKey {
+		return ipvs.ServiceKey{Address: netip.MustParseAddr("10.96.0.1"), Protocol: ipvs.TCP, Port: port}
+	}
+	a, b, c := &wantedService{service: ipvs.Service{ServiceKey: key(80)}}, &wantedService{service: ipvs.Service{ServiceKey: key(80)}},
+		&wantedService{service: ipvs.Service{ServiceKey: key(443)}}
+	for _, ws := range []*wantedService{a, b, c} {
+		ix.add(ws)
+	}
+	if got := ix.first(key(80)); got != a {
+		t.Fatalf("first claim of :80 = %p, want the first added %p", got, a)
+	}
+	if got, want := indexKeys(&ix), "10.96.0.1:443/TCP 10.96.0.1:80/TCP"; got != want {
+		t.Fatalf("keys = %q, want %q", got, want)
+	}
+	if last := ix.remove(a); last {
+		t.Fatal("removing the first of two claims of :80 said :80 is wanted no more")
+	}
+	if got := ix.first(key(80)); got != b {
+		t.Fatalf("after the first claim went, first of :80 = %p, want the second %p", got, b)
+	}
+	if !ix.remove(b) || !ix.remove(c) {
+		t.Fatal("removing the last claim of a key did not say so")
+	}
+	if got := indexKeys(&ix); got != "" || len(ix.heads) != 0 {
+		t.Fatalf("emptied index keeps keys %q, %d chains", got, len(ix.heads))
+	}
+}
+
+func indexKeys(ix *wantedIndex) string {
+	var out []string
+	ix.keys(func(k ipvs.ServiceKey) bool {
+		out = append(out, fmt.Sprintf("%s:%d/%s", k.Address, k.Port, k.Protocol))
+		return true
+	})
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+// TestPortIndexReplacesInPlace: a Service's ports chain in the order they
+// came; replacing one keeps its place, removing the head, a middle one or
+// the tail keeps the rest.
+func TestPortIndexReplacesInPlace(t *testing.T) {
+	ix := newPortIndex(maphash.MakeSeed(), 0)
+	nn := types.NamespacedName{Namespace: "ns", Name: "web"}
+	name := func(port string) proxy.ServicePortName {
+		return proxy.ServicePortName{NamespacedName: nn, Port: port, Protocol: v1.ProtocolTCP}
+	}
+	ports := func() string {
+		var out []string
+		ix.each(nn, func(c *contribution) { out = append(out, fmt.Sprintf("%s:%t", c.name.Port, c.clusterIP)) })
+		return strings.Join(out, " ")
+	}
+	for _, p := range []string{"a", "b", "c", "d"} {
+		if old := ix.replace(name(p), &contribution{name: name(p)}); old != nil {
+			t.Fatalf("adding port %s replaced %v", p, old.name)
+		}
+	}
+	if old := ix.replace(name("b"), &contribution{name: name("b"), clusterIP: true}); old == nil || old.name != name("b") || old.next != nil {
+		t.Fatalf("replacing port b returned %+v, want the old b, unlinked", old)
+	}
+	for _, step := range []struct{ remove, want string }{
+		{"", "a:false b:true c:false d:false"},
+		{"c", "a:false b:true d:false"},
+		{"a", "b:true d:false"},
+		{"d", "b:true"},
+		{"b", ""},
+	} {
+		if step.remove != "" {
+			if old := ix.replace(name(step.remove), nil); old == nil || old.name != name(step.remove) {
+				t.Fatalf("removing port %s returned %+v", step.remove, old)
+			}
+		}
+		if got := ports(); got != step.want {
+			t.Fatalf("after removing %q: ports %q, want %q", step.remove, got, step.want)
+		}
+	}
+	if ix.get(name("a")) != nil || len(ix.heads) != 0 {
+		t.Fatalf("emptied index still finds port a or keeps %d chains", len(ix.heads))
+	}
+}

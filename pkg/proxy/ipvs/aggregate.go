@@ -5,6 +5,7 @@ import (
 	"iter"
 	"net/netip"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/kubernetes/pkg/proxy"
 
@@ -24,7 +25,7 @@ type desiredState struct {
 	// the first one wins (two Services claiming one ip:port is a
 	// misconfiguration; upstream lets the last writer win).
 	services wantedIndex
-	bound    map[netip.Addr]int
+	bound    addrCounts
 	// clusterIPMembers counts the virtual servers that are a cluster IP
 	// (KUBE-CLUSTER-IP's members; see wants).
 	clusterIPMembers int
@@ -80,12 +81,12 @@ func (sc *scope) touchEntry(e setEntry) {
 // newDesiredState makes an empty desired state sized for ports service
 // ports (each has a cluster IP: a virtual server, a bound address and a
 // member of the cluster IP set and of KUBE-IPVS-IPS).
-func newDesiredState(ports int) *desiredState {
+func newDesiredState(ports int, family v1.IPFamily) *desiredState {
 	seed := maphash.MakeSeed()
 	d := &desiredState{
 		byService:      newPortIndex(seed, ports),
 		services:       newWantedIndex(seed, ports),
-		bound:          make(map[netip.Addr]int, ports),
+		bound:          newAddrCounts(ports, family),
 		sets:           make(map[string]map[ipset.Entry]int),
 		lbNoNodeAccess: make(map[ipset.Entry]int),
 		gone:           make(map[ipvs.ServiceKey]bool),
@@ -148,7 +149,7 @@ func (d *desiredState) forgetGone(kernel *observedState) {
 func (d *desiredState) wants(set string, e ipset.Entry) bool {
 	switch set {
 	case setIPVSAddresses:
-		return e == ipset.Entry{IP: e.IP} && d.bound[e.IP] > 0
+		return e == ipset.Entry{IP: e.IP} && d.bound.has(e.IP)
 	case setClusterIP:
 		key := ipvs.ServiceKey{Address: e.IP, Protocol: protocolOf(e.Protocol), Port: e.Port}
 		return e == clusterIPMember(key).entry && d.clusterIPAt(key)
@@ -160,7 +161,7 @@ func (d *desiredState) wants(set string, e ipset.Entry) bool {
 func (d *desiredState) setSize(set string) int {
 	switch set {
 	case setIPVSAddresses:
-		return len(d.bound)
+		return d.bound.len()
 	case setClusterIP:
 		return d.clusterIPMembers
 	}
@@ -172,7 +173,7 @@ func (d *desiredState) setSize(set string) int {
 func (d *desiredState) clusterIPAt(key ipvs.ServiceKey) bool {
 	at := false
 	d.services.each(key, func(ws *wantedService) {
-		at = at || ws.port.clusterIP && ws.port.services[0] == ws
+		at = at || ws.port.clusterIP && ws.port.first == ws
 	})
 	return at
 }
@@ -187,7 +188,7 @@ func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
 	return func(yield func(ipset.Entry) bool) {
 		switch set {
 		case setIPVSAddresses:
-			for a := range d.bound {
+			for a := range d.bound.all {
 				if !yield(ipset.Entry{IP: a}) {
 					return
 				}
@@ -236,26 +237,9 @@ func (d *desiredState) ports(out []proxy.ServicePortName, nn types.NamespacedNam
 
 // apply adds (delta +1) or removes (-1) one contribution.
 func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
-	for i, ws := range c.services {
-		key := ws.service.ServiceKey
-		isClusterIP := i == 0 && c.clusterIP
-		hadMember := isClusterIP && d.clusterIPAt(key)
-		if delta > 0 {
-			d.services.add(ws)
-			if len(d.gone) > 0 {
-				delete(d.gone, key)
-			}
-		} else if d.services.remove(ws) {
-			d.gone[key] = ws.immediate()
-		}
-		sc.touchService(key)
-		if isClusterIP && d.clusterIPAt(key) != hadMember {
-			d.clusterIPMembers += delta
-			sc.touchEntry(clusterIPMember(key))
-		}
-	}
+	c.eachService(func(ws *wantedService) { d.applyService(ws, delta, sc) })
 	c.eachBound(func(a netip.Addr) {
-		if count(d.bound, a, delta) {
+		if d.bound.add(a, delta) {
 			sc.touchAddr(a)
 			// KUBE-IPVS-IPS holds exactly the bound addresses.
 			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
@@ -268,6 +252,27 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 	}
 	for _, e := range c.lbNoNodeAccess() {
 		count(d.lbNoNodeAccess, e, delta)
+	}
+}
+
+// applyService adds (delta +1) or removes (-1) one virtual server of a
+// contribution.
+func (d *desiredState) applyService(ws *wantedService, delta int, sc *scope) {
+	key := ws.service.ServiceKey
+	isClusterIP := ws == ws.port.first && ws.port.clusterIP
+	hadMember := isClusterIP && d.clusterIPAt(key)
+	if delta > 0 {
+		d.services.add(ws)
+		if len(d.gone) > 0 {
+			delete(d.gone, key)
+		}
+	} else if d.services.remove(ws) {
+		d.gone[key] = ws.immediate()
+	}
+	sc.touchService(key)
+	if isClusterIP && d.clusterIPAt(key) != hadMember {
+		d.clusterIPMembers += delta
+		sc.touchEntry(clusterIPMember(key))
 	}
 }
 
@@ -288,7 +293,7 @@ func (d *desiredState) servicesWithoutLocalEndpoints(policy string) int {
 }
 
 // count adjusts a reference count and says whether the key appeared or vanished.
-func count[K comparable](m map[K]int, k K, delta int) bool {
+func count[K comparable, N int | int32](m map[K]N, k K, delta N) bool {
 	n := m[k] + delta
 	if n <= 0 {
 		delete(m, k)

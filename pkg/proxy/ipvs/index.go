@@ -3,7 +3,9 @@ package ipvs
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"net/netip"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/kubernetes/pkg/proxy"
 
@@ -187,4 +189,66 @@ func (ix *portIndex) replace(name proxy.ServicePortName, c *contribution) *contr
 		delete(ix.heads, h)
 	}
 	return x
+}
+
+// addrCounts counts the ports that bind each address. It is keyed by the
+// address's bits, not a netip.Addr (24 bytes with its zone's pointer),
+// with 32-bit counts: an IPv4 address's slot takes 8 bytes instead of 32,
+// an IPv6 one's 20, and every cluster IP has one. The desired state's
+// addresses are unmapped and have no zone (addrFromIP makes them so), so
+// the bits name one exactly.
+type addrCounts struct {
+	v4 map[uint32]int32
+	v6 map[[16]byte]int32
+}
+
+// newAddrCounts sizes the map of the proxier's family for size addresses.
+func newAddrCounts(size int, family v1.IPFamily) addrCounts {
+	if family == v1.IPv6Protocol {
+		return addrCounts{v4: map[uint32]int32{}, v6: make(map[[16]byte]int32, size)}
+	}
+	return addrCounts{v4: make(map[uint32]int32, size), v6: map[[16]byte]int32{}}
+}
+
+func v4Key(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// has says whether some port binds a.
+func (m addrCounts) has(a netip.Addr) bool {
+	switch {
+	case a.Is4():
+		return m.v4[v4Key(a)] > 0
+	case a.Is6() && a.Zone() == "":
+		return m.v6[a.As16()] > 0
+	}
+	return false
+}
+
+// add adjusts a's count and says whether a came or went.
+func (m addrCounts) add(a netip.Addr, delta int) bool {
+	if a.Is4() {
+		return count(m.v4, v4Key(a), int32(delta))
+	}
+	return count(m.v6, a.As16(), int32(delta))
+}
+
+// len is the number of bound addresses.
+func (m addrCounts) len() int { return len(m.v4) + len(m.v6) }
+
+// all yields the bound addresses until yield returns false.
+func (m addrCounts) all(yield func(netip.Addr) bool) {
+	for k := range m.v4 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], k)
+		if !yield(netip.AddrFrom4(b)) {
+			return
+		}
+	}
+	for k := range m.v6 {
+		if !yield(netip.AddrFrom16(k)) {
+			return
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -98,5 +99,58 @@ func TestPortIndexReplacesInPlace(t *testing.T) {
 	}
 	if ix.get(name("a")) != nil || len(ix.heads) != 0 {
 		t.Fatalf("emptied index still finds port a or keeps %d chains", len(ix.heads))
+	}
+}
+
+// TestKeptObjectsFitTheirSizeClasses guards the sizes of the objects the
+// desired state keeps per service port and endpoint (10k each and 100k at
+// 10k services): one field more moves each to the next size class of the
+// allocator (wantedService 128 -> 144 bytes, contribution 96 -> 112).
+func TestKeptObjectsFitTheirSizeClasses(t *testing.T) {
+	for _, o := range []struct {
+		name      string
+		size, max uintptr
+	}{
+		{"wantedService", unsafe.Sizeof(wantedService{}), 128},
+		{"contribution", unsafe.Sizeof(contribution{}), 96},
+		{"endpoint", unsafe.Sizeof(endpoint{}), 24},
+	} {
+		if o.size > o.max {
+			t.Errorf("%s takes %d bytes, more than %d", o.name, o.size, o.max)
+		}
+	}
+}
+
+// TestAddrCountsNameAddressesExactly: counts per address of either family,
+// an address listed while some port binds it; a mapped IPv4 address is not
+// its IPv4 one.
+func TestAddrCountsNameAddressesExactly(t *testing.T) {
+	for _, family := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		m := newAddrCounts(0, family)
+		v4, v6 := netip.MustParseAddr("10.96.0.1"), netip.MustParseAddr("fd00::1")
+		steps := []struct {
+			addr  netip.Addr
+			delta int
+			moved bool
+		}{{v4, 1, true}, {v4, 1, false}, {v6, 1, true}, {v4, -1, false}}
+		for _, s := range steps {
+			if got := m.add(s.addr, s.delta); got != s.moved {
+				t.Fatalf("%s: add(%s, %d) said came or went %t, want %t", family, s.addr, s.delta, got, s.moved)
+			}
+		}
+		var all []string
+		for a := range m.all {
+			all = append(all, a.String())
+		}
+		slices.Sort(all)
+		if got, want := strings.Join(all, " "), "10.96.0.1 fd00::1"; got != want || m.len() != 2 {
+			t.Fatalf("%s: bound %q (len %d), want %q", family, got, m.len(), want)
+		}
+		if m.has(netip.MustParseAddr("::ffff:10.96.0.1")) || m.has(netip.MustParseAddr("fd00::1%eth0")) {
+			t.Fatalf("%s: a mapped or zoned address counts as bound", family)
+		}
+		if m.add(v4, -1); m.has(v4) {
+			t.Fatalf("%s: %s still bound after its last port went", family, v4)
+		}
 	}
 }

@@ -142,7 +142,7 @@ func describeBound(o *observedState, d *desiredState) string {
 		consider(a, o.isBound(a))
 	}
 	if d != nil {
-		for a := range d.bound {
+		for a := range d.bound.all {
 			consider(a, o.isBound(a))
 		}
 	}

@@ -179,7 +179,7 @@ func (p *Proxier) buildInput() *buildInput {
 // rebuildDesired computes the whole desired state from scratch.
 func (p *Proxier) rebuildDesired() *desiredState {
 	in := p.buildInput()
-	d := newDesiredState(len(p.svcPortMap))
+	d := newDesiredState(len(p.svcPortMap), p.cfg.IPFamily)
 	for name, port := range p.svcPortMap {
 		d.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), nil) // a full sync compares everything
 	}

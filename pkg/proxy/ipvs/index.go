@@ -23,15 +23,22 @@ import (
 // ports wanting one virtual server, a Service's ports, and, rarely, two
 // keys of one hash, told apart by comparing the whole key.
 
-// wantedIndex finds the wanted virtual servers by key; they chain through
-// wantedService.next.
-type wantedIndex struct {
+// hashChains maps a hash to the first of its chain of T.
+type hashChains[T any] struct {
 	seed  maphash.Seed
-	heads map[uint64]*wantedService
+	heads map[uint64]*T
 }
 
+func newHashChains[T any](seed maphash.Seed, size int) hashChains[T] {
+	return hashChains[T]{seed: seed, heads: make(map[uint64]*T, size)}
+}
+
+// wantedIndex finds the wanted virtual servers by key; they chain through
+// wantedService.next.
+type wantedIndex struct{ hashChains[wantedService] }
+
 func newWantedIndex(seed maphash.Seed, size int) wantedIndex {
-	return wantedIndex{seed: seed, heads: make(map[uint64]*wantedService, size)}
+	return wantedIndex{newHashChains[wantedService](seed, size)}
 }
 
 // hashServiceKey hashes a virtual server's key from a buffer on the stack
@@ -127,13 +134,10 @@ func firstOfKey(head, ws *wantedService) bool {
 
 // portIndex finds the contributions of a Service's ports; they chain
 // through contribution.next.
-type portIndex struct {
-	seed  maphash.Seed
-	heads map[uint64]*contribution
-}
+type portIndex struct{ hashChains[contribution] }
 
 func newPortIndex(seed maphash.Seed, size int) portIndex {
-	return portIndex{seed: seed, heads: make(map[uint64]*contribution, size)}
+	return portIndex{newHashChains[contribution](seed, size)}
 }
 
 func hashServiceName(seed maphash.Seed, nn types.NamespacedName) uint64 {
@@ -145,14 +149,15 @@ func hashServiceName(seed maphash.Seed, nn types.NamespacedName) uint64 {
 	return h.Sum64()
 }
 
-// get is a service port's contribution, or nil.
+// get is a service port's contribution, or nil (a Service has few ports).
 func (ix *portIndex) get(name proxy.ServicePortName) *contribution {
-	for c := ix.heads[hashServiceName(ix.seed, name.NamespacedName)]; c != nil; c = c.next {
+	var found *contribution
+	ix.each(name.NamespacedName, func(c *contribution) {
 		if c.name == name {
-			return c
+			found = c
 		}
-	}
-	return nil
+	})
+	return found
 }
 
 // each calls f with the contributions of a Service's ports.

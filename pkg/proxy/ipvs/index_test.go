@@ -113,7 +113,7 @@ func TestKeptObjectsFitTheirSizeClasses(t *testing.T) {
 	}{
 		{"wantedService", unsafe.Sizeof(wantedService{}), 128},
 		{"contribution", unsafe.Sizeof(contribution{}), 96},
-		{"endpoint", unsafe.Sizeof(endpoint{}), 24},
+		{"endpoint", unsafe.Sizeof(endpoint{}), 16},
 	} {
 		if o.size > o.max {
 			t.Errorf("%s takes %d bytes, more than %d", o.name, o.size, o.max)

@@ -154,3 +154,46 @@ func TestAddrCountsNameAddressesExactly(t *testing.T) {
 		}
 	}
 }
+
+// TestWantedIndexTellsApartKeysOfOneHash: keys whose hashes are equal (here
+// protocol names cut to the same 8 bytes by hashServiceKey) share a chain;
+// each key is found, counted and removed on its own.
+func TestWantedIndexTellsApartKeysOfOneHash(t *testing.T) {
+	seed := maphash.MakeSeed()
+	key := func(proto string) ipvs.ServiceKey {
+		return ipvs.ServiceKey{Address: netip.MustParseAddr("10.96.0.1"), Protocol: ipvs.Protocol(proto), Port: 80}
+	}
+	k1, k2 := key("PROTOCOL1"), key("PROTOCOL2")
+	if hashServiceKey(seed, k1) != hashServiceKey(seed, k2) {
+		t.Fatal("the two keys do not share a hash: the test no longer forces a collision")
+	}
+	ix := newWantedIndex(seed, 0)
+	a, b, a2 := &wantedService{service: ipvs.Service{ServiceKey: k1}}, &wantedService{service: ipvs.Service{ServiceKey: k2}},
+		&wantedService{service: ipvs.Service{ServiceKey: k1}}
+	for _, ws := range []*wantedService{a, b, a2} {
+		ix.add(ws)
+	}
+	if len(ix.heads) != 1 {
+		t.Fatalf("%d chains, want the one both keys hash to", len(ix.heads))
+	}
+	if ix.first(k1) != a || ix.first(k2) != b {
+		t.Fatalf("first(k1) = %p, first(k2) = %p, want %p and %p", ix.first(k1), ix.first(k2), a, b)
+	}
+	var each []*wantedService
+	ix.each(k1, func(ws *wantedService) { each = append(each, ws) })
+	if !slices.Equal(each, []*wantedService{a, a2}) {
+		t.Fatalf("each(k1) = %p, want %p", each, []*wantedService{a, a2})
+	}
+	if got, want := indexKeys(&ix), "10.96.0.1:80/PROTOCOL1 10.96.0.1:80/PROTOCOL2"; got != want {
+		t.Fatalf("keys = %q, want %q", got, want)
+	}
+	if ix.remove(b) != true || ix.first(k2) != nil || ix.first(k1) != a {
+		t.Fatal("removing k2's only claim did not leave k1's claims alone")
+	}
+	if ix.remove(a) || ix.first(k1) != a2 {
+		t.Fatal("removing k1's first claim lost its second")
+	}
+	if !ix.remove(a2) || len(ix.heads) != 0 {
+		t.Fatalf("emptied index keeps %d chains", len(ix.heads))
+	}
+}

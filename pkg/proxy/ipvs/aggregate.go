@@ -1,10 +1,11 @@
 package ipvs
 
 import (
+	"hash/maphash"
 	"iter"
 	"net/netip"
-	"slices"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/kubernetes/pkg/proxy"
 
@@ -19,12 +20,12 @@ type desiredState struct {
 	// byService holds the contributions of each Service's ports (a Service
 	// has few), so that a partial sync finds a changed Service's ports
 	// without scanning every port.
-	byService map[types.NamespacedName][]*contribution
+	byService portIndex
 	// services holds, per virtual server, the contributions that want it;
 	// the first one wins (two Services claiming one ip:port is a
 	// misconfiguration; upstream lets the last writer win).
-	services map[ipvs.ServiceKey][]*wantedService
-	bound    map[netip.Addr]int
+	services wantedIndex
+	bound    addrCounts
 	// clusterIPMembers counts the virtual servers that are a cluster IP
 	// (KUBE-CLUSTER-IP's members; see wants).
 	clusterIPMembers int
@@ -80,11 +81,12 @@ func (sc *scope) touchEntry(e setEntry) {
 // newDesiredState makes an empty desired state sized for ports service
 // ports (each has a cluster IP: a virtual server, a bound address and a
 // member of the cluster IP set and of KUBE-IPVS-IPS).
-func newDesiredState(ports int) *desiredState {
+func newDesiredState(ports int, family v1.IPFamily) *desiredState {
+	seed := maphash.MakeSeed()
 	d := &desiredState{
-		byService:      make(map[types.NamespacedName][]*contribution, ports),
-		services:       make(map[ipvs.ServiceKey][]*wantedService, ports),
-		bound:          make(map[netip.Addr]int, ports),
+		byService:      newPortIndex(seed, ports),
+		services:       newWantedIndex(seed, ports),
+		bound:          newAddrCounts(ports, family),
 		sets:           make(map[string]map[ipset.Entry]int),
 		lbNoNodeAccess: make(map[ipset.Entry]int),
 		gone:           make(map[ipvs.ServiceKey]bool),
@@ -100,10 +102,7 @@ func newDesiredState(ports int) *desiredState {
 
 // service is the virtual server wanted at key, or nil.
 func (d *desiredState) service(key ipvs.ServiceKey) *wantedService {
-	if ws := d.services[key]; len(ws) > 0 {
-		return ws[0]
-	}
-	return nil
+	return d.services.first(key)
 }
 
 // immediateForGone is the policy of a virtual server no longer wanted:
@@ -123,13 +122,13 @@ func (d *desiredState) inheritGone(old *desiredState) {
 		return
 	}
 	for key, imm := range old.gone {
-		if d.services[key] == nil {
+		if d.service(key) == nil {
 			d.gone[key] = imm
 		}
 	}
-	for key, ws := range old.services {
-		if d.services[key] == nil {
-			d.gone[key] = ws[0].immediate
+	for key := range old.serviceKeys() {
+		if d.service(key) == nil {
+			d.gone[key] = old.service(key).immediate()
 		}
 	}
 }
@@ -150,7 +149,7 @@ func (d *desiredState) forgetGone(kernel *observedState) {
 func (d *desiredState) wants(set string, e ipset.Entry) bool {
 	switch set {
 	case setIPVSAddresses:
-		return e == ipset.Entry{IP: e.IP} && d.bound[e.IP] > 0
+		return e == ipset.Entry{IP: e.IP} && d.bound.has(e.IP)
 	case setClusterIP:
 		key := ipvs.ServiceKey{Address: e.IP, Protocol: protocolOf(e.Protocol), Port: e.Port}
 		return e == clusterIPMember(key).entry && d.clusterIPAt(key)
@@ -162,7 +161,7 @@ func (d *desiredState) wants(set string, e ipset.Entry) bool {
 func (d *desiredState) setSize(set string) int {
 	switch set {
 	case setIPVSAddresses:
-		return len(d.bound)
+		return d.bound.len()
 	case setClusterIP:
 		return d.clusterIPMembers
 	}
@@ -172,12 +171,11 @@ func (d *desiredState) setSize(set string) int {
 // clusterIPAt says whether a service port's cluster IP is the virtual
 // server at key.
 func (d *desiredState) clusterIPAt(key ipvs.ServiceKey) bool {
-	for _, ws := range d.services[key] {
-		if ws.port.clusterIP && ws.port.services[0] == ws {
-			return true
-		}
-	}
-	return false
+	at := false
+	d.services.each(key, func(ws *wantedService) {
+		at = at || ws.port.clusterIP && ws.port.first == ws
+	})
+	return at
 }
 
 // clusterIPMember is the KUBE-CLUSTER-IP member of a cluster IP's virtual server.
@@ -190,14 +188,14 @@ func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
 	return func(yield func(ipset.Entry) bool) {
 		switch set {
 		case setIPVSAddresses:
-			for a := range d.bound {
+			for a := range d.bound.all {
 				if !yield(ipset.Entry{IP: a}) {
 					return
 				}
 			}
 			return
 		case setClusterIP:
-			for key := range d.services {
+			for key := range d.serviceKeys() {
 				if d.clusterIPAt(key) && !yield(clusterIPMember(key).entry) {
 					return
 				}
@@ -216,21 +214,9 @@ func (d *desiredState) members(set string) iter.Seq[ipset.Entry] {
 // in sc (when not nil) every key whose wanted state may have changed.
 func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *scope) {
 	nn := name.NamespacedName
-	list := d.byService[nn]
-	i := slices.IndexFunc(list, func(x *contribution) bool { return x.name == name })
-	if i >= 0 {
-		d.apply(list[i], -1, sc)
-		d.countNoLocal(nn, list[i], -1)
-	}
-	switch {
-	case i >= 0 && c != nil:
-		list[i] = c
-	case i >= 0 && len(list) == 1:
-		delete(d.byService, nn)
-	case i >= 0:
-		d.byService[nn] = slices.Delete(list, i, i+1)
-	case c != nil:
-		d.byService[nn] = append(list, c)
+	if old := d.byService.replace(name, c); old != nil {
+		d.apply(old, -1, sc)
+		d.countNoLocal(nn, old, -1)
 	}
 	if c != nil {
 		d.apply(c, +1, sc)
@@ -240,48 +226,20 @@ func (d *desiredState) replace(name proxy.ServicePortName, c *contribution, sc *
 
 // contribution is a service port's contribution, or nil.
 func (d *desiredState) contribution(name proxy.ServicePortName) *contribution {
-	for _, c := range d.byService[name.NamespacedName] {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
+	return d.byService.get(name)
 }
 
 // ports appends the service ports of a Service that contribute to out.
 func (d *desiredState) ports(out []proxy.ServicePortName, nn types.NamespacedName) []proxy.ServicePortName {
-	for _, c := range d.byService[nn] {
-		out = append(out, c.name)
-	}
+	d.byService.each(nn, func(c *contribution) { out = append(out, c.name) })
 	return out
 }
 
 // apply adds (delta +1) or removes (-1) one contribution.
 func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
-	for i, ws := range c.services {
-		key := ws.service.ServiceKey
-		isClusterIP := i == 0 && c.clusterIP
-		hadMember := isClusterIP && d.clusterIPAt(key)
-		if delta > 0 {
-			d.services[key] = append(d.services[key], ws)
-			if len(d.gone) > 0 {
-				delete(d.gone, key)
-			}
-		} else {
-			d.services[key] = removeWanted(d.services[key], ws)
-			if len(d.services[key]) == 0 {
-				delete(d.services, key)
-				d.gone[key] = ws.immediate
-			}
-		}
-		sc.touchService(key)
-		if isClusterIP && d.clusterIPAt(key) != hadMember {
-			d.clusterIPMembers += delta
-			sc.touchEntry(clusterIPMember(key))
-		}
-	}
+	c.eachService(func(ws *wantedService) { d.applyService(ws, delta, sc) })
 	c.eachBound(func(a netip.Addr) {
-		if count(d.bound, a, delta) {
+		if d.bound.add(a, delta) {
 			sc.touchAddr(a)
 			// KUBE-IPVS-IPS holds exactly the bound addresses.
 			sc.touchEntry(setEntry{set: setIPVSAddresses, entry: ipset.Entry{IP: a}})
@@ -294,6 +252,27 @@ func (d *desiredState) apply(c *contribution, delta int, sc *scope) {
 	}
 	for _, e := range c.lbNoNodeAccess() {
 		count(d.lbNoNodeAccess, e, delta)
+	}
+}
+
+// applyService adds (delta +1) or removes (-1) one virtual server of a
+// contribution.
+func (d *desiredState) applyService(ws *wantedService, delta int, sc *scope) {
+	key := ws.service.ServiceKey
+	isClusterIP := ws == ws.port.first && ws.port.clusterIP
+	hadMember := isClusterIP && d.clusterIPAt(key)
+	if delta > 0 {
+		d.services.add(ws)
+		if len(d.gone) > 0 {
+			delete(d.gone, key)
+		}
+	} else if d.services.remove(ws) {
+		d.gone[key] = ws.immediate()
+	}
+	sc.touchService(key)
+	if isClusterIP && d.clusterIPAt(key) != hadMember {
+		d.clusterIPMembers += delta
+		sc.touchEntry(clusterIPMember(key))
 	}
 }
 
@@ -314,7 +293,7 @@ func (d *desiredState) servicesWithoutLocalEndpoints(policy string) int {
 }
 
 // count adjusts a reference count and says whether the key appeared or vanished.
-func count[K comparable](m map[K]int, k K, delta int) bool {
+func count[K comparable, N int | int32](m map[K]N, k K, delta N) bool {
 	n := m[k] + delta
 	if n <= 0 {
 		delete(m, k)
@@ -324,11 +303,7 @@ func count[K comparable](m map[K]int, k K, delta int) bool {
 	return (n <= 0) != (n-delta <= 0)
 }
 
-func removeWanted(list []*wantedService, ws *wantedService) []*wantedService {
-	for i, w := range list {
-		if w == ws {
-			return append(list[:i:i], list[i+1:]...)
-		}
-	}
-	return list
+// serviceKeys are the keys of the wanted virtual servers.
+func (d *desiredState) serviceKeys() iter.Seq[ipvs.ServiceKey] {
+	return d.services.keys
 }

@@ -19,28 +19,38 @@ import (
 type wantedService struct {
 	service ipvs.Service
 	dests   destKeys
-	// immediate: a real server whose endpoint is going away (see goingAway)
-	// is deleted at once (and its conntrack entries flushed) instead of
-	// drained at weight 0.
-	immediate bool
 	// graceful are the port's endpoints this virtual server does not use
 	// whose pods are not going away (a readiness flap, terminating but
 	// still serving, excluded by topology or a traffic policy): their real
 	// servers drain at weight 0 under either policy, exactly as upstream,
 	// because their connections are healthy. Shared by the port's virtual
-	// servers that use the same endpoints; nil in the usual case.
-	graceful destKeys
+	// servers that use the same endpoints; nil in the usual case (a
+	// pointer: a slice would take 16 bytes more in every virtual server,
+	// 144 instead of 128).
+	graceful *destKeys
 	// port is the contribution that wants it (its service port's name).
 	port *contribution
+	// next is the following virtual server of its chain in the index
+	// (see wantedIndex).
+	next *wantedService
 }
+
+// immediate: a real server whose endpoint is going away (see goingAway)
+// is deleted at once (and its conntrack entries flushed) instead of
+// drained at weight 0. The port's policy: the same for all its virtual
+// servers.
+func (ws *wantedService) immediate() bool { return ws.port.immediate }
 
 // contribution is what one service port adds to the desired state. The
 // desired state is the union of all contributions, so a sync after a
 // change rebuilds only the changed ports' contributions.
 type contribution struct {
-	name     proxy.ServicePortName
-	services []*wantedService
-	// clusterIP: services[0] is the port's cluster IP, which is bound and a
+	name proxy.ServicePortName
+	// first is the port's first virtual server, more.services the others:
+	// most ports have one, and a list would take 32 bytes more each
+	// (see eachService).
+	first *wantedService
+	// clusterIP: first is the port's cluster IP, which is bound and a
 	// member of KUBE-CLUSTER-IP without being listed in more (one address
 	// and member fewer to keep per port; see eachBound, eachEntry).
 	clusterIP bool
@@ -48,15 +58,22 @@ type contribution struct {
 	// wants node-local endpoints, the node has none and the cluster has
 	// some (upstream's kubeproxy_sync_proxy_rules_no_local_endpoints_total).
 	noLocalInternal, noLocalExternal bool
-	// more is nil for a port with nothing besides its cluster IP to bind
-	// or add to sets (most ports: three slice headers fewer to keep).
+	// immediate is the port's termination policy (see wantedService.immediate).
+	immediate bool
+	// more is nil for a port with nothing besides its cluster IP to bind,
+	// add to sets or serve (most ports: four slice headers fewer to keep).
 	more *contributionMore
+	// next is the following contribution of its chain in the index (see
+	// portIndex).
+	next *contribution
 }
 
 // contributionMore is what a port binds and adds to sets besides its
 // cluster IP.
 type contributionMore struct {
-	bound []netip.Addr
+	// services are the port's virtual servers after first.
+	services []*wantedService
+	bound    []netip.Addr
 	// entries name their set by its IPv4 name.
 	entries        []setEntry
 	lbNoNodeAccess []ipset.Entry
@@ -68,6 +85,20 @@ func (c *contribution) extra() *contributionMore {
 		c.more = &contributionMore{}
 	}
 	return c.more
+}
+
+// eachService calls f with each virtual server of the contribution, first
+// to last.
+func (c *contribution) eachService(f func(*wantedService)) {
+	if c.first == nil {
+		return
+	}
+	f(c.first)
+	if c.more != nil {
+		for _, ws := range c.more.services {
+			f(ws)
+		}
+	}
 }
 
 // entries are the set members the contribution adds besides its cluster
@@ -123,6 +154,7 @@ func buildContribution(in *buildInput, name proxy.ServicePortName, port proxy.Se
 		return &contribution{name: name} // reported when the Service changed
 	}
 	b := portBuilder{in: in, c: &contribution{name: name}, name: name, sp: port, policy: policy, proto: protocolName(ipvs.Protocol(port.Protocol()))}
+	b.c.immediate = b.immediate()
 	b.build(eps)
 	return b.c
 }
@@ -141,7 +173,7 @@ type portBuilder struct {
 	cluster, local, usable []proxy.Endpoint
 	// graceful caches wantedService.graceful for the cluster [0] and the
 	// local [1] choice of endpoints, once gracefulDone says so.
-	graceful     [2]destKeys
+	graceful     [2]*destKeys
 	gracefulDone [2]bool
 	// hasAny: some endpoint in the cluster is usable (CategorizeEndpoints).
 	hasAny bool
@@ -200,7 +232,7 @@ func (b *portBuilder) addClusterIP() {
 // returned iterator is an allocation each time).
 func (c *contribution) eachBound(f func(netip.Addr)) {
 	if c.clusterIP {
-		f(c.services[0].service.Address)
+		f(c.first.service.Address)
 	}
 	if c.more != nil {
 		for _, a := range c.more.bound {
@@ -212,7 +244,7 @@ func (c *contribution) eachBound(f func(netip.Addr)) {
 // eachEntry calls f with each set member the contribution adds.
 func (c *contribution) eachEntry(f func(setEntry)) {
 	if c.clusterIP {
-		f(clusterIPMember(c.services[0].service.ServiceKey))
+		f(clusterIPMember(c.first.service.ServiceKey))
 	}
 	for _, e := range c.entries() {
 		f(e)
@@ -363,35 +395,52 @@ func (b *portBuilder) addVirtualServer(addr netip.Addr, port int, onlyLocal, bin
 	for _, e := range eps {
 		keys = append(keys, destKey(e))
 	}
-	ws := &wantedService{service: svc, dests: newDestKeys(keys), immediate: b.immediate(), port: b.c}
+	ws := &wantedService{service: svc, dests: newDestKeys(keys), port: b.c}
 	if !b.gracefulDone[choice] {
 		b.graceful[choice], b.gracefulDone[choice] = b.gracefulBesides(ws.dests), true
 	}
 	ws.graceful = b.graceful[choice]
-	b.c.services = append(b.c.services, ws)
+	if b.c.first == nil {
+		b.c.first = ws
+	} else {
+		m := b.c.extra()
+		m.services = append(m.services, ws)
+	}
 	if bind {
 		m := b.c.extra()
 		m.bound = append(m.bound, addr)
 	}
 }
 
+// gracefulKeys are ws.graceful (nil: none).
+func (ws *wantedService) gracefulKeys() destKeys {
+	if ws.graceful == nil {
+		return nil
+	}
+	return *ws.graceful
+}
+
 // podAlive says whether a pod IP is still an endpoint of the port that is
 // not going away, on another port (the Service's target port changed): its
 // old real server's connections are healthy, so it retires gracefully.
 func (ws *wantedService) podAlive(a netip.Addr) bool {
-	return ws.dests.hasAddress(a) || ws.graceful.hasAddress(a)
+	return ws.dests.hasAddress(a) || ws.gracefulKeys().hasAddress(a)
 }
 
 // gracefulBesides lists the usable endpoints outside dests that are not
-// going away.
-func (b *portBuilder) gracefulBesides(dests destKeys) destKeys {
+// going away (nil: none).
+func (b *portBuilder) gracefulBesides(dests destKeys) *destKeys {
 	var out []ipvs.DestinationKey
 	for _, e := range b.usable {
 		if dk := destKey(e); !dests.has(dk) && !b.goingAway(e) {
 			out = append(out, dk)
 		}
 	}
-	return newDestKeys(out)
+	if len(out) == 0 {
+		return nil
+	}
+	keys := newDestKeys(out)
+	return &keys
 }
 
 // goingAway says whether an endpoint's pod is going away, so that the

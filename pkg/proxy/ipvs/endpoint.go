@@ -1,21 +1,27 @@
 package ipvs
 
 import (
+	"math"
+	"strconv"
 	"strings"
+	"unsafe"
 
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/kubernetes/pkg/proxy"
 )
 
 // endpoint is the proxy.Endpoint the proxier keeps, one per endpoint and
-// service port (100k at 10k services x 10 endpoints): 24 bytes holding the
-// "ip:port" string upstream's BaseEndpointInfo already made, the IP being
-// a part of it, where BaseEndpointInfo keeps 64 bytes and a second string.
-// One with topology hints is a hintedEndpoint.
+// service port (100k at 10k services x 10 endpoints): 16 bytes holding the
+// "ip:port" string upstream's BaseEndpointInfo already made, the IP and the
+// port being parts of it, where BaseEndpointInfo keeps 64 bytes and a
+// second string. The string is kept as a pointer to its bytes and a 16-bit
+// length rather than a string header (16 bytes on its own): the endpoint
+// takes 16 bytes instead of 24. One with topology hints is a
+// hintedEndpoint.
 type endpoint struct {
-	hostPort string
-	port     int32
-	flags    endpointFlags
+	hostPort    *byte
+	hostPortLen uint16
+	flags       endpointFlags
 }
 
 // hintedEndpoint is an endpoint the EndpointSlice gave topology hints.
@@ -38,9 +44,14 @@ var (
 	_ proxy.Endpoint = &hintedEndpoint{}
 )
 
-// newEndpoint keeps what upstream's endpoint says in an endpoint.
+// newEndpoint keeps what upstream's endpoint says in an endpoint; info
+// itself when its string is too long for one (no valid address is).
 func newEndpoint(info proxy.Endpoint) proxy.Endpoint {
-	e := endpoint{hostPort: info.String(), port: int32(info.Port()), flags: flagsOf(info)}
+	hostPort := info.String()
+	if len(hostPort) > math.MaxUint16 {
+		return info
+	}
+	e := endpoint{hostPort: unsafe.StringData(hostPort), hostPortLen: uint16(len(hostPort)), flags: flagsOf(info)}
 	if zones, nodes := info.ZoneHints(), info.NodeHints(); zones != nil || nodes != nil {
 		return &hintedEndpoint{endpoint: e, zones: zones, nodes: nodes}
 	}
@@ -60,18 +71,26 @@ func flagsOf(info proxy.Endpoint) endpointFlags {
 	return f
 }
 
-// String is "ip:port" ("[ip]:port" for IPv6), as upstream's.
-func (e *endpoint) String() string { return e.hostPort }
+// String is "ip:port" ("[ip]:port" for IPv6), as upstream's (no copy).
+func (e *endpoint) String() string { return unsafe.String(e.hostPort, e.hostPortLen) }
 
 // IP is the address part of String (no copy).
 func (e *endpoint) IP() string {
-	if strings.HasPrefix(e.hostPort, "[") {
-		return e.hostPort[1:strings.LastIndexByte(e.hostPort, ']')]
+	hostPort := e.String()
+	if strings.HasPrefix(hostPort, "[") {
+		return hostPort[1:strings.LastIndexByte(hostPort, ']')]
 	}
-	return e.hostPort[:strings.LastIndexByte(e.hostPort, ':')]
+	return hostPort[:strings.LastIndexByte(hostPort, ':')]
 }
 
-func (e *endpoint) Port() int           { return int(e.port) }
+// Port is the port part of String, which upstream wrote from the port
+// with strconv.Itoa: it reads back exactly.
+func (e *endpoint) Port() int {
+	hostPort := e.String()
+	port, _ := strconv.Atoi(hostPort[strings.LastIndexByte(hostPort, ':')+1:])
+	return port
+}
+
 func (e *endpoint) IsLocal() bool       { return e.flags&endpointLocal != 0 }
 func (e *endpoint) IsReady() bool       { return e.flags&endpointReady != 0 }
 func (e *endpoint) IsServing() bool     { return e.flags&endpointServing != 0 }

@@ -77,7 +77,7 @@ func (o *observedState) isBound(a netip.Addr) bool {
 	if b, ok := o.bound[a]; ok || o.implied == nil {
 		return b
 	}
-	return o.implied.bound[a] > 0
+	return o.implied.bound.has(a)
 }
 
 // hasEntry says whether a set (kernel name) holds a member.
@@ -120,7 +120,7 @@ func (o *observedState) setWanted(ws *wantedService) {
 }
 
 func (o *observedState) setBound(a netip.Addr, bound bool) {
-	if o.implied != nil && (o.implied.bound[a] > 0) == bound {
+	if o.implied != nil && o.implied.bound.has(a) == bound {
 		delete(o.bound, a)
 		return
 	}
@@ -172,9 +172,7 @@ func (o *observedState) pinContribution(c *contribution) {
 	if o.implied == nil || c == nil {
 		return
 	}
-	for _, ws := range c.services {
-		o.pinService(ws.service.ServiceKey)
-	}
+	c.eachService(func(ws *wantedService) { o.pinService(ws.service.ServiceKey) })
 	c.eachBound(func(a netip.Addr) {
 		o.pinAddr(a)
 		o.pinEntry(setName(setIPVSAddresses, o.family), ipset.Entry{IP: a})
@@ -256,7 +254,7 @@ func (o *observedState) foldAll() {
 		}
 	}
 	for a, b := range o.bound {
-		if (d.bound[a] > 0) == b {
+		if d.bound.has(a) == b {
 			delete(o.bound, a)
 		}
 	}
@@ -296,7 +294,7 @@ func (o *observedState) foldPinned() {
 		}
 	}
 	for _, a := range o.pinnedAddrs {
-		if b, ok := o.bound[a]; ok && (d.bound[a] > 0) == b {
+		if b, ok := o.bound[a]; ok && d.bound.has(a) == b {
 			delete(o.bound, a)
 		}
 	}

@@ -104,7 +104,7 @@ func describeServices(o *observedState, d *desiredState) string {
 		keys[key] = true
 	}
 	if d != nil {
-		for key := range d.services {
+		for key := range d.serviceKeys() {
 			keys[key] = true
 		}
 	}
@@ -142,7 +142,7 @@ func describeBound(o *observedState, d *desiredState) string {
 		consider(a, o.isBound(a))
 	}
 	if d != nil {
-		for a := range d.bound {
+		for a := range d.bound.all {
 			consider(a, o.isBound(a))
 		}
 	}

@@ -168,11 +168,11 @@ func missingEntries(in planInput) int {
 }
 
 func (p *plan) diffAllAddresses(in planInput) {
-	for a := range in.desired.bound {
+	for a := range in.desired.bound.all {
 		p.diffAddress(in, a)
 	}
 	for a, bound := range in.observed.bound {
-		if bound && in.desired.bound[a] == 0 {
+		if bound && !in.desired.bound.has(a) {
 			p.diffAddress(in, a)
 		}
 	}
@@ -180,7 +180,7 @@ func (p *plan) diffAllAddresses(in planInput) {
 
 func (p *plan) diffAddress(in planInput, a netip.Addr) {
 	have := in.observed.isBound(a)
-	want := in.desired.bound[a] > 0
+	want := in.desired.bound.has(a)
 	switch {
 	case want && !have:
 		p.bind = append(p.bind, a)
@@ -191,7 +191,7 @@ func (p *plan) diffAddress(in planInput, a netip.Addr) {
 
 func (p *plan) diffAllServices(in planInput) {
 	p.addServices = make([]*wantedService, 0, missing(in))
-	for key := range in.desired.services {
+	for key := range in.desired.serviceKeys() {
 		p.diffService(in, key)
 	}
 	for key, s := range in.observed.services {
@@ -204,7 +204,7 @@ func (p *plan) diffAllServices(in planInput) {
 // missing counts the virtual servers a full sync adds, so that a first
 // sync sizes its list once instead of growing it step by step.
 func missing(in planInput) (services int) {
-	for key := range in.desired.services {
+	for key := range in.desired.serviceKeys() {
 		if !in.observed.hasService(key) {
 			services++
 		}
@@ -301,7 +301,7 @@ func (p *plan) diffDests(in planInput, want *wantedService, have destList) {
 func (p *plan) retire(in planInput, want *wantedService, d ipvs.Destination) {
 	key := want.service.ServiceKey
 	change := destChange{want: want, dest: d}
-	immediate := want.immediate && !want.graceful.has(d.DestinationKey) && !want.podAlive(d.Address)
+	immediate := want.immediate() && !want.gracefulKeys().has(d.DestinationKey) && !want.podAlive(d.Address)
 	switch {
 	case immediate && in.finishes(key, d):
 		p.finishing = append(p.finishing, destRef{key, d.DestinationKey})

@@ -204,7 +204,7 @@ func (p *Proxier) knownEndpoint(name *proxy.ServicePortName, info proxy.Endpoint
 	}
 	e, ok := eps[i].(*endpoint)
 	if !ok || info.ZoneHints() != nil || info.NodeHints() != nil || // a hintedEndpoint is not reused
-		e.port != int32(info.Port()) || e.flags != flagsOf(info) {
+		e.flags != flagsOf(info) { // the same String: the same address and port
 		return nil
 	}
 	return e

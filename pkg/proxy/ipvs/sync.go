@@ -179,7 +179,7 @@ func (p *Proxier) buildInput() *buildInput {
 // rebuildDesired computes the whole desired state from scratch.
 func (p *Proxier) rebuildDesired() *desiredState {
 	in := p.buildInput()
-	d := newDesiredState(len(p.svcPortMap))
+	d := newDesiredState(len(p.svcPortMap), p.cfg.IPFamily)
 	for name, port := range p.svcPortMap {
 		d.replace(name, buildContribution(in, name, port, p.endpointsMap[name]), nil) // a full sync compares everything
 	}
@@ -383,14 +383,15 @@ func (p *Proxier) healthChecksChanged(changed sets.Set[types.NamespacedName]) bo
 			return true
 		}
 	}
+	found := false
 	for nn := range changed {
-		for _, c := range p.desired.byService[nn] { // updated for this sync already
+		p.desired.byService.each(nn, func(c *contribution) { // updated for this sync already
 			if port, ok := p.svcPortMap[c.name]; ok && port.HealthCheckNodePort() > 0 {
-				return true
+				found = true
 			}
-		}
+		})
 	}
-	return false
+	return found
 }
 
 func (p *Proxier) syncHealthChecks() {

@@ -35,12 +35,14 @@ func TestReadRun(t *testing.T) {
 	runs := readRuns(t)
 	up, on := runs[0], runs[2]
 	for name, want := range map[string]Outcome{
-		basic: Passed, affinity: Failed, threeN: Skipped, fallback: Passed,
-		"[SynchronizedBeforeSuite]": Passed, filtered: Absent,
+		basic: Passed, affinity: Failed, threeN: Skipped, fallback: Passed, filtered: Absent,
 	} {
 		if got := up.Results[name].Outcome; got != want {
 			t.Errorf("upstream %q = %s, want %s", name, got, want)
 		}
+	}
+	if got := up.Suite["[SynchronizedBeforeSuite]"].Outcome; got != Passed {
+		t.Errorf("upstream's suite node = %s, want pass, apart from the tests", got)
 	}
 	if got := up.Results[affinity].Reason; got != "Affinity should hold but didn't." {
 		t.Errorf("failure reason = %q: want the [FAILED] line without its prefix", got)
@@ -72,9 +74,9 @@ func TestReport(t *testing.T) {
 	md := buf.String()
 	for _, want := range []string{
 		"Generated 2026-12-06T08:00:00Z; commit abc.",
-		"| upstream | 4 | 1 | 1 | 1 | 5m0s |",
-		"| gate off | 5 | 0 | 1 | 1 | 5m0s |",
-		"| gate on | 3 | 2 | 1 | 1 | 5m0s |",
+		"| upstream | 5 | 2 | 1 | 1 | 1 | 5m0s |",
+		"| gate off | 5 | 3 | 0 | 1 | 1 | 5m0s |",
+		"| gate on | 5 | 1 | 2 | 1 | 1 | 5m0s |",
 		"| " + restart + " | — | — | — |",
 		"## Tests whose outcome differs from upstream's (2)",
 		"| " + affinity + " | FAIL | pass | FAIL |",
@@ -120,7 +122,7 @@ func TestSuiteFailureReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Results["[SynchronizedBeforeSuite]"].Reason; got != "there are currently no ready, schedulable nodes in the cluster" {
+	if got := r.Suite["[SynchronizedBeforeSuite]"].Reason; got != "there are currently no ready, schedulable nodes in the cluster" {
 		t.Errorf("reason = %q", got)
 	}
 	if got := oneLine("\x1b[1m\x1b[38;5;9mred\x1b[0m text"); got != "red text" {
@@ -129,8 +131,8 @@ func TestSuiteFailureReason(t *testing.T) {
 }
 
 func TestReadRunErrors(t *testing.T) {
-	if _, err := ReadRun("x", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no junit") {
-		t.Errorf("empty directory: err = %v", err)
+	if r, err := ReadRun("x", t.TempDir()); err != nil || len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "no junit") {
+		t.Errorf("empty directory: err = %v, want a run with the problem \"no junit\"", err)
 	}
 	if _, err := ReadRun("x", "testdata/missing.xml"); err == nil {
 		t.Error("missing file: no error")

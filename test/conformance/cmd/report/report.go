@@ -48,6 +48,8 @@ type Run struct {
 	// [ReportAfterSuite] ...): in every JUnit file, not tests.
 	Suite   map[string]Result
 	Seconds float64 // the suites' own time
+	// Started is the earliest suite's timestamp (Ginkgo's, local time): when the run began.
+	Started string
 	// Problems are what kept results from the report: JUnit files missing or unreadable.
 	Problems []string
 	// Selected are the tests the run meant to run (hack/conformance/run.sh's dry run writes
@@ -61,8 +63,9 @@ type Run struct {
 // writes it as junit_01.xml under --report-dir) that the report reads.
 type junit struct {
 	Suites []struct {
-		Time  float64    `xml:"time,attr"`
-		Cases []testcase `xml:"testcase"`
+		Time      float64    `xml:"time,attr"`
+		Timestamp string     `xml:"timestamp,attr"`
+		Cases     []testcase `xml:"testcase"`
 	} `xml:"testsuite"`
 }
 
@@ -160,6 +163,9 @@ func (r *Run) add(file string) error {
 	}
 	for _, s := range doc.Suites {
 		r.Seconds += s.Time
+		if s.Timestamp != "" && (r.Started == "" || s.Timestamp < r.Started) {
+			r.Started = s.Timestamp
+		}
 		for _, c := range s.Cases {
 			if res, ran := caseResult(c); ran {
 				r.record(c.Name, res)
@@ -384,13 +390,17 @@ func sortedNames(results map[string]Result) []string {
 
 // counts writes each run's counts of its own tests (those it selected): they add up to them.
 func counts(w io.Writer, runs []*Run, all []string) {
-	fmt.Fprintf(w, "## Counts\n\n| run | selected | passed | failed | skipped | not run | time |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "## Counts\n\n| run | started | selected | passed | failed | skipped | not run | time |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range runs {
 		c := map[Outcome]int{}
 		for _, n := range all {
 			c[r.Outcome(n)]++
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %s |\n", r.Name, len(all)-c[NotSelected],
+		started := r.Started
+		if started == "" {
+			started = "—"
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %d | %d | %s |\n", r.Name, started, len(all)-c[NotSelected],
 			c[Passed], c[Failed], c[Skipped], c[Absent], (time.Duration(r.Seconds) * time.Second).String())
 	}
 }

@@ -74,9 +74,9 @@ func TestReport(t *testing.T) {
 	md := buf.String()
 	for _, want := range []string{
 		"Generated 2026-12-06T08:00:00Z; commit abc.",
-		"| upstream | 5 | 2 | 1 | 1 | 1 | 5m0s |",
-		"| gate off | 5 | 3 | 0 | 1 | 1 | 5m0s |",
-		"| gate on | 5 | 1 | 2 | 1 | 1 | 5m0s |",
+		"| upstream | 2026-12-06T07:00:00 | 5 | 2 | 1 | 1 | 1 | 5m0s |",
+		"| gate off | 2026-12-06T07:00:00 | 5 | 3 | 0 | 1 | 1 | 5m0s |",
+		"| gate on | 2026-12-06T07:00:00 | 5 | 1 | 2 | 1 | 1 | 5m0s |",
 		"| " + restart + " | — | — | — |",
 		"## Tests whose outcome differs from upstream's (2)",
 		"| " + affinity + " | FAIL | pass | FAIL |",

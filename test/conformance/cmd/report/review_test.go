@@ -77,7 +77,7 @@ func TestCountsAreOfTheSelectedTests(t *testing.T) {
 			passed("[SynchronizedAfterSuite]") + passed("[ReportAfterSuite] Kubernetes e2e suite report"),
 	})
 	md := report(t, mustReadRun(t, "upstream", dir))
-	if !strings.Contains(md, "| upstream | 2 | 2 | 0 | 0 | 0 | 20s |") {
+	if !strings.Contains(md, "| upstream | — | 2 | 2 | 0 | 0 | 0 | 20s |") {
 		t.Errorf("counts: want 2 selected, 2 passed (suite nodes are not tests):\n%s", md)
 	}
 	if strings.Contains(md, "| [SynchronizedBeforeSuite] |") || strings.Contains(md, "## Every test (2)") == false {
@@ -94,8 +94,8 @@ func TestNotSelectedIsNotNotRun(t *testing.T) {
 		map[string]string{"junit_01.xml": passed("[It] "+basic) + filteredOut("[It] "+restart)}))
 	md := report(t, up, on)
 	for _, want := range []string{
-		"| upstream | 2 | 2 | 0 | 0 | 0 |",
-		"| gate on | 1 | 1 | 0 | 0 | 0 |",
+		"| upstream | — | 2 | 2 | 0 | 0 | 0 |",
+		"| gate on | — | 1 | 1 | 0 | 0 | 0 |",
 		"| " + restart + " | pass | not selected |",
 	} {
 		if !strings.Contains(md, want) {
@@ -146,7 +146,7 @@ func TestRunWithoutJUnitIsNotRun(t *testing.T) {
 		t.Fatalf("a run directory without JUnit files: %v, want a run whose tests did not run", err)
 	}
 	md := report(t, up, on)
-	for _, want := range []string{"| gate on | 1 | 0 | 0 | 0 | 1 |", "| " + basic + " | pass | — |", "no junit*.xml"} {
+	for _, want := range []string{"| gate on | — | 1 | 0 | 0 | 0 | 1 |", "| " + basic + " | pass | — |", "no junit*.xml"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -166,9 +166,22 @@ func TestTruncatedJUnit(t *testing.T) {
 		t.Fatalf("a truncated JUnit file: %v, want it reported in the run", err)
 	}
 	md := report(t, r)
-	for _, want := range []string{"| gate on | 2 | 1 | 0 | 0 | 1 |", "junit_parallel_01.xml: XML syntax error"} {
+	for _, want := range []string{"| gate on | — | 2 | 1 | 0 | 0 | 1 |", "junit_parallel_01.xml: XML syntax error"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// conformance.sh reports the directories of runs it did not repeat (CONFORMANCE_RUNS) as they
+// are, and its note names today's commit: each run says when it started (its first pass's
+// timestamp), so an older run is seen as one.
+func TestCountsSayWhenEachRunStarted(t *testing.T) {
+	dir := writeRun(t, []string{basic}, nil)
+	writeFile(t, filepath.Join(dir, "junit_parallel_01.xml"), `<testsuites><testsuite time="10" timestamp="2026-12-05T09:00:00">`+passed("[It] "+basic)+`</testsuite></testsuites>`)
+	writeFile(t, filepath.Join(dir, "junit_serial_01.xml"), `<testsuites><testsuite time="10" timestamp="2026-12-05T09:30:00"></testsuite></testsuites>`)
+	md := report(t, mustReadRun(t, "upstream", dir))
+	if !strings.Contains(md, "| run | started | selected |") || !strings.Contains(md, "| upstream | 2026-12-05T09:00:00 | 1 | 1 |") {
+		t.Errorf("counts: want the run's start (its first pass's timestamp):\n%s", md)
 	}
 }

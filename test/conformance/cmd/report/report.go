@@ -299,6 +299,9 @@ func readLines(file string) ([]string, error) {
 // encoder writes their ESC as U+FFFD).
 var ansi = regexp.MustCompile("[\x1b\uFFFD]\\[[0-9;]*m")
 
+// markdown escapes what Markdown would read as a table's column or an HTML tag.
+var markdown = strings.NewReplacer("|", `\|`, "<", `\<`)
+
 // oneLine makes a reason fit a table cell.
 func oneLine(s string) string {
 	s = ansi.ReplaceAllString(s, "")
@@ -306,7 +309,7 @@ func oneLine(s string) string {
 	if r := []rune(s); len(r) > 300 {
 		s = string(r[:300]) + "…"
 	}
-	return strings.ReplaceAll(s, "|", `\|`)
+	return markdown.Replace(s)
 }
 
 // Report writes the Markdown report of runs (the first is the reference: upstream).
@@ -423,7 +426,7 @@ func table(w io.Writer, runs []*Run, names []string) {
 	}
 	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(runs)))
 	for _, n := range names {
-		fmt.Fprintf(w, "| %s |", strings.ReplaceAll(n, "|", `\|`))
+		fmt.Fprintf(w, "| %s |", markdown.Replace(n))
 		for _, r := range runs {
 			fmt.Fprintf(w, " %s |", r.Outcome(n))
 		}

@@ -249,7 +249,7 @@ func TestSuiteFailureReasonWhicheverProcessComesFirst(t *testing.T) {
 func TestFailureReasonIsTheWholeMessage(t *testing.T) {
 	for _, tc := range []struct{ status, description, want string }{
 		{"failed", "[FAILED] Timed out after 120.001s.&#xA;Expected&#xA;    &lt;int&gt;: 1&#xA;to equal&#xA;    &lt;int&gt;: 2&#xA;In [It] at: service.go:10 @ 12/06/26 15:00:00.000&#xA;",
-			"Timed out after 120.001s. Expected <int>: 1 to equal <int>: 2"},
+			`Timed out after 120.001s. Expected \<int>: 1 to equal \<int>: 2`},
 		{"panicked", "[PANICKED] Test Panicked&#xA;In [It] at: panic.go:262 @ 12/06/26 15:00:00.000&#xA;&#xA;runtime error: index out of range [3] with length 2&#xA;&#xA;Full Stack Trace&#xA;  k8s.io/kubernetes/test/e2e/network.glob..func1()&#xA;",
 			"Test Panicked: runtime error: index out of range [3] with length 2"},
 		{"failed", "[FAILED] failed to create namespace: context deadline exceeded&#xA;In [BeforeEach] at: framework.go:249 @ 12/06/26 15:00:00.000&#xA;",
@@ -310,5 +310,15 @@ func TestCountsSayWhenEachRunStarted(t *testing.T) {
 	md := report(t, mustReadRun(t, "upstream", dir))
 	if !strings.Contains(md, "| run | started | selected |") || !strings.Contains(md, "| upstream | 2026-12-05T09:00:00 | 1 | 1 |") {
 		t.Errorf("counts: want the run's start (its first pass's timestamp):\n%s", md)
+	}
+}
+
+// gomega's messages name types in angle brackets ("Expected <int>: 1"): rendered Markdown
+// would take "<int>" for an HTML tag and show nothing; the report escapes it.
+func TestReasonKeepsAngleBracketsInMarkdown(t *testing.T) {
+	r := mustReadRun(t, "x", writeRun(t, nil, map[string]string{"junit_01.xml": failed("[It] "+basic, "failed",
+		"[FAILED] Expected&#xA;    &lt;int&gt;: 1&#xA;to equal&#xA;    &lt;int&gt;: 2&#xA;In [It] at: service.go:10 @ 12/06/26 15:00:00.000&#xA;")}))
+	if md := report(t, r); !strings.Contains(md, `: Expected \<int>: 1 to equal \<int>: 2`+"\n") {
+		t.Errorf("report lacks the reason with its brackets escaped:\n%s", md)
 	}
 }

@@ -205,14 +205,16 @@ func caseResult(c testcase) (res Result, ran bool) {
 
 // record keeps a spec's result in Results, a suite node's in Suite. A name reported twice
 // (several files, or a suite node of every parallel process) keeps its first failure, unless
-// that one only says another process failed ("... failed on Ginkgo parallel process #1"):
-// the e2e framework orders equal names by start time, and process 2's may come first.
+// that one only says process 1 failed ("... failed on Ginkgo parallel process #1") and a
+// later one says why: the e2e framework orders equal names by start time, and process 2's
+// may come first.
 func (r *Run) record(junitName string, res Result) {
 	name, results := testName(junitName), r.Results
 	if !strings.HasPrefix(junitName, "[It] ") {
 		results = r.Suite
 	}
-	if prev, ok := results[name]; ok && prev.Outcome == Failed && !onOtherProcess.MatchString(prev.Reason) {
+	if prev, ok := results[name]; ok && prev.Outcome == Failed &&
+		(res.Outcome != Failed || !onOtherProcess.MatchString(prev.Reason)) {
 		return
 	}
 	results[name] = res

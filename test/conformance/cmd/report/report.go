@@ -63,9 +63,13 @@ type Run struct {
 // writes it as junit_01.xml under --report-dir) that the report reads.
 type junit struct {
 	Suites []struct {
-		Time      float64    `xml:"time,attr"`
-		Timestamp string     `xml:"timestamp,attr"`
-		Cases     []testcase `xml:"testcase"`
+		Time       float64 `xml:"time,attr"`
+		Timestamp  string  `xml:"timestamp,attr"`
+		Properties []struct {
+			Name  string `xml:"name,attr"`
+			Value string `xml:"value,attr"`
+		} `xml:"properties>property"`
+		Cases []testcase `xml:"testcase"`
 	} `xml:"testsuite"`
 }
 
@@ -165,6 +169,13 @@ func (r *Run) add(file string) error {
 		r.Seconds += s.Time
 		if s.Timestamp != "" && (r.Started == "" || s.Timestamp < r.Started) {
 			r.Started = s.Timestamp
+		}
+		for _, p := range s.Properties {
+			// Why Ginkgo stopped the suite early (its timeout, an interrupt): the tests it
+			// had not run are left out of the file.
+			if p.Name == "SpecialSuiteFailureReason" && p.Value != "" {
+				r.Suite["["+filepath.Base(file)+"]"] = Result{Outcome: Failed, Reason: oneLine(p.Value)}
+			}
 		}
 		for _, c := range s.Cases {
 			if res, ran := caseResult(c); ran {

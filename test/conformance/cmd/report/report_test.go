@@ -322,3 +322,19 @@ func TestReasonKeepsAngleBracketsInMarkdown(t *testing.T) {
 		t.Errorf("report lacks the reason with its brackets escaped:\n%s", md)
 	}
 }
+
+// A pass that stopped early (its suite timeout, an interrupt) leaves its remaining tests out
+// of its JUnit file ("not run"); Ginkgo says why in the suite's SpecialSuiteFailureReason,
+// and so does the report.
+func TestSuiteStoppedEarlySaysWhy(t *testing.T) {
+	dir := writeRun(t, []string{basic, restart}, nil)
+	writeFile(t, filepath.Join(dir, "junit_parallel_01.xml"), `<testsuites><testsuite time="10800">
+<properties><property name="SuiteSucceeded" value="false"></property><property name="SpecialSuiteFailureReason" value="Suite Timeout Elapsed"></property></properties>`+
+		passed("[It] "+basic)+filteredOut("[It] "+restart)+`</testsuite></testsuites>`)
+	md := report(t, mustReadRun(t, "gate on", dir))
+	for _, want := range []string{"| gate on | — | 2 | 1 | 0 | 0 | 1 |", "- [junit_parallel_01.xml]: Suite Timeout Elapsed\n"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}

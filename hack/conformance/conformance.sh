@@ -34,9 +34,12 @@ for run in $RUNS; do
 done
 step "conformance: report"
 args=()
+note="commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)"
 for run in upstream gate-off gate-on; do
 	[ -d "$CONF_OUT/$run" ] && args+=("$run=$CONF_OUT/$run")
 done
-(cd "$ROOT" && go run ./test/conformance/cmd/report -out "$CONF_OUT/report.md" \
-	-note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)" "${args[@]}")
+# The first run given is the reference of "differs" and of -strict: say so when it is not upstream's.
+reference=${args[0]:-none}
+[ -d "$CONF_OUT/upstream" ] || note+="; no upstream run: the reference is ${reference%%=*}"
+(cd "$ROOT" && go run ./test/conformance/cmd/report -out "$CONF_OUT/report.md" -note "$note" "${args[@]}")
 step "conformance: done in $((SECONDS - start)) s: $CONF_OUT/report.md"

@@ -53,12 +53,14 @@ TIMEOUT=${CONFORMANCE_TIMEOUT:-3h}
 [ -n "${CONFORMANCE_ONLY:-}" ] && FOCUS=("$CONFORMANCE_ONLY")
 [ -n "${CONFORMANCE_SKIP:-}" ] && SKIPS+=("$CONFORMANCE_SKIP|CONFORMANCE_SKIP")
 
+# An earlier run's results go first: a run that stops before its own (a build that fails)
+# must not leave them to the report as its own.
+mkdir -p "$RUN_DIR"
+rm -f "$RUN_DIR"/junit*.xml "$RUN_DIR/selected.txt"
 step "conformance run $RUN [1/3]: e2e.test, ginkgo and kubectl"
 "$CONF_DIR/build.sh"
 KUBECTL="$CLUSTER_BIN/kubectl"
 [ -x "$KUBECTL" ] || [ "${CONFORMANCE_DRY_RUN:-}" = 1 ] || "$CLUSTER_DIR/build.sh"
-mkdir -p "$RUN_DIR"
-rm -f "$RUN_DIR"/junit*.xml
 
 # One flag per focus and skip expression: Ginkgo ORs them.
 filters=()

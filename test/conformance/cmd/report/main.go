@@ -6,7 +6,8 @@
 //	report -out _output/conformance/report.md upstream=DIR gate-off=DIR gate-on=DIR
 //
 // Each DIR is a run's --report-dir (every junit*.xml under it) or one JUnit file. With
-// -strict it exits 1 when a test that passed in the first run did not pass in another.
+// -strict it exits 1 when a test that passed in the first run did not pass in another, or
+// when a run's results are missing (a JUnit file missing or unreadable).
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 func main() {
 	out := flag.String("out", "", "Markdown file to write (default: standard output)")
 	note := flag.String("note", "", "a line for the header (commit, cluster)")
-	strict := flag.Bool("strict", false, "exit 1 when a test that passed in the first run did not pass in another")
+	strict := flag.Bool("strict", false, "exit 1 when a test that passed in the first run did not pass in another, or results are missing")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: report [-out FILE] [-note TEXT] [-strict] NAME=JUNIT_FILE_OR_DIR...\n")
 		flag.PrintDefaults()
@@ -53,11 +54,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "report: %v\n", err)
 		os.Exit(1)
 	}
-	if reg := Regressions(runs); len(reg) > 0 {
+	problems := Problems(runs)
+	if len(problems) > 0 {
+		fmt.Fprintf(os.Stderr, "report: results missing:\n  %s\n", strings.Join(problems, "\n  "))
+	}
+	reg := Regressions(runs)
+	if len(reg) > 0 {
 		fmt.Fprintf(os.Stderr, "report: %d test(s) passed in %s and not in another run:\n  %s\n",
 			len(reg), runs[0].Name, strings.Join(reg, "\n  "))
-		if *strict {
-			os.Exit(1)
-		}
+	}
+	if *strict && len(reg)+len(problems) > 0 {
+		os.Exit(1)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -449,7 +450,7 @@ func TestFailedConntrackFlushRetriedByATimer(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	p.looping.Store(true)
-	go p.syncRunner.Loop(stop)
+	go p.runLoop(stop)
 	t.Cleanup(func() {
 		p.mu.Lock()
 		for _, timer := range []*time.Timer{p.flushTimer, p.fullSyncTimer} {
@@ -506,5 +507,32 @@ func TestChangesOfAPartialSyncWithFailedWritesAreApplied(t *testing.T) {
 				t.Errorf("after a failing %s the new Service is not in the sets:\n%s", op, s)
 			}
 		})
+	}
+}
+
+// TestSyncRequestsAfterTheLoopEndsAreDropped: the runner closes its channel
+// when its loop ends, and a Run after that panics ("send on closed
+// channel"). Timers armed by earlier syncs, the audit and event handlers
+// may still ask for a sync then, also while the loop is ending.
+func TestSyncRequestsAfterTheLoopEndsAreDropped(t *testing.T) {
+	for range 20 {
+		p := newTestProxier(t, newKernel(t), testConfig(v1.IPv4Protocol))
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() { defer close(done); p.runLoop(stop) }()
+		var askers sync.WaitGroup
+		for range 4 {
+			askers.Add(1)
+			go func() {
+				defer askers.Done()
+				for range 200 {
+					p.requestSync()
+				}
+			}()
+		}
+		close(stop)
+		<-done
+		p.Sync()
+		time.AfterFunc(0, p.requestSync)
+		askers.Wait()
 	}
 }

@@ -54,7 +54,7 @@ func (p *Proxier) checkFinishing() {
 	if err := errors.Join(errs...); err != nil {
 		p.logger.Error(err, "Deleting finished real servers failed; scheduling a full resync")
 		p.needFull = true
-		p.syncRunner.Run()
+		p.requestSync()
 	}
 }
 

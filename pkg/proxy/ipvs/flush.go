@@ -110,7 +110,7 @@ func (p *Proxier) settleFlush(filters []conntrack.Filter, err error, now time.Ti
 		return // syncs driven by hand (tests, benchmarks) retry by hand
 	}
 	if p.flushTimer == nil {
-		p.flushTimer = time.AfterFunc(wait, p.syncRunner.Run)
+		p.flushTimer = time.AfterFunc(wait, p.requestSync)
 		return
 	}
 	p.flushTimer.Reset(wait)

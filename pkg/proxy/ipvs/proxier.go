@@ -36,7 +36,12 @@ type Proxier struct {
 	endpointsChanges *proxy.EndpointsChangeTracker
 	serviceHealth    healthcheck.ServiceHealthServer
 	syncRunner       *runner.BoundedFrequencyRunner
-	initialized      atomic.Bool
+	// loopEnd guards loopEnded: a sync is requested under its read lock,
+	// and the loop's end is marked under its write lock before the runner
+	// closes its channel (a Run after that would panic).
+	loopEnd     sync.RWMutex
+	loopEnded   bool
+	initialized atomic.Bool
 	// looping is set once SyncLoop runs; only then does a full sync arm
 	// the timer of the next (which keeps the proxier reachable).
 	looping atomic.Bool
@@ -222,7 +227,32 @@ func (p *Proxier) Sync() {
 		p.deps.HealthServer.QueuedUpdate(p.cfg.IPFamily)
 	}
 	proxymetrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(p.cfg.IPFamily)).SetToCurrentTime()
-	p.syncRunner.Run()
+	p.requestSync()
+}
+
+// requestSync asks the loop for a sync as soon as minSyncPeriod allows; once
+// the loop has ended the request is dropped.
+func (p *Proxier) requestSync() {
+	p.loopEnd.RLock()
+	defer p.loopEnd.RUnlock()
+	if !p.loopEnded {
+		p.syncRunner.Run() // never blocks
+	}
+}
+
+// runLoop runs the runner's loop until stop is closed. The runner closes
+// its channel when its loop returns, and timers armed by earlier syncs may
+// still fire: the end is marked first, so their requests are dropped.
+func (p *Proxier) runLoop(stop <-chan struct{}) {
+	inner := make(chan struct{})
+	go func() {
+		<-stop
+		p.loopEnd.Lock()
+		p.loopEnded = true
+		p.loopEnd.Unlock()
+		close(inner)
+	}()
+	p.syncRunner.Loop(inner)
 }
 
 // SyncLoop runs the periodic and queued syncs; it does not return.
@@ -232,7 +262,7 @@ func (p *Proxier) SyncLoop() {
 	}
 	proxymetrics.SyncProxyRulesLastQueuedTimestamp.WithLabelValues(string(p.cfg.IPFamily)).SetToCurrentTime()
 	p.looping.Store(true)
-	p.syncRunner.Loop(make(chan struct{}))
+	p.runLoop(make(chan struct{}))
 }
 
 // OnServiceAdd is part of proxy.Provider.

@@ -421,7 +421,7 @@ func (p *Proxier) auditRules(want map[string][]byte) {
 		}
 		p.mu.Unlock()
 		if found {
-			p.syncRunner.Run()
+			p.requestSync()
 		}
 		want = again
 	}

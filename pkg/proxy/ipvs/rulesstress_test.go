@@ -22,7 +22,7 @@ func TestRulesConvergeUnderConcurrentChanges(t *testing.T) {
 	p.looping.Store(true)
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() { defer close(done); p.syncRunner.Loop(stop) }()
+	go func() { defer close(done); p.runLoop(stop) }()
 	t.Cleanup(func() { // nothing may call Run once the loop is gone: it panics
 		p.initialized.Store(false) // syncs from now on do nothing, start no audit
 		p.mu.Lock()

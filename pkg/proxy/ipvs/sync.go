@@ -68,7 +68,7 @@ func (p *Proxier) scheduleFullSync() {
 		return // syncs driven by hand (tests, benchmarks) have no period
 	}
 	if p.fullSyncTimer == nil {
-		p.fullSyncTimer = time.AfterFunc(p.cfg.SyncPeriod, p.syncRunner.Run)
+		p.fullSyncTimer = time.AfterFunc(p.cfg.SyncPeriod, p.requestSync)
 		return
 	}
 	p.fullSyncTimer.Reset(p.cfg.SyncPeriod)

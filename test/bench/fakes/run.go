@@ -30,6 +30,10 @@ type Options struct {
 	// HeapProfile, when set, is where to write a heap profile taken right
 	// after the first sync (what the proxier keeps: inuse_space).
 	HeapProfile string
+	// RemovedProfile, when set, is where to write a heap profile taken
+	// after the single-endpoint removals: its alloc_space less
+	// HeapProfile's (pprof -base) is what those partial syncs allocated.
+	RemovedProfile string
 }
 
 // changesPerBatch is how many Services change in a "hundred" sync.
@@ -66,6 +70,11 @@ func Run(ctx context.Context, o Options) (results.Fakes, error) {
 		}
 	}
 	res.OneRemoved = b.repeat(o.OneRemoved, o.Budget, b.removeOne)
+	if o.RemovedProfile != "" {
+		if err := writeHeapProfile(o.RemovedProfile); err != nil {
+			return res, err
+		}
+	}
 	res.HundredChanged = b.repeat(o.HundredChanged, o.Budget, b.replaceHundred)
 	res.ServiceAdded = b.repeat(o.ServiceAdded, o.Budget, b.addService)
 	res.Capped = b.capped

@@ -4,6 +4,7 @@ package netdev
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -81,6 +82,12 @@ func TestKernelLocalAddressesMatchAddrList(t *testing.T) {
 	}
 	if want = sortedUnique(want); !slices.Equal(got, want) {
 		t.Errorf("LocalAddresses(excluded0) = %v, want %v", got, want)
+	}
+	skipped := map[uint32]bool{uint32(excluded.Attrs().Index): true}
+	for _, whole := range []bool{true, false} { // both ways LocalAddresses may read them
+		if got, err := readAddressesExcept(skipped, whole); err != nil || !slices.Equal(got, want) {
+			t.Errorf("addresses but excluded0's, read whole=%v: %v (%v), want %v", whole, got, err, want)
+		}
 	}
 	if !slices.Contains(got, netip.MustParseAddr("10.1.0.1")) || slices.Contains(got, netip.MustParseAddr("10.1.0.2")) {
 		t.Errorf("LocalAddresses gave %v: want the peer address's own side 10.1.0.1, not 10.1.0.2", got)
@@ -199,4 +206,55 @@ func TestKernelLocalAddressesSkipExcludedCheaply(t *testing.T) {
 	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 4096 {
 		t.Errorf("listing the local addresses beside %d excluded ones allocated %d bytes, want at most 4096", n, allocated)
 	}
+}
+
+func BenchmarkKernelLocalAddresses(b *testing.B) {
+	for _, devices := range []int{3, 110} {
+		for _, services := range []int{1000, 10000, 30000} {
+			for _, whole := range []bool{false, true} {
+				b.Run(fmt.Sprintf("devices=%d/services=%d/whole=%v", devices, services, whole), func(b *testing.B) {
+					nettest.EnterNewNetns(b)
+					table := New()
+					for d := range devices {
+						if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("dev%d", d)}}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for i := range services {
+						if err := table.AddAddress("dev0", netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})); err != nil {
+							b.Fatal(err)
+						}
+					}
+					skipped, _ := indexesOf([]string{"dev0"})
+					all, _ := table.LocalAddresses()
+					b.Logf("%d addresses", len(all))
+					for b.Loop() {
+						if _, err := readAddressesExcept(skipped, whole); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// readAddressesExcept lists the addresses of all devices but the skipped
+// ones in one dump (whole) or a dump per device.
+func readAddressesExcept(skipped map[uint32]bool, whole bool) ([]netip.Addr, error) {
+	s, err := openRouteSocket()
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if whole {
+		addrs, _, err := s.allAddressesExcept(skipped)
+		return sortedUnique(addrs), err
+	}
+	indexes, err := s.linkIndexes(skipped)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := s.addressesByDevice(indexes)
+	return sortedUnique(addrs), err
 }

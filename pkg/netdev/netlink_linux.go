@@ -165,7 +165,7 @@ func (kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list local addresses: %w", err)
 	}
-	result, err := retryDump(func() ([]netip.Addr, error) { return dumpAddressesExcept(skipped) })
+	result, err := retryDump(func() ([]netip.Addr, error) { return addressesExcept(skipped) })
 	if err != nil {
 		return nil, fmt.Errorf("list local addresses: %w", err)
 	}

@@ -71,12 +71,16 @@ func (s *routeSocket) dump(req []byte, take func(kind uint16, payload []byte) er
 	if err := unix.Sendto(s.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("send the dump request: %w", err)
 	}
+	return s.receive(&dumpReader{seq: s.seq, take: take})
+}
+
+// receive reads the answer to the last request into d.
+func (s *routeSocket) receive(d *dumpReader) error {
 	dumpBuffer.Lock()
 	defer dumpBuffer.Unlock()
 	if dumpBuffer.b == nil {
 		dumpBuffer.b = make([]byte, dumpBufferSize)
 	}
-	d := dumpReader{seq: s.seq, take: take}
 	for !d.done {
 		n, err := unix.Read(s.fd, dumpBuffer.b) // Recvfrom would allocate the sender's address
 		if errors.Is(err, unix.EINTR) {

@@ -130,3 +130,58 @@ func TestOwnAddressStopsAtACutAttribute(t *testing.T) {
 		t.Errorf("ownAddress = %v, want 192.168.0.10", got)
 	}
 }
+
+// A batch larger than the read buffer: read(2) would hand over its first
+// 64 KiB and drop the rest silently, and when the cut falls between two
+// messages nothing in the bytes read shows it. Every address must be read
+// (a socket pair stands in for the kernel's end).
+func TestReceiveReadsABatchLargerThanTheBuffer(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	first := message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.10"}))
+	batch := slices.Concat(slices.Repeat(first, dumpBufferSize/len(first)),
+		message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.11"})))
+	for _, b := range [][]byte{batch, message(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errnoPayload(0))} {
+		if _, err := unix.Write(fds[1], b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []netip.Addr
+	s := &routeSocket{fd: fds[0], seq: 1}
+	err = s.receive(&dumpReader{seq: 1, take: func(kind uint16, payload []byte) error {
+		got = append(got, ownAddress(payload[addrMessageLen:]))
+		return nil
+	}})
+	if err != nil || len(got) != dumpBufferSize/len(first)+1 || got[len(got)-1] != netip.MustParseAddr("192.168.0.11") {
+		t.Errorf("read %d addresses (%v), want %d ending with 192.168.0.11", len(got), err, dumpBufferSize/len(first)+1)
+	}
+}
+
+// A point-to-point address whose IFA_LOCAL attribute runs past its
+// message: its IFA_ADDRESS, read first, is the peer's, not the node's; the
+// dump is malformed and must be an error, as netlink's ParseRouteAttr made
+// it before, not the peer given as a local address.
+func TestDumpReaderRejectsACutLocalAddress(t *testing.T) {
+	payload := addressMessage(3, addrAttr{unix.IFA_ADDRESS, "10.1.0.2"}, addrAttr{unix.IFA_LOCAL, "10.1.0.1"})
+	got, _, err := readDump(1, slices.Concat(
+		message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, payload[:len(payload)-2]),
+		message(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errnoPayload(0)),
+	))
+	if !errors.Is(err, syscall.EBADMSG) || slices.Contains(got, netip.MustParseAddr("10.1.0.2")) {
+		t.Errorf("a cut IFA_LOCAL gave %v (%v), want EBADMSG and not the peer 10.1.0.2", got, err)
+	}
+}
+
+// A name longer than a device's can be names no device, so none of its
+// addresses is left out, as the Fake (and netlink.LinkList before) has
+// it; SIOCGIFINDEX cannot even be asked.
+func TestIndexesOfPassesOverANameNoDeviceCanHave(t *testing.T) {
+	got, err := indexesOf([]string{"kube-ipvs0-is-too-long"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("indexesOf(a 22-byte name) = %v, %v; want none, no error", got, err)
+	}
+}

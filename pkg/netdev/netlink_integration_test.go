@@ -9,10 +9,12 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
@@ -257,4 +259,98 @@ func readAddressesExcept(skipped map[uint32]bool, whole bool) ([]netip.Addr, err
 	}
 	addrs, err := s.addressesByDevice(indexes)
 	return sortedUnique(addrs), err
+}
+
+// addBridge adds a bridge (standing in for a device not built everywhere)
+// holding addrs.
+func addBridge(t *testing.T, table Interface, name string, addrs ...netip.Addr) {
+	t.Helper()
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		t.Fatalf("add bridge %s: %v", name, err)
+	}
+	for _, a := range addrs {
+		if err := table.AddAddress(name, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// serviceAddresses are n addresses from 10.96.0.0.
+func serviceAddresses(n int) []netip.Addr {
+	addrs := make([]netip.Addr, n)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})
+	}
+	return addrs
+}
+
+// Two goroutines listing the addresses at once through one table, in the
+// dump of all and then device by device (run with -race).
+func TestKernelLocalAddressesConcurrently(t *testing.T) {
+	ns := nettest.EnterNewNetns(t)
+	table := New()
+	addBridge(t, table, "excluded0", serviceAddresses(500)...)
+	node := netip.MustParseAddr("192.168.0.10")
+	addBridge(t, table, "node0", node)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() {
+			runtime.LockOSThread() // never unlocked: Go discards the thread, moved into ns, with the goroutine
+			if err := netns.Set(ns); err != nil {
+				errs <- err
+				return
+			}
+			for range 20 {
+				if got, err := table.LocalAddresses("excluded0"); err != nil || !slices.Equal(got, []netip.Addr{node}) {
+					errs <- fmt.Errorf("LocalAddresses(excluded0) = %v (%v), want %v", got, err, node)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// After the excluded device's many addresses made the reads go device by
+// device, it is deleted and made again (a new index) with few: what is
+// listed follows, and a device gone between the list of devices and the
+// dump of its addresses has none.
+func TestKernelLocalAddressesAfterExcludedDeviceRecreated(t *testing.T) {
+	table := newKernelNamespace(t)
+	addBridge(t, table, "excluded0", serviceAddresses(500)...)
+	node := netip.MustParseAddr("192.168.0.10")
+	addBridge(t, table, "node0", node)
+	for range 2 { // the first learns how many the excluded device holds
+		if got, err := table.LocalAddresses("excluded0"); err != nil || !slices.Equal(got, []netip.Addr{node}) {
+			t.Fatalf("LocalAddresses(excluded0) = %v (%v), want %v", got, err, node)
+		}
+	}
+	link, err := netlink.LinkByName("excluded0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openRouteSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if got, err := s.addressesOf(uint32(link.Attrs().Index), nil); err != nil || len(got) != 0 {
+		t.Errorf("addresses of a deleted device: %v (%v), want none", got, err)
+	}
+	service := netip.MustParseAddr("10.96.0.1")
+	addBridge(t, table, "excluded0", service)
+	if got, err := table.LocalAddresses("excluded0"); err != nil || !slices.Equal(got, []netip.Addr{node}) {
+		t.Errorf("LocalAddresses(excluded0) after it was made again = %v (%v), want %v", got, err, node)
+	}
+	if got, err := table.LocalAddresses(); err != nil || !slices.Equal(got, []netip.Addr{service, node}) {
+		t.Errorf("LocalAddresses() = %v (%v), want %v %v", got, err, service, node)
+	}
 }

@@ -7,24 +7,36 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// dumpBufferSize is twice the largest batch of messages the kernel hands a
-// dump reader at once (32 KiB): a batch never arrives cut.
+// dumpBufferSize is the read buffer a dump starts with: twice the largest
+// batch the kernel hands an address dump's reader (32 KiB). A larger one
+// (a link dump's batch holds at least its largest device, min_dump_alloc)
+// grows it.
 const dumpBufferSize = 64 << 10
 
-// dumpBuffer receives dumps, kept for the life of the process. Every
-// partial sync reads the node's addresses: netlink's library allocates a
-// fresh 64 KiB buffer for each batch and a message slice for its
-// contents (2.1 MiB a sync at 10k Services, when kube-ipvs0's addresses
-// were in the dump). A sync.Pool would not do: the collections between
-// two syncs empty it.
-var dumpBuffer struct {
-	sync.Mutex
-	b []byte
+// localAddresses reads the node's addresses for LocalAddresses. The
+// kernel table holds one, so that what it keeps lasts as long as the
+// table: every partial sync reads the node's addresses.
+type localAddresses struct {
+	// mu lets one caller at a time read into buf and learn skippedLast.
+	mu sync.Mutex
+	// buf receives the dumps: netlink's library allocates a fresh 64 KiB
+	// buffer for each batch and a message slice for its contents (2.1 MiB
+	// a sync at 10k Services, when kube-ipvs0's addresses were in the
+	// dump). A sync.Pool would not do: the collections between two syncs
+	// empty it.
+	buf []byte
+	// skippedLast is how many addresses the skipped devices held at the
+	// last dump of every address: kube-ipvs0's, one per Service IP. Once
+	// it makes the reads go device by device it stays: learning how many
+	// they hold now would take the dump it avoids, and a dump per device
+	// costs what the node's devices do, not the Services.
+	skippedLast int
 }
 
 // Sizes of the fixed parts of the messages read and written here.
@@ -43,14 +55,17 @@ type routeSocket struct {
 	seq uint32
 	// strict: the kernel took the request for strict checking.
 	strict bool
+	// buf receives the answers (made on the first read when nil), grown
+	// for a batch that would not fit.
+	buf []byte
 }
 
-func openRouteSocket() (*routeSocket, error) {
+func openRouteSocket(buf []byte) (*routeSocket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open a netlink socket: %w", err)
 	}
-	s := &routeSocket{fd: fd}
+	s := &routeSocket{fd: fd, buf: buf}
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 60}); err != nil {
 		s.close()
 		return nil, fmt.Errorf("set the netlink socket's receive timeout: %w", err)
@@ -76,20 +91,12 @@ func (s *routeSocket) dump(req []byte, take func(kind uint16, payload []byte) er
 
 // receive reads the answer to the last request into d.
 func (s *routeSocket) receive(d *dumpReader) error {
-	dumpBuffer.Lock()
-	defer dumpBuffer.Unlock()
-	if dumpBuffer.b == nil {
-		dumpBuffer.b = make([]byte, dumpBufferSize)
-	}
 	for !d.done {
-		n, err := unix.Read(s.fd, dumpBuffer.b) // Recvfrom would allocate the sender's address
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
+		batch, err := s.nextBatch()
 		if err != nil {
 			return fmt.Errorf("read the dump: %w", err)
 		}
-		if err := d.parse(dumpBuffer.b[:n]); err != nil {
+		if err := d.parse(batch); err != nil {
 			return err
 		}
 	}
@@ -97,6 +104,44 @@ func (s *routeSocket) receive(d *dumpReader) error {
 		return netlink.ErrDumpInterrupted
 	}
 	return nil
+}
+
+// nextBatch reads the next batch of the answer whole. Its size is asked
+// first: read(2) drops silently what does not fit in the buffer, and a
+// batch cut between two messages looks whole.
+func (s *routeSocket) nextBatch() ([]byte, error) {
+	size, err := s.recv(nil, unix.MSG_PEEK|unix.MSG_TRUNC) // the batch's whole size, nothing read
+	if err != nil {
+		return nil, err
+	}
+	if size > len(s.buf) {
+		s.buf = make([]byte, max(size, dumpBufferSize))
+	}
+	n, err := s.recv(s.buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s.buf[:n], nil
+}
+
+// recv is recvfrom(2) into b without the sender's address, which
+// unix.Recvfrom would allocate for every batch; a call a signal
+// interrupted is made again.
+func (s *routeSocket) recv(b []byte, flags int) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
+		switch errno {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+		default:
+			return 0, errno
+		}
+	}
 }
 
 // dumpReader is a dump being read.
@@ -170,26 +215,47 @@ func (s *routeSocket) linkIndexes(skipped map[uint32]bool) ([]uint32, error) {
 	return out, nil
 }
 
+// addressTaker takes the address messages of a dump: the own addresses
+// of the devices keep accepts are appended to addrs, the others' messages
+// are counted and stepped over without being decoded.
+type addressTaker struct {
+	keep   func(index uint32) bool
+	addrs  []netip.Addr
+	passed int
+}
+
+func (a *addressTaker) take(kind uint16, payload []byte) error {
+	if kind != unix.RTM_NEWADDR || len(payload) < addrMessageLen {
+		return nil
+	}
+	index := binary.NativeEndian.Uint32(payload[4:8])
+	if !a.keep(index) {
+		a.passed++
+		return nil
+	}
+	addr, err := ownAddress(payload[addrMessageLen:])
+	if err != nil {
+		return fmt.Errorf("decode an address of device %d: %w", index, err)
+	}
+	if addr.IsValid() {
+		a.addrs = append(a.addrs, addr)
+	}
+	return nil
+}
+
 // addressesOf appends the addresses of device index to addrs; a device
 // gone meanwhile has none. Messages of other devices (a kernel that ignored
 // the filter) are stepped over.
 func (s *routeSocket) addressesOf(index uint32, addrs []netip.Addr) ([]netip.Addr, error) {
-	err := s.dump(dumpRequest(unix.RTM_GETADDR, addrMessageLen, 4, index), func(kind uint16, payload []byte) error {
-		if kind != unix.RTM_NEWADDR || len(payload) < addrMessageLen || binary.NativeEndian.Uint32(payload[4:8]) != index {
-			return nil
-		}
-		if addr := ownAddress(payload[addrMessageLen:]); addr.IsValid() {
-			addrs = append(addrs, addr)
-		}
-		return nil
-	})
+	a := addressTaker{keep: func(i uint32) bool { return i == index }, addrs: addrs}
+	err := s.dump(dumpRequest(unix.RTM_GETADDR, addrMessageLen, 4, index), a.take)
 	if errors.Is(err, unix.ENODEV) {
-		return addrs, nil
+		return a.addrs, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list the addresses of device %d: %w", index, err)
 	}
-	return addrs, nil
+	return a.addrs, nil
 }
 
 // addressesPerDeviceDump is how many addresses the skipped devices must
@@ -200,38 +266,31 @@ func (s *routeSocket) addressesOf(index uint32, addrs []netip.Addr) ([]netip.Add
 // a device's list from its start for each 32 KiB batch.
 const addressesPerDeviceDump = 100
 
-// skippedLast is how many addresses the skipped devices held at the last
-// dump of every address: kube-ipvs0's, one per Service IP. Once it makes
-// the reads go device by device it stays: learning how many they hold now
-// would take the dump it avoids, and a dump per device costs what the
-// node's devices do, not the Services.
-var skippedLast struct {
-	sync.Mutex
-	n int
-}
-
-// addressesExcept lists the addresses of every device but the skipped
+// except lists the addresses of every device but the skipped
 // ones: from a dump of each device's, once the skipped ones were seen to
 // hold many (kube-ipvs0 at 10k Services: the kernel would write them all
 // for each partial sync, to be thrown away), else from one dump of all.
-func addressesExcept(skipped map[uint32]bool) ([]netip.Addr, error) {
-	s, err := openRouteSocket()
+func (l *localAddresses) except(skipped map[uint32]bool) ([]netip.Addr, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, err := openRouteSocket(l.buf)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
+	defer func() { l.buf = s.buf; s.close() }()
 	indexes, err := s.linkIndexes(skipped)
 	if err != nil {
 		return nil, err
 	}
-	skippedLast.Lock()
-	defer skippedLast.Unlock()
-	if !s.strict || skippedLast.n <= addressesPerDeviceDump*len(indexes) {
-		var addrs []netip.Addr
-		addrs, skippedLast.n, err = s.allAddressesExcept(skipped)
-		return addrs, err
+	if s.strict && l.skippedLast > addressesPerDeviceDump*len(indexes) {
+		return s.addressesByDevice(indexes)
 	}
-	return s.addressesByDevice(indexes)
+	addrs, n, err := s.allAddressesExcept(skipped)
+	if err != nil {
+		return nil, err
+	}
+	l.skippedLast = n
+	return addrs, nil
 }
 
 // addressesByDevice lists the addresses of the given devices, one dump each.
@@ -250,37 +309,24 @@ func (s *routeSocket) addressesByDevice(indexes []uint32) ([]netip.Addr, error) 
 // with how many were the skipped devices': their messages are stepped
 // over without being decoded.
 func (s *routeSocket) allAddressesExcept(skipped map[uint32]bool) ([]netip.Addr, int, error) {
-	var addrs []netip.Addr
-	n := 0
-	err := s.dump(dumpRequest(unix.RTM_GETADDR, addrMessageLen, 4, 0), func(kind uint16, payload []byte) error {
-		if kind != unix.RTM_NEWADDR || len(payload) < addrMessageLen {
-			return nil
-		}
-		if skipped[binary.NativeEndian.Uint32(payload[4:8])] {
-			n++
-			return nil
-		}
-		if addr := ownAddress(payload[addrMessageLen:]); addr.IsValid() {
-			addrs = append(addrs, addr)
-		}
-		return nil
-	})
-	if err != nil {
+	a := addressTaker{keep: func(index uint32) bool { return !skipped[index] }}
+	if err := s.dump(dumpRequest(unix.RTM_GETADDR, addrMessageLen, 4, 0), a.take); err != nil {
 		return nil, 0, fmt.Errorf("list addresses: %w", err)
 	}
-	return addrs, n, nil
+	return a.addrs, a.passed, nil
 }
 
 // ownAddress is an RTM_NEWADDR message's own address: IFA_LOCAL, which
 // differs from IFA_ADDRESS (the peer) on point-to-point devices, else
 // IFA_ADDRESS, as netlink.AddrList reports it. attrs are the message's
-// attributes; a cut one ends them.
-func ownAddress(attrs []byte) netip.Addr {
+// attributes; one that runs past them is EBADMSG, as netlink's
+// ParseRouteAttr has it: were it IFA_LOCAL, the peer would pass for ours.
+func ownAddress(attrs []byte) (netip.Addr, error) {
 	var local, address netip.Addr
 	for len(attrs) >= attrHeaderLen {
 		size := int(binary.NativeEndian.Uint16(attrs[0:2]))
 		if size < attrHeaderLen || size > len(attrs) {
-			break
+			return netip.Addr{}, fmt.Errorf("an attribute of %d bytes in %d: %w", size, len(attrs), syscall.EBADMSG)
 		}
 		switch binary.NativeEndian.Uint16(attrs[2:4]) {
 		case unix.IFA_LOCAL:
@@ -291,9 +337,9 @@ func ownAddress(attrs []byte) netip.Addr {
 		attrs = attrs[min(rtaAlign(size), len(attrs)):]
 	}
 	if local.IsValid() {
-		return local.Unmap()
+		return local.Unmap(), nil
 	}
-	return address.Unmap()
+	return address.Unmap(), nil
 }
 
 func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }

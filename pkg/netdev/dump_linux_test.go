@@ -58,10 +58,12 @@ func errnoPayload(errno syscall.Errno) []byte {
 func readDump(seq uint32, batches ...[]byte) ([]netip.Addr, *dumpReader, error) {
 	var addrs []netip.Addr
 	d := &dumpReader{seq: seq, take: func(kind uint16, payload []byte) error {
-		if kind == unix.RTM_NEWADDR && binary.NativeEndian.Uint32(payload[4:8]) != 9 {
-			addrs = append(addrs, ownAddress(payload[addrMessageLen:]))
+		if kind != unix.RTM_NEWADDR || binary.NativeEndian.Uint32(payload[4:8]) == 9 {
+			return nil
 		}
-		return nil
+		addr, err := ownAddress(payload[addrMessageLen:])
+		addrs = append(addrs, addr)
+		return err
 	}}
 	for _, b := range batches {
 		if err := d.parse(b); err != nil {
@@ -120,14 +122,14 @@ func TestDumpReaderRejectsACutMessage(t *testing.T) {
 	}
 }
 
-// An attribute that runs past the message ends what is read of it.
-func TestOwnAddressStopsAtACutAttribute(t *testing.T) {
+// An attribute that runs past the message is EBADMSG.
+func TestOwnAddressRejectsACutAttribute(t *testing.T) {
 	attrs := addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.10"})[addrMessageLen:]
-	if got := ownAddress(attrs[:len(attrs)-1]); got.IsValid() {
-		t.Errorf("a cut attribute gave %v, want none", got)
+	if got, err := ownAddress(attrs[:len(attrs)-1]); !errors.Is(err, syscall.EBADMSG) {
+		t.Errorf("a cut attribute gave %v (%v), want EBADMSG", got, err)
 	}
-	if got := ownAddress(attrs); got != netip.MustParseAddr("192.168.0.10") {
-		t.Errorf("ownAddress = %v, want 192.168.0.10", got)
+	if got, err := ownAddress(attrs); err != nil || got != netip.MustParseAddr("192.168.0.10") {
+		t.Errorf("ownAddress = %v (%v), want 192.168.0.10", got, err)
 	}
 }
 
@@ -153,8 +155,9 @@ func TestReceiveReadsABatchLargerThanTheBuffer(t *testing.T) {
 	var got []netip.Addr
 	s := &routeSocket{fd: fds[0], seq: 1}
 	err = s.receive(&dumpReader{seq: 1, take: func(kind uint16, payload []byte) error {
-		got = append(got, ownAddress(payload[addrMessageLen:]))
-		return nil
+		addr, err := ownAddress(payload[addrMessageLen:])
+		got = append(got, addr)
+		return err
 	}})
 	if err != nil || len(got) != dumpBufferSize/len(first)+1 || got[len(got)-1] != netip.MustParseAddr("192.168.0.11") {
 		t.Errorf("read %d addresses (%v), want %d ending with 192.168.0.11", len(got), err, dumpBufferSize/len(first)+1)

@@ -87,7 +87,7 @@ func TestKernelLocalAddressesMatchAddrList(t *testing.T) {
 	}
 	skipped := map[uint32]bool{uint32(excluded.Attrs().Index): true}
 	for _, whole := range []bool{true, false} { // both ways LocalAddresses may read them
-		if got, err := readAddressesExcept(skipped, whole); err != nil || !slices.Equal(got, want) {
+		if got, err := readAddressesExcept(nil, skipped, whole); err != nil || !slices.Equal(got, want) {
 			t.Errorf("addresses but excluded0's, read whole=%v: %v (%v), want %v", whole, got, err, want)
 		}
 	}
@@ -230,8 +230,9 @@ func BenchmarkKernelLocalAddresses(b *testing.B) {
 					skipped, _ := indexesOf([]string{"dev0"})
 					all, _ := table.LocalAddresses()
 					b.Logf("%d addresses", len(all))
+					buf := make([]byte, dumpBufferSize)
 					for b.Loop() {
-						if _, err := readAddressesExcept(skipped, whole); err != nil {
+						if _, err := readAddressesExcept(buf, skipped, whole); err != nil {
 							b.Fatal(err)
 						}
 					}
@@ -242,9 +243,9 @@ func BenchmarkKernelLocalAddresses(b *testing.B) {
 }
 
 // readAddressesExcept lists the addresses of all devices but the skipped
-// ones in one dump (whole) or a dump per device.
-func readAddressesExcept(skipped map[uint32]bool, whole bool) ([]netip.Addr, error) {
-	s, err := openRouteSocket()
+// ones in one dump (whole) or a dump per device, read into buf.
+func readAddressesExcept(buf []byte, skipped map[uint32]bool, whole bool) ([]netip.Addr, error) {
+	s, err := openRouteSocket(buf)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +338,7 @@ func TestKernelLocalAddressesAfterExcludedDeviceRecreated(t *testing.T) {
 	if err := netlink.LinkDel(link); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openRouteSocket()
+	s, err := openRouteSocket(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,11 +18,13 @@ const dumpAttempts = 5
 
 // kernel works on the links and addresses of the calling thread's network
 // namespace, one netlink request (and socket) at a time.
-type kernel struct{}
+type kernel struct {
+	local localAddresses
+}
 
 // New returns the kernel's link and address tables.
 func New() Interface {
-	return kernel{}
+	return &kernel{}
 }
 
 // addressLink is the device to add an address to or delete one from. Its
@@ -76,7 +78,7 @@ func linkByName(name string) (netlink.Link, error) {
 	return link, nil
 }
 
-func (kernel) EnsureDummy(name string) error {
+func (*kernel) EnsureDummy(name string) error {
 	link, err := linkByName(name)
 	if errors.Is(err, syscall.ENOENT) {
 		klog.V(2).InfoS("Creating dummy device", "device", name)
@@ -101,7 +103,7 @@ func (kernel) EnsureDummy(name string) error {
 	return nil
 }
 
-func (kernel) DeleteDummy(name string) error {
+func (*kernel) DeleteDummy(name string) error {
 	link, err := linkByName(name)
 	if err != nil {
 		return fmt.Errorf("delete dummy device: %w", err)
@@ -112,7 +114,7 @@ func (kernel) DeleteDummy(name string) error {
 	return nil
 }
 
-func (kernel) Addresses(name string) ([]netip.Addr, error) {
+func (*kernel) Addresses(name string) ([]netip.Addr, error) {
 	link, err := linkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
@@ -128,7 +130,7 @@ func (kernel) Addresses(name string) ([]netip.Addr, error) {
 	return sortedUnique(result), nil
 }
 
-func (kernel) AddAddress(name string, addr netip.Addr) error {
+func (*kernel) AddAddress(name string, addr netip.Addr) error {
 	if err := checkAddress(addr); err != nil {
 		return fmt.Errorf("add address to %s: %w", name, err)
 	}
@@ -142,7 +144,7 @@ func (kernel) AddAddress(name string, addr netip.Addr) error {
 	return nil
 }
 
-func (kernel) DeleteAddress(name string, addr netip.Addr) error {
+func (*kernel) DeleteAddress(name string, addr netip.Addr) error {
 	if err := checkAddress(addr); err != nil {
 		return fmt.Errorf("delete address from %s: %w", name, err)
 	}
@@ -160,12 +162,12 @@ func (kernel) DeleteAddress(name string, addr netip.Addr) error {
 	return nil
 }
 
-func (kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
+func (k *kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
 	skipped, err := indexesOf(exclude)
 	if err != nil {
 		return nil, fmt.Errorf("list local addresses: %w", err)
 	}
-	result, err := retryDump(func() ([]netip.Addr, error) { return addressesExcept(skipped) })
+	result, err := retryDump(func() ([]netip.Addr, error) { return k.local.except(skipped) })
 	if err != nil {
 		return nil, fmt.Errorf("list local addresses: %w", err)
 	}
@@ -178,6 +180,9 @@ func (kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
 func indexesOf(names []string) (map[uint32]bool, error) {
 	indexes := make(map[uint32]bool, len(names))
 	for _, name := range names {
+		if len(name) >= unix.IFNAMSIZ {
+			continue // no device's name is this long (SIOCGIFINDEX would refuse it: EINVAL)
+		}
 		index, err := indexByName(name)
 		if errors.Is(err, syscall.ENOENT) {
 			continue // no device: none of its addresses to leave out

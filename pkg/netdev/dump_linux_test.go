@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -138,27 +139,10 @@ func TestOwnAddressRejectsACutAttribute(t *testing.T) {
 // messages nothing in the bytes read shows it. Every address must be read
 // (a socket pair stands in for the kernel's end).
 func TestReceiveReadsABatchLargerThanTheBuffer(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
 	first := message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.10"}))
 	batch := slices.Concat(slices.Repeat(first, dumpBufferSize/len(first)),
 		message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.11"})))
-	for _, b := range [][]byte{batch, message(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errnoPayload(0))} {
-		if _, err := unix.Write(fds[1], b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got []netip.Addr
-	s := &routeSocket{fd: fds[0], seq: 1}
-	err = s.receive(&dumpReader{seq: 1, take: func(kind uint16, payload []byte) error {
-		addr, err := ownAddress(payload[addrMessageLen:])
-		got = append(got, addr)
-		return err
-	}})
+	got, err := receiveBatches(t, batch, message(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errnoPayload(0)))
 	if err != nil || len(got) != dumpBufferSize/len(first)+1 || got[len(got)-1] != netip.MustParseAddr("192.168.0.11") {
 		t.Errorf("read %d addresses (%v), want %d ending with 192.168.0.11", len(got), err, dumpBufferSize/len(first)+1)
 	}
@@ -186,5 +170,50 @@ func TestIndexesOfPassesOverANameNoDeviceCanHave(t *testing.T) {
 	got, err := indexesOf([]string{"kube-ipvs0-is-too-long"})
 	if err != nil || len(got) != 0 {
 		t.Errorf("indexesOf(a 22-byte name) = %v, %v; want none, no error", got, err)
+	}
+}
+
+// A length shorter than the header (zero included) is EBADMSG, not a
+// message the reader would step over forever.
+func TestDumpReaderRejectsALengthShorterThanTheHeader(t *testing.T) {
+	for _, size := range []uint32{0, headerLen - 1} {
+		m := message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.10"}))
+		binary.NativeEndian.PutUint32(m[0:4], size)
+		if _, _, err := readDump(1, m); !errors.Is(err, syscall.EBADMSG) {
+			t.Errorf("a message of length %d: %v, want EBADMSG", size, err)
+		}
+	}
+}
+
+// receiveBatches hands batches, answering a request of sequence number 1,
+// to routeSocket.receive through a socket pair standing in for the
+// kernel's end, and gives the addresses taken.
+func receiveBatches(t *testing.T, batches ...[]byte) ([]netip.Addr, error) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	for _, b := range batches {
+		if _, err := unix.Write(fds[1], b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := addressTaker{keep: func(uint32) bool { return true }}
+	s := &routeSocket{fd: fds[0], seq: 1}
+	err = s.receive(&dumpReader{seq: 1, take: a.take})
+	return a.addrs, err
+}
+
+// A dump the kernel marked interrupted is netlink.ErrDumpInterrupted once
+// read to its end, which LocalAddresses retries.
+func TestReceiveReportsAnInterruptedDump(t *testing.T) {
+	_, err := receiveBatches(t,
+		message(unix.RTM_NEWADDR, unix.NLM_F_MULTI|unix.NLM_F_DUMP_INTR, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.10"})),
+		message(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errnoPayload(0)))
+	if !errors.Is(err, netlink.ErrDumpInterrupted) {
+		t.Errorf("an interrupted dump: %v, want ErrDumpInterrupted", err)
 	}
 }

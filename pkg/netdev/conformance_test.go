@@ -143,6 +143,11 @@ local without [kube-ipvs0]:
 				ensure(dummyName, nil), ensure(otherName, nil),
 				add(dummyName, "10.96.0.1", nil), add(otherName, "192.168.1.10", nil), add(otherName, "fd01::5", nil),
 				add(otherName, "10.96.0.1", nil), // the same address on two devices
+				// A name no device can have (over IFNAMSIZ) excludes nothing.
+				{"LocalAddresses without a 22-byte name", func(i Interface) error {
+					_, err := i.LocalAddresses(dummyName, "kube-ipvs0-is-too-long")
+					return err
+				}, nil},
 			},
 			want: `kube-ipvs0: 10.96.0.1 link-local
 other0: 10.96.0.1 192.168.1.10 fd01::5 link-local

@@ -4,14 +4,17 @@ package netdev
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
@@ -81,6 +84,12 @@ func TestKernelLocalAddressesMatchAddrList(t *testing.T) {
 	}
 	if want = sortedUnique(want); !slices.Equal(got, want) {
 		t.Errorf("LocalAddresses(excluded0) = %v, want %v", got, want)
+	}
+	skipped := map[uint32]bool{uint32(excluded.Attrs().Index): true}
+	for _, whole := range []bool{true, false} { // both ways LocalAddresses may read them
+		if got, err := readAddressesExcept(nil, skipped, whole); err != nil || !slices.Equal(got, want) {
+			t.Errorf("addresses but excluded0's, read whole=%v: %v (%v), want %v", whole, got, err, want)
+		}
 	}
 	if !slices.Contains(got, netip.MustParseAddr("10.1.0.1")) || slices.Contains(got, netip.MustParseAddr("10.1.0.2")) {
 		t.Errorf("LocalAddresses gave %v: want the peer address's own side 10.1.0.1, not 10.1.0.2", got)
@@ -158,5 +167,191 @@ func TestKernelAddAddressAllocatesLittle(t *testing.T) {
 	// Before: 14.2 KB per address; now 1.6 KB (on a bridge, measured).
 	if perAddress := (after.TotalAlloc - before.TotalAlloc) / n; perAddress > 4000 {
 		t.Errorf("binding an address allocates %d bytes, want at most 4000", perAddress)
+	}
+}
+
+// Listing the local addresses neither decodes nor keeps the excluded
+// device's: kube-ipvs0 holds one per Service IP, and every partial sync
+// lists them (2.1 MiB allocated at 10k Services when each batch of the
+// dump had a buffer and a message slice of its own). The dump spans many
+// batches, each read whole.
+func TestKernelLocalAddressesSkipExcludedCheaply(t *testing.T) {
+	table := newKernelNamespace(t)
+	excluded := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "excluded0"}}
+	if err := netlink.LinkAdd(excluded); err != nil {
+		t.Fatalf("add bridge excluded0: %v", err)
+	}
+	const n = 3000 // about 200 KB of messages: several batches
+	for i := range n {
+		if err := table.AddAddress("excluded0", netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nettest.AddAddress(t, "lo", netip.MustParsePrefix("127.0.0.1/8"))
+	if _, err := table.LocalAddresses("excluded0"); err != nil { // the first call makes the buffer
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := table.LocalAddresses("excluded0")
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []netip.Addr{netip.MustParseAddr("127.0.0.1")}; !slices.Equal(got, want) {
+		t.Errorf("LocalAddresses(excluded0) = %v, want %v", got, want)
+	}
+	if all, err := table.LocalAddresses(); err != nil || len(all) != n+1 {
+		t.Errorf("LocalAddresses() gave %d addresses (%v), want %d", len(all), err, n+1)
+	}
+	// Before: about 215 bytes per excluded address; now a few hundred bytes in all.
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 4096 {
+		t.Errorf("listing the local addresses beside %d excluded ones allocated %d bytes, want at most 4096", n, allocated)
+	}
+}
+
+func BenchmarkKernelLocalAddresses(b *testing.B) {
+	for _, devices := range []int{3, 110} {
+		for _, services := range []int{1000, 10000, 30000} {
+			for _, whole := range []bool{false, true} {
+				b.Run(fmt.Sprintf("devices=%d/services=%d/whole=%v", devices, services, whole), func(b *testing.B) {
+					nettest.EnterNewNetns(b)
+					table := New()
+					for d := range devices {
+						if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("dev%d", d)}}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for i := range services {
+						if err := table.AddAddress("dev0", netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})); err != nil {
+							b.Fatal(err)
+						}
+					}
+					skipped, _ := indexesOf([]string{"dev0"})
+					all, _ := table.LocalAddresses()
+					b.Logf("%d addresses", len(all))
+					buf := make([]byte, dumpBufferSize)
+					for b.Loop() {
+						if _, err := readAddressesExcept(buf, skipped, whole); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// readAddressesExcept lists the addresses of all devices but the skipped
+// ones in one dump (whole) or a dump per device, read into buf.
+func readAddressesExcept(buf []byte, skipped map[uint32]bool, whole bool) ([]netip.Addr, error) {
+	s, err := openRouteSocket(buf)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if whole {
+		addrs, _, err := s.allAddressesExcept(skipped)
+		return sortedUnique(addrs), err
+	}
+	indexes, err := s.linkIndexes(skipped)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := s.addressesByDevice(indexes)
+	return sortedUnique(addrs), err
+}
+
+// addBridge adds a bridge (standing in for a device not built everywhere)
+// holding addrs.
+func addBridge(t *testing.T, table Interface, name string, addrs ...netip.Addr) {
+	t.Helper()
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil {
+		t.Fatalf("add bridge %s: %v", name, err)
+	}
+	for _, a := range addrs {
+		if err := table.AddAddress(name, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// serviceAddresses are n addresses from 10.96.0.0.
+func serviceAddresses(n int) []netip.Addr {
+	addrs := make([]netip.Addr, n)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})
+	}
+	return addrs
+}
+
+// Two goroutines listing the addresses at once through one table, in the
+// dump of all and then device by device (run with -race).
+func TestKernelLocalAddressesConcurrently(t *testing.T) {
+	ns := nettest.EnterNewNetns(t)
+	table := New()
+	addBridge(t, table, "excluded0", serviceAddresses(500)...)
+	node := netip.MustParseAddr("192.168.0.10")
+	addBridge(t, table, "node0", node)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() {
+			runtime.LockOSThread() // never unlocked: Go discards the thread, moved into ns, with the goroutine
+			if err := netns.Set(ns); err != nil {
+				errs <- err
+				return
+			}
+			for range 20 {
+				if got, err := table.LocalAddresses("excluded0"); err != nil || !slices.Equal(got, []netip.Addr{node}) {
+					errs <- fmt.Errorf("LocalAddresses(excluded0) = %v (%v), want %v", got, err, node)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// After the excluded device's many addresses made the reads go device by
+// device, it is deleted and made again (a new index) with few: what is
+// listed follows, and a device gone between the list of devices and the
+// dump of its addresses has none.
+func TestKernelLocalAddressesAfterExcludedDeviceRecreated(t *testing.T) {
+	table := newKernelNamespace(t)
+	addBridge(t, table, "excluded0", serviceAddresses(500)...)
+	node := netip.MustParseAddr("192.168.0.10")
+	addBridge(t, table, "node0", node)
+	for range 2 { // the first learns how many the excluded device holds
+		if got, err := table.LocalAddresses("excluded0"); err != nil || !slices.Equal(got, []netip.Addr{node}) {
+			t.Fatalf("LocalAddresses(excluded0) = %v (%v), want %v", got, err, node)
+		}
+	}
+	link, err := netlink.LinkByName("excluded0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openRouteSocket(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if got, err := s.addressesOf(uint32(link.Attrs().Index), nil); err != nil || len(got) != 0 {
+		t.Errorf("addresses of a deleted device: %v (%v), want none", got, err)
+	}
+	service := netip.MustParseAddr("10.96.0.1")
+	addBridge(t, table, "excluded0", service)
+	if got, err := table.LocalAddresses("excluded0"); err != nil || !slices.Equal(got, []netip.Addr{node}) {
+		t.Errorf("LocalAddresses(excluded0) after it was made again = %v (%v), want %v", got, err, node)
+	}
+	if got, err := table.LocalAddresses(); err != nil || !slices.Equal(got, []netip.Addr{service, node}) {
+		t.Errorf("LocalAddresses() = %v (%v), want %v %v", got, err, service, node)
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
@@ -20,11 +18,13 @@ const dumpAttempts = 5
 
 // kernel works on the links and addresses of the calling thread's network
 // namespace, one netlink request (and socket) at a time.
-type kernel struct{}
+type kernel struct {
+	local localAddresses
+}
 
 // New returns the kernel's link and address tables.
 func New() Interface {
-	return kernel{}
+	return &kernel{}
 }
 
 // addressLink is the device to add an address to or delete one from. Its
@@ -78,7 +78,7 @@ func linkByName(name string) (netlink.Link, error) {
 	return link, nil
 }
 
-func (kernel) EnsureDummy(name string) error {
+func (*kernel) EnsureDummy(name string) error {
 	link, err := linkByName(name)
 	if errors.Is(err, syscall.ENOENT) {
 		klog.V(2).InfoS("Creating dummy device", "device", name)
@@ -103,7 +103,7 @@ func (kernel) EnsureDummy(name string) error {
 	return nil
 }
 
-func (kernel) DeleteDummy(name string) error {
+func (*kernel) DeleteDummy(name string) error {
 	link, err := linkByName(name)
 	if err != nil {
 		return fmt.Errorf("delete dummy device: %w", err)
@@ -114,7 +114,7 @@ func (kernel) DeleteDummy(name string) error {
 	return nil
 }
 
-func (kernel) Addresses(name string) ([]netip.Addr, error) {
+func (*kernel) Addresses(name string) ([]netip.Addr, error) {
 	link, err := linkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
@@ -130,7 +130,7 @@ func (kernel) Addresses(name string) ([]netip.Addr, error) {
 	return sortedUnique(result), nil
 }
 
-func (kernel) AddAddress(name string, addr netip.Addr) error {
+func (*kernel) AddAddress(name string, addr netip.Addr) error {
 	if err := checkAddress(addr); err != nil {
 		return fmt.Errorf("add address to %s: %w", name, err)
 	}
@@ -144,7 +144,7 @@ func (kernel) AddAddress(name string, addr netip.Addr) error {
 	return nil
 }
 
-func (kernel) DeleteAddress(name string, addr netip.Addr) error {
+func (*kernel) DeleteAddress(name string, addr netip.Addr) error {
 	if err := checkAddress(addr); err != nil {
 		return fmt.Errorf("delete address from %s: %w", name, err)
 	}
@@ -162,75 +162,37 @@ func (kernel) DeleteAddress(name string, addr netip.Addr) error {
 	return nil
 }
 
-func (kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
-	links, err := retryDump(netlink.LinkList)
+func (k *kernel) LocalAddresses(exclude ...string) ([]netip.Addr, error) {
+	skipped, err := indexesOf(exclude)
 	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
+		return nil, fmt.Errorf("list local addresses: %w", err)
 	}
-	excluded := map[int]bool{}
-	for _, link := range links {
-		if slices.Contains(exclude, link.Attrs().Name) {
-			excluded[link.Attrs().Index] = true
-		}
-	}
-	result, err := retryDump(func() ([]netip.Addr, error) { return addressesExcept(excluded) })
+	result, err := retryDump(func() ([]netip.Addr, error) { return k.local.except(skipped) })
 	if err != nil {
 		return nil, fmt.Errorf("list local addresses: %w", err)
 	}
 	return sortedUnique(result), nil
 }
 
-// addressesExcept dumps every address once and decodes only those of
-// devices not excluded: kube-ipvs0 holds one address per Service IP, and
-// decoding them all (netlink.AddrList) cost a partial sync at 10k Services
-// 12.5 MiB and most of its time, to be thrown away.
-func addressesExcept(excluded map[int]bool) ([]netip.Addr, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
-	req.AddData(nl.NewIfAddrmsg(unix.AF_UNSPEC))
-	var result []netip.Addr
-	var decodeErr error
-	err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWADDR, func(m []byte) bool {
-		msg := nl.DeserializeIfAddrmsg(m)
-		if excluded[int(msg.Index)] {
-			return true
+// indexesOf are the indexes of the named devices that exist, asked one by
+// one (SIOCGIFINDEX) rather than found in a dump of every device, which
+// netlink.LinkList decodes whole (42 KB a partial sync on a node of three).
+func indexesOf(names []string) (map[uint32]bool, error) {
+	indexes := make(map[uint32]bool, len(names))
+	for _, name := range names {
+		if len(name) >= unix.IFNAMSIZ {
+			continue // no device's name is this long (SIOCGIFINDEX would refuse it: EINVAL)
 		}
-		addr, err := decodeAddress(m[msg.Len():])
+		index, err := indexByName(name)
+		if errors.Is(err, syscall.ENOENT) {
+			continue // no device: none of its addresses to leave out
+		}
 		if err != nil {
-			decodeErr = fmt.Errorf("decode an address of device %d: %w", msg.Index, err)
-			return false
+			return nil, err
 		}
-		if addr.IsValid() {
-			result = append(result, addr)
-		}
-		return true
-	})
-	if err != nil {
-		return nil, err // an interrupted dump is retried whole
+		indexes[uint32(index)] = true
 	}
-	return result, decodeErr
-}
-
-// decodeAddress is an RTM_NEWADDR message's own address: IFA_LOCAL, which
-// differs from IFA_ADDRESS (the peer) on point-to-point devices, else
-// IFA_ADDRESS, as netlink.AddrList reports it.
-func decodeAddress(attrData []byte) (netip.Addr, error) {
-	attrs, err := nl.ParseRouteAttr(attrData)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	var local, address netip.Addr
-	for _, a := range attrs {
-		switch a.Attr.Type {
-		case unix.IFA_LOCAL:
-			local, _ = netip.AddrFromSlice(a.Value)
-		case unix.IFA_ADDRESS:
-			address, _ = netip.AddrFromSlice(a.Value)
-		}
-	}
-	if local.IsValid() {
-		return local.Unmap(), nil
-	}
-	return address.Unmap(), nil
+	return indexes, nil
 }
 
 // listAddresses dumps the addresses of one device, or of all with nil.

@@ -30,6 +30,13 @@ type Options struct {
 	// HeapProfile, when set, is where to write a heap profile taken right
 	// after the first sync (what the proxier keeps: inuse_space).
 	HeapProfile string
+	// RemovedProfile, when set, is where to write a heap profile taken
+	// after the single-endpoint removals: its alloc_space less
+	// HeapProfile's (pprof -base) is what those partial syncs allocated.
+	RemovedProfile string
+	// CPUProfile, when set, is where to write a CPU profile of the first
+	// sync (time in the kernel shows under the system calls).
+	CPUProfile string
 }
 
 // changesPerBatch is how many Services change in a "hundred" sync.
@@ -59,13 +66,23 @@ func Run(ctx context.Context, o Options) (results.Fakes, error) {
 	}
 	b := load(s, o.Services)
 	s.provider.OnServiceSynced() // not initialized yet: no sync
+	stopCPUProfile, err := startCPUProfile(o.CPUProfile)
+	if err != nil {
+		return res, err
+	}
 	res.FullSync = measure(s, true, s.provider.OnEndpointSlicesSynced)
+	stopCPUProfile()
 	if o.HeapProfile != "" {
 		if err := writeHeapProfile(o.HeapProfile); err != nil {
 			return res, err
 		}
 	}
 	res.OneRemoved = b.repeat(o.OneRemoved, o.Budget, b.removeOne)
+	if o.RemovedProfile != "" {
+		if err := writeHeapProfile(o.RemovedProfile); err != nil {
+			return res, err
+		}
+	}
 	res.HundredChanged = b.repeat(o.HundredChanged, o.Budget, b.replaceHundred)
 	res.ServiceAdded = b.repeat(o.ServiceAdded, o.Budget, b.addService)
 	res.Capped = b.capped
@@ -258,4 +275,21 @@ func writeHeapProfile(path string) error {
 		return fmt.Errorf("write heap profile %s: %w", path, err)
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile written to path ("": none) and
+// returns what stops it.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start CPU profile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

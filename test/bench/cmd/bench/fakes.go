@@ -116,6 +116,8 @@ func runFakesChild(ctx context.Context, args []string) error {
 	fs.IntVar(&o.ServiceAdded, "added", 5, "Services added one at a time")
 	fs.DurationVar(&o.Budget, "budget", 30*time.Second, "time cap per kind of change")
 	fs.StringVar(&o.HeapProfile, "heap-profile", "", "write a heap profile after the first sync")
+	fs.StringVar(&o.CPUProfile, "cpu-profile", "", "write a CPU profile of the first sync")
+	fs.StringVar(&o.RemovedProfile, "removed-profile", "", "write a heap profile after the single-endpoint removals (pprof -base the -heap-profile one: what they allocated)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ SKIPS=(
 	'\[sig-network\] Services should work after restarting apiserver|restarts kube-apiserver as a kube-system pod: here it runs on the host (the test would skip itself)'
 	'\[sig-network\] DNS |DNS server tests: they need dig in agnhost (upstream builds agnhost on Alpine with bind-tools; ours has no bind9-dnsutils) and the glibc-dns-testing image, neither built here (CoreDNS is: dns.sh); they test the DNS server, kube-proxy only as the kube-dns ClusterIP that the Service tests use anyway'
 	'\[sig-network\] Proxy version v1|kube-apiserver proxying to pods and Services (pods/proxy, services/proxy): the API server runs on the host loopback and reaches only the kubelets (node-proxy), not the pod network; it tests the API server, not kube-proxy'
+	'\[sig-network\] Services should create endpoints for unready pods|waits for its pods to answer through kube-apiserver'"'"'s pods/proxy (framework/pod WaitForPodsResponding), which the API server on the host cannot reach (as Proxy version v1); failed so in the first run (2026-12-06, gate on: "the server is currently unable to handle the request"); PublishNotReadyAddresses through kube-proxy stays covered by "should be able to connect to terminating and unready endpoints if PublishNotReadyAddresses is true"'
 )
 
 if [ "${1:-}" = --skips ]; then

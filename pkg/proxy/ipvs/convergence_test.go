@@ -72,6 +72,20 @@ func (pr *pair) each(f func(p *Proxier)) {
 // syncTwin syncs the twin alone (it never fails).
 func (pr *pair) syncTwin() { syncOK(pr.t, pr.twin.p) }
 
+// syncBoth syncs the proxier under test, which must succeed, and its twin.
+func (pr *pair) syncBoth() {
+	pr.t.Helper()
+	syncOK(pr.t, pr.p)
+	pr.syncTwin()
+}
+
+// syncConverged syncs both and checks that they converged.
+func (pr *pair) syncConverged(when string) {
+	pr.t.Helper()
+	pr.syncBoth()
+	pr.converged(when)
+}
+
 func kernelDump(k *kernel) string {
 	var dev []string
 	for _, l := range strings.Split(k.netdev.Dump(), "\n") {
@@ -202,8 +216,7 @@ func TestFaultOnAnyWriteConverges(t *testing.T) {
 				pr := newPair(t, testConfig(tc.family))
 				mixedCluster(pr)
 				if partial {
-					syncOK(t, pr.p)
-					pr.syncTwin()
+					pr.syncBoth()
 					changeEverything(pr)
 				}
 				f := &failNth{n: n}
@@ -213,13 +226,9 @@ func TestFaultOnAnyWriteConverges(t *testing.T) {
 				if err == nil {
 					t.Fatalf("write %d failed, the sync did not", n)
 				}
-				syncOK(t, pr.p)
-				pr.syncTwin()
-				pr.converged("after the retry")
+				pr.syncConverged("after the retry")
 				laterPartialChange(pr)
-				syncOK(t, pr.p)
-				pr.syncTwin()
-				pr.converged("after a later partial sync")
+				pr.syncConverged("after a later partial sync")
 			})
 		}
 	}
@@ -335,8 +344,7 @@ func TestDriftOnImpliedObjectsIsRepaired(t *testing.T) {
 			t.Run(fmt.Sprintf("%s, partial sync between=%v", tm.name, between), func(t *testing.T) {
 				pr := newPair(t, testConfig(v1.IPv4Protocol))
 				mixedCluster(pr)
-				syncOK(t, pr.p)
-				pr.syncTwin()
+				pr.syncBoth()
 				tm.do(t, pr.k)
 				if between {
 					changeEverything(pr)
@@ -344,19 +352,13 @@ func TestDriftOnImpliedObjectsIsRepaired(t *testing.T) {
 					pr.syncTwin()
 				}
 				passSyncPeriod(pr.p)
-				syncOK(t, pr.p)
-				pr.syncTwin()
-				pr.converged("after the full sync")
+				pr.syncConverged("after the full sync")
 				if !between {
 					changeEverything(pr)
-					syncOK(t, pr.p)
-					pr.syncTwin()
-					pr.converged("after a partial sync")
+					pr.syncConverged("after a partial sync")
 				}
 				laterPartialChange(pr)
-				syncOK(t, pr.p)
-				pr.syncTwin()
-				pr.converged("after a later partial sync")
+				pr.syncConverged("after a later partial sync")
 			})
 		}
 	}

@@ -15,19 +15,19 @@ source "$CLUSTER_CP_RUN/env"
 NS=kube-system
 START=$SECONDS
 
-# image_name reads the image name a tarball carries (its OCI index's annotation, as the
-# builder writes it and ctr reads it).
-image_name() {
-	tar -xOf "$1" index.json | grep -o '"io.containerd.image.name": *"[^"]*"' | head -n1 | sed 's/.*: *"//; s/"$//'
+# image_id prints "NAME DIGEST" for a tarball, from its OCI index: the name annotation the
+# builder writes and ctr reads, and the digest ctr lists for the image once imported.
+image_id() {
+	local index name digest
+	index=$(tar -xOf "$1" index.json)
+	name=$(grep -o '"io.containerd.image.name": *"[^"]*"' <<<"$index" | head -n1 | sed 's/.*: *"//; s/"$//') || true
+	digest=$(grep -o '"digest": *"sha256:[0-9a-f]*"' <<<"$index" | head -n1 | sed 's/.*: *"//; s/"$//') || true
+	[ -n "$name" ] && [ -n "$digest" ] || { echo "node-images: no image name or digest in $1" >&2; return 1; }
+	echo "$name $digest"
 }
 
-# image_id prints "NAME DIGEST" for a tarball: the digest its index.json names, which ctr
-# lists for the image once imported.
-image_id() {
-	local digest
-	digest=$(tar -xOf "$1" index.json | grep -o '"digest": *"sha256:[0-9a-f]*"' | head -n1 | sed 's/.*: *"//; s/"$//')
-	echo "$(image_name "$1") $digest"
-}
+# IMAGE_IDS maps each tarball to its "NAME DIGEST", read once (tar reads through the tarball).
+declare -A IMAGE_IDS
 
 # node_images prints "NAME DIGEST" for every image in the node's k8s.io namespace.
 node_images() {
@@ -56,9 +56,8 @@ import_node() {
 	start_pod "$node" "$pod"
 	have=$(node_images "$pod")
 	for tarball in "$CONF_IMAGES"/*.oci.tar; do
-		id=$(image_id "$tarball")
+		id=${IMAGE_IDS[$tarball]}
 		name=${id% *}
-		[ -n "$name" ] && [ "${id#* }" != "" ] || { echo "node-images: no image name or digest in $tarball" >&2; return 1; }
 		if grep -qxF "$id" <<<"$have"; then
 			echo "node-images: $node has $id"
 			continue
@@ -69,7 +68,7 @@ import_node() {
 	done
 	have=$(node_images "$pod")
 	for tarball in "$CONF_IMAGES"/*.oci.tar; do
-		id=$(image_id "$tarball")
+		id=${IMAGE_IDS[$tarball]}
 		grep -qxF "$id" <<<"$have" || { echo "node-images: $node: $id missing after the import" >&2; return 1; }
 	done
 	kubectl -n "$NS" delete pod "$pod" --wait=false >/dev/null
@@ -77,7 +76,10 @@ import_node() {
 
 main() {
 	compgen -G "$CONF_IMAGES/*.oci.tar" >/dev/null || { echo "node-images: no $CONF_IMAGES/*.oci.tar: run images.sh" >&2; return 1; }
-	local node
+	local node tarball
+	for tarball in "$CONF_IMAGES"/*.oci.tar; do
+		IMAGE_IDS[$tarball]=$(image_id "$tarball") || return 1
+	done
 	for node in $(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}'); do
 		import_node "$node"
 	done

@@ -1,0 +1,110 @@
+package nftrules
+
+import (
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The fixtures are nft 1.0.6's own output (testdata/table.nft says how
+// they were made).
+func parseFile(t *testing.T, name string) *Ruleset {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := Parse(b)
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", name, err)
+	}
+	return rs
+}
+
+func eps(s ...string) []netip.AddrPort {
+	out := make([]netip.AddrPort, len(s))
+	for i, x := range s {
+		out[i] = netip.MustParseAddrPort(x)
+	}
+	return out
+}
+
+func svc(addr string) ServiceKey {
+	return ServiceKey{Addr: netip.MustParseAddr(addr), Protocol: "tcp", Port: 80}
+}
+
+func TestServiceEndpointsOfEachShape(t *testing.T) {
+	rs := parseFile(t, "table.json")
+	for _, tc := range []struct {
+		name string
+		key  ServiceKey
+		want []netip.AddrPort
+	}{
+		{"numgen map of 3", svc("10.96.1.0"), eps("10.128.0.0:8080", "10.128.0.1:8080", "10.128.0.2:8080")},
+		{"single dnat", svc("10.96.1.1"), eps("10.128.0.16:8080")},
+		{"affinity: vmap to endpoint chains", svc("10.96.1.2"), eps("10.128.0.32:8080", "10.128.0.33:8080")},
+		{"not in service-ips", svc("10.96.1.3"), nil},
+	} {
+		if got := rs.ServiceEndpoints(tc.key); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ServiceEndpoints(%v) = %v, want %v", tc.name, tc.key, got, tc.want)
+		}
+	}
+	if n := len(rs.Services()); n != 3 {
+		t.Errorf("%d services in service-ips, want 3", n)
+	}
+	if c, _ := rs.Chain(svc("10.96.1.0")); c != "service-ABCDEFGH-bench/svc-00000/tcp/http" {
+		t.Errorf("Chain(10.96.1.0) = %q", c)
+	}
+}
+
+// The masquerade jump goes to a fixed chain (no "/"), which is not followed.
+func TestMasqueradeJumpNotAnEndpoint(t *testing.T) {
+	rs := parseFile(t, "table.json")
+	if got := rs.Endpoints("mark-for-masquerade"); len(got) != 0 {
+		t.Errorf("mark-for-masquerade has endpoints %v", got)
+	}
+}
+
+func TestEndpointGoneFromChainListing(t *testing.T) {
+	chain := "service-ABCDEFGH-bench/svc-00000/tcp/http"
+	gone := netip.MustParseAddrPort("10.128.0.0:8080")
+	before := parseFile(t, "chain.json").Endpoints(chain)
+	after := parseFile(t, "chain-removed.json").Endpoints(chain)
+	if !slices.Contains(before, gone) {
+		t.Errorf("before the update %v lacks %v", before, gone)
+	}
+	if slices.Contains(after, gone) {
+		t.Errorf("after the update %v still holds %v", after, gone)
+	}
+	if want := eps("10.128.0.1:8080", "10.128.0.2:8080"); !slices.Equal(after, want) {
+		t.Errorf("after the update %v, want %v", after, want)
+	}
+}
+
+func TestParseErrorsNameTheObject(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`not json`, "decode nft JSON"},
+		{`{"nftables":[{"rule":{"chain":"service-x/y","expr":[{"dnat":{"addr":"nowhere","port":1}}]}}]}`, "rule in chain service-x/y"},
+		{`{"nftables":[{"map":{"name":"service-ips","elem":[[{"concat":["10.96.1.0","tcp"]},{"goto":{"target":"c"}}]]}}]}`, "map service-ips"},
+	} {
+		_, err := Parse([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%s) = %v, want an error naming %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// An element with a comment wraps its key in {"elem": {"val": ...}}.
+func TestServiceKeyWithComment(t *testing.T) {
+	rs, err := Parse([]byte(`{"nftables":[{"map":{"name":"service-ips","elem":[[` +
+		`{"elem":{"val":{"concat":["10.96.1.9","tcp",80]},"comment":"c"}},{"goto":{"target":"service-a/b"}}]]}},` +
+		`{"rule":{"chain":"service-a/b","expr":[{"dnat":{"addr":"10.128.0.9","port":8080}}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.ServiceEndpoints(svc("10.96.1.9")); !slices.Equal(got, eps("10.128.0.9:8080")) {
+		t.Errorf("ServiceEndpoints = %v", got)
+	}
+}

@@ -70,7 +70,8 @@ type Kernel struct {
 	Side     string `json:"side"`
 	Services int    `json:"services"`
 	// ProgramSeconds is from the proxier's start until every virtual
-	// server and real server of the cluster was in the kernel.
+	// server and real server of the cluster was in the kernel (for
+	// upstream-nftables: every Service's endpoints in its nftables table).
 	ProgramSeconds float64 `json:"programSeconds"`
 	// SettleSeconds is from the start until the proxier had finished its
 	// first syncs and had none queued.
@@ -80,7 +81,8 @@ type Kernel struct {
 	FullSyncSeconds float64 `json:"fullSyncSeconds"`
 	IdleFullSyncs   int     `json:"idleFullSyncs"`
 	// Latencies are seconds from an EndpointSlice update to its removed
-	// real server being gone from IPVS.
+	// real server being gone from IPVS (for upstream-nftables: its IP:port
+	// gone from the Service's DNAT rule).
 	Updates    int     `json:"updates"`
 	LatencyP50 float64 `json:"latencyP50"`
 	LatencyP99 float64 `json:"latencyP99"`
@@ -90,7 +92,7 @@ type Kernel struct {
 	IdleSeconds    float64 `json:"idleSeconds"`
 	IdleCPUSeconds float64 `json:"idleCPUSeconds"`
 	// IdleChildCPUSeconds is the CPU time of the commands it ran meanwhile
-	// (iptables, ip6tables, ipset).
+	// (iptables, ip6tables, ipset; nft for upstream-nftables).
 	IdleChildCPUSeconds float64 `json:"idleChildCPUSeconds"`
 	// IdleSyncs is how many syncs (all families) ended in that window.
 	IdleSyncs int `json:"idleSyncs"`

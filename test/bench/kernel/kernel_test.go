@@ -100,3 +100,21 @@ func dnatRule(chain string, targets []netip.AddrPort) string {
 	return fmt.Sprintf(`{"rule":{"chain":%q,"expr":[{"dnat":{"family":"ip","addr":{"map":{"key":{"numgen":{"mode":"random","mod":%d}},"data":{"set":[%s]}}}}}]}}`,
 		chain, len(targets), strings.Join(set, ","))
 }
+
+// Settled at the first look, the last sync's timestamp dates it; later, or
+// with a timestamp outside the run, the time of the look does.
+func TestSettleSeconds(t *testing.T) {
+	start := time.Now().Add(-20 * time.Second)
+	s := snapshot{syncsMetric + `_count{ip_family="IPv4"}`: 2,
+		lastSyncMetric + `{ip_family="IPv4"}`: float64(start.Add(5*time.Second).UnixNano()) / 1e9}
+	if got := settleSeconds(s, start, true); got < 4.9 || got > 5.1 {
+		t.Errorf("first look: %.2f s, want 5", got)
+	}
+	if got := settleSeconds(s, start, false); got < 19.9 {
+		t.Errorf("later look: %.2f s, want about 20", got)
+	}
+	s[lastSyncMetric+`{ip_family="IPv4"}`] = float64(start.Add(-time.Second).UnixNano()) / 1e9
+	if got := settleSeconds(s, start, true); got < 19.9 {
+		t.Errorf("sync before the start: %.2f s, want about 20", got)
+	}
+}

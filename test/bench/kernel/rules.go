@@ -80,14 +80,15 @@ func (ipvsRules) cost() string { return "" }
 // in-process dump of chain headers: no nft process, no JSON), because the
 // first sync writes the whole table in one transaction. Then it confirms
 // the endpoints with `nft -j list table` (one nft process formatting the
-// whole table, too costly to poll while the proxier starts), and times each
-// update with `nft -j list chain` of the Service's own chain. knftables'
-// ListRules gives no rule contents, so the DNAT targets come from nft's
-// JSON (package nftrules). The nft processes are bench-guest's children,
-// not the proxier's: they do not count in its CPU.
+// whole table, too costly to poll while the proxier starts; knftables'
+// ListRules gives no rule contents), and times each update by reading the
+// Service's own chain and DNAT map over netlink (nftrules.ChainReader: `nft
+// list chain` fetches a cache that grows with the table). Neither the nft
+// process nor the netlink reads count in the proxier's CPU.
 type nftRules struct {
 	nft    string
 	chains knftables.Interface
+	reader *nftrules.ChainReader
 	// chainOf is each Service's chain, learnt from the confirming listing.
 	chainOf map[int]string
 	table   listings
@@ -104,7 +105,7 @@ func (l listings) String() string {
 	if l.n == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("%d, mean %.0f ms", l.n, l.total.Seconds()*1e3/float64(l.n))
+	return fmt.Sprintf("%d, mean %.3g ms", l.n, l.total.Seconds()*1e3/float64(l.n))
 }
 
 func newNFTRules() (*nftRules, error) {
@@ -116,7 +117,11 @@ func newNFTRules() (*nftRules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables table %s %s: %w", nftrules.Family, nftrules.Table, err)
 	}
-	return &nftRules{nft: nft, chains: chains, chainOf: map[int]string{}}, nil
+	reader, err := nftrules.NewChainReader()
+	if err != nil {
+		return nil, err
+	}
+	return &nftRules{nft: nft, chains: chains, reader: reader, chainOf: map[int]string{}}, nil
 }
 
 func (r *nftRules) programmed(ctx context.Context, services int) (int, time.Time, error) {
@@ -186,23 +191,25 @@ func (r *nftRules) has(ctx context.Context, i int, ep netip.Addr) (bool, error) 
 	if !ok {
 		return false, fmt.Errorf("no nftables chain known for service %s", cluster.ServiceName(i))
 	}
-	out, err := r.list(ctx, &r.chain, "chain", nftrules.Family, nftrules.Table, chain)
+	start := time.Now()
+	targets, err := r.reader.Targets(chain)
+	r.chain.add(time.Since(start))
 	if err != nil {
 		return false, err
 	}
-	rs, err := nftrules.Parse(out)
-	if err != nil {
-		return false, fmt.Errorf("read nftables chain %s: %w", chain, err)
-	}
-	return slices.Contains(rs.Endpoints(chain), netip.AddrPortFrom(ep, cluster.TargetPort)), nil
+	return slices.Contains(targets, netip.AddrPortFrom(ep, cluster.TargetPort)), nil
+}
+
+func (l *listings) add(d time.Duration) {
+	l.n++
+	l.total += d
 }
 
 // list runs `nft -j list <what...>` and counts it in l.
 func (r *nftRules) list(ctx context.Context, l *listings, what ...string) ([]byte, error) {
 	start := time.Now()
 	out, err := exec.CommandContext(ctx, r.nft, append([]string{"-j", "list"}, what...)...).Output()
-	l.n++
-	l.total += time.Since(start)
+	l.add(time.Since(start))
 	if err != nil {
 		return nil, fmt.Errorf("nft -j list %s: %w%s", strings.Join(what, " "), err, stderrOf(err))
 	}
@@ -217,6 +224,6 @@ func stderrOf(err error) string {
 }
 
 func (r *nftRules) cost() string {
-	return fmt.Sprintf("read with nft: whole-table listings (start-up check) %s; one-chain listings (update polls: "+
-		"the latency's resolution) %s", r.table, r.chain)
+	return fmt.Sprintf("nftables read by: nft -j list table (start-up check) %s; netlink reads of one chain and its map "+
+		"(update polls: the latency's resolution) %s", r.table, r.chain)
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	gnft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // The fixtures are nft 1.0.6's own output (testdata/table.nft says how
@@ -106,5 +109,43 @@ func TestServiceKeyWithComment(t *testing.T) {
 	}
 	if got := rs.ServiceEndpoints(svc("10.96.1.9")); !slices.Equal(got, eps("10.128.0.9:8080")) {
 		t.Errorf("ServiceEndpoints = %v", got)
+	}
+}
+
+// The expressions nft 1.0.6 writes for upstream's two DNAT shapes, as
+// `nft --debug=netlink` printed them: "numgen reg 1 = random mod 2",
+// "lookup reg 1 set __map%d dreg 1", "nat dnat ip addr_min reg 1 proto_min
+// reg 9" with elements "00000000 : 0100800a 0000901f" (little-endian words:
+// 10.128.0.1, port 8080 big-endian and padded); for one endpoint
+// "immediate reg 1 0x1000800a", "immediate reg 2 0x0000901f", "nat dnat ip
+// addr_min reg 1 proto_min reg 2" (128-bit register names).
+func TestDNATTargetsFromNetlinkExpressions(t *testing.T) {
+	mapRule := &gnft.Rule{Exprs: []expr.Any{
+		&expr.Numgen{Register: 1, Modulus: 2, Type: 1},
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: "__map0"},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: 2, RegAddrMin: 1, RegProtoMin: 9},
+	}}
+	oneRule := &gnft.Rule{Exprs: []expr.Any{
+		&expr.Immediate{Register: 1, Data: []byte{10, 128, 0, 16}},
+		&expr.Immediate{Register: 2, Data: []byte{0x1f, 0x90, 0, 0}},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: 2, RegAddrMin: 1, RegProtoMin: 2},
+	}}
+	masqRule := &gnft.Rule{Exprs: []expr.Any{&expr.Immediate{Register: 0, Data: []byte{0, 0, 0, 1}}}}
+	elements := func(set string) ([]gnft.SetElement, error) {
+		if set != "__map0" {
+			t.Fatalf("looked up set %q", set)
+		}
+		// key: numgen's index; value: address . port, each field 4-byte aligned
+		return []gnft.SetElement{
+			{Key: []byte{0, 0, 0, 0}, Val: []byte{10, 128, 0, 1, 0x1f, 0x90, 0, 0}},
+			{Key: []byte{1, 0, 0, 0}, Val: []byte{10, 128, 0, 2, 0x1f, 0x90, 0, 0}},
+		}, nil
+	}
+	got, err := dnatTargetsOf([]*gnft.Rule{masqRule, mapRule, oneRule}, elements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := eps("10.128.0.1:8080", "10.128.0.2:8080", "10.128.0.16:8080"); !slices.Equal(got, want) {
+		t.Errorf("dnatTargetsOf = %v, want %v", got, want)
 	}
 }

@@ -3,10 +3,13 @@
 package results
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,7 +23,8 @@ const (
 	OursNetlink = "ours-netlink"
 	// Upstream is upstream's IPVS proxier on its fakes (and real netlink).
 	Upstream = "upstream"
-	// UpstreamNFTables is upstream's nftables proxier on knftables' Fake.
+	// UpstreamNFTables is upstream's nftables proxier: on knftables' Fake
+	// in-process, on the real kernel (nft) in the VM.
 	UpstreamNFTables = "upstream-nftables"
 )
 
@@ -99,6 +103,35 @@ type Kernel struct {
 	// PeakRSSBytes is the proxier's resident set high-water mark.
 	PeakRSSBytes int64  `json:"peakRSSBytes"`
 	Note         string `json:"note,omitempty"`
+}
+
+// KernelResultPrefix starts the line on which bench-guest prints a Kernel
+// as JSON.
+const KernelResultPrefix = "BENCH-KERNEL-RESULT "
+
+// ReadKernelLines reads the Kernel results from VM output (other lines are
+// skipped); a later result of the same side and size replaces an earlier
+// one (a side rerun with BENCH_KERNEL_APPEND=1).
+func ReadKernelLines(r io.Reader) ([]Kernel, error) {
+	var out []Kernel
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		_, line, ok := strings.Cut(sc.Text(), KernelResultPrefix)
+		if !ok {
+			continue
+		}
+		var k Kernel
+		if err := json.Unmarshal([]byte(line), &k); err != nil {
+			return nil, fmt.Errorf("decode result line %q: %w", line, err)
+		}
+		out = slices.DeleteFunc(out, func(o Kernel) bool { return o.Side == k.Side && o.Services == k.Services })
+		out = append(out, k)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read VM output: %w", err)
+	}
+	return out, nil
 }
 
 // Flush is the cost of retiring one real server under the immediate

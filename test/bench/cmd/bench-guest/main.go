@@ -18,12 +18,9 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
 
-// ResultPrefix starts the line that carries the result, ProfilePrefix the
-// one that carries a CPU profile (-profile).
-const (
-	ResultPrefix  = "BENCH-KERNEL-RESULT "
-	ProfilePrefix = "BENCH-CPU-PROFILE "
-)
+// ProfilePrefix starts the line that carries a CPU profile (-profile); the
+// result's line starts with results.KernelResultPrefix.
+const ProfilePrefix = "BENCH-CPU-PROFILE "
 
 func main() {
 	var o kernel.Options
@@ -57,7 +54,7 @@ func main() {
 		grepLog(o.LogPath, *grep)
 	}
 	b, _ := json.Marshal(res)
-	fmt.Println(ResultPrefix + string(b))
+	fmt.Println(results.KernelResultPrefix + string(b))
 }
 
 func grepLog(path, text string) {

@@ -171,30 +171,25 @@ func sizes[T result](all []T) []int {
 	return out
 }
 
-func servicesOf[T result](r T) int {
+// sideAndSize says whose result r is and at how many services.
+func sideAndSize[T result](r T) (string, int) {
 	switch v := any(r).(type) {
 	case results.Fakes:
-		return v.Services
+		return v.Side, v.Services
 	case results.Kernel:
-		return v.Services
+		return v.Side, v.Services
 	}
-	return 0
+	return "", 0
 }
 
-func sideOf[T result](r T) string {
-	switch v := any(r).(type) {
-	case results.Fakes:
-		return v.Side
-	case results.Kernel:
-		return v.Side
-	}
-	return ""
-}
+func sideOf[T result](r T) string { s, _ := sideAndSize(r); return s }
+
+func servicesOf[T result](r T) int { _, n := sideAndSize(r); return n }
 
 // find returns side's result at n services.
 func find[T result](all []T, side string, n int) (T, bool) {
 	for _, r := range all {
-		if sideOf(r) == side && servicesOf(r) == n {
+		if s, size := sideAndSize(r); s == side && size == n {
 			return r, true
 		}
 	}

@@ -2,12 +2,15 @@ package nftrules
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // ChainReader reads one chain's DNAT targets over netlink: one rule dump
@@ -32,6 +35,39 @@ func NewChainReader() (*ChainReader, error) {
 // Targets are chain's DNAT targets, sorted. Only DNATs written in the
 // chain itself are read (upstream's shapes without session affinity).
 func (r *ChainReader) Targets(chain string) ([]netip.AddrPort, error) {
+	return rereadIfVanished(chainRereads, func() ([]netip.AddrPort, error) { return r.targetsOnce(chain) })
+}
+
+// chainRereads bounds how often a chain is read again because its map
+// vanished between the two reads: each upstream sync that touches the
+// chain replaces it, so only a reader racing a stream of syncs retries.
+const chainRereads = 5
+
+// rereadIfVanished calls read until it succeeds, fails with anything but
+// ENOENT, or has failed attempts times. Upstream's nftables proxier
+// rewrites a chain's anonymous DNAT map in every transaction that changes
+// the chain, so the map the rule dump names can be deleted before its
+// elements are dumped; the chain read again names the new one.
+func rereadIfVanished[T any](attempts int, read func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := read()
+		if err == nil || !vanished(err) {
+			return v, err
+		}
+		if attempt >= attempts {
+			return v, fmt.Errorf("%w (gone in each of %d reads)", err, attempt)
+		}
+	}
+}
+
+// vanished says err is ENOENT. google/nftables formats the netlink error
+// of an element dump with %v, which drops the errno from the chain, so its
+// text is matched as well.
+func vanished(err error) bool {
+	return errors.Is(err, unix.ENOENT) || strings.HasSuffix(err.Error(), unix.ENOENT.Error())
+}
+
+func (r *ChainReader) targetsOnce(chain string) ([]netip.AddrPort, error) {
 	rules, err := r.conn.GetRules(r.table, &gnft.Chain{Name: chain, Table: r.table})
 	if err != nil {
 		return nil, fmt.Errorf("read rules of nftables chain %s: %w", chain, err)

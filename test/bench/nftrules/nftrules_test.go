@@ -1,6 +1,8 @@
 package nftrules
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"slices"
@@ -9,6 +11,7 @@ import (
 
 	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // The fixtures are nft 1.0.6's own output (testdata/table.nft says how
@@ -147,5 +150,39 @@ func TestDNATTargetsFromNetlinkExpressions(t *testing.T) {
 	}
 	if want := eps("10.128.0.1:8080", "10.128.0.2:8080", "10.128.0.16:8080"); !slices.Equal(got, want) {
 		t.Errorf("dnatTargetsOf = %v, want %v", got, want)
+	}
+}
+
+// A map deleted between the rule dump and the element dump (upstream
+// replaced the chain's anonymous map in a sync) is read again; any other
+// error, or a map gone at every attempt, is returned.
+func TestRereadIfVanished(t *testing.T) {
+	vanished := fmt.Errorf("read elements of set __map462: %w", &os.SyscallError{Syscall: "recvmsg", Err: unix.ENOENT})
+	reads := func(errs ...error) (func() (int, error), *int) {
+		n := 0
+		return func() (int, error) {
+			n++
+			if n <= len(errs) {
+				return 0, errs[n-1]
+			}
+			return n, nil
+		}, &n
+	}
+
+	// As google/nftables' element dump returns it: the errno formatted, not wrapped.
+	formatted := fmt.Errorf("read elements of set __map17: %w", fmt.Errorf("receiveAckAware: %v", vanished))
+	read, n := reads(vanished, formatted)
+	if v, err := rereadIfVanished(5, read); err != nil || v != 3 || *n != 3 {
+		t.Errorf("two vanished maps then a good read: got %d, %v after %d reads; want 3, nil after 3", v, err, *n)
+	}
+	other := errors.New("read rules of nftables chain x: permission denied")
+	read, n = reads(other)
+	if _, err := rereadIfVanished(5, read); !errors.Is(err, other) || *n != 1 {
+		t.Errorf("another error: got %v after %d reads; want it at once", err, *n)
+	}
+	read, n = reads(vanished, vanished, vanished)
+	_, err := rereadIfVanished(3, read)
+	if !errors.Is(err, unix.ENOENT) || *n != 3 || !strings.Contains(err.Error(), "__map462") || !strings.Contains(err.Error(), "3 reads") {
+		t.Errorf("gone at every attempt: got %v after %d reads; want ENOENT naming the map and 3 reads", err, *n)
 	}
 }

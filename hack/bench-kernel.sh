@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Real-kernel benchmark: our kube-proxy and upstream's v1.37.2 (IPVS mode), one after the
-# other, each in a fresh VM (hack/vm/run.sh) against the same API server content, at each
-# cluster size. A control plane of its own (hack/controlplane, CP_RUN=_output/bench/controlplane)
+# Real-kernel benchmark: our kube-proxy, upstream's v1.37.2 in IPVS mode (side upstream) and the
+# same binary in nftables mode (side upstream-nftables: bench-guest reads its table ip kube-proxy
+# instead of IPVS), one after the other, each in a fresh VM (hack/vm/run.sh) against the same API
+# server content, at each cluster size. A control plane of its own (hack/controlplane, CP_RUN=_output/bench/controlplane)
 # runs on the host's loopback; the VM reaches it through a qemu guestfwd. Writes
 # _output/bench/kernel.json (bench report turns it into the table and plot).
-#   BENCH_KERNEL_SIZES ("1000 5000")  BENCH_KERNEL_SIDES ("ours upstream")
+#   BENCH_KERNEL_SIZES ("1000 5000")  BENCH_KERNEL_SIDES ("ours upstream upstream-nftables")
 #   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (60s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
 #   BENCH_KERNEL_GUEST_ARGS: more bench-guest flags, e.g. "-v 4 -grep Sync" to see the proxier's log
 #   BENCH_KERNEL_APPEND=1: keep the results of earlier runs (e.g. rerun one side only)
@@ -13,12 +14,23 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 SIZES=${BENCH_KERNEL_SIZES:-1000 5000}
-SIDES=${BENCH_KERNEL_SIDES:-ours upstream}
+SIDES=${BENCH_KERNEL_SIDES:-ours upstream upstream-nftables}
 UPDATES=${BENCH_KERNEL_UPDATES:-100}
 IDLE=${BENCH_KERNEL_IDLE:-60s}
 UPDATE_BUDGET=${BENCH_KERNEL_UPDATE_BUDGET:-8m}
 BENCH="$OUT/bench"
 GUEST="$BENCH/guest"
+
+# binary_of prints the kube-proxy a side runs in the guest: upstream-nftables is upstream's
+# binary too, which bench-guest starts with mode nftables.
+binary_of() {
+	case $1 in
+	ours) echo /bench/kube-proxy ;;
+	upstream | upstream-nftables) echo /bench/kube-proxy-upstream ;;
+	*) echo "bench-kernel: unknown side $1 (ours, upstream, upstream-nftables)" >&2; return 1 ;;
+	esac
+}
+for side in $SIDES; do binary_of "$side" >/dev/null; done
 export CP_RUN="$BENCH/controlplane"
 mkdir -p "$GUEST"
 
@@ -56,8 +68,7 @@ for n in $SIZES; do
 	step "loading $n services x 10 endpoints into the API server"
 	"$BENCH/bench" kernel-load -kubeconfig "$CP_KUBECONFIG" -services "$n"
 	for side in $SIDES; do
-		binary=/bench/kube-proxy
-		[ "$side" = upstream ] && binary=/bench/kube-proxy-upstream
+		binary=$(binary_of "$side")
 		step "VM: $side kube-proxy at $n services (load $(cut -d' ' -f1 /proc/loadavg))"
 		VM_MEMORY_MB=${VM_MEMORY_MB:-3072} hack/vm/run.sh --timeout "${BENCH_KERNEL_VM_TIMEOUT:-5400}" \
 			--dir "$GUEST:/bench" --qemu "$net" -- \
@@ -71,4 +82,5 @@ done
 step "collecting results into $BENCH/kernel.json"
 "$BENCH/bench" kernel-collect -in "$RESULTS" -out "$BENCH/kernel.json" -started "$started" -load-before "$load_before" \
 	-note "VM: qemu TCG (software emulation), ${VM_CPUS:-2} vCPUs, ${VM_MEMORY_MB:-3072} MiB, Debian 6.1 kernel; host load shared with other jobs" \
-	-note "both proxiers: ipvs.syncPeriod 30s, minSyncPeriod 0s; every update removes one endpoint of a different Service; no connections (upstream deletes such real servers at once)"
+	-note "all proxiers: syncPeriod 30s, minSyncPeriod 0s (ipvs section; nftables section for upstream-nftables); every update removes one endpoint of a different Service; no connections (upstream deletes such real servers at once)" \
+	-note "upstream-nftables: rules in place = every Service's 10 endpoints in the DNAT rule of its chain in table ip kube-proxy; endpoint gone = its IP:port gone from that rule"

@@ -4,8 +4,9 @@
 #      same at 1k, 10k and 30k services);
 #   2. fakes.json: ours, upstream's IPVS proxier and upstream's nftables proxier (on knftables'
 #      Fake) in-process on fakes at 1k, 10k, 30k services x 10 endpoints;
-#   3. kernel.json: both kube-proxies in the VM against a real API server at 1k and 5k
-#      services (hack/bench-kernel.sh; BENCH_KERNEL=0 skips it: it takes about an hour);
+#   3. kernel.json: ours, upstream's in IPVS mode and upstream's in nftables mode in the VM
+#      against a real API server at 1k and 5k services (hack/bench-kernel.sh; BENCH_KERNEL=0
+#      skips it: it takes about an hour and a half);
 #   4. flush.json: the cost of retiring one real server (immediate policy, conntrack flush) with
 #      0, 100k and 1M conntrack entries, in the VM (hack/bench-flush.sh; BENCH_FLUSH=0 skips it);
 #   5. bench.md (tables) and sync-time.svg (sync time vs cluster size).
@@ -27,7 +28,7 @@ step "2/5 ours vs upstream (IPVS, nftables) on fakes, in-process (each side and 
 "$BENCH/bench" fakes -out "$BENCH/fakes.json" ${BENCH_FAKES_ARGS:-}
 
 if [ "${BENCH_KERNEL:-1}" != 0 ]; then
-	step "3/5 ours vs upstream on the real kernel, in the VM (hack/bench-kernel.sh)"
+	step "3/5 ours vs upstream (IPVS and nftables modes) on the real kernel, in the VM (hack/bench-kernel.sh)"
 	hack/bench-kernel.sh
 else
 	step "3/5 real kernel: skipped (BENCH_KERNEL=0); an earlier kernel.json is reported if there is one"

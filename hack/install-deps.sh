@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, the tests and the VM need, when missing.
 source "$(dirname "$0")/lib.sh"
-# The VM (hack/vm) copies busybox, iptables, ipset, ipvsadm, conntrack and iproute2 from the host.
-pkgs=(qemu-system-x86 busybox-static linux-image-amd64 ipvsadm ipset iptables conntrack iproute2 cpio zstd kmod)
+# The VM (hack/vm) copies busybox, iptables, ipset, ipvsadm, conntrack, iproute2 and nft (nftables) from the host.
+pkgs=(qemu-system-x86 busybox-static linux-image-amd64 ipvsadm ipset iptables conntrack iproute2 nftables cpio zstd kmod)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the VM's base initramfs (busybox, kernel modules, iptables/ipset/ipvsadm/conntrack/iproute2
+# Builds the VM's base initramfs (busybox, kernel modules, iptables/ipset/ipvsadm/conntrack/iproute2/nft
 # with their libraries, the guest /init) once per kernel version and script hash, into
 # _output/vm/base-<kernel>-<hash>.cpio, and prints that path. Warm calls only print the path.
 source "$(dirname "$0")/../lib.sh"
@@ -14,6 +14,7 @@ BASE="$VM_OUT/base-$KVER-$(vm_base_key "$KVER").cpio"
 HOST_BINARIES=(
 	/usr/sbin/xtables-legacy-multi /usr/sbin/ipset /usr/sbin/ipvsadm /usr/sbin/conntrack
 	/usr/bin/ip /usr/bin/ss /usr/sbin/bridge /usr/sbin/tc
+	/usr/sbin/nft # upstream's nftables mode runs it (hack/bench-kernel.sh's upstream-nftables side)
 )
 XTABLES_LIBDIR=/usr/lib/x86_64-linux-gnu/xtables
 IPTABLES_NAMES=(iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore)

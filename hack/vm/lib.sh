@@ -22,7 +22,7 @@ vm_base_key() {
 	local kver=$1
 	{
 		echo "format 1 kernel $kver"
-		dpkg-query -W "linux-image-$kver" busybox-static iptables ipset ipvsadm conntrack iproute2 libc6 2>/dev/null || true
+		dpkg-query -W "linux-image-$kver" busybox-static iptables ipset ipvsadm conntrack iproute2 nftables libnftables1 libc6 2>/dev/null || true
 		cat "$VM_DIR/build-base.sh" "$VM_DIR/lib.sh" "$VM_DIR/modules.txt" "$VM_DIR/guest/"*
 	} | sha256sum | cut -c1-12
 }

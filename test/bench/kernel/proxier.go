@@ -1,7 +1,8 @@
-// Package kernel measures a kube-proxy (ours or upstream's) on the real
-// kernel of the test VM against a real API server: time to program a
-// cluster, full sync time, time from an EndpointSlice update to the removed
-// real server being gone from IPVS, and CPU used while idle.
+// Package kernel measures a kube-proxy (ours, or upstream's in IPVS or
+// nftables mode) on the real kernel of the test VM against a real API
+// server: time to program a cluster, full sync time, time from an
+// EndpointSlice update to the removed endpoint being gone from the kernel
+// (IPVS, or upstream's nftables table), and CPU used while idle.
 package kernel
 
 import (
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
 
 const (
@@ -28,14 +31,15 @@ const (
 	clockTicks = 100
 )
 
-// config is the KubeProxyConfiguration both proxiers run with: IPVS mode,
-// upstream's default periods (sync every 30 s, no minimum interval, as
-// kubeadm leaves them), conntrack sysctls left alone.
+// config is the KubeProxyConfiguration every proxier runs with: IPVS mode
+// (nftables for upstream's nftables side), upstream's default periods (sync
+// every 30 s, no minimum interval, as kubeadm leaves them), conntrack
+// sysctls left alone. The mode's own section carries the periods.
 const config = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
-mode: ipvs
+mode: %[1]s
 clientConnection:
-  kubeconfig: %s
+  kubeconfig: %[2]s
 clusterCIDR: 10.128.0.0/9
 healthzBindAddress: 0.0.0.0:10256
 metricsBindAddress: ` + metricsAddr + `
@@ -44,11 +48,24 @@ conntrack:
   min: 0
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
-ipvs:
-  syncPeriod: %s
+%[1]s:
+  syncPeriod: %[3]s
   minSyncPeriod: 0s
-enableProfiling: %t
+enableProfiling: %[4]t
 `
+
+// modeOf is the proxy mode a side runs in.
+func modeOf(side string) string {
+	if side == results.UpstreamNFTables {
+		return "nftables"
+	}
+	return "ipvs"
+}
+
+// proxierConfig is the configuration file for a side.
+func proxierConfig(side, kubeconfig string, syncPeriod time.Duration, profiling bool) []byte {
+	return fmt.Appendf(nil, config, modeOf(side), kubeconfig, syncPeriod, profiling)
+}
 
 // proxier is a running kube-proxy process.
 type proxier struct {
@@ -58,11 +75,12 @@ type proxier struct {
 	log     *os.File
 }
 
-func startProxier(binary, kubeconfig, logPath string, syncPeriod time.Duration, verbosity int, profiling bool) (*proxier, error) {
+// startProxier writes the configuration file and starts binary with it.
+func startProxier(binary string, config []byte, logPath string, verbosity int) (*proxier, error) {
 	if err := os.MkdirAll("/var/lib/kube-proxy", 0o755); err != nil {
 		return nil, fmt.Errorf("create /var/lib/kube-proxy: %w", err)
 	}
-	if err := os.WriteFile(configPath, fmt.Appendf(nil, config, kubeconfig, syncPeriod, profiling), 0o644); err != nil {
+	if err := os.WriteFile(configPath, config, 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", configPath, err)
 	}
 	log, err := os.Create(logPath)

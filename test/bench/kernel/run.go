@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"slices"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/cluster"
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
@@ -52,7 +50,7 @@ type Options struct {
 type run struct {
 	o      Options
 	client kubernetes.Interface
-	table  ipvs.Interface
+	rules  rules
 	p      *proxier
 	res    results.Kernel
 }
@@ -65,11 +63,11 @@ func Run(ctx context.Context, o Options) (results.Kernel, error) {
 	if r.client, err = newClient(o.Kubeconfig); err != nil {
 		return r.res, err
 	}
-	if r.table, err = ipvs.New(); err != nil {
-		return r.res, fmt.Errorf("open IPVS: %w", err)
+	if r.rules, err = newRules(o.Side); err != nil {
+		return r.res, err
 	}
 	started := time.Now()
-	if r.p, err = startProxier(o.Binary, o.Kubeconfig, o.LogPath, o.SyncPeriod, o.Verbosity, o.Profile != nil); err != nil {
+	if r.p, err = startProxier(o.Binary, proxierConfig(o.Side, o.Kubeconfig, o.SyncPeriod, o.Profile != nil), o.LogPath, o.Verbosity); err != nil {
 		return r.res, err
 	}
 	defer r.p.stop()
@@ -97,10 +95,10 @@ func Run(ctx context.Context, o Options) (results.Kernel, error) {
 func (r *run) waitSettled(ctx context.Context) (snapshot, error) {
 	r.o.Progress("%s: waiting for the first syncs to end and the queue to drain", r.o.Side)
 	deadline := time.Now().Add(r.o.ProgramTimeout)
-	for {
+	for first := true; ; first = false {
 		s, err := scrape(ctx)
 		if err == nil && settled(s) {
-			r.res.SettleSeconds = time.Since(r.p.started).Seconds()
+			r.res.SettleSeconds = settleSeconds(s, r.p.started, first)
 			r.o.Progress("%s: settled after %.1f s", r.o.Side, r.res.SettleSeconds)
 			return s, nil
 		}
@@ -109,6 +107,26 @@ func (r *run) waitSettled(ctx context.Context) (snapshot, error) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// settleSeconds is from start to settled. Settled at the first look (the
+// kernel check before it took long: upstream-nftables' whole-table
+// listing), the last sync's own timestamp says when; otherwise now does,
+// within the 500 ms poll.
+func settleSeconds(s snapshot, start time.Time, first bool) float64 {
+	now := time.Since(start).Seconds()
+	if !first {
+		return now
+	}
+	last := 0.0
+	for _, f := range s.families() {
+		last = max(last, s.gauge(lastSyncMetric, f))
+	}
+	at := last - float64(start.UnixNano())/1e9
+	if at <= 0 || at > now {
+		return now
+	}
+	return at
 }
 
 func settled(s snapshot) bool {
@@ -124,14 +142,15 @@ func settled(s snapshot) bool {
 	return true
 }
 
-// waitProgrammed polls IPVS until every Service has its 10 real servers.
+// waitProgrammed polls the kernel until every Service has its 10 endpoints
+// (IPVS real servers, or DNAT targets in upstream's nftables table).
 func (r *run) waitProgrammed(ctx context.Context, started time.Time) error {
-	r.o.Progress("%s: waiting for %d virtual servers with %d real servers each", r.o.Side, r.o.Services, cluster.EndpointsPerService)
+	r.o.Progress("%s: waiting for %d services with %d endpoints each in the kernel", r.o.Side, r.o.Services, cluster.EndpointsPerService)
 	deadline := started.Add(r.o.ProgramTimeout)
 	for {
-		n, err := r.programmed()
+		n, at, err := r.rules.programmed(ctx, r.o.Services)
 		if err == nil && n == r.o.Services {
-			r.res.ProgramSeconds = time.Since(started).Seconds()
+			r.res.ProgramSeconds = at.Sub(started).Seconds()
 			r.o.Progress("%s: programmed after %.1f s", r.o.Side, r.res.ProgramSeconds)
 			return nil
 		}
@@ -143,25 +162,6 @@ func (r *run) waitProgrammed(ctx context.Context, started time.Time) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-// programmed counts the benchmark's virtual servers that have all their real servers.
-func (r *run) programmed() (int, error) {
-	vss, err := r.table.List()
-	if err != nil {
-		return 0, fmt.Errorf("list IPVS: %w", err)
-	}
-	want := map[netip.Addr]bool{}
-	for i := range r.o.Services {
-		want[cluster.ClusterIP(i)] = true
-	}
-	n := 0
-	for _, vs := range vss {
-		if want[vs.Address] && vs.Port == cluster.Port && len(vs.Destinations) == cluster.EndpointsPerService {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // idle measures the CPU the proxier uses while nothing changes, and
@@ -245,40 +245,50 @@ func (r *run) updates(ctx context.Context) ([]int, error) {
 	return changed, nil
 }
 
-// removeOne drops Service i's first endpoint and waits for its real server
-// to leave the kernel.
+// removeOne drops Service i's first endpoint and waits for it to leave
+// the kernel.
 func (r *run) removeOne(ctx context.Context, i int) (time.Duration, error) {
 	gone := cluster.Endpoint(i, 0)
 	start, err := setEndpoints(ctx, r.client, i, cluster.InitialEndpoints(i)[1:])
 	if err != nil {
 		return 0, err
 	}
-	key := ipvs.ServiceKey{Address: cluster.ClusterIP(i), Protocol: ipvs.TCP, Port: cluster.Port}
 	deadline := start.Add(5 * time.Minute)
 	for {
-		dests, err := r.table.Destinations(key)
+		there, err := r.rules.has(ctx, i, gone)
 		if err != nil {
-			return 0, fmt.Errorf("read real servers of %v: %w", key, err)
+			return 0, err
 		}
-		if !slices.ContainsFunc(dests, func(d ipvs.Destination) bool { return d.Address == gone }) {
+		if !there {
 			return time.Since(start), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("real server %s of %v still there 5 minutes after the update", gone, key)
+			return 0, fmt.Errorf("endpoint %s of service %s still in the kernel 5 minutes after the update", gone, cluster.ServiceName(i))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
 // finish fills in the full sync time where the idle window had no sync
-// (upstream's syncs are all full: those after the updates count too; ours
-// are partial then), and the peak RSS.
+// (upstream's IPVS syncs are all full: those after the updates count too;
+// ours are partial then), the nftables side's from its start-up, the peak
+// RSS and what reading the kernel cost.
 func (r *run) finish(ctx context.Context, settled, idle snapshot) error {
 	end, err := scrape(ctx)
 	if err != nil {
 		return err
 	}
-	if r.res.FullSyncSeconds == 0 && r.o.Side != results.Ours {
+	if r.o.Side == results.UpstreamNFTables {
+		// Its periodic syncs are partial (a full one every hour) and it
+		// syncs only on changes: its one full sync is the first.
+		h := settled.histogram(syncsMetric, family)
+		r.res.FullSyncSeconds = h.mean()
+		r.note("nftables mode syncs fully only at start and hourly: full sync is the mean of its %d start-up syncs", h.count)
+	}
+	if c := r.rules.cost(); c != "" {
+		r.note("%s", c)
+	}
+	if r.res.FullSyncSeconds == 0 && r.o.Side == results.Upstream {
 		d := end.histogram(syncsMetric, family).minus(settled.histogram(syncsMetric, family))
 		r.res.FullSyncSeconds = d.mean()
 		r.note("no sync ended in the idle window; full sync: mean of the %d syncs after it", d.count)

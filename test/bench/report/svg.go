@@ -55,45 +55,37 @@ func Plot(w io.Writer, fakes []results.Fakes, kernel []results.Kernel) error {
 	return err
 }
 
+// kind is one measure drawn for every side: its name and line style.
+type kind[T result] struct {
+	name, dash string
+	value      func(T) float64
+}
+
 func fakesPanel(fakes []results.Fakes) panel {
-	p := panel{title: "Fakes, in-process: sync time vs services"}
-	kinds := []struct {
-		name, dash string
-		value      func(results.Fakes) float64
-	}{
+	return panelOf("Fakes, in-process: sync time vs services", fakes, []kind[results.Fakes]{
 		{"first full sync", "", func(f results.Fakes) float64 { return f.FullSync.Seconds }},
 		{"100 endpoints replaced", "6,3", func(f results.Fakes) float64 { return f.HundredChanged.Seconds }},
 		{"1 endpoint removed", "2,3", func(f results.Fakes) float64 { return f.OneRemoved.Seconds }},
-	}
-	for _, k := range kinds {
-		for _, side := range presentSides(fakes) {
-			s := series{name: side + ": " + k.name, color: sideColor[side], dash: k.dash}
-			for _, n := range sizes(fakes) {
-				if f, ok := find(fakes, side, n); ok && k.value(f) > 0 {
-					s.points = append(s.points, point{float64(n), k.value(f)})
-				}
-			}
-			p.series = append(p.series, s)
-		}
-	}
-	return p
+	})
 }
 
 func kernelPanel(kernel []results.Kernel) panel {
-	p := panel{title: "Real kernel (VM): sync time and update latency"}
-	kinds := []struct {
-		name, dash string
-		value      func(results.Kernel) float64
-	}{
+	return panelOf("Real kernel (VM): sync time and update latency", kernel, []kind[results.Kernel]{
 		{"full sync", "", func(k results.Kernel) float64 { return k.FullSyncSeconds }},
 		{"update→gone p99", "6,3", func(k results.Kernel) float64 { return k.LatencyP99 }},
 		{"update→gone p50", "2,3", func(k results.Kernel) float64 { return k.LatencyP50 }},
-	}
+	})
+}
+
+// panelOf draws each kind for each side present: a line over the sizes, in
+// the side's colour and the kind's dash.
+func panelOf[T result](title string, all []T, kinds []kind[T]) panel {
+	p := panel{title: title}
 	for _, k := range kinds {
-		for _, side := range []string{results.Ours, results.Upstream} {
+		for _, side := range presentSides(all) {
 			s := series{name: side + ": " + k.name, color: sideColor[side], dash: k.dash}
-			for _, n := range sizes(kernel) {
-				if r, ok := findKernel(kernel, side, n); ok && k.value(r) > 0 {
+			for _, n := range sizes(all) {
+				if r, ok := find(all, side, n); ok && k.value(r) > 0 {
 					s.points = append(s.points, point{float64(n), k.value(r)})
 				}
 			}

@@ -11,12 +11,17 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
 
-// fakesRow is one line of the fakes table: a name and how to read it.
-type fakesRow struct {
+// result is one side at one size, of either group.
+type result interface{ results.Fakes | results.Kernel }
+
+// row is one line of a table: a name and how to read it.
+type row[T result] struct {
 	name  string
-	value func(results.Fakes) float64
+	value func(T) float64
 	unit  func(float64) string
 }
+
+type fakesRow = row[results.Fakes]
 
 func fakesRows() []fakesRow {
 	return []fakesRow{
@@ -70,33 +75,43 @@ func ratioColumns(sides []string) [][2]string {
 func FakesTable(w io.Writer, fakes []results.Fakes) {
 	sides := presentSides(fakes)
 	ratios := ratioColumns(sides)
+	writeHeader(w, sides, ratios)
+	for _, n := range sizes(fakes) {
+		writeRows(w, fakes, n, sides, ratios, fakesRows())
+	}
+}
+
+// writeHeader writes a table's header: the sides, then the ratios.
+func writeHeader(w io.Writer, sides []string, ratios [][2]string) {
 	fmt.Fprintf(w, "| services | measure | %s |", strings.Join(sides, " | "))
 	for _, r := range ratios {
 		fmt.Fprintf(w, " %s ÷ %s |", r[0], r[1])
 	}
 	fmt.Fprintf(w, "\n|---:|---|%s%s\n", strings.Repeat("---:|", len(sides)), strings.Repeat("---:|", len(ratios)))
-	for _, n := range sizes(fakes) {
-		for _, row := range fakesRows() {
-			fmt.Fprintf(w, "| %d | %s |", n, row.name)
-			for _, s := range sides {
-				f, ok := find(fakes, s, n)
-				fmt.Fprintf(w, " %s |", cell(ok, f, row))
-			}
-			for _, r := range ratios {
-				up, upOK := find(fakes, r[0], n)
-				f, ok := find(fakes, r[1], n)
-				fmt.Fprintf(w, " %s |", ratio(upOK && ok, row.value(up), row.value(f)))
-			}
-			fmt.Fprintln(w)
+}
+
+// writeRows writes the rows of size n: each side's figure, then each ratio.
+func writeRows[T result](w io.Writer, all []T, n int, sides []string, ratios [][2]string, rows []row[T]) {
+	for _, row := range rows {
+		fmt.Fprintf(w, "| %d | %s |", n, row.name)
+		for _, s := range sides {
+			r, ok := find(all, s, n)
+			fmt.Fprintf(w, " %s |", cell(ok, r, row))
 		}
+		for _, pair := range ratios {
+			up, upOK := find(all, pair[0], n)
+			r, ok := find(all, pair[1], n)
+			fmt.Fprintf(w, " %s |", ratio(upOK && ok, row.value(up), row.value(r)))
+		}
+		fmt.Fprintln(w)
 	}
 }
 
-func cell(ok bool, f results.Fakes, row fakesRow) string {
+func cell[T result](ok bool, r T, row row[T]) string {
 	if !ok {
 		return "–"
 	}
-	return row.unit(row.value(f))
+	return row.unit(row.value(r))
 }
 
 // FakesIterations lists how often each figure was measured.
@@ -134,17 +149,17 @@ func operations(f results.Fakes) string {
 }
 
 // presentSides orders the sides found: ours first, upstream's last.
-func presentSides(fakes []results.Fakes) []string {
+func presentSides[T result](all []T) []string {
 	var out []string
 	for _, s := range []string{results.Ours, results.OursNetlink, results.Upstream, results.UpstreamNFTables} {
-		if slices.ContainsFunc(fakes, func(f results.Fakes) bool { return f.Side == s }) {
+		if slices.ContainsFunc(all, func(r T) bool { return sideOf(r) == s }) {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
-func sizes[T interface{ results.Fakes | results.Kernel }](all []T) []int {
+func sizes[T result](all []T) []int {
 	var out []int
 	for _, r := range all {
 		n := servicesOf(r)
@@ -156,54 +171,65 @@ func sizes[T interface{ results.Fakes | results.Kernel }](all []T) []int {
 	return out
 }
 
-func servicesOf[T interface{ results.Fakes | results.Kernel }](r T) int {
+// sideAndSize says whose result r is and at how many services.
+func sideAndSize[T result](r T) (string, int) {
 	switch v := any(r).(type) {
 	case results.Fakes:
-		return v.Services
+		return v.Side, v.Services
 	case results.Kernel:
-		return v.Services
+		return v.Side, v.Services
 	}
-	return 0
+	return "", 0
 }
 
-func find(fakes []results.Fakes, side string, n int) (results.Fakes, bool) {
-	for _, f := range fakes {
-		if f.Side == side && f.Services == n {
-			return f, true
+func sideOf[T result](r T) string { s, _ := sideAndSize(r); return s }
+
+func servicesOf[T result](r T) int { _, n := sideAndSize(r); return n }
+
+// find returns side's result at n services.
+func find[T result](all []T, side string, n int) (T, bool) {
+	for _, r := range all {
+		if s, size := sideAndSize(r); s == side && size == n {
+			return r, true
 		}
 	}
-	return results.Fakes{}, false
+	var zero T
+	return zero, false
 }
 
-// KernelTable writes the VM group as a markdown table, then each run's note.
-func KernelTable(w io.Writer, kernel []results.Kernel) {
-	rows := []struct {
-		name  string
-		value func(results.Kernel) float64
-		unit  func(float64) string
-	}{
-		{"start to all real servers in IPVS", func(k results.Kernel) float64 { return k.ProgramSeconds }, seconds},
+// kernelRows are the VM group's figures. IPVS sides: endpoints are real
+// servers; upstream-nftables: DNAT targets in its table ip kube-proxy.
+func kernelRows() []row[results.Kernel] {
+	return []row[results.Kernel]{
+		{"start to all endpoints in the kernel (real servers / DNAT rules)", func(k results.Kernel) float64 { return k.ProgramSeconds }, seconds},
 		{"start to first syncs done, none queued", func(k results.Kernel) float64 { return k.SettleSeconds }, seconds},
-		{"full sync (periodic, mean)", func(k results.Kernel) float64 { return k.FullSyncSeconds }, seconds},
-		{"update to real server gone: p50", func(k results.Kernel) float64 { return k.LatencyP50 }, seconds},
-		{"update to real server gone: p99", func(k results.Kernel) float64 { return k.LatencyP99 }, seconds},
-		{"update to real server gone: max", func(k results.Kernel) float64 { return k.LatencyMax }, seconds},
+		{"full sync (periodic, mean; nftables: at start)", func(k results.Kernel) float64 { return k.FullSyncSeconds }, seconds},
+		{"update to endpoint gone from the kernel: p50", func(k results.Kernel) float64 { return k.LatencyP50 }, seconds},
+		{"update to endpoint gone from the kernel: p99", func(k results.Kernel) float64 { return k.LatencyP99 }, seconds},
+		{"update to endpoint gone from the kernel: max", func(k results.Kernel) float64 { return k.LatencyMax }, seconds},
 		{"CPU used in the idle window: proxier", func(k results.Kernel) float64 { return k.IdleCPUSeconds }, seconds},
 		{"CPU used in the idle window: commands it ran", func(k results.Kernel) float64 { return k.IdleChildCPUSeconds }, seconds},
 		{"peak RSS", func(k results.Kernel) float64 { return float64(k.PeakRSSBytes) }, bytes},
 	}
-	fmt.Fprintf(w, "| services | measure | %s | %s | %s ÷ %s |\n|---:|---|---:|---:|---:|\n",
-		results.Ours, results.Upstream, results.Upstream, results.Ours)
+}
+
+// KernelTable writes the VM group as a markdown table (every side, and
+// each of upstream's figures divided by ours), then each run's note.
+func KernelTable(w io.Writer, kernel []results.Kernel) {
+	sides := presentSides(kernel)
+	ratios := ratioColumns(sides)
+	writeHeader(w, sides, ratios)
 	for _, n := range sizes(kernel) {
-		ours, okO := findKernel(kernel, results.Ours, n)
-		up, okU := findKernel(kernel, results.Upstream, n)
-		for _, r := range rows {
-			fmt.Fprintf(w, "| %d | %s | %s | %s | %s |\n", n, r.name,
-				kernelCell(okO, ours, r.value, r.unit), kernelCell(okU, up, r.value, r.unit),
-				ratio(okO && okU, r.value(up), r.value(ours)))
+		writeRows(w, kernel, n, sides, ratios, kernelRows())
+		fmt.Fprintf(w, "| %d | updates timed; idle window; syncs in it (all families) |", n)
+		for _, s := range sides {
+			if k, ok := find(kernel, s, n); ok {
+				fmt.Fprintf(w, " %d; %.0f s; %d |", k.Updates, k.IdleSeconds, k.IdleSyncs)
+			} else {
+				fmt.Fprint(w, " – |")
+			}
 		}
-		fmt.Fprintf(w, "| %d | updates timed; idle window; syncs in it (all families) | %d; %.0f s; %d | %d; %.0f s; %d | |\n",
-			n, ours.Updates, ours.IdleSeconds, ours.IdleSyncs, up.Updates, up.IdleSeconds, up.IdleSyncs)
+		fmt.Fprintf(w, "%s\n", strings.Repeat(" |", len(ratios)))
 	}
 	for _, k := range kernel {
 		if k.Note != "" {
@@ -211,22 +237,6 @@ func KernelTable(w io.Writer, kernel []results.Kernel) {
 		}
 	}
 	fmt.Fprintln(w)
-}
-
-func kernelCell(ok bool, k results.Kernel, value func(results.Kernel) float64, unit func(float64) string) string {
-	if !ok {
-		return "–"
-	}
-	return unit(value(k))
-}
-
-func findKernel(all []results.Kernel, side string, n int) (results.Kernel, bool) {
-	for _, k := range all {
-		if k.Side == side && k.Services == n {
-			return k, true
-		}
-	}
-	return results.Kernel{}, false
 }
 
 func ratio(ok bool, up, ours float64) string {

@@ -22,24 +22,31 @@ var threeSides = []results.Fakes{
 func TestFakesTableThreeSides(t *testing.T) {
 	var b strings.Builder
 	FakesTable(&b, threeSides)
-	lines := strings.Split(b.String(), "\n")
-	wantHeader := "| services | measure | ours | upstream | upstream-nftables | upstream ÷ ours | upstream-nftables ÷ ours |"
-	if lines[0] != wantHeader {
-		t.Errorf("header\n%s\nwant\n%s", lines[0], wantHeader)
-	}
-	if want := "|---:|---|---:|---:|---:|---:|---:|"; lines[1] != want {
-		t.Errorf("separator %s, want %s", lines[1], want)
-	}
-	for _, want := range []string{
+	checkThreeSides(t, b.String(), []string{
 		"| 1000 | first full sync: time | 100 ms | 300 ms | 400 ms | 3.00× | 4.00× |",
 		"| 1000 | first full sync: kernel calls | 14000 | 28000 | 10 | 2.00× | 0.00× |",
 		"| 1000 | 1 Service added: time | 400 µs | 32 ms | 8 ms | 80.0× | 20.0× |",
 		"| 1000 | first full sync: time, upstream-nftables less knftables' Fake's share | 100 ms | 300 ms | 100 ms | 3.00× | 1.00× |",
 		"| 1000 | first full sync: allocated, upstream-nftables less knftables' Fake's share | 0 B | 0 B | 16 MiB | = | ∞ |",
 		"| 1000 | 1 Service added: kernel calls | 15 | 3078 | 3 | 205× | 0.20× |",
-	} {
-		if !strings.Contains(b.String(), want+"\n") {
-			t.Errorf("table lacks the row\n%s\nin\n%s", want, b.String())
+	})
+}
+
+// checkThreeSides checks a table's header and separator for ours and
+// upstream's two proxiers, and that it holds each of the lines.
+func checkThreeSides(t *testing.T, table string, lines []string) {
+	t.Helper()
+	got := strings.Split(table, "\n")
+	wantHeader := "| services | measure | ours | upstream | upstream-nftables | upstream ÷ ours | upstream-nftables ÷ ours |"
+	if got[0] != wantHeader {
+		t.Errorf("header\n%s\nwant\n%s", got[0], wantHeader)
+	}
+	if want := "|---:|---|---:|---:|---:|---:|---:|"; got[1] != want {
+		t.Errorf("separator %s, want %s", got[1], want)
+	}
+	for _, want := range lines {
+		if !strings.Contains(table, want+"\n") {
+			t.Errorf("table lacks the line\n%s\nin\n%s", want, table)
 		}
 	}
 }

@@ -3,10 +3,13 @@
 package results
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,7 +23,8 @@ const (
 	OursNetlink = "ours-netlink"
 	// Upstream is upstream's IPVS proxier on its fakes (and real netlink).
 	Upstream = "upstream"
-	// UpstreamNFTables is upstream's nftables proxier on knftables' Fake.
+	// UpstreamNFTables is upstream's nftables proxier: on knftables' Fake
+	// in-process, on the real kernel (nft) in the VM.
 	UpstreamNFTables = "upstream-nftables"
 )
 
@@ -70,7 +74,8 @@ type Kernel struct {
 	Side     string `json:"side"`
 	Services int    `json:"services"`
 	// ProgramSeconds is from the proxier's start until every virtual
-	// server and real server of the cluster was in the kernel.
+	// server and real server of the cluster was in the kernel (for
+	// upstream-nftables: every Service's endpoints in its nftables table).
 	ProgramSeconds float64 `json:"programSeconds"`
 	// SettleSeconds is from the start until the proxier had finished its
 	// first syncs and had none queued.
@@ -80,7 +85,8 @@ type Kernel struct {
 	FullSyncSeconds float64 `json:"fullSyncSeconds"`
 	IdleFullSyncs   int     `json:"idleFullSyncs"`
 	// Latencies are seconds from an EndpointSlice update to its removed
-	// real server being gone from IPVS.
+	// real server being gone from IPVS (for upstream-nftables: its IP:port
+	// gone from the Service's DNAT rule).
 	Updates    int     `json:"updates"`
 	LatencyP50 float64 `json:"latencyP50"`
 	LatencyP99 float64 `json:"latencyP99"`
@@ -90,13 +96,42 @@ type Kernel struct {
 	IdleSeconds    float64 `json:"idleSeconds"`
 	IdleCPUSeconds float64 `json:"idleCPUSeconds"`
 	// IdleChildCPUSeconds is the CPU time of the commands it ran meanwhile
-	// (iptables, ip6tables, ipset).
+	// (iptables, ip6tables, ipset; nft for upstream-nftables).
 	IdleChildCPUSeconds float64 `json:"idleChildCPUSeconds"`
 	// IdleSyncs is how many syncs (all families) ended in that window.
 	IdleSyncs int `json:"idleSyncs"`
 	// PeakRSSBytes is the proxier's resident set high-water mark.
 	PeakRSSBytes int64  `json:"peakRSSBytes"`
 	Note         string `json:"note,omitempty"`
+}
+
+// KernelResultPrefix starts the line on which bench-guest prints a Kernel
+// as JSON.
+const KernelResultPrefix = "BENCH-KERNEL-RESULT "
+
+// ReadKernelLines reads the Kernel results from VM output (other lines are
+// skipped); a later result of the same side and size replaces an earlier
+// one (a side rerun with BENCH_KERNEL_APPEND=1).
+func ReadKernelLines(r io.Reader) ([]Kernel, error) {
+	var out []Kernel
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		_, line, ok := strings.Cut(sc.Text(), KernelResultPrefix)
+		if !ok {
+			continue
+		}
+		var k Kernel
+		if err := json.Unmarshal([]byte(line), &k); err != nil {
+			return nil, fmt.Errorf("decode result line %q: %w", line, err)
+		}
+		out = slices.DeleteFunc(out, func(o Kernel) bool { return o.Side == k.Side && o.Services == k.Services })
+		out = append(out, k)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read VM output: %w", err)
+	}
+	return out, nil
 }
 
 // Flush is the cost of retiring one real server under the immediate

@@ -178,6 +178,23 @@ func TestTools(t *testing.T) {
 			name: "conntrack",
 			cmds: [][]string{{"conntrack", "-L"}},
 		},
+		{
+			// The expressions upstream's nftables mode writes (hack/bench-kernel.sh's
+			// upstream-nftables side), read back as JSON as test/bench/nftrules does.
+			name: "nft with upstream's nftables-mode expressions",
+			cmds: [][]string{
+				{"nft", "add", "table", "ip", "smoke"},
+				{"nft", "add", "chain", "ip", "smoke", "pre", "{ type nat hook prerouting priority -100 ; }"},
+				{"nft", "add", "chain", "ip", "smoke", "post", "{ type nat hook postrouting priority 100 ; }"},
+				{"nft", "add", "chain", "ip", "smoke", "in", "{ type filter hook input priority -110 ; }"},
+				{"nft", "add", "rule", "ip", "smoke", "in", "ct", "state", "new", "fib", "daddr", "type", "local", "reject"},
+				{"nft", "add", "rule", "ip", "smoke", "post", "meta", "mark", "0x4000", "masquerade", "fully-random"},
+				{"nft", "add", "rule", "ip", "smoke", "pre", "ip", "daddr", "10.96.1.0", "meta", "l4proto", "tcp", "dnat", "ip", "addr", ".", "port",
+					"to", "numgen", "random", "mod", "2", "map", "{ 0 : 10.128.0.1 . 8080, 1 : 10.128.0.2 . 8080 }"},
+				{"nft", "-j", "list", "table", "ip", "smoke"},
+			},
+			want: []string{`"numgen"`, `"10.128.0.2", 8080`, `"fib"`, `"masquerade"`, `"reject"`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,5 +1,5 @@
-// Command bench-guest runs in the test VM: it starts one kube-proxy (ours
-// or upstream's) against the API server the host loaded, measures it on
+// Command bench-guest runs in the test VM: it starts one kube-proxy (ours,
+// or upstream's in IPVS or nftables mode) against the API server the host loaded, measures it on
 // the real kernel (test/bench/kernel) and prints the result as one line
 // "BENCH-KERNEL-RESULT <json>" for hack/bench-kernel.sh.
 package main
@@ -18,20 +18,17 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
 
-// ResultPrefix starts the line that carries the result, ProfilePrefix the
-// one that carries a CPU profile (-profile).
-const (
-	ResultPrefix  = "BENCH-KERNEL-RESULT "
-	ProfilePrefix = "BENCH-CPU-PROFILE "
-)
+// ProfilePrefix starts the line that carries a CPU profile (-profile); the
+// result's line starts with results.KernelResultPrefix.
+const ProfilePrefix = "BENCH-CPU-PROFILE "
 
 func main() {
 	var o kernel.Options
-	flag.StringVar(&o.Side, "side", results.Ours, "ours or upstream (labels the result; selects the full-sync metric)")
+	flag.StringVar(&o.Side, "side", results.Ours, "ours, upstream or upstream-nftables (labels the result; upstream-nftables runs the binary in nftables mode and reads its nftables table instead of IPVS)")
 	flag.StringVar(&o.Binary, "binary", "", "kube-proxy binary")
 	flag.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server")
 	flag.IntVar(&o.Services, "services", 1000, "services the host loaded")
-	flag.DurationVar(&o.SyncPeriod, "sync-period", 30*time.Second, "ipvs.syncPeriod")
+	flag.DurationVar(&o.SyncPeriod, "sync-period", 30*time.Second, "ipvs.syncPeriod (nftables.syncPeriod for upstream-nftables)")
 	flag.IntVar(&o.Updates, "updates", 100, "EndpointSlice updates to time")
 	flag.DurationVar(&o.UpdateBudget, "update-budget", 8*time.Minute, "time cap for the updates")
 	flag.DurationVar(&o.Idle, "idle", 60*time.Second, "idle window for the CPU measurement")
@@ -57,7 +54,7 @@ func main() {
 		grepLog(o.LogPath, *grep)
 	}
 	b, _ := json.Marshal(res)
-	fmt.Println(ResultPrefix + string(b))
+	fmt.Println(results.KernelResultPrefix + string(b))
 }
 
 func grepLog(path, text string) {

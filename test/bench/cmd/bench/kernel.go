@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,9 +13,6 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/report"
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
-
-// resultPrefix starts bench-guest's result line.
-const resultPrefix = "BENCH-KERNEL-RESULT "
 
 // runKernelLoad puts a benchmark cluster of the given size into the API server.
 func runKernelLoad(ctx context.Context, args []string) error {
@@ -48,19 +43,8 @@ func runKernelCollect(args []string) error {
 		return fmt.Errorf("read VM results: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		_, line, ok := strings.Cut(sc.Text(), resultPrefix)
-		if !ok {
-			continue
-		}
-		var k results.Kernel
-		if err := json.Unmarshal([]byte(line), &k); err != nil {
-			return fmt.Errorf("decode result line %q: %w", line, err)
-		}
-		// A later run of the same side and size replaces an earlier one.
-		run.Kernel = slices.DeleteFunc(run.Kernel, func(o results.Kernel) bool { return o.Side == k.Side && o.Services == k.Services })
-		run.Kernel = append(run.Kernel, k)
+	if run.Kernel, err = results.ReadKernelLines(f); err != nil {
+		return fmt.Errorf("%s: %w", *in, err)
 	}
 	run.Finish()
 	run.Notes = append(run.Notes, notes...)

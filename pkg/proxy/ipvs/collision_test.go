@@ -1,0 +1,370 @@
+package ipvs
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// withHashMask runs f with the indexes' hashes cut to mask's bits (0: every
+// key of either index in one chain), then restores them.
+func withHashMask(mask uint64, f func()) {
+	saved := hashMask
+	hashMask = mask
+	defer func() { hashMask = saved }()
+	f()
+}
+
+// The tests that end on kernel dumps, with every key sharing a chain (mask
+// 0) and with a few chains (mask 3): the chains' key comparisons decide
+// every look-up, removal and listing.
+func TestKernelEndStateWithForcedHashCollisions(t *testing.T) {
+	for _, mask := range []uint64{0, 3} {
+		withHashMask(mask, func() {
+			for _, tc := range []struct {
+				name string
+				f    func(*testing.T)
+			}{
+				{"golden scenario", TestScenarioKernelStateMatchesTheGolden},
+				{"fault on any write", TestFaultOnAnyWriteConverges},
+				{"drift repaired", TestDriftOnImpliedObjectsIsRepaired},
+				{"observed is kernel", TestObservedStateIsWhatTheKernelHolds},
+				{"cluster IP member", TestClusterIPMemberFollowsTheClaims},
+				{"dual stack", TestDualStackProxiersShareTheKernel},
+				{"partial sync", TestPartialSyncTouchesOnlyWhatChanged},
+			} {
+				t.Run(fmt.Sprintf("mask %#x: %s", mask, tc.name), tc.f)
+			}
+		})
+	}
+}
+
+// collisionCluster is a cluster of Services with several ports each
+// (cluster IP, external IPs, load-balancer IPs, node ports on two node
+// addresses), changed at random: ports renamed, added and removed, types
+// and IPs changed, Services deleted, endpoints replaced. No two Services
+// claim one virtual server (which one wins is the order of the claims), but
+// addresses and set members are shared.
+type collisionCluster struct {
+	family   v1.IPFamily
+	services map[string]*v1.Service
+	slices   map[string]*discovery.EndpointSlice
+	next     int
+}
+
+func (c *collisionCluster) ip(v4 string) string {
+	if c.family == v1.IPv4Protocol {
+		return v4
+	}
+	b := netip.MustParseAddr(v4).As4()
+	return fmt.Sprintf("fd00:%x:%x::%x:%x", b[0], b[1], b[2], b[3])
+}
+
+func (c *collisionCluster) addrType() discovery.AddressType {
+	if c.family == v1.IPv4Protocol {
+		return discovery.AddressTypeIPv4
+	}
+	return discovery.AddressTypeIPv6
+}
+
+// nodeAddr2 is the node's second address (on eth1), an external IP at times.
+func (c *collisionCluster) nodeAddr2() string {
+	if c.family == v1.IPv4Protocol {
+		return "192.168.1.10"
+	}
+	return "fd00:1::10"
+}
+
+// service makes Service number i in a random shape; its ports are unique to
+// it (1000+10i+j), so no virtual server is claimed twice.
+func (c *collisionCluster) service(rng *rand.Rand, name string, i int) *v1.Service {
+	s := svc(name, c.ip(fmt.Sprintf("10.96.%d.%d", rng.IntN(2), 1+i%200))) // a reshape may move it)
+	s.Spec.Ports = nil
+	for j := range 1 + rng.IntN(3) {
+		proto := []v1.Protocol{v1.ProtocolTCP, v1.ProtocolUDP, v1.ProtocolSCTP}[rng.IntN(3)]
+		s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{
+			Name: fmt.Sprintf("p%d", rng.IntN(4)*10+j), Protocol: proto, Port: int32(1000 + 10*i + j),
+			TargetPort: intstr.FromInt32(8080),
+		})
+	}
+	switch rng.IntN(4) {
+	case 1:
+		s.Spec.Type = v1.ServiceTypeNodePort
+	case 2:
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: c.ip(fmt.Sprintf("192.0.2.%d", 1+rng.IntN(3)))}}
+		if rng.IntN(2) == 0 {
+			s.Spec.LoadBalancerSourceRanges = []string{sourceRange(c.ip("10.0.0.1"))}
+		}
+	}
+	if s.Spec.Type != v1.ServiceTypeClusterIP {
+		for j := range s.Spec.Ports {
+			s.Spec.Ports[j].NodePort = int32(30000 + 10*i + j)
+		}
+		if rng.IntN(3) == 0 {
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+		}
+	}
+	for range rng.IntN(3) {
+		ext := []string{c.ip("203.0.113.1"), c.ip("203.0.113.2"), c.nodeAddr2(), s.Spec.ClusterIP}[rng.IntN(4)]
+		if !slices.Contains(s.Spec.ExternalIPs, ext) {
+			s.Spec.ExternalIPs = append(s.Spec.ExternalIPs, ext)
+		}
+	}
+	if rng.IntN(4) == 0 {
+		s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal)
+	}
+	return s
+}
+
+// slice gives the Service's ports a few endpoints (port names as the
+// Service's, so that each service port has them).
+func (c *collisionCluster) slice(rng *rand.Rand, s *v1.Service) *discovery.EndpointSlice {
+	var eps []ep
+	for range rng.IntN(4) {
+		e := readyEP(c.ip(fmt.Sprintf("10.244.%d.%d", rng.IntN(3), 1+rng.IntN(5))))
+		switch rng.IntN(5) {
+		case 0:
+			e.node = testNode
+		case 1:
+			e.ready, e.terminating = false, true
+		}
+		if !slices.ContainsFunc(eps, func(x ep) bool { return x.ip == e.ip }) {
+			eps = append(eps, e)
+		}
+	}
+	es := slice(s.Name, c.addrType(), eps...)
+	es.Ports = nil
+	for _, p := range s.Spec.Ports {
+		es.Ports = append(es.Ports, discovery.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To[int32](int32(8080 + rng.IntN(2))), Protocol: ptr.To(p.Protocol)})
+	}
+	return es
+}
+
+// change makes one random change on every proxier and says what it was.
+func (c *collisionCluster) change(rng *rand.Rand, proxiers ...*Proxier) string {
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range c.services {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	var what string
+	var oldS, newS *v1.Service
+	var oldE, newE *discovery.EndpointSlice
+	if len(names) == 0 || rng.IntN(5) == 0 {
+		c.next++
+		name := fmt.Sprintf("s%d", c.next)
+		newS = c.service(rng, name, c.next)
+		newE = c.slice(rng, newS)
+		what = "added " + name
+	} else {
+		name := names[rng.IntN(len(names))]
+		oldS, oldE = c.services[name], c.slices[name]
+		var i int
+		fmt.Sscanf(name, "s%d", &i)
+		switch rng.IntN(4) {
+		case 0:
+			what = "deleted " + name
+		case 1:
+			newS, newE = oldS, c.slice(rng, oldS)
+			what = "endpoints of " + name
+		default: // a new shape: ports renamed, added, removed; type and IPs changed
+			newS = c.service(rng, name, i)
+			newE = c.slice(rng, newS)
+			what = "reshaped " + name
+		}
+	}
+	for _, p := range proxiers {
+		switch {
+		case oldS == nil:
+			p.OnServiceAdd(newS)
+			p.OnEndpointSliceAdd(newE)
+		case newS == nil:
+			p.OnServiceDelete(oldS)
+			p.OnEndpointSliceDelete(oldE)
+		default:
+			if newS != oldS {
+				p.OnServiceUpdate(oldS, newS)
+			}
+			p.OnEndpointSliceUpdate(oldE, newE)
+		}
+	}
+	if newS != nil {
+		c.services[newS.Name], c.slices[newS.Name] = newS, newE
+	} else {
+		delete(c.services, oldS.Name)
+		delete(c.slices, oldS.Name)
+	}
+	return what
+}
+
+// checkModel checks the kernel against what the Services ask for, counted
+// without the proxier: the virtual servers (cluster IP, external IPs,
+// load-balancer IPs and the node ports on both node addresses) and the
+// addresses bound on kube-ipvs0 and listed in KUBE-IPVS-IPS (cluster IPs,
+// external IPs not the node's, load-balancer IPs), each exactly while some
+// Service uses it.
+func (c *collisionCluster) checkModel(t *testing.T, k *kernel, when string) {
+	t.Helper()
+	wantVS, wantBound := map[string]bool{}, map[netip.Addr]bool{}
+	nodeAddrs := []string{"192.168.0.10", c.nodeAddr2()}
+	if c.family == v1.IPv6Protocol {
+		nodeAddrs[0] = "fd00::10"
+	}
+	for _, s := range c.services {
+		wantBound[netip.MustParseAddr(s.Spec.ClusterIP)] = true
+		var lbs []string
+		for _, in := range s.Status.LoadBalancer.Ingress {
+			lbs = append(lbs, in.IP)
+			wantBound[netip.MustParseAddr(in.IP)] = true
+		}
+		for _, e := range s.Spec.ExternalIPs {
+			if !slices.Contains(nodeAddrs, e) {
+				wantBound[netip.MustParseAddr(e)] = true
+			}
+		}
+		for _, sp := range s.Spec.Ports {
+			vs := func(addr string, port int32) {
+				wantVS[fmt.Sprintf("%s %s", sp.Protocol, netip.AddrPortFrom(netip.MustParseAddr(addr), uint16(port)))] = true
+			}
+			vs(s.Spec.ClusterIP, sp.Port)
+			for _, a := range append(slices.Clone(s.Spec.ExternalIPs), lbs...) {
+				vs(a, sp.Port)
+			}
+			if sp.NodePort != 0 {
+				for _, a := range nodeAddrs {
+					vs(a, sp.NodePort)
+				}
+			}
+		}
+	}
+	vss, err := k.ipvs.List()
+	must(t, err)
+	var got, want []string
+	for _, v := range vss {
+		got = append(got, fmt.Sprintf("%s %s", v.Protocol, netip.AddrPortFrom(v.Address, v.Port)))
+	}
+	for v := range wantVS {
+		want = append(want, v)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: virtual servers\n%q\nwant\n%q", when, got, want)
+	}
+	addrs, err := k.netdev.Addresses(DummyDevice)
+	must(t, err)
+	var gotBound, wantBoundList, inSet []string
+	for _, a := range addrs {
+		if !a.IsLinkLocalUnicast() {
+			gotBound = append(gotBound, a.String())
+		}
+	}
+	for a := range wantBound {
+		wantBoundList = append(wantBoundList, a.String())
+	}
+	sets, err := k.ipset.List()
+	must(t, err)
+	for _, set := range sets {
+		if set.Name == setName(setIPVSAddresses, c.family) {
+			for _, e := range set.Entries {
+				inSet = append(inSet, e.IP.String())
+			}
+		}
+	}
+	slices.Sort(gotBound)
+	slices.Sort(wantBoundList)
+	slices.Sort(inSet)
+	if !slices.Equal(gotBound, wantBoundList) || !slices.Equal(inSet, wantBoundList) {
+		t.Fatalf("%s: bound on %s %q, in KUBE-IPVS-IPS %q, want %q", when, DummyDevice, gotBound, inSet, wantBoundList)
+	}
+}
+
+// feed gives a new proxier every current object (a restart).
+func (c *collisionCluster) feed(p *Proxier) {
+	for name, s := range c.services {
+		p.OnServiceAdd(s)
+		p.OnEndpointSliceAdd(c.slices[name])
+	}
+}
+
+// Services of several ports (cluster IP, external IPs, load-balancer IPs,
+// node ports on two node addresses) changed at random, synced partially
+// and fully, with writes failing, the kernel tampered with and the proxier
+// restarted, all with the indexes' keys forced into a few chains or one: the
+// kernel ends each step as a twin's does, whose hashes are whole and which
+// saw no fault.
+func TestCollidingKeysEndAsTwinWithWholeHashes(t *testing.T) {
+	for _, family := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		for _, mask := range []uint64{0, 1, 7} {
+			for seed := range uint64(6) {
+				t.Run(fmt.Sprintf("%s mask %#x seed %d", family, mask, seed), func(t *testing.T) {
+					collidingRun(t, family, mask, seed)
+				})
+			}
+		}
+	}
+}
+
+func collidingRun(t *testing.T, family v1.IPFamily, mask, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, mask))
+	cfg := testConfig(family)
+	cfg.ImmediateTermination = true // a restart forgets no policy
+	k, tk := newKernel(t), newKernel(t)
+	for _, kk := range []*kernel{k, tk} {
+		must(t, kk.netdev.AddDevice("eth1", netip.MustParseAddr("192.168.1.10"), netip.MustParseAddr("fd00:1::10")))
+	}
+	var p *Proxier
+	withHashMask(mask, func() { p = newTestProxier(t, k, cfg) })
+	twinP := newTestProxier(t, tk, cfg)
+	c := &collisionCluster{family: family, services: map[string]*v1.Service{}, slices: map[string]*discovery.EndpointSlice{}}
+	for range 6 {
+		withHashMask(mask, func() { c.change(rng, p, twinP) })
+	}
+	for step := range 50 {
+		var what string
+		withHashMask(mask, func() {
+			what = c.change(rng, p, twinP)
+			switch rng.IntN(8) {
+			case 0: // a restart over the kernel the earlier run wrote
+				p = newTestProxier(t, k, cfg)
+				c.feed(p)
+				what += ", restarted"
+			case 1:
+				passSyncPeriod(p)
+				what += ", full sync"
+			case 2: // a write failing mid-sync; the retry is full
+				n := 1 + rng.IntN(6)
+				f := &failNth{n: n}
+				f.install(k)
+				_ = p.syncProxyRules()
+				uninstall(k)
+				what += fmt.Sprintf(", write %d failed", n)
+			case 3:
+				if vss, err := k.ipvs.List(); err == nil && len(vss) > 0 {
+					must(t, k.ipvs.DeleteService(vss[rng.IntN(len(vss))].ServiceKey))
+					passSyncPeriod(p)
+					what += ", a virtual server deleted behind its back"
+				}
+			}
+			if err := p.syncProxyRules(); err != nil {
+				t.Fatalf("step %d (%s): %v", step, what, err)
+			}
+		})
+		syncOK(t, twinP)
+		if got, want := kernelDump(k), kernelDump(tk); got != want {
+			t.Fatalf("step %d (%s): kernel differs from the twin's\n--- got\n%s\n--- want\n%s", step, what, got, want)
+		}
+		withHashMask(mask, func() { checkObservedIsKernel(t, p, fmt.Sprintf("step %d (%s)", step, what)) })
+		c.checkModel(t, k, fmt.Sprintf("step %d (%s)", step, what))
+	}
+}

@@ -5,12 +5,15 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // withHashMask runs f with the indexes' hashes cut to mask's bits (0: every
@@ -367,4 +370,87 @@ func collidingRun(t *testing.T, family v1.IPFamily, mask, seed uint64) {
 		withHashMask(mask, func() { checkObservedIsKernel(t, p, fmt.Sprintf("step %d (%s)", step, what)) })
 		c.checkModel(t, k, fmt.Sprintf("step %d (%s)", step, what))
 	}
+}
+
+// Two Services claiming one virtual server (an external IP and port of
+// both; the first claim wins, which is a misconfiguration) with their keys
+// forced into one chain with every other: when either claim goes, the
+// virtual server serves the other's endpoints exactly, its address stays
+// bound while either uses it, and when both go it is deleted and unbound.
+func TestSharedVirtualServerFollowsTheRemainingClaim(t *testing.T) {
+	for _, mask := range []uint64{^uint64(0), 0} {
+		for _, drop := range []string{"a", "b"} {
+			t.Run(fmt.Sprintf("mask %#x, %s deleted", mask, drop), func(t *testing.T) {
+				withHashMask(mask, func() { sharedClaims(t, drop) })
+			})
+		}
+	}
+}
+
+func sharedClaims(t *testing.T, drop string) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	ext := func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }
+	svcs := map[string]*v1.Service{"a": svc("a", "10.96.0.1", ext), "b": svc("b", "10.96.0.2", ext)}
+	slices := map[string]*discovery.EndpointSlice{
+		"a": slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1")),
+		"b": slice("b", discovery.AddressTypeIPv4, readyEP("10.244.2.1"), readyEP("10.244.2.2")),
+	}
+	for _, name := range []string{"a", "b"} {
+		p.OnServiceAdd(svcs[name])
+		p.OnEndpointSliceAdd(slices[name])
+		syncOK(t, p) // a claims first
+	}
+	keep := map[string]string{"a": "b", "b": "a"}[drop]
+	p.OnServiceDelete(svcs[drop])
+	p.OnEndpointSliceDelete(slices[drop])
+	syncOK(t, p)
+	checkObservedIsKernel(t, p, drop+" deleted")
+	want := map[string]string{"a": "10.244.1.1:8080", "b": "10.244.2.1:8080 10.244.2.2:8080"}[keep]
+	if got := destsAt(t, k, key("203.0.113.7", ipvs.TCP, 80)); got != want {
+		t.Errorf("%s deleted: 203.0.113.7:80 serves %q, want %s's %q", drop, got, keep, want)
+	}
+	if !boundOn(t, k, "203.0.113.7") {
+		t.Errorf("%s deleted: 203.0.113.7 unbound while %s uses it", drop, keep)
+	}
+	passSyncPeriod(p)
+	syncOK(t, p)
+	if got := destsAt(t, k, key("203.0.113.7", ipvs.TCP, 80)); got != want {
+		t.Errorf("after a full sync: 203.0.113.7:80 serves %q, want %q", got, want)
+	}
+	p.OnServiceDelete(svcs[keep])
+	p.OnEndpointSliceDelete(slices[keep])
+	syncOK(t, p)
+	checkObservedIsKernel(t, p, "both deleted")
+	if got := ipvsDump(k); got != "" {
+		t.Errorf("both deleted: IPVS still holds\n%s", got)
+	}
+	if boundOn(t, k, "203.0.113.7") {
+		t.Error("both deleted: 203.0.113.7 still bound")
+	}
+}
+
+// destsAt lists the real servers of a virtual server, sorted ("" when none
+// or no virtual server).
+func destsAt(t *testing.T, k *kernel, sk ipvs.ServiceKey) string {
+	t.Helper()
+	vss, err := k.ipvs.List()
+	must(t, err)
+	var out []string
+	for _, vs := range vss {
+		if vs.ServiceKey == sk {
+			for _, d := range vs.Destinations {
+				out = append(out, netip.AddrPortFrom(d.Address, d.Port).String())
+			}
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
+}
+
+func boundOn(t *testing.T, k *kernel, addr string) bool {
+	t.Helper()
+	addrs, err := k.netdev.Addresses(DummyDevice)
+	must(t, err)
+	return slices.Contains(addrs, netip.MustParseAddr(addr))
 }

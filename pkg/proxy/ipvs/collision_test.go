@@ -19,9 +19,8 @@ import (
 // withHashMask runs f with the indexes' hashes cut to mask's bits (0: every
 // key of either index in one chain), then restores them.
 func withHashMask(mask uint64, f func()) {
-	saved := hashMask
-	hashMask = mask
-	defer func() { hashMask = saved }()
+	saved := hashCleared.Swap(^mask)
+	defer hashCleared.Store(saved)
 	f()
 }
 

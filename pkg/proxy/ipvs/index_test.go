@@ -227,6 +227,7 @@ func TestIndexSlotsAreTheDocumentedSizes(t *testing.T) {
 		{"Service name and list (before)", unsafe.Sizeof(types.NamespacedName{}) + unsafe.Sizeof([]*contribution(nil)), 56},
 		{"address and count (before)", unsafe.Sizeof(netip.Addr{}) + unsafe.Sizeof(0), 32},
 		{"upstream's BaseEndpointInfo", unsafe.Sizeof(proxy.BaseEndpointInfo{}), 64},
+		{"contribution with a list instead of first", unsafe.Sizeof(contribution{}) - unsafe.Sizeof(&wantedService{}) + unsafe.Sizeof([]*wantedService(nil)), 112},
 	} {
 		if s.size != s.want {
 			t.Errorf("%s: %d bytes, the docs say %d", s.name, s.size, s.want)

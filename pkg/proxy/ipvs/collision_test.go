@@ -2,6 +2,7 @@ package ipvs
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -10,7 +11,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/kubernetes/pkg/proxy"
 	"k8s.io/utils/ptr"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -453,4 +456,166 @@ func boundOn(t *testing.T, k *kernel, addr string) bool {
 	addrs, err := k.netdev.Addresses(DummyDevice)
 	must(t, err)
 	return slices.Contains(addrs, netip.MustParseAddr(addr))
+}
+
+// With every key in one chain: virtual servers of both families, every
+// protocol and several ports, two claims of some keys, removed from the
+// head, the middle and the tail in turn (and one twice): each key is found,
+// listed once and gone exactly when its last claim goes.
+func TestWantedIndexOneChainOfManyKeys(t *testing.T) {
+	withHashMask(0, func() {
+		ix := newWantedIndex(maphash.MakeSeed(), 0)
+		var all []*wantedService
+		for _, a := range []string{"10.96.0.1", "::ffff:10.96.0.1", "fd00::1", "10.96.0.2"} {
+			for _, proto := range []ipvs.Protocol{ipvs.TCP, ipvs.UDP, ipvs.SCTP} {
+				for _, port := range []uint16{80, 0x5000} { // 80 and 20480: one byte apart
+					ws := &wantedService{service: ipvs.Service{ServiceKey: key(a, proto, port)}}
+					ix.add(ws)
+					all = append(all, ws)
+					if port == 80 && proto == ipvs.TCP { // a second claim of the key
+						ws2 := &wantedService{service: ipvs.Service{ServiceKey: ws.service.ServiceKey}}
+						ix.add(ws2)
+						all = append(all, ws2)
+					}
+				}
+			}
+		}
+		if len(ix.heads) != 1 {
+			t.Fatalf("%d chains, want one", len(ix.heads))
+		}
+		claims := func(k ipvs.ServiceKey) (n int) {
+			for _, ws := range all {
+				if ws != nil && ws.service.ServiceKey == k {
+					n++
+				}
+			}
+			return n
+		}
+		check := func(when string) {
+			t.Helper()
+			var want []string
+			for _, ws := range all {
+				if ws == nil {
+					continue
+				}
+				k := ws.service.ServiceKey
+				s := fmt.Sprintf("%s:%d/%s", k.Address, k.Port, k.Protocol)
+				if !slices.Contains(want, s) {
+					want = append(want, s)
+				}
+				var first *wantedService
+				for _, x := range all {
+					if x != nil && x.service.ServiceKey == k {
+						first = x
+						break
+					}
+				}
+				if got := ix.first(k); got != first {
+					t.Fatalf("%s: first(%s) = %p, want %p", when, s, got, first)
+				}
+				n := 0
+				ix.each(k, func(x *wantedService) {
+					if x.service.ServiceKey != k {
+						t.Fatalf("%s: each(%s) gave %v", when, s, x.service.ServiceKey)
+					}
+					n++
+				})
+				if n != claims(k) {
+					t.Fatalf("%s: each(%s) gave %d claims, want %d", when, s, n, claims(k))
+				}
+			}
+			slices.Sort(want)
+			if got := indexKeys(&ix); got != strings.Join(want, " ") {
+				t.Fatalf("%s: keys %q\nwant %q", when, got, strings.Join(want, " "))
+			}
+		}
+		check("all added")
+		for _, i := range []int{0, len(all) - 1, len(all) / 2, 1, 3, 2} {
+			ws := all[i]
+			all[i] = nil
+			k := ws.service.ServiceKey
+			if last := ix.remove(ws); last != (claims(k) == 0) {
+				t.Fatalf("removing claim %d of %v said last=%t with %d claims left", i, k, last, claims(k))
+			}
+			check(fmt.Sprintf("claim %d removed", i))
+			if last := ix.remove(ws); last != (claims(k) == 0) { // twice: nothing changes
+				t.Fatalf("removing claim %d again said last=%t with %d claims left", i, last, claims(k))
+			}
+			check(fmt.Sprintf("claim %d removed twice", i))
+		}
+		for i, ws := range all {
+			if ws != nil {
+				all[i] = nil
+				ix.remove(ws)
+			}
+		}
+		if len(ix.heads) != 0 || indexKeys(&ix) != "" {
+			t.Fatalf("emptied index keeps %d chains", len(ix.heads))
+		}
+	})
+}
+
+// With every Service in one chain: ports of Services that differ by
+// namespace, by name and by one character, added, replaced, renamed and
+// removed (one twice): each Service's ports are its own, in order.
+func TestPortIndexOneChainOfManyServices(t *testing.T) {
+	withHashMask(0, func() {
+		ix := newPortIndex(maphash.MakeSeed(), 0)
+		nns := []types.NamespacedName{{Namespace: "ns", Name: "a"}, {Namespace: "ns2", Name: "a"}, {Namespace: "ns", Name: "b"}, {Namespace: "n", Name: "s/a"}}
+		name := func(nn types.NamespacedName, port string) proxy.ServicePortName {
+			return proxy.ServicePortName{NamespacedName: nn, Port: port, Protocol: v1.ProtocolTCP}
+		}
+		want := map[types.NamespacedName][]string{}
+		check := func(when string) {
+			t.Helper()
+			for _, nn := range nns {
+				var got []string
+				ix.each(nn, func(c *contribution) { got = append(got, c.name.Port) })
+				if !slices.Equal(got, want[nn]) {
+					t.Fatalf("%s: ports of %s %q, want %q", when, nn, got, want[nn])
+				}
+				for _, p := range want[nn] {
+					if c := ix.get(name(nn, p)); c == nil || c.name != name(nn, p) {
+						t.Fatalf("%s: get(%s %s) = %v", when, nn, p, c)
+					}
+				}
+			}
+		}
+		for _, p := range []string{"http", "dns", "https"} {
+			for _, nn := range nns {
+				ix.replace(name(nn, p), &contribution{name: name(nn, p)})
+				want[nn] = append(want[nn], p)
+			}
+		}
+		check("added")
+		nn := nns[1]
+		if old := ix.replace(name(nn, "dns"), &contribution{name: name(nn, "dns")}); old == nil || old.name != name(nn, "dns") {
+			t.Fatalf("replacing %s dns returned %v", nn, old)
+		}
+		check("replaced")
+		ix.replace(name(nn, "dns"), nil) // renamed: the old name goes, the new comes
+		ix.replace(name(nn, "dns2"), &contribution{name: name(nn, "dns2")})
+		want[nn] = []string{"http", "https", "dns2"}
+		check("renamed")
+		for _, nn := range []types.NamespacedName{nns[0], nns[3]} {
+			if old := ix.replace(name(nn, "http"), nil); old == nil {
+				t.Fatalf("removing %s http found nothing", nn)
+			}
+			if old := ix.replace(name(nn, "http"), nil); old != nil {
+				t.Fatalf("removing %s http twice returned %v", nn, old.name)
+			}
+			want[nn] = want[nn][1:]
+		}
+		check("removed")
+		for _, nn := range nns {
+			for _, p := range want[nn] {
+				ix.replace(name(nn, p), nil)
+			}
+			want[nn] = nil
+		}
+		check("emptied")
+		if len(ix.heads) != 0 {
+			t.Fatalf("emptied index keeps %d chains", len(ix.heads))
+		}
+	})
 }

@@ -3,6 +3,7 @@ package ipvs
 import (
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -105,5 +106,104 @@ func TestServicePortWrappedOnlyWhenItCarriesSomething(t *testing.T) {
 	}
 	if policy, _, ok := portSettings(port("annotated")); !ok || policy != PolicyImmediate {
 		t.Errorf("annotated port kept as %T with policy %q, want %q", port("annotated"), policy, PolicyImmediate)
+	}
+}
+
+// The port read back from the "ip:port" string is upstream's Port() for
+// every shape the tracker makes: both families, an IPv4-mapped IPv6
+// address, an address upstream could not parse ("<nil>"), the edge ports
+// and ports the API would refuse; and so are String and IP.
+func TestEndpointPortReadsBackForEveryShape(t *testing.T) {
+	n := 0
+	for _, port := range []int32{1, 2, 80, 8080, 65535, 65536, -1, 2147483647, -2147483648} {
+		for family, ips := range map[v1.IPFamily][]string{
+			v1.IPv4Protocol: {"10.244.1.1", "0.0.0.0", "255.255.255.255", "010.001.002.003", "not-an-ip"},
+			v1.IPv6Protocol: {"fd00::1", "::ffff:10.244.1.1", "2001:db8:0:0:0:0:0:1", "::", "fd00::1%eth0", "[fd00::2]"},
+		} {
+			addrType := discovery.AddressTypeIPv4
+			if family == v1.IPv6Protocol {
+				addrType = discovery.AddressTypeIPv6
+			}
+			var eps []ep
+			for _, ip := range ips {
+				eps = append(eps, readyEP(ip))
+			}
+			s := slice("shapes", addrType, eps...)
+			s.Ports[0].Port = &port
+			upstream := proxy.EndpointsMap{}
+			tracker := proxy.NewEndpointsChangeTracker(family, testNode, nil, nil)
+			tracker.EndpointSliceUpdate(s, false)
+			upstream.Update(tracker)
+			for _, list := range upstream {
+				for _, want := range list {
+					got := newEndpoint(want)
+					n++
+					if _, ours := got.(*endpoint); !ours {
+						t.Errorf("%s: kept upstream's object", want)
+					}
+					if got.String() != want.String() || got.IP() != want.IP() || got.Port() != want.Port() {
+						t.Errorf("endpoint %q: String %q IP %q Port %d, upstream's %q %q %d",
+							want, got.String(), got.IP(), got.Port(), want.String(), want.IP(), want.Port())
+					}
+				}
+			}
+		}
+	}
+	if n < 9*5 {
+		t.Fatalf("compared %d endpoints, want every shape", n)
+	}
+}
+
+// longEndpoint is a proxy.Endpoint whose string is as long as wanted.
+type longEndpoint struct {
+	proxy.Endpoint
+	s string
+}
+
+func (e longEndpoint) String() string { return e.s }
+
+// A string that fits the 16-bit length (65,535 bytes) is kept in an
+// endpoint, whole; a longer one keeps upstream's object.
+func TestEndpointStringTooLongKeepsUpstreamsObject(t *testing.T) {
+	base := proxy.Endpoint(&endpoint{})
+	for _, size := range []int{0, 1, 65535, 65536, 1 << 20} {
+		s := strings.Repeat("1", size-min(size, 3)) + ":80"[:min(size, 3)]
+		info := longEndpoint{Endpoint: base, s: s}
+		got := newEndpoint(info)
+		_, ours := got.(*endpoint)
+		if wantOurs := size <= 65535; ours != wantOurs {
+			t.Errorf("a %d-byte string: kept in our endpoint %t, want %t", size, ours, wantOurs)
+		}
+		if got.String() != s {
+			t.Errorf("a %d-byte string comes back as %d bytes", size, len(got.String()))
+		}
+	}
+}
+
+// Two endpoints of equal strings at different addresses are the same
+// endpoint to everything the proxier asks (no pointer compared), and an
+// endpoint does not follow the EndpointSlice it came from when the
+// informer's object is rewritten in place afterwards.
+func TestEndpointStringIsItsOwn(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	s := slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2"))
+	p.OnEndpointSliceAdd(s)
+	syncOK(t, p)
+	name := proxy.ServicePortName{NamespacedName: nsName("a"), Port: "http", Protocol: v1.ProtocolTCP}
+	kept := p.endpointsMap[name][0]
+	s.Endpoints[0].Addresses[0] = "10.244.9.9" // rewritten in place, no event
+	*s.Ports[0].Port = 9999
+	if kept.String() != "10.244.1.1:8080" || kept.Port() != 8080 {
+		t.Fatalf("the kept endpoint follows its slice's object: %q port %d", kept.String(), kept.Port())
+	}
+	a := []byte("10.244.1.1:8080")
+	b := []byte("10.244.1.1:8080")
+	ea := newEndpoint(longEndpoint{Endpoint: kept, s: string(a)})
+	eb := newEndpoint(longEndpoint{Endpoint: kept, s: string(b)})
+	a[0], b[0] = '9', '9'
+	if ea.String() != eb.String() || destKey(ea) != destKey(eb) || ea.String() != "10.244.1.1:8080" {
+		t.Fatalf("equal strings at different addresses: %q %v, %q %v", ea, destKey(ea), eb, destKey(eb))
 	}
 }

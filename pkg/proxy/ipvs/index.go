@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
+	"sync/atomic"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -41,6 +42,13 @@ func newWantedIndex(seed maphash.Seed, size int) wantedIndex {
 	return wantedIndex{newHashChains[wantedService](seed, size)}
 }
 
+// hashCleared are bits of the indexes' hashes cleared (none but in
+// tests, which clear bits to force keys to share chains: collisions are
+// rare with 64 bits, and their handling is what the chains' key
+// comparisons are for). Atomic: a test's proxier may sync on the runner's
+// goroutine while another test sets it.
+var hashCleared atomic.Uint64
+
 // hashServiceKey hashes a virtual server's key from a buffer on the stack
 // (maphash.Comparable would copy the key to the heap); a protocol name
 // longer than the buffer's room is cut, which only makes keys share a hash.
@@ -50,7 +58,7 @@ func hashServiceKey(seed maphash.Seed, k ipvs.ServiceKey) uint64 {
 	copy(b[:16], a[:])
 	binary.BigEndian.PutUint16(b[16:], k.Port)
 	copy(b[18:], k.Protocol)
-	return maphash.Bytes(seed, b[:])
+	return maphash.Bytes(seed, b[:]) &^ hashCleared.Load()
 }
 
 // first is the virtual server wanted at key (the first port that wants it
@@ -146,7 +154,7 @@ func hashServiceName(seed maphash.Seed, nn types.NamespacedName) uint64 {
 	h.WriteString(nn.Namespace)
 	h.WriteByte('/')
 	h.WriteString(nn.Name)
-	return h.Sum64()
+	return h.Sum64() &^ hashCleared.Load()
 }
 
 // get is a service port's contribution, or nil (a Service has few ports).

@@ -3,7 +3,10 @@ package ipvs
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net/netip"
+	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -195,5 +198,53 @@ func TestWantedIndexTellsApartKeysOfOneHash(t *testing.T) {
 	}
 	if !ix.remove(a2) || len(ix.heads) != 0 {
 		t.Fatalf("emptied index keeps %d chains", len(ix.heads))
+	}
+}
+
+// TestIndexSlotsAreTheDocumentedSizes guards the numbers docs/kep/README.md,
+// docs/design.md and index.go give for the indexes: a slot (key and value)
+// of either hashed index 16 bytes, where a key with its list took 72 (a
+// virtual server's) and 56 (a Service's name); a bound address's 8 bytes
+// for IPv4 and 20 for IPv6, where a netip.Addr and an int took 32; and a
+// map sized for 30k entries has 65,536 slots (so each byte of a slot costs
+// two per entry). Upstream's BaseEndpointInfo, which an endpoint replaces,
+// is 64 bytes.
+func TestIndexSlotsAreTheDocumentedSizes(t *testing.T) {
+	slot := func(m any) uintptr {
+		mt := reflect.TypeOf(m)
+		return mt.Key().Size() + mt.Elem().Size()
+	}
+	var ac addrCounts
+	for _, s := range []struct {
+		name       string
+		size, want uintptr
+	}{
+		{"wanted index slot", slot(wantedIndex{}.heads), 16},
+		{"port index slot", slot(portIndex{}.heads), 16},
+		{"IPv4 bound address slot", slot(ac.v4), 8},
+		{"IPv6 bound address slot", slot(ac.v6), 20},
+		{"virtual server key and list (before)", unsafe.Sizeof(ipvs.ServiceKey{}) + unsafe.Sizeof([]*wantedService(nil)), 72},
+		{"Service name and list (before)", unsafe.Sizeof(types.NamespacedName{}) + unsafe.Sizeof([]*contribution(nil)), 56},
+		{"address and count (before)", unsafe.Sizeof(netip.Addr{}) + unsafe.Sizeof(0), 32},
+		{"upstream's BaseEndpointInfo", unsafe.Sizeof(proxy.BaseEndpointInfo{}), 64},
+		{"contribution with a list instead of first", unsafe.Sizeof(contribution{}) - unsafe.Sizeof(&wantedService{}) + unsafe.Sizeof([]*wantedService(nil)), 112},
+	} {
+		if s.size != s.want {
+			t.Errorf("%s: %d bytes, the docs say %d", s.name, s.size, s.want)
+		}
+	}
+	got := uint64(math.MaxUint64)
+	for range 3 { // the least of three: another goroutine may allocate meanwhile
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := make(map[uint64]*wantedService, 30000)
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(m)
+		got = min(got, after.TotalAlloc-before.TotalAlloc)
+	}
+	// A slot takes its 16 bytes and a control byte; the tables and their
+	// directory a little more.
+	if slots := uint64(65536); got < slots*17 || got > slots*19 {
+		t.Errorf("a map sized for 30k entries allocated %d bytes, want those of %d slots of 16 bytes (%d to %d)", got, slots, slots*17, slots*19)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 )
 
 // tableHeaderLines are the lines /proc/net/ip_vs starts with: the version,
@@ -37,7 +36,8 @@ func parseTable(r io.Reader) (map[ServiceKey][]Destination, error) {
 			}
 			continue
 		}
-		fields := bytes.Fields(text)
+		var buf [maxTableFields][]byte
+		fields := splitFields(text, buf[:0])
 		if len(fields) > 0 && string(fields[0]) == "->" {
 			if !current.Address.IsValid() {
 				continue
@@ -100,8 +100,9 @@ func parseTableDestination(fields [][]byte) (Destination, error) {
 	}
 	var counts [3]int
 	for i, name := range []string{"weight", "active connections", "inactive connections"} {
-		if counts[i], err = strconv.Atoi(string(fields[3+i])); err != nil {
-			return Destination{}, fmt.Errorf("%s %q: %w", name, fields[3+i], err)
+		var ok bool
+		if counts[i], ok = parseDecimal(fields[3+i]); !ok {
+			return Destination{}, fmt.Errorf("%s %q: not a decimal count", name, fields[3+i])
 		}
 	}
 	return Destination{
@@ -121,19 +122,90 @@ func parseJoinedAddrPort(b []byte) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("address and port %q: no colon", b)
 	}
 	addr, port := b[:i], b[i+1:]
+	v, ok := parseHex(port, 16)
+	if !ok {
+		return netip.AddrPort{}, fmt.Errorf("port %q: not 4 hex digits", port)
+	}
+	p := uint16(v)
 	if len(addr) < 2 || addr[0] != '[' || addr[len(addr)-1] != ']' {
 		if len(addr) != 8 {
 			return netip.AddrPort{}, fmt.Errorf("address %q: neither 8 hex digits nor [IPv6]", addr)
 		}
-		return parseAddrPort(addr, port)
-	}
-	p, err := strconv.ParseUint(string(port), 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("port %q: %w", port, err)
+		v, ok := parseHex(addr, 32)
+		if !ok {
+			return netip.AddrPort{}, fmt.Errorf("address %q: not 8 hex digits", addr)
+		}
+		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+		return netip.AddrPortFrom(a, p), nil
 	}
 	a, err := netip.ParseAddr(string(addr[1 : len(addr)-1]))
 	if err != nil || !a.Is6() {
 		return netip.AddrPort{}, fmt.Errorf("address %q: not IPv6", addr)
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
+	return netip.AddrPortFrom(a.Unmap(), p), nil
+}
+
+// The helpers below parse in place: the table has a dozen fields per real
+// server and tens of thousands of real servers, read at every full sync.
+
+// maxTableFields bounds the fields kept of a line (a real server has 6; a
+// virtual server's options come after the 3 parsed).
+const maxTableFields = 8
+
+// splitFields appends the space-separated fields of line to fields (up to
+// its capacity), as slices of line.
+func splitFields(line []byte, fields [][]byte) [][]byte {
+	for len(line) > 0 && len(fields) < cap(fields) {
+		start := 0
+		for start < len(line) && line[start] == ' ' {
+			start++
+		}
+		end := start
+		for end < len(line) && line[end] != ' ' {
+			end++
+		}
+		if end > start {
+			fields = append(fields, line[start:end])
+		}
+		line = line[end:]
+	}
+	return fields
+}
+
+// parseHex parses an unsigned hex number of at most bits bits.
+func parseHex(b []byte, bits int) (uint64, bool) {
+	if len(b) == 0 || len(b) > bits/4 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	return v, true
+}
+
+// parseDecimal parses a non-negative decimal count (the kernel prints
+// weights and connection counts of at most 31 bits).
+func parseDecimal(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, v <= 1<<31-1
 }

@@ -23,6 +23,11 @@ type kernel struct {
 	// proc file shows the namespace of the thread that opened it).
 	conns    *os.File
 	connsErr error
+	// table is /proc/net/ip_vs of that namespace, opened the same way: one
+	// read of it gives every virtual server's real servers, where netlink
+	// takes a dump per virtual server.
+	table    *os.File
+	tableErr error
 }
 
 // New opens the IPVS table of the calling thread's network namespace. It
@@ -42,8 +47,9 @@ func New() (Interface, error) {
 		return nil, fmt.Errorf("read IPVS timeouts (is ip_vs loaded?): %w", err)
 	}
 	// Without it only Connections fails (its callers can do without).
-	conns, err := os.Open("/proc/thread-self/net/ip_vs_conn")
-	return &kernel{handle: handle, conns: conns, connsErr: err}, nil
+	conns, connsErr := os.Open("/proc/thread-self/net/ip_vs_conn")
+	table, tableErr := os.Open("/proc/thread-self/net/ip_vs")
+	return &kernel{handle: handle, conns: conns, connsErr: connsErr, table: table, tableErr: tableErr}, nil
 }
 
 // Connections reads the table from the start each time (a seq file
@@ -68,13 +74,21 @@ func (k *kernel) ListFamily(ipv6 bool) ([]VirtualServer, error) {
 	return k.list(func(s Service) bool { return s.Address.Is6() == ipv6 })
 }
 
-// list reads the virtual servers wanted picks, with their real servers.
+// list reads the virtual servers wanted picks, with their real servers:
+// the virtual servers from one netlink dump (their options are not all in
+// /proc/net/ip_vs), their real servers from one read of /proc/net/ip_vs.
+// Where that read fails, or misses a virtual server of the dump (added while
+// it ran), the real servers come from a netlink dump of that virtual server.
 func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	services, err := k.handle.GetServices()
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", kernelError(err))
+	}
+	table, err := k.readTable()
+	if err != nil {
+		klog.V(2).InfoS("Reading real servers over netlink instead", "err", err)
 	}
 	vss := make([]VirtualServer, 0, len(services))
 	for _, ms := range services {
@@ -86,18 +100,41 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 		if !wanted(svc) {
 			continue
 		}
-		dsts, err := k.handle.GetDestinations(ms)
-		if err != nil {
-			return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, kernelError(err))
+		dsts, ok := table[svc.ServiceKey]
+		if !ok {
+			if dsts, err = k.destinations(ms); err != nil {
+				return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
+			}
 		}
-		vs := VirtualServer{Service: svc, Destinations: make([]Destination, 0, len(dsts))}
-		for _, md := range dsts {
-			vs.Destinations = append(vs.Destinations, fromMobyDestination(md))
-		}
-		vss = append(vss, vs)
+		vss = append(vss, VirtualServer{Service: svc, Destinations: dsts})
 	}
 	sortVirtualServers(vss)
 	return vss, nil
+}
+
+// readTable reads /proc/net/ip_vs from its start (a seq file regenerates
+// its text on each read from offset 0).
+func (k *kernel) readTable() (map[ServiceKey][]Destination, error) {
+	if k.tableErr != nil {
+		return nil, fmt.Errorf("open IPVS table: %w", k.tableErr)
+	}
+	if _, err := k.table.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read IPVS table: %w", err)
+	}
+	return parseTable(k.table)
+}
+
+// destinations dumps one virtual server's real servers over netlink.
+func (k *kernel) destinations(ms *mobyipvs.Service) ([]Destination, error) {
+	dsts, err := k.handle.GetDestinations(ms)
+	if err != nil {
+		return nil, kernelError(err)
+	}
+	out := make([]Destination, 0, len(dsts))
+	for _, md := range dsts {
+		out = append(out, fromMobyDestination(md))
+	}
+	return out, nil
 }
 
 func (k *kernel) Destinations(svc ServiceKey) ([]Destination, error) {
@@ -106,13 +143,9 @@ func (k *kernel) Destinations(svc ServiceKey) ([]Destination, error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	dsts, err := k.handle.GetDestinations(toMobyService(Service{ServiceKey: svc}))
+	out, err := k.destinations(toMobyService(Service{ServiceKey: svc}))
 	if err != nil {
-		return nil, fmt.Errorf("list real servers of %s: %w", svc, kernelError(err))
-	}
-	out := make([]Destination, 0, len(dsts))
-	for _, md := range dsts {
-		out = append(out, fromMobyDestination(md))
+		return nil, fmt.Errorf("list real servers of %s: %w", svc, err)
 	}
 	sortDestinations(out)
 	return out, nil

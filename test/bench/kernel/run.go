@@ -42,6 +42,10 @@ type Options struct {
 	// Profile, when set, enables the proxier's profiling and receives a
 	// CPU profile of the idle window.
 	Profile func([]byte)
+	// StartProfile, when set, receives a CPU profile of the proxier's
+	// first StartProfileFor (start-up: informers' lists, first syncs).
+	StartProfile    func([]byte)
+	StartProfileFor time.Duration
 	// Progress gets a line per step.
 	Progress func(format string, args ...any)
 }
@@ -67,10 +71,12 @@ func Run(ctx context.Context, o Options) (results.Kernel, error) {
 		return r.res, err
 	}
 	started := time.Now()
-	if r.p, err = startProxier(o.Binary, proxierConfig(o.Side, o.Kubeconfig, o.SyncPeriod, o.Profile != nil), o.LogPath, o.Verbosity); err != nil {
+	profiling := o.Profile != nil || o.StartProfile != nil
+	if r.p, err = startProxier(o.Binary, proxierConfig(o.Side, o.Kubeconfig, o.SyncPeriod, profiling), o.LogPath, o.Verbosity); err != nil {
 		return r.res, err
 	}
 	defer r.p.stop()
+	startProfiled := r.profileStart(ctx)
 	if err := r.waitProgrammed(ctx, started); err != nil {
 		return r.res, err
 	}
@@ -78,6 +84,7 @@ func Run(ctx context.Context, o Options) (results.Kernel, error) {
 	if err != nil {
 		return r.res, err
 	}
+	<-startProfiled // one CPU profile at a time
 	idle, err := r.idle(ctx)
 	if err != nil {
 		return r.res, err
@@ -195,6 +202,31 @@ func (r *run) idle(ctx context.Context) (snapshot, error) {
 	d := m1.histogram(syncsMetric, family).minus(m0.histogram(syncsMetric, family))
 	r.res.IdleFullSyncs, r.res.FullSyncSeconds = d.count, d.mean()
 	return m1, nil
+}
+
+// profileStart takes the start-up CPU profile in the background, once the
+// proxier serves it; the channel closes when it is done (at once if not
+// asked for).
+func (r *run) profileStart(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if r.o.StartProfile == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		var err error
+		for range 100 { // the metrics server comes up within a few seconds
+			var prof []byte
+			if prof, err = cpuProfile(ctx, r.o.StartProfileFor); err == nil {
+				r.o.StartProfile(prof)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		r.o.Progress("%s: start-up profile: %v", r.o.Side, err)
+	}()
+	return done
 }
 
 // sleepOrProfile waits d, taking a CPU profile meanwhile when asked to.

@@ -18,9 +18,13 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/bench/results"
 )
 
-// ProfilePrefix starts the line that carries a CPU profile (-profile); the
+// ProfilePrefix starts the line that carries the idle window's CPU profile
+// (-profile), StartProfilePrefix the start-up's (-profile-start); the
 // result's line starts with results.KernelResultPrefix.
-const ProfilePrefix = "BENCH-CPU-PROFILE "
+const (
+	ProfilePrefix      = "BENCH-CPU-PROFILE "
+	StartProfilePrefix = "BENCH-CPU-PROFILE-START "
+)
 
 func main() {
 	var o kernel.Options
@@ -37,12 +41,16 @@ func main() {
 	flag.IntVar(&o.Verbosity, "v", 1, "the proxier's log verbosity")
 	grep := flag.String("grep", "", "print the proxier's log lines holding this text at the end")
 	profile := flag.Bool("profile", false, "enable the proxier's profiling and print a CPU profile of the idle window (base64)")
+	flag.DurationVar(&o.StartProfileFor, "profile-start", 0, "print a CPU profile of the proxier's first DURATION (base64; 0: none)")
 	flag.Parse()
 	o.Progress = func(format string, args ...any) {
 		fmt.Printf("    [%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}
 	if *profile {
 		o.Profile = func(p []byte) { fmt.Println(ProfilePrefix + base64.StdEncoding.EncodeToString(p)) }
+	}
+	if o.StartProfileFor > 0 {
+		o.StartProfile = func(p []byte) { fmt.Println(StartProfilePrefix + base64.StdEncoding.EncodeToString(p)) }
 	}
 	res, err := kernel.Run(context.Background(), o)
 	if err != nil {

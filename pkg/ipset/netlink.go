@@ -5,27 +5,54 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
 
 // kernel is Interface over the ipset netlink protocol, in the network
-// namespace of the calling thread.
-type kernel struct{}
+// namespace of the thread that called New, over one socket: the library's
+// package-level calls open and close a socket per request, which was a
+// third of the cost of adding a member (start-up at 5k Services in the VM).
+type kernel struct {
+	// mu serialises requests: replies on a shared socket are matched by
+	// sequence number, and a reply read by the wrong caller is dropped.
+	mu     sync.Mutex
+	handle *netlink.Handle
+	// raw is the socket of the requests built here (the handle's is not
+	// exported); nil: each opens its own.
+	raw map[int]*nl.SocketHandle
+}
 
 // New returns the kernel's IP sets. Set comments are not supported by the
 // netlink library and are dropped; bitmap:port sets read back with an empty
-// Family.
-func New() Interface { return kernel{} }
+// Family. If no socket can be opened now, each request opens its own.
+func New() Interface {
+	k := &kernel{handle: &netlink.Handle{}}
+	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	if err == nil {
+		var s *nl.NetlinkSocket
+		if s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER); err == nil {
+			k.handle, k.raw = h, map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: {Socket: s}}
+		} else {
+			h.Close()
+		}
+	}
+	if err != nil {
+		klog.V(2).InfoS("Opening a netlink socket per ipset request", "err", err)
+	}
+	return k
+}
 
-func (kernel) List() ([]Contents, error) {
+func (k *kernel) List() ([]Contents, error) {
 	var results []netlink.IPSetResult
-	err := guard(func() (err error) {
-		results, err = netlink.IpsetListAll()
+	err := k.guard(func() (err error) {
+		results, err = k.handle.IpsetListAll()
 		return err
 	})
 	if err != nil {
@@ -91,7 +118,7 @@ func entryFromKernel(t Type, k netlink.IPSetEntry) Entry {
 	return e
 }
 
-func (kernel) CreateSet(s Set) error {
+func (k *kernel) CreateSet(s Set) error {
 	s, err := validateSet(s)
 	if err != nil {
 		return fmt.Errorf("create ip set %s: %w", s.Name, err)
@@ -104,35 +131,35 @@ func (kernel) CreateSet(s Set) error {
 		opts.PortFrom, opts.PortTo, _ = parsePortRange(s.PortRange)
 	}
 	klog.V(4).InfoS("Creating ip set", "set", s.Name, "type", s.Type, "family", s.Family)
-	err = guard(func() error { return netlink.IpsetCreate(s.Name, string(s.Type), opts) })
+	err = k.guard(func() error { return k.handle.IpsetCreate(s.Name, string(s.Type), opts) })
 	if err != nil {
 		return fmt.Errorf("create ip set %s: %w", s.Name, kernelError(err, syscall.EEXIST))
 	}
 	return nil
 }
 
-func (kernel) DestroySet(name string) error {
+func (k *kernel) DestroySet(name string) error {
 	klog.V(4).InfoS("Destroying ip set", "set", name)
 	// The library's IpsetDestroy omits NLM_F_EXCL, with which the kernel
 	// answers ENOENT for a missing set instead of success.
 	setName := nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name))
-	if err := request(nl.IPSET_CMD_DESTROY, setName); err != nil {
+	if err := k.request(nl.IPSET_CMD_DESTROY, setName); err != nil {
 		return fmt.Errorf("destroy ip set %s: %w", name, kernelError(err, syscall.EEXIST))
 	}
 	return nil
 }
 
-func (kernel) AddEntry(set string, e Entry) error {
+func (k *kernel) AddEntry(set string, e Entry) error {
 	klog.V(4).InfoS("Adding ip set entry", "set", set, "entry", e)
-	if err := addDel(nl.IPSET_CMD_ADD, netlink.IpsetAdd, set, e); err != nil {
+	if err := k.addDel(nl.IPSET_CMD_ADD, k.handle.IpsetAdd, set, e); err != nil {
 		return fmt.Errorf("add %s to ip set %s: %w", e, set, kernelError(err, syscall.EEXIST))
 	}
 	return nil
 }
 
-func (kernel) DeleteEntry(set string, e Entry) error {
+func (k *kernel) DeleteEntry(set string, e Entry) error {
 	klog.V(4).InfoS("Deleting ip set entry", "set", set, "entry", e)
-	if err := addDel(nl.IPSET_CMD_DEL, netlink.IpsetDel, set, e); err != nil {
+	if err := k.addDel(nl.IPSET_CMD_DEL, k.handle.IpsetDel, set, e); err != nil {
 		return fmt.Errorf("delete %s from ip set %s: %w", e, set, kernelError(err, syscall.ENOENT))
 	}
 	return nil
@@ -141,15 +168,15 @@ func (kernel) DeleteEntry(set string, e Entry) error {
 // addDel encodes e and sends it with op (IpsetAdd or IpsetDel), or itself
 // with cmd for a bitmap:port member: the library adds a protocol attribute
 // to every port, which the kernel's bitmap:port refuses.
-func addDel(cmd int, op func(string, *netlink.IPSetEntry) error, set string, e Entry) error {
+func (k *kernel) addDel(cmd int, op func(string, *netlink.IPSetEntry) error, set string, e Entry) error {
 	if e == (Entry{Port: e.Port}) {
-		return request(cmd, nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(set)), portData(e.Port))
+		return k.request(cmd, nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(set)), portData(e.Port))
 	}
-	k, err := entryToKernel(e)
+	ke, err := entryToKernel(e)
 	if err != nil {
 		return err
 	}
-	return guard(func() error { return op(set, k) })
+	return k.guard(func() error { return op(set, ke) })
 }
 
 // portData is the data attribute of a bitmap:port member.
@@ -162,8 +189,11 @@ func portData(port uint16) *nl.RtAttr {
 // request sends one ipset command, built with the library's nl layer, for
 // the cases its high-level API gets wrong. NLM_F_EXCL makes the kernel
 // refuse what exists on add and what is missing on delete and destroy.
-func request(cmd int, attrs ...nl.NetlinkRequestData) error {
+func (k *kernel) request(cmd int, attrs ...nl.NetlinkRequestData) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	req := nl.NewNetlinkRequest(cmd|unix.NFNL_SUBSYS_IPSET<<8, unix.NLM_F_REQUEST|unix.NLM_F_ACK|unix.NLM_F_EXCL)
+	req.Sockets = k.raw
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_NETLINK, Version: nl.NFNETLINK_V0})
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
 	for _, attr := range attrs {
@@ -236,9 +266,12 @@ func kernelError(err error, existErrno syscall.Errno) error {
 	return ipsetError{code: code, errno: syscall.EINVAL}
 }
 
-// guard turns a panic of the library into an error: it asserts that every
-// request error is a syscall.Errno, which socket errors are not.
-func guard(call func() error) (err error) {
+// guard runs one library call alone on the sockets and turns a panic of the
+// library into an error: it asserts that every request error is a
+// syscall.Errno, which socket errors are not.
+func (k *kernel) guard(call func() error) (err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("netlink ipset request: %v", r)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -17,14 +18,27 @@ import (
 const dumpAttempts = 5
 
 // kernel works on the links and addresses of the calling thread's network
-// namespace, one netlink request (and socket) at a time.
+// namespace, which callers keep the namespace New was called in: addresses
+// are added and deleted over one socket opened there (the library's
+// package-level calls open and close a socket per request, about half of
+// binding an address at start-up with 5k Services in the VM); the rest
+// opens a socket per request.
 type kernel struct {
 	local localAddresses
+	// mu serialises requests on handle's socket (replies are matched by
+	// sequence number; one read by the wrong caller is dropped).
+	mu     sync.Mutex
+	handle *netlink.Handle
 }
 
 // New returns the kernel's link and address tables.
 func New() Interface {
-	return &kernel{}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		klog.V(2).InfoS("Opening a netlink socket per address request", "err", err)
+		h = &netlink.Handle{}
+	}
+	return &kernel{handle: h}
 }
 
 // addressLink is the device to add an address to or delete one from. Its
@@ -130,7 +144,7 @@ func (*kernel) Addresses(name string) ([]netip.Addr, error) {
 	return sortedUnique(result), nil
 }
 
-func (*kernel) AddAddress(name string, addr netip.Addr) error {
+func (k *kernel) AddAddress(name string, addr netip.Addr) error {
 	if err := checkAddress(addr); err != nil {
 		return fmt.Errorf("add address to %s: %w", name, err)
 	}
@@ -138,13 +152,16 @@ func (*kernel) AddAddress(name string, addr netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("add address %s: %w", addr, err)
 	}
-	if err := netlink.AddrAdd(link, hostAddress(addr)); err != nil {
+	k.mu.Lock()
+	err = k.handle.AddrAdd(link, hostAddress(addr))
+	k.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("add address %s: %w", addressName(addr, name), err)
 	}
 	return nil
 }
 
-func (*kernel) DeleteAddress(name string, addr netip.Addr) error {
+func (k *kernel) DeleteAddress(name string, addr netip.Addr) error {
 	if err := checkAddress(addr); err != nil {
 		return fmt.Errorf("delete address from %s: %w", name, err)
 	}
@@ -152,7 +169,9 @@ func (*kernel) DeleteAddress(name string, addr netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("delete address %s: %w", addr, err)
 	}
-	err = netlink.AddrDel(link, hostAddress(addr))
+	k.mu.Lock()
+	err = k.handle.AddrDel(link, hostAddress(addr))
+	k.mu.Unlock()
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		err = missingAddressError{}
 	}

@@ -143,3 +143,31 @@ func TestParseTableIPv4MappedServiceIsNotTheIPv4One(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseTable: no input panics, and what parses is of the shapes the
+// netlink read gives (go test -fuzz FuzzParseTable ./pkg/ipvs/).
+func FuzzParseTable(f *testing.F) {
+	f.Add(procTable)
+	lines := strings.Split(procTable, "\n")
+	header := strings.Join(lines[:3], "\n") + "\n"
+	for _, l := range lines[3:] {
+		f.Add(header + l + "\n")
+	}
+	f.Add(header + "TCP  [0000:0000:0000:0000:0000:ffff:0a60:0001]:0050 rr \n  -> 0AF40002:1F90      Masq    2147483647 0          0         \n")
+	f.Fuzz(func(t *testing.T, text string) {
+		table, err := parseTable(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for k, dsts := range table {
+			if !k.Address.IsValid() || k.Address.Is4In6() || (k.Protocol != TCP && k.Protocol != UDP && k.Protocol != SCTP) {
+				t.Fatalf("key %#v", k)
+			}
+			for _, d := range dsts {
+				if !d.Address.IsValid() || d.Address.Is4In6() || d.Weight < 0 || d.ActiveConn < 0 || d.InactiveConn < 0 {
+					t.Fatalf("real server %#v of %v", d, k)
+				}
+			}
+		}
+	})
+}

@@ -91,6 +91,7 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 		klog.V(2).InfoS("Reading real servers over netlink instead", "err", err)
 	}
 	vss := make([]VirtualServer, 0, len(services))
+	dumped := 0
 	for _, ms := range services {
 		svc, ok := fromMobyService(ms)
 		if !ok {
@@ -105,8 +106,15 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 			if dsts, err = k.destinations(ms); err != nil {
 				return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
 			}
+			dumped++
 		}
 		vss = append(vss, VirtualServer{Service: svc, Destinations: dsts})
+	}
+	if dumped > 0 && table != nil {
+		// Added while the text was read, or skipped by the kernel's seq
+		// file on 6.1 when other namespaces have virtual servers (its
+		// position at each read counts theirs).
+		klog.V(2).InfoS("Virtual servers missing from /proc/net/ip_vs, their real servers dumped one by one", "missing", dumped, "virtualServers", len(vss))
 	}
 	sortVirtualServers(vss)
 	return vss, nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
@@ -21,7 +22,7 @@ import (
 func TestKernelConcurrentRequestsOverOneSocket(t *testing.T) {
 	nettest.EnterNewNetns(t)
 	kernel := New()
-	const workers, perWorker = 8, 150
+	const workers, perWorker = 8, 60
 	sets := []Set{{Name: "ips", Type: HashIP, Family: Inet}, {Name: "ports", Type: BitmapPort, PortRange: "0-65535"}}
 	for _, s := range sets {
 		if err := kernel.CreateSet(s); err != nil {
@@ -43,6 +44,7 @@ func TestKernelConcurrentRequestsOverOneSocket(t *testing.T) {
 					errs <- fmt.Errorf("List: %w", err)
 					return
 				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}

@@ -88,6 +88,7 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 	}
 	vss := make([]VirtualServer, 0, len(services))
 	picked := make([]*mobyipvs.Service, 0, len(services))
+	dumped := 0
 	for _, ms := range services {
 		svc, ok := fromMobyService(ms)
 		if !ok {
@@ -114,8 +115,15 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 			if dsts, err = k.destinations(ms); err != nil {
 				return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
 			}
+			dumped++
 		}
 		vss[i].Destinations = dsts
+	}
+	if dumped > 0 && table != nil {
+		// Added while the text was read, or skipped by the kernel's seq
+		// file on 6.1 when other namespaces have virtual servers (its
+		// position at each read counts theirs).
+		klog.V(2).InfoS("Virtual servers missing from /proc/net/ip_vs, their real servers dumped one by one", "missing", dumped, "virtualServers", len(vss))
 	}
 	sortVirtualServers(vss)
 	return vss, nil

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -37,7 +38,7 @@ func New() Interface {
 	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 	if err == nil {
 		var s *nl.NetlinkSocket
-		if s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER); err == nil {
+		if s, err = openTimedSocket(h); err == nil {
 			k.handle, k.raw = h, map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: {Socket: s}}
 		} else {
 			h.Close()
@@ -48,6 +49,31 @@ func New() Interface {
 	}
 	return k
 }
+
+// openTimedSocket gives h's sockets and a new one for hand-built requests
+// the timeouts the library gives the sockets it opens per request, so that
+// a reply that never comes fails the request instead of holding the lock.
+func openTimedSocket(h *netlink.Handle) (*nl.NetlinkSocket, error) {
+	if err := h.SetSocketTimeout(socketTimeout); err != nil {
+		return nil, err
+	}
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, err
+	}
+	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
+	if err = s.SetSendTimeout(&tv); err == nil {
+		err = s.SetReceiveTimeout(&tv)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// socketTimeout is the library's own for its per-request sockets.
+const socketTimeout = 60 * time.Second
 
 func (k *kernel) List() ([]Contents, error) {
 	var results []netlink.IPSetResult

@@ -86,27 +86,44 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", kernelError(err))
 	}
-	table, err := k.readTable()
-	if err != nil {
-		klog.V(2).InfoS("Reading real servers over netlink instead", "err", err)
-	}
 	vss := make([]VirtualServer, 0, len(services))
+	picked := make([]*mobyipvs.Service, 0, len(services))
+	dumped := 0
 	for _, ms := range services {
 		svc, ok := fromMobyService(ms)
 		if !ok {
 			klog.V(4).InfoS("Skipping IPVS service we do not manage", "address", ms.Address, "protocol", ms.Protocol, "port", ms.Port, "fwmark", ms.FWMark)
 			continue
 		}
-		if !wanted(svc) {
-			continue
+		if wanted(svc) {
+			vss, picked = append(vss, VirtualServer{Service: svc}), append(picked, ms)
 		}
+	}
+	if len(vss) == 0 {
+		// A family without virtual servers (IPv6 on most dual-stack
+		// nodes) does not read the other family's real servers.
+		return vss, nil
+	}
+	table, err := k.readTable()
+	if err != nil {
+		klog.V(2).InfoS("Reading real servers over netlink instead", "err", err)
+	}
+	for i, ms := range picked {
+		svc := vss[i].Service
 		dsts, ok := table[svc.ServiceKey]
 		if !ok {
 			if dsts, err = k.destinations(ms); err != nil {
 				return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
 			}
+			dumped++
 		}
-		vss = append(vss, VirtualServer{Service: svc, Destinations: dsts})
+		vss[i].Destinations = dsts
+	}
+	if dumped > 0 && table != nil {
+		// Added while the text was read, or skipped by the kernel's seq
+		// file on 6.1 when other namespaces have virtual servers (its
+		// position at each read counts theirs).
+		klog.V(2).InfoS("Virtual servers missing from /proc/net/ip_vs, their real servers dumped one by one", "missing", dumped, "virtualServers", len(vss))
 	}
 	sortVirtualServers(vss)
 	return vss, nil

@@ -16,7 +16,9 @@ const tableHeaderLines = 3
 // its real servers (address, port, weight and connection counts, as a
 // netlink dump of them gives). A virtual server with no real servers is
 // present with none; firewall-mark services and protocols we do not program
-// are left out with their real servers.
+// are left out with their real servers, as are an IPv6 virtual server at an
+// IPv4-mapped address and the IPv4 one at that address (both read back
+// unmapped, the text cannot tell whose real servers are whose).
 //
 // The kernel prints a virtual server and its real servers as one record of
 // its seq file, so a read never splits them, but records are found by
@@ -27,6 +29,10 @@ func parseTable(r io.Reader) (map[ServiceKey][]Destination, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
 	table := map[ServiceKey][]Destination{}
+	// mapped are the keys of IPv6 virtual servers at IPv4-mapped addresses:
+	// netlink unmaps them too, so one may stand beside an IPv4 virtual
+	// server of the same key; neither is taken from the text.
+	var mapped map[ServiceKey]bool
 	var current ServiceKey // zero: real servers are skipped
 	for line := 1; sc.Scan(); line++ {
 		text := sc.Bytes()
@@ -54,7 +60,16 @@ func parseTable(r io.Reader) (map[ServiceKey][]Destination, error) {
 			return nil, fmt.Errorf("read IPVS table: line %q: %w", text, err)
 		}
 		current = ServiceKey{}
-		if ok {
+		if ok && key.Address.Is4In6() {
+			key.Address = key.Address.Unmap()
+			if mapped == nil {
+				mapped = map[ServiceKey]bool{}
+			}
+			mapped[key] = true
+			delete(table, key)
+			continue
+		}
+		if ok && !mapped[key] {
 			current = key
 			// Present even without real servers; a second record of the
 			// same service (read twice, see above) starts over.
@@ -106,7 +121,7 @@ func parseTableDestination(fields [][]byte) (Destination, error) {
 		}
 	}
 	return Destination{
-		DestinationKey: DestinationKey{Address: ap.Addr(), Port: ap.Port()},
+		DestinationKey: DestinationKey{Address: ap.Addr().Unmap(), Port: ap.Port()},
 		Weight:         counts[0],
 		ActiveConn:     counts[1],
 		InactiveConn:   counts[2],
@@ -115,7 +130,8 @@ func parseTableDestination(fields [][]byte) (Destination, error) {
 
 // parseJoinedAddrPort parses "0A600001:0050" (IPv4 as 8 hex digits in host
 // order) or "[fd00:0000:...:0001]:0050" (the kernel's %pI6), port in hex.
-// Addresses are unmapped, as the netlink read gives them.
+// An IPv4-mapped IPv6 address is kept as such: callers unmap real servers,
+// as the netlink read does, and tell such virtual servers apart.
 func parseJoinedAddrPort(b []byte) (netip.AddrPort, error) {
 	i := bytes.LastIndexByte(b, ':')
 	if i < 0 {
@@ -142,7 +158,7 @@ func parseJoinedAddrPort(b []byte) (netip.AddrPort, error) {
 	if err != nil || !a.Is6() {
 		return netip.AddrPort{}, fmt.Errorf("address %q: not IPv6", addr)
 	}
-	return netip.AddrPortFrom(a.Unmap(), p), nil
+	return netip.AddrPortFrom(a, p), nil
 }
 
 // The helpers below parse in place: the table has a dozen fields per real

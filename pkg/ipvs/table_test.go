@@ -120,3 +120,54 @@ func BenchmarkParseTable(b *testing.B) {
 		}
 	}
 }
+
+// An IPv6 virtual server at an IPv4-mapped address (ipvsadm -A -t
+// [::ffff:10.96.0.1]:80) is a kernel object of its own beside the IPv4 one
+// at 10.96.0.1:80, but both print to the same key once unmapped: the real
+// servers of one must not be given to the other. The netlink dump of each
+// (its own address family) is the only way to tell them apart.
+func TestParseTableIPv4MappedServiceIsNotTheIPv4One(t *testing.T) {
+	header := strings.Join(strings.Split(procTable, "\n")[:3], "\n") + "\n"
+	v4 := "TCP  0A600001:0050 rr \n  -> 0AF40002:1F90      Masq    1      0          0         \n"
+	mapped := "TCP  [0000:0000:0000:0000:0000:ffff:0a60:0001]:0050 rr \n  -> [fd00:0000:0000:0000:0000:0000:0244:0002]:1F90      Masq    1      0          0         \n"
+	key := ServiceKey{Address: netip.MustParseAddr("10.96.0.1"), Protocol: TCP, Port: 80}
+	for name, text := range map[string]string{"IPv4 first": header + v4 + mapped, "IPv4-mapped first": header + mapped + v4} {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseTable(strings.NewReader(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dsts, ok := got[key]; ok {
+				t.Errorf("%s has real servers %v from the text, want it left to netlink (two virtual servers print as it)", key, dsts)
+			}
+		})
+	}
+}
+
+// FuzzParseTable: no input panics, and what parses is of the shapes the
+// netlink read gives (go test -fuzz FuzzParseTable ./pkg/ipvs/).
+func FuzzParseTable(f *testing.F) {
+	f.Add(procTable)
+	lines := strings.Split(procTable, "\n")
+	header := strings.Join(lines[:3], "\n") + "\n"
+	for _, l := range lines[3:] {
+		f.Add(header + l + "\n")
+	}
+	f.Add(header + "TCP  [0000:0000:0000:0000:0000:ffff:0a60:0001]:0050 rr \n  -> 0AF40002:1F90      Masq    2147483647 0          0         \n")
+	f.Fuzz(func(t *testing.T, text string) {
+		table, err := parseTable(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		for k, dsts := range table {
+			if !k.Address.IsValid() || k.Address.Is4In6() || (k.Protocol != TCP && k.Protocol != UDP && k.Protocol != SCTP) {
+				t.Fatalf("key %#v", k)
+			}
+			for _, d := range dsts {
+				if !d.Address.IsValid() || d.Address.Is4In6() || d.Weight < 0 || d.ActiveConn < 0 || d.InactiveConn < 0 {
+					t.Fatalf("real server %#v of %v", d, k)
+				}
+			}
+		}
+	})
+}

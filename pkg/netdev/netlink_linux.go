@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,13 @@ type kernel struct {
 // New returns the kernel's link and address tables.
 func New() Interface {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err == nil {
+		// The library's own timeout for its per-request sockets: a reply
+		// that never comes fails the request instead of holding the lock.
+		if err = h.SetSocketTimeout(60 * time.Second); err != nil {
+			h.Close()
+		}
+	}
 	if err != nil {
 		klog.V(2).InfoS("Opening a netlink socket per address request", "err", err)
 		h = &netlink.Handle{}

@@ -8,6 +8,7 @@
 #   BENCH_KERNEL_SIZES ("1000 5000")  BENCH_KERNEL_SIDES ("ours upstream upstream-nftables")
 #   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (60s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
 #   BENCH_KERNEL_GUEST_ARGS: more bench-guest flags, e.g. "-v 4 -grep Sync" to see the proxier's log
+#   or "-profile-start 150s" / "-profile" for CPU profiles of the start-up / the idle window (base64 lines)
 #   BENCH_KERNEL_APPEND=1: keep the results of earlier runs (e.g. rerun one side only)
 #   BENCH_KERNEL_OURS: a kube-proxy binary to run as ours instead of building ./cmd/kube-proxy
 #   (A/B runs against an older commit's build)

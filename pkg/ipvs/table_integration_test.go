@@ -38,9 +38,7 @@ func formatList(table Interface) ([]string, error) {
 	}
 	var lines []string
 	for _, vs := range vss {
-		for _, l := range strings.Split(FormatVirtualServers([]VirtualServer{vs}), "\n") {
-			lines = append(lines, l)
-		}
+		lines = append(lines, strings.Split(FormatVirtualServers([]VirtualServer{vs}), "\n")...)
 	}
 	slices.Sort(lines)
 	return lines, nil

@@ -64,17 +64,23 @@ func TestEndpointsMapKeepsLessPerEndpoint(t *testing.T) {
 	runtime.KeepAlive(p)
 }
 
+// proxierWithTwoEndpoints is a synced proxier with Service a and its slice
+// of two ready endpoints, returned with the slice and the port's name.
+func proxierWithTwoEndpoints(t *testing.T) (*Proxier, *discovery.EndpointSlice, proxy.ServicePortName) {
+	t.Helper()
+	p := newTestProxier(t, newKernel(t), testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("a", "10.96.0.1"))
+	s := slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2"))
+	p.OnEndpointSliceAdd(s)
+	syncOK(t, p)
+	return p, s, proxy.ServicePortName{NamespacedName: nsName("a"), Port: "http", Protocol: v1.ProtocolTCP}
+}
+
 // A changed Service's endpoints are rebuilt by the tracker; those that did
 // not change are the ones the proxier keeps already (no new object), one
 // whose state changed is new.
 func TestUnchangedEndpointsAreReused(t *testing.T) {
-	k := newKernel(t)
-	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	before := slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2"))
-	p.OnEndpointSliceAdd(before)
-	syncOK(t, p)
-	name := proxy.ServicePortName{NamespacedName: nsName("a"), Port: "http", Protocol: v1.ProtocolTCP}
+	p, before, name := proxierWithTwoEndpoints(t)
 	old := slices.Clone(p.endpointsMap[name])
 	terminating := readyEP("10.244.1.2")
 	terminating.ready, terminating.terminating = false, true
@@ -185,13 +191,7 @@ func TestEndpointStringTooLongKeepsUpstreamsObject(t *testing.T) {
 // endpoint does not follow the EndpointSlice it came from when the
 // informer's object is rewritten in place afterwards.
 func TestEndpointStringIsItsOwn(t *testing.T) {
-	k := newKernel(t)
-	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
-	p.OnServiceAdd(svc("a", "10.96.0.1"))
-	s := slice("a", discovery.AddressTypeIPv4, readyEP("10.244.1.1"), readyEP("10.244.1.2"))
-	p.OnEndpointSliceAdd(s)
-	syncOK(t, p)
-	name := proxy.ServicePortName{NamespacedName: nsName("a"), Port: "http", Protocol: v1.ProtocolTCP}
+	p, s, name := proxierWithTwoEndpoints(t)
 	kept := p.endpointsMap[name][0]
 	s.Endpoints[0].Addresses[0] = "10.244.9.9" // rewritten in place, no event
 	*s.Ports[0].Port = 9999

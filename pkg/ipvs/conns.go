@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 )
 
 // Connection is one entry of the IPVS connection table, as
@@ -85,22 +84,34 @@ func parseConnection(line []byte) (c Connection, ok bool, err error) {
 	return c, true, nil
 }
 
+// parseAddrPort parses an address and a port as the IPVS proc files print
+// them: IPv4 as 8 hex digits in host order, IPv6 as the kernel's %pI6, the
+// port in hex.
 func parseAddrPort(addr, port []byte) (netip.AddrPort, error) {
-	p, err := strconv.ParseUint(string(port), 16, 16)
+	p, err := parsePort(port)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("port %q: %w", port, err)
+		return netip.AddrPort{}, err
 	}
-	if len(addr) == 8 { // IPv4, %08X of the address in host order
-		v, err := strconv.ParseUint(string(addr), 16, 32)
-		if err != nil {
-			return netip.AddrPort{}, fmt.Errorf("address %q: %w", addr, err)
+	if len(addr) == 8 {
+		v, ok := parseHex(addr, 32)
+		if !ok {
+			return netip.AddrPort{}, fmt.Errorf("address %q: not 8 hex digits", addr)
 		}
 		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-		return netip.AddrPortFrom(a, uint16(p)), nil
+		return netip.AddrPortFrom(a, p), nil
 	}
 	a, err := netip.ParseAddr(string(addr))
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("address %q: %w", addr, err)
 	}
-	return netip.AddrPortFrom(a, uint16(p)), nil
+	return netip.AddrPortFrom(a, p), nil
+}
+
+// parsePort parses a port printed as hex.
+func parsePort(port []byte) (uint16, error) {
+	v, ok := parseHex(port, 16)
+	if !ok {
+		return 0, fmt.Errorf("port %q: not 4 hex digits", port)
+	}
+	return uint16(v), nil
 }

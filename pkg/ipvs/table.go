@@ -138,21 +138,15 @@ func parseJoinedAddrPort(b []byte) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("address and port %q: no colon", b)
 	}
 	addr, port := b[:i], b[i+1:]
-	v, ok := parseHex(port, 16)
-	if !ok {
-		return netip.AddrPort{}, fmt.Errorf("port %q: not 4 hex digits", port)
-	}
-	p := uint16(v)
 	if len(addr) < 2 || addr[0] != '[' || addr[len(addr)-1] != ']' {
 		if len(addr) != 8 {
 			return netip.AddrPort{}, fmt.Errorf("address %q: neither 8 hex digits nor [IPv6]", addr)
 		}
-		v, ok := parseHex(addr, 32)
-		if !ok {
-			return netip.AddrPort{}, fmt.Errorf("address %q: not 8 hex digits", addr)
-		}
-		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-		return netip.AddrPortFrom(a, p), nil
+		return parseAddrPort(addr, port)
+	}
+	p, err := parsePort(port)
+	if err != nil {
+		return netip.AddrPort{}, err
 	}
 	a, err := netip.ParseAddr(string(addr[1 : len(addr)-1]))
 	if err != nil || !a.Is6() {

@@ -51,19 +51,19 @@ func New() Interface {
 }
 
 // openTimedSocket gives h's sockets and a new one for hand-built requests
-// the timeouts the library gives the sockets it opens per request, so that
-// a reply that never comes fails the request instead of holding the lock.
+// the timeouts the library gives the sockets it opens per request
+// (nl.SocketTimeoutTv), so that a reply that never comes fails the request
+// instead of holding the lock.
 func openTimedSocket(h *netlink.Handle) (*nl.NetlinkSocket, error) {
-	if err := h.SetSocketTimeout(socketTimeout); err != nil {
+	if err := h.SetSocketTimeout(time.Duration(nl.SocketTimeoutTv.Nano())); err != nil {
 		return nil, err
 	}
 	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, err
 	}
-	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
-	if err = s.SetSendTimeout(&tv); err == nil {
-		err = s.SetReceiveTimeout(&tv)
+	if err = s.SetSendTimeout(&nl.SocketTimeoutTv); err == nil {
+		err = s.SetReceiveTimeout(&nl.SocketTimeoutTv)
 	}
 	if err != nil {
 		s.Close()
@@ -71,9 +71,6 @@ func openTimedSocket(h *netlink.Handle) (*nl.NetlinkSocket, error) {
 	}
 	return s, nil
 }
-
-// socketTimeout is the library's own for its per-request sockets.
-const socketTimeout = 60 * time.Second
 
 func (k *kernel) List() ([]Contents, error) {
 	var results []netlink.IPSetResult

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
@@ -38,7 +39,7 @@ func New() Interface {
 	if err == nil {
 		// The library's own timeout for its per-request sockets: a reply
 		// that never comes fails the request instead of holding the lock.
-		if err = h.SetSocketTimeout(60 * time.Second); err != nil {
+		if err = h.SetSocketTimeout(time.Duration(nl.SocketTimeoutTv.Nano())); err != nil {
 			h.Close()
 		}
 	}

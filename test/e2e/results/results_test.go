@@ -177,3 +177,39 @@ func TestInflightTableLostNode(t *testing.T) {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestFailedChecksTextShowsWhy(t *testing.T) {
+	reqs := []Request{req(1, 100, 5, 40000, KindOK)}
+	for i := range 7 {
+		r := req(2+i, 20293+i, 305, 40003, KindReset)
+		r.Err = "read: connection reset by peer"
+		reqs = append(reqs, r)
+	}
+	runs := []*Run{
+		{Scenario: ScenarioRolling, Profile: "stock", Proxy: "ours-gate-on", Checks: []Check{{Name: "fine", OK: true}}},
+		{Scenario: ScenarioOutage, Profile: "stock", Proxy: "ours-gate-on", Requests: reqs, Checks: []Check{
+			{Name: "no failed requests", Detail: "7 of 8 failed"},
+			{Name: "upstream's expectation", Informational: true, Detail: "not shown"},
+		}},
+	}
+	got := FailedChecksText(runs)
+	for _, want := range []string{
+		"apiserver-outage/stock/ours-gate-on:\n",
+		"  [FAIL] no failed requests: 7 of 8 failed\n",
+		"  failed request: t=20.293s +305ms port 40003 reset: read: connection reset by peer\n",
+		"  ...\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("FailedChecksText misses %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "rolling") || strings.Contains(got, "not shown") {
+		t.Errorf("FailedChecksText shows a passed run or an informational check:\n%s", got)
+	}
+	if n := strings.Count(got, "failed request:"); n != maxFailedRequestsShown {
+		t.Errorf("FailedChecksText lists %d failed requests, want %d", n, maxFailedRequestsShown)
+	}
+	if FailedChecksText(runs[:1]) != "" {
+		t.Error("FailedChecksText of passed runs is not empty")
+	}
+}

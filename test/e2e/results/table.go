@@ -185,3 +185,36 @@ func reuseSysctls(all string) string {
 	}
 	return strings.Join(keep, " ")
 }
+
+// maxFailedRequestsShown bounds the failed requests FailedChecksText lists per run.
+const maxFailedRequestsShown = 5
+
+// FailedChecksText lists, for every run that failed, its failed checks with their
+// details and its first failed requests: what CI's tail must show to tell why.
+func FailedChecksText(runs []*Run) string {
+	var b strings.Builder
+	for _, r := range runs {
+		if r.Passed() {
+			continue
+		}
+		fmt.Fprintf(&b, "%s/%s/%s:\n", r.Scenario, r.Profile, r.Proxy)
+		for _, c := range r.Checks {
+			if !c.OK && !c.Informational {
+				fmt.Fprintf(&b, "  [FAIL] %s: %s\n", c.Name, c.Detail)
+			}
+		}
+		shown := 0
+		for _, q := range r.Requests {
+			if q.OK() {
+				continue
+			}
+			if shown == maxFailedRequestsShown {
+				b.WriteString("  ...\n")
+				break
+			}
+			fmt.Fprintf(&b, "  failed request: t=%.3fs +%s port %d %s: %s\n", q.Start.Seconds(), q.Dur.Round(time.Millisecond), q.Port, q.Kind, q.Err)
+			shown++
+		}
+	}
+	return b.String()
+}

@@ -69,6 +69,9 @@ func printTables(runs []*results.Run) {
 		fmt.Print("\nScenario 3: in-flight connections to a lost pod\n\n" + t.Text())
 	}
 	fmt.Print("\nAll runs\n\n" + results.ChecksTable(runs).Text())
+	if failed := results.FailedChecksText(runs); failed != "" {
+		fmt.Print("\nFailed checks\n\n" + failed)
+	}
 }
 
 func write(dir, title, env string, runs []*results.Run) error {

@@ -258,6 +258,18 @@ func (s *routeSocket) addressesOf(index uint32, addrs []netip.Addr) ([]netip.Add
 	return a.addrs, nil
 }
 
+// of lists the addresses of device index from a dump of that device's.
+func (l *localAddresses) of(index uint32) ([]netip.Addr, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, err := openRouteSocket(l.buf)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { l.buf = s.buf; s.close() }()
+	return s.addressesOf(index, nil)
+}
+
 // addressesPerDeviceDump is how many addresses the skipped devices must
 // hold, per device read, for a dump per device to beat one dump of every
 // address. Measured (BenchmarkKernelLocalAddresses, 110 devices): a dump

@@ -96,6 +96,62 @@ func TestKernelLocalAddressesMatchAddrList(t *testing.T) {
 	}
 }
 
+// Addresses reports what netlink.AddrList does for the device: both
+// families, a peer address's own side, and nothing of another device.
+func TestKernelAddressesMatchAddrList(t *testing.T) {
+	table := newKernelNamespace(t)
+	peer := &netlink.Addr{IPNet: mustIPNet(t, "10.1.0.1/32"), Peer: mustIPNet(t, "10.1.0.2/32")}
+	devices := map[string][]*netlink.Addr{
+		"kube-ipvs0": {peer},
+		"node0":      {hostAddress(netip.MustParseAddr("192.168.0.10")), hostAddress(netip.MustParseAddr("fd00:1::10"))},
+	}
+	for i := range 300 { // more than one 32 KiB batch of the dump
+		devices["kube-ipvs0"] = append(devices["kube-ipvs0"],
+			hostAddress(netip.AddrFrom4([4]byte{10, 96, byte(i / 256), byte(i % 256)})),
+			hostAddress(netip.AddrFrom16([16]byte{0xfd, 0, 15: byte(i % 256), 14: byte(i / 256)})))
+	}
+	for name, addrs := range devices {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+		if err := netlink.LinkAdd(br); err != nil {
+			t.Fatalf("add bridge %s: %v", name, err)
+		}
+		for _, a := range addrs {
+			if err := netlink.AddrAdd(br, a); err != nil {
+				t.Fatalf("add %s to %s: %v", a, name, err)
+			}
+		}
+	}
+	link, err := netlink.LinkByName("kube-ipvs0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []netip.Addr
+	for _, a := range listed {
+		want = append(want, toAddr(a.IP))
+	}
+	want = sortedUnique(want)
+	got, err := table.Addresses("kube-ipvs0")
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Addresses(kube-ipvs0) = %d addresses %v (%v), want AddrList's %d", len(got), got, err, len(want))
+	}
+	if !slices.Contains(got, netip.MustParseAddr("10.1.0.1")) || slices.Contains(got, netip.MustParseAddr("10.1.0.2")) ||
+		slices.Contains(got, netip.MustParseAddr("192.168.0.10")) {
+		t.Errorf("Addresses(kube-ipvs0) = %v: want the peer address's own side, nothing of node0", got)
+	}
+	if _, err := table.Addresses("missing0"); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("Addresses(missing0) error = %v, want ENOENT", err)
+	}
+}
+
+func toAddr(ip net.IP) netip.Addr {
+	addr, _ := netip.AddrFromSlice(ip)
+	return addr.Unmap()
+}
+
 func mustIPNet(t *testing.T, cidr string) *net.IPNet {
 	t.Helper()
 	ip, n, err := net.ParseCIDR(cidr)

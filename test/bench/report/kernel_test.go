@@ -43,7 +43,7 @@ func TestKernelTableThreeSides(t *testing.T) {
 		"| 1000 | start to all endpoints in the kernel (real servers / DNAT rules) | 10 s | 20 s | 5 s | 2.00× | 0.50× |",
 		"| 1000 | update to endpoint gone from the kernel: p50 | 100 ms | 12 s | 200 ms | 120× | 2.00× |",
 		"| 1000 | update to endpoint gone from the kernel: p99 | 400 ms | 19 s | 800 ms | 47.5× | 2.00× |",
-		"| 1000 | CPU used in the idle window: proxier | 1 s | 4 s | 500 ms | 4.00× | 0.50× |",
+		"| 1000 | idle CPU per 60 s: proxier | 1 s | 4 s | 500 ms | 4.00× | 0.50× |",
 		"| 1000 | peak RSS | 50 MiB | 100 MiB | 75 MiB | 2.00× | 1.50× |",
 		"| 1000 | updates timed; idle window; syncs in it (all families) | 100; 60 s; 2 | 100; 60 s; 2 | 100; 60 s; 0 | | |",
 		"| 5000 | start to all endpoints in the kernel (real servers / DNAT rules) | 40 s | 60 s | – | 1.50× | – |",
@@ -63,5 +63,28 @@ func TestKernelPanelHasALinePerSide(t *testing.T) {
 				t.Errorf("no legend for %s's %s", side, kind)
 			}
 		}
+	}
+}
+
+// An idle window of several sync periods is reported per 60 s, so that sides
+// measured over windows of different lengths compare.
+func TestKernelTableIdleCPUPer60s(t *testing.T) {
+	kernel := []results.Kernel{
+		{Side: results.Ours, Services: 1000, IdleSeconds: 180, IdleCPUSeconds: 9, IdleChildCPUSeconds: 3},
+		{Side: results.Upstream, Services: 1000, IdleSeconds: 120, IdleCPUSeconds: 60, IdleChildCPUSeconds: 0},
+	}
+	var b strings.Builder
+	KernelTable(&b, kernel)
+	for _, want := range []string{
+		"| 1000 | idle CPU per 60 s: proxier | 3 s | 30 s | 10.0× |",
+		"| 1000 | idle CPU per 60 s: commands it ran | 1 s | 0 | 0.00× |",
+		"| 1000 | updates timed; idle window; syncs in it (all families) | 0; 180 s; 0 | 0; 120 s; 0 |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table misses %q:\n%s", want, b.String())
+		}
+	}
+	if got := per60s(2, 0); got != 2 {
+		t.Errorf("per60s without a window = %v, want the figure as it is", got)
 	}
 }

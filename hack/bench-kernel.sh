@@ -6,7 +6,8 @@
 # runs on the host's loopback; the VM reaches it through a qemu guestfwd. Writes
 # _output/bench/kernel.json (bench report turns it into the table and plot).
 #   BENCH_KERNEL_SIZES ("1000 5000")  BENCH_KERNEL_SIDES ("ours upstream upstream-nftables")
-#   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (60s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
+#   BENCH_KERNEL_UPDATES (100)  BENCH_KERNEL_IDLE (120s: four periodic full syncs per family at the
+#   30 s syncPeriod; the report gives idle CPU per 60 s)  BENCH_KERNEL_UPDATE_BUDGET (8m)
 #   BENCH_KERNEL_GUEST_ARGS: more bench-guest flags, e.g. "-v 4 -grep Sync" to see the proxier's log
 #   or "-profile-start 150s" / "-profile" for CPU profiles of the start-up / the idle window (base64 lines)
 #   BENCH_KERNEL_APPEND=1: keep the results of earlier runs (e.g. rerun one side only)
@@ -17,7 +18,7 @@ cd "$ROOT"
 SIZES=${BENCH_KERNEL_SIZES:-1000 5000}
 SIDES=${BENCH_KERNEL_SIDES:-ours upstream upstream-nftables}
 UPDATES=${BENCH_KERNEL_UPDATES:-100}
-IDLE=${BENCH_KERNEL_IDLE:-60s}
+IDLE=${BENCH_KERNEL_IDLE:-120s}
 UPDATE_BUDGET=${BENCH_KERNEL_UPDATE_BUDGET:-8m}
 BENCH="$OUT/bench"
 GUEST="$BENCH/guest"

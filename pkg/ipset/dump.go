@@ -13,12 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Flags of IPSET_ATTR_FLAGS in a list request (the kernel's
-// enum ipset_cmd_flags); the vendored library does not define them.
-const (
-	flagListSetName = 1 << 1 // names only
-	flagListHeader  = 1 << 2 // headers without members
-)
+// flagListHeader in a list request's IPSET_ATTR_FLAGS dumps the headers
+// without the members (IPSET_FLAG_LIST_HEADER of the kernel's
+// enum ipset_cmd_flags, which the vendored library does not define).
+const flagListHeader = 1 << 2
 
 // dumpBufferSize holds any datagram of a dump: the kernel fills at most
 // 32 KiB (the largest receive buffer it remembers, capped there) or
@@ -33,9 +31,9 @@ var errMalformed = errors.New("malformed netlink reply")
 // to IPSET_ATTR_FLAGS (flagListHeader: headers only). k.mu must be held.
 func (k *kernel) dump(name string, flags uint32) ([]Contents, error) {
 	sh := k.raw[unix.NETLINK_NETFILTER]
-	// No NLM_F_ACK: a dump ends with NLMSG_DONE, and a refused one is
-	// answered once (with NLM_F_ACK the kernel's ipset acks the error of a
-	// missing set itself, and netlink a second time).
+	// No NLM_F_ACK: a dump ends with NLMSG_DONE, a refused one with one
+	// NLMSG_ERROR (with NLM_F_ACK, ip_set_dump_start acks a refusal itself
+	// before netlink does).
 	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|unix.NFNL_SUBSYS_IPSET<<8, unix.NLM_F_DUMP)
 	// Numbered as the library numbers the requests on this socket, whose
 	// replies each side tells from the others' by that number.
@@ -283,8 +281,9 @@ func (l *listing) find(name []byte) int {
 	return -1
 }
 
-// maxEntriesHint bounds the capacity a header's element count reserves.
-const maxEntriesHint = 1 << 16
+// maxEntriesHint bounds the capacity a header's element count reserves
+// (1.7 MB); a larger set grows from there.
+const maxEntriesHint = 1 << 14
 
 // headerData reads from a header's IPSET_ATTR_DATA the range of a
 // bitmap:port set (absent: 0-0) and the number of members.

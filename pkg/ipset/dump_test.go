@@ -333,7 +333,7 @@ func TestParseDumpMalformed(t *testing.T) {
 			}
 		}
 		for at := unix.NLMSG_HDRLEN + nl.SizeofNfgenmsg; at+1 < len(m); at++ {
-			for _, v := range []byte{0, 1, 3, 5, 0xff} {
+			for _, v := range []byte{0, 3, 0xff} {
 				bad := slices.Clone(m)
 				bad[at] = v
 				_, _ = parseAll(5, bad, doneMsg(5, 0)) // no panic

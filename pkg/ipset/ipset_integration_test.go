@@ -134,12 +134,82 @@ func TestKernelListLargeSets(t *testing.T) {
 		big4.Entries = append(big4.Entries, Entry{IP: ip4, Protocol: "tcp", Port: uint16(80 + i%2)})
 		big6.Entries = append(big6.Entries, Entry{IP: ip6, Protocol: "udp", Port: 53, IP2: ip6})
 	}
-	want := append([]Contents{big4}, typeContents()...)
-	want = append(want, big6)
-	for _, c := range want {
+	small := typeContents()
+	for _, c := range small {
 		create(t, kernel, c)
 	}
-	checkList(t, kernel, want)
+	for _, c := range []Contents{big4, big6} {
+		restore(t, kernel, c)
+	}
+	checkList(t, kernel, append(append([]Contents{big4}, small...), big6))
+}
+
+// restore creates c's set and adds its members with one ipset restore (a
+// request per member takes a minute in the VM), or one by one without the
+// ipset command.
+func restore(t testing.TB, kernel Interface, c Contents) {
+	t.Helper()
+	if _, err := exec.LookPath("ipset"); err != nil {
+		create(t, kernel, c)
+		return
+	}
+	if err := kernel.CreateSet(c.Set); err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	for _, e := range c.Entries {
+		fmt.Fprintf(&in, "add %s %s\n", c.Name, e)
+	}
+	cmd := exec.Command("ipset", "restore")
+	cmd.Stdin = strings.NewReader(in.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ipset restore: %v: %s", err, out)
+	}
+}
+
+// BenchmarkKernelList reads a hash:ip,port set of 5k members, and 5k
+// members of another family's set, with List (all, and this family's with
+// keep) and with the library as List did before.
+func BenchmarkKernelList(b *testing.B) {
+	nettest.EnterNewNetns(b)
+	list := New()
+	const n = 5000
+	ours := Contents{Set: Set{Name: "KUBE-CLUSTER-IP", Type: HashIPPort, Family: Inet}}
+	other := Contents{Set: Set{Name: "KUBE-6-CLUSTER-IP", Type: HashIPPort, Family: Inet6}}
+	ip4, ip6 := netip.MustParseAddr("10.96.0.0"), netip.MustParseAddr("fd00::")
+	for i := range n {
+		ip4, ip6 = ip4.Next(), ip6.Next()
+		ours.Entries = append(ours.Entries, Entry{IP: ip4, Protocol: "tcp", Port: uint16(80 + i%3)})
+		other.Entries = append(other.Entries, Entry{IP: ip6, Protocol: "tcp", Port: uint16(80 + i%3)})
+	}
+	restore(b, list, ours)
+	restore(b, list, other)
+	k := list.(*kernel)
+	b.Run("library", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if results, err := k.handle.IpsetListAll(); err != nil || len(mergeResults(results)) != 2 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ours-all", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if sets, err := k.List(nil); err != nil || len(sets) != 2 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ours-keep", func(b *testing.B) {
+		b.ReportAllocs()
+		keep := func(name string) bool { return name == ours.Name }
+		for b.Loop() {
+			if sets, err := k.List(keep); err != nil || len(sets) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // TestKernelListSetDestroyedWhileListing: a set destroyed between the
@@ -173,7 +243,7 @@ func TestKernelListSetDestroyedWhileListing(t *testing.T) {
 }
 
 // create creates c's set with its members.
-func create(t *testing.T, kernel Interface, c Contents) {
+func create(t testing.TB, kernel Interface, c Contents) {
 	t.Helper()
 	if err := kernel.CreateSet(c.Set); err != nil {
 		t.Fatal(err)

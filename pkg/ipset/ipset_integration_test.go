@@ -114,25 +114,29 @@ func TestKernelListRoundTrip(t *testing.T) {
 	for _, c := range want {
 		create(t, kernel, c)
 	}
-	checkList(t, kernel, want)
+	checkList(t, kernel, want, true)
 	if out, err := exec.Command("ipset", "list").CombinedOutput(); err == nil {
 		t.Logf("ipset list:\n%s", out)
 	}
 }
 
-// TestKernelListLargeSets reads sets of 20k members, which the kernel
-// dumps in many messages, of both families, among small ones.
+// TestKernelListLargeSets reads sets of 20k and 5k members, which the
+// kernel dumps in many messages, of both families, among small ones. (Not
+// compared with the library's reading: at 40k members that took 26 s in
+// the VM, and the fill 22 s.)
 func TestKernelListLargeSets(t *testing.T) {
 	nettest.EnterNewNetns(t)
 	kernel := New()
-	const n = 20000
+	const n, n6 = 20000, 5000
 	big4 := Contents{Set: Set{Name: "big4", Type: HashIPPort, Family: Inet}}
 	big6 := Contents{Set: Set{Name: "big6", Type: HashIPPortIP, Family: Inet6}}
 	ip4, ip6 := netip.MustParseAddr("10.0.0.0"), netip.MustParseAddr("fd00::")
 	for i := range n {
 		ip4, ip6 = ip4.Next(), ip6.Next()
 		big4.Entries = append(big4.Entries, Entry{IP: ip4, Protocol: "tcp", Port: uint16(80 + i%2)})
-		big6.Entries = append(big6.Entries, Entry{IP: ip6, Protocol: "udp", Port: 53, IP2: ip6})
+		if i < n6 {
+			big6.Entries = append(big6.Entries, Entry{IP: ip6, Protocol: "udp", Port: 53, IP2: ip6})
+		}
 	}
 	small := typeContents()
 	for _, c := range small {
@@ -141,7 +145,7 @@ func TestKernelListLargeSets(t *testing.T) {
 	for _, c := range []Contents{big4, big6} {
 		restore(t, kernel, c)
 	}
-	checkList(t, kernel, append(append([]Contents{big4}, small...), big6))
+	checkList(t, kernel, append(append([]Contents{big4}, small...), big6), false)
 }
 
 // restore creates c's set and adds its members with one ipset restore (a
@@ -256,9 +260,9 @@ func create(t testing.TB, kernel Interface, c Contents) {
 }
 
 // checkList checks that List reads want: all sets, each family's with
-// keep, none with a keep that refuses all; and that the library reads the
-// same.
-func checkList(t *testing.T, list Interface, want []Contents) {
+// keep, none with a keep that refuses all; and with library, that the
+// library reads the same.
+func checkList(t *testing.T, list Interface, want []Contents, library bool) {
 	t.Helper()
 	got, err := list.List(nil)
 	if err != nil {
@@ -287,6 +291,9 @@ func checkList(t *testing.T, list Interface, want []Contents) {
 	}
 	if got, err := list.List(func(string) bool { return false }); err != nil || len(got) != 0 {
 		t.Errorf("List(none) = %s, %v; want nothing", summary(got), err)
+	}
+	if !library {
+		return
 	}
 	k := list.(*kernel)
 	results, err := k.handle.IpsetListAll()

@@ -53,14 +53,23 @@ func (f *Fake) beginNamed(op string, object func() string) error {
 	return nil
 }
 
-func (f *Fake) List() ([]Contents, error) {
+// List reads like the kernel's: with keep, the names first, then each kept
+// set that still exists; keep runs without the Fake's lock.
+func (f *Fake) List(keep func(name string) bool) ([]Contents, error) {
+	f.mu.Lock()
+	f.Calls["List"]++
+	names := f.sortedNames()
+	f.mu.Unlock()
+	if keep != nil {
+		names = slices.DeleteFunc(names, func(name string) bool { return !keep(name) })
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Calls["List"]++
 	var out []Contents
-	for _, name := range f.sortedNames() {
-		s := f.sets[name]
-		out = append(out, Contents{Set: s.Set, Entries: sortedEntries(s.entries)})
+	for _, name := range names {
+		if s := f.sets[name]; s != nil {
+			out = append(out, Contents{Set: s.Set, Entries: sortedEntries(s.entries)})
+		}
 	}
 	return out, nil
 }

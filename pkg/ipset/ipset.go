@@ -55,8 +55,11 @@ type Contents struct {
 
 // Interface manages IP sets. Errors keep the errno (EEXIST, ENOENT).
 type Interface interface {
-	// List reads every set with its entries: one snapshot.
-	List() ([]Contents, error)
+	// List reads the sets whose names keep accepts, every set if keep is
+	// nil, with their entries. Each set is read whole; with keep, the sets
+	// are read one after the other (keep sees every name first), and one
+	// destroyed in between is absent. keep may call the Interface.
+	List(keep func(name string) bool) ([]Contents, error)
 	CreateSet(Set) error
 	DestroySet(name string) error
 	AddEntry(set string, e Entry) error

@@ -98,7 +98,7 @@ func TestFakeTypes(t *testing.T) {
 			for _, bad := range invalidEntries(tc) {
 				wantErrno(t, f.AddEntry(tc.set.Name, bad), syscall.EINVAL)
 			}
-			got, _ := f.List()
+			got, _ := f.List(nil)
 			want := []Contents{{Set: tc.set, Entries: []Entry{tc.entry}}}
 			if tc.set.Type == BitmapPort {
 				want[0].Family = ""
@@ -171,7 +171,7 @@ func TestFakeInjectAndCalls(t *testing.T) {
 	if err := f.DestroySet("s"); !errors.Is(err, injected) {
 		t.Errorf("DestroySet with Inject = %v, want injected", err)
 	}
-	if _, err := f.List(); err != nil {
+	if _, err := f.List(nil); err != nil {
 		t.Errorf("List with Inject = %v, want nil (not a mutation)", err)
 	}
 	if want := "set s hash:ip inet\n"; f.Dump() != want {

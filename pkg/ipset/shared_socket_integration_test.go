@@ -40,7 +40,7 @@ func TestKernelConcurrentRequestsOverOneSocket(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := kernel.List(); err != nil {
+				if _, err := kernel.List(nil); err != nil {
 					errs <- fmt.Errorf("List: %w", err)
 					return
 				}
@@ -94,7 +94,7 @@ func TestKernelConcurrentRequestsOverOneSocket(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got, err := kernel.List()
+	got, err := kernel.List(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func (o *oursSide) state() ([]string, error) {
 			lines = append(lines, boundLine(a))
 		}
 	}
-	sets, err := o.ipset.List()
+	sets, err := o.ipset.List(nil)
 	if err != nil {
 		return nil, err
 	}

@@ -123,7 +123,10 @@ func serviceChainsIn(saved []byte) []string {
 
 // destroySets destroys our sets that exist (after the rules that match them).
 func destroySets(deps Deps, family v1.IPFamily) error {
-	existing, err := deps.IPSet.List()
+	existing, err := deps.IPSet.List(func(name string) bool {
+		_, ours := ownSetName(name, family)
+		return ours
+	})
 	if err != nil {
 		return fmt.Errorf("list ipsets: %w", err)
 	}

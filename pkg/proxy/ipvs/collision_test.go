@@ -277,7 +277,7 @@ func (c *collisionCluster) checkModel(t *testing.T, k *kernel, when string) {
 	for a := range wantBound {
 		wantBoundList = append(wantBoundList, a.String())
 	}
-	sets, err := k.ipset.List()
+	sets, err := k.ipset.List(nil)
 	must(t, err)
 	for _, set := range sets {
 		if set.Name == setName(setIPVSAddresses, c.family) {

@@ -73,11 +73,11 @@ type readFaultIPSet struct {
 	r *readFaults
 }
 
-func (f readFaultIPSet) List() ([]ipset.Contents, error) {
+func (f readFaultIPSet) List(keep func(string) bool) ([]ipset.Contents, error) {
 	if err := f.r.err("List"); err != nil {
 		return nil, err
 	}
-	return f.Interface.List()
+	return f.Interface.List(keep)
 }
 
 // newReadFaultProxier is newTestProxier with the kernel reads wrapped.

@@ -340,7 +340,7 @@ func (f *faultNode) expectBoundAndInSet() {
 }
 
 func setEntries(t *testing.T, name string) []string {
-	sets, err := ipset.New().List()
+	sets, err := ipset.New().List(func(n string) bool { return n == name })
 	must(t, err)
 	var entries []string
 	for _, s := range sets {

@@ -142,7 +142,12 @@ func readOtherAddrs(deps *Deps, family v1.IPFamily) (map[netip.Addr]struct{}, er
 }
 
 func (o *observedState) readSets(deps *Deps, family v1.IPFamily) error {
-	sets, err := deps.IPSet.List()
+	// Only our family's sets: the other family's proxier reads its own, and
+	// at 5k Services each has thousands of members.
+	sets, err := deps.IPSet.List(func(name string) bool {
+		_, ours := ownSetName(name, family)
+		return ours
+	})
 	if err != nil {
 		return fmt.Errorf("read ipsets: %w", err)
 	}

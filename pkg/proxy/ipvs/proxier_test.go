@@ -18,7 +18,7 @@ import (
 // setMembers lists a set's members in ipset syntax, sorted.
 func setMembers(t *testing.T, k *kernel, name string) []string {
 	t.Helper()
-	sets, err := k.ipset.List()
+	sets, err := k.ipset.List(func(n string) bool { return n == name })
 	must(t, err)
 	for _, s := range sets {
 		if s.Name == name {

@@ -3,6 +3,7 @@
 package conntrack
 
 import (
+	"encoding/binary"
 	"flag"
 	"net/netip"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
@@ -90,6 +92,87 @@ func testKernelDelete(t *testing.T, k Interface, tc deleteCase) {
 	if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
 		t.Logf("conntrack -L:\n%s", out)
 	}
+}
+
+// TestKernelDeleteSparesReopenedEntry deletes an entry as dumped before
+// its client re-opened the tuple towards another endpoint (a TIME_WAIT
+// entry re-opened by a new SYN from the same port, after its real server
+// was deleted): the new entry must stay. The kernel often gives the new
+// entry the old one's id (Linux 6.1's nf_ct_get_id hashes the entry's
+// address and original tuple, and on one CPU the new entry takes the slot
+// the old one freed), so the id alone does not protect it.
+func TestKernelDeleteSparesReopenedEntry(t *testing.T) {
+	nettest.EnterNewNetns(t)
+	pinToOneCPU(t)
+	old := Entry{ProtoTCP, addr("192.168.50.2"), 40003, addr("10.96.0.10"), 80, addr("10.244.0.10"), 8080}
+	reopened := old
+	reopened.ReplySrc = addr("10.244.0.11")
+	const rounds = 20
+	sameID := 0
+	for range rounds {
+		insert(t, old)
+		msg, oldID := dumpOnly(t)
+		remove(t, old)
+		insert(t, reopened)
+		_, newID := dumpOnly(t)
+		if newID == oldID {
+			sameID++
+		}
+		if err := deleteMessage(unix.AF_INET, msg); err != nil {
+			t.Fatalf("delete the dumped entry %s: %v", old, err)
+		}
+		if got := kernelEntries(t); !reflect.DeepEqual(got, []Entry{reopened}) {
+			t.Fatalf("after deleting the dumped entry %s (id %d), the table holds %v; want the re-opened entry (id %d) alone", old, oldID, got, newID)
+		}
+		remove(t, reopened)
+	}
+	t.Logf("the re-opened entry had the old one's id in %d of %d rounds", sameID, rounds)
+}
+
+// pinToOneCPU keeps the test's thread (and the conntrack commands it
+// starts) on CPU 0 until the test ends.
+func pinToOneCPU(t *testing.T) {
+	t.Helper()
+	var was, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &was); err != nil {
+		t.Fatalf("sched_getaffinity: %v", err)
+	}
+	one.Set(0)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatalf("sched_setaffinity: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.SchedSetaffinity(0, &was) })
+}
+
+// remove deletes an entry with the conntrack binary.
+func remove(t *testing.T, e Entry) {
+	t.Helper()
+	args := []string{"-D", "-p", protocolName(e.Protocol), "-s", e.OrigSrc.String(), "-d", e.OrigDst.String(),
+		"--sport", strconv.Itoa(int(e.OrigSrcPort)), "--dport", strconv.Itoa(int(e.OrigDstPort))}
+	if out, err := exec.Command("conntrack", args...).CombinedOutput(); err != nil {
+		t.Fatalf("conntrack %v: %v: %s", args, err, out)
+	}
+}
+
+// dumpOnly dumps the IPv4 table, which must hold one entry, and returns
+// its message and id.
+func dumpOnly(t *testing.T) ([]byte, uint32) {
+	t.Helper()
+	msgs, err := conntrackRequest(nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP, unix.AF_INET).Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("dump: %d entries, %v; want 1", len(msgs), err)
+	}
+	attrs, err := nl.ParseRouteAttr(msgs[0][nfgenmsgLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range attrs {
+		if a.Attr.Type&nl.NLA_TYPE_MASK == nl.CTA_ID && len(a.Value) == 4 {
+			return msgs[0], binary.BigEndian.Uint32(a.Value)
+		}
+	}
+	t.Fatal("dumped entry without CTA_ID")
+	return nil, 0
 }
 
 // TestKernelRefusesBadFilters checks that the kernel implementation

@@ -240,3 +240,21 @@ func TestDeleteDoesNotRetryOtherDumpErrors(t *testing.T) {
 		t.Errorf("Delete() error = %v after %d dumps, want %q after 1", err, dumps, want)
 	}
 }
+
+// entryFromFlow reads the fields Entry keeps from a flow of the netlink
+// library (the integration tests list the kernel's table with it).
+func entryFromFlow(flow *netlink.ConntrackFlow) Entry {
+	addr := func(b []byte) netip.Addr {
+		a, _ := netip.AddrFromSlice(b)
+		return a.Unmap()
+	}
+	return Entry{
+		Protocol:     flow.Forward.Protocol,
+		OrigSrc:      addr(flow.Forward.SrcIP),
+		OrigSrcPort:  flow.Forward.SrcPort,
+		OrigDst:      addr(flow.Forward.DstIP),
+		OrigDstPort:  flow.Forward.DstPort,
+		ReplySrc:     addr(flow.Reverse.SrcIP),
+		ReplySrcPort: flow.Reverse.SrcPort,
+	}
+}

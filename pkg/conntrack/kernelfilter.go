@@ -142,13 +142,25 @@ func tupleAttr(kind int, proto uint8, src, dst netip.Addr, srcPort, dstPort uint
 // deleteFiltered is one pass for one filter: a kernel-filtered dump of the
 // table, then the deletion of each entry it returned that f matches.
 func deleteFiltered(k kernelFilter) (int, error) {
-	req := conntrackRequest(nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP, k.family)
-	for _, a := range k.attrs() {
+	return deleteFromDump(k.family, k.attrs(), func(e Entry) (bool, error) {
+		if k.excludes(e) {
+			return false, errFilterIgnored
+		}
+		return k.matches(e), nil
+	})
+}
+
+// deleteFromDump dumps the table of a family (filtered by the kernel when
+// attrs are given) and deletes the entries match accepts; an error from
+// match ends the pass.
+func deleteFromDump(family netlink.InetFamily, attrs []*nl.RtAttr, match func(Entry) (bool, error)) (int, error) {
+	req := conntrackRequest(nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP, family)
+	for _, a := range attrs {
 		req.AddData(a)
 	}
 	msgs, dumpErr := req.Execute(unix.NETLINK_NETFILTER, 0)
 	if dumpErr != nil && !errors.Is(dumpErr, ErrDumpInterrupted) {
-		if errors.Is(dumpErr, unix.EOPNOTSUPP) || errors.Is(dumpErr, unix.EINVAL) {
+		if len(attrs) > 0 && (errors.Is(dumpErr, unix.EOPNOTSUPP) || errors.Is(dumpErr, unix.EINVAL)) {
 			return 0, fmt.Errorf("%w: %w", errFilterIgnored, dumpErr)
 		}
 		return 0, dumpErr
@@ -160,13 +172,14 @@ func deleteFiltered(k kernelFilter) (int, error) {
 		if err != nil {
 			return deleted, err
 		}
-		if k.excludes(e) {
-			return deleted, errFilterIgnored
+		ok, err := match(e)
+		if err != nil {
+			return deleted, err
 		}
-		if !k.matches(e) {
+		if !ok {
 			continue
 		}
-		if err := deleteMessage(k.family, msg); err != nil {
+		if err := deleteMessage(family, msg); err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", e, err))
 			continue
 		}
@@ -176,17 +189,54 @@ func deleteFiltered(k kernelFilter) (int, error) {
 	return deleted, errors.Join(append(errs, dumpErr)...)
 }
 
-// deleteMessage deletes the entry of a dumped message: its attributes
-// hold the original tuple and the entry's id, so a newer entry with the
-// same tuple is left alone. An entry already gone counts as deleted.
+// deleteMessage deletes the entry of a dumped message, found by its reply
+// tuple and checked by its id (deleteRequest). An entry already gone
+// counts as deleted.
 func deleteMessage(family netlink.InetFamily, msg []byte) error {
-	req := conntrackRequest(nl.IPCTNL_MSG_CT_DELETE, unix.NLM_F_ACK, family)
-	req.AddRawData(msg[nfgenmsgLen:])
-	_, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	req, err := deleteRequest(family, msg)
+	if err != nil {
+		return err
+	}
+	_, err = req.Execute(unix.NETLINK_NETFILTER, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	return err
+}
+
+// deleteRequest is the deletion of a dumped entry by its reply tuple, id
+// and zone, not by its original tuple. A client that reuses its source
+// port re-opens the TIME_WAIT entry of its last connection as a new entry
+// with the same original tuple, and the kernel often gives that entry the
+// same id (Linux 6.1's nf_ct_get_id hashes the entry's address and
+// original tuple, and the new entry takes the slot the old one freed): by
+// original tuple and id, the deletion of the old entry dumped just before
+// would delete the new connection's (which then loses its NAT mapping and
+// is reset). The reply tuple holds the endpoint that answered and the
+// port masquerading chose, which the new entry does not share. A message
+// without a reply tuple or an id is refused: the kernel flushes the table
+// on a deletion that names no tuple.
+func deleteRequest(family netlink.InetFamily, msg []byte) (*nl.NetlinkRequest, error) {
+	if len(msg) < nfgenmsgLen {
+		return nil, fmt.Errorf("conntrack message of %d bytes: %w", len(msg), syscall.EBADMSG)
+	}
+	attrs, err := nl.ParseRouteAttr(msg[nfgenmsgLen:])
+	if err != nil {
+		return nil, fmt.Errorf("parse conntrack message: %w", err)
+	}
+	req := conntrackRequest(nl.IPCTNL_MSG_CT_DELETE, unix.NLM_F_ACK, family)
+	var reply, id bool
+	for _, a := range attrs {
+		switch t := a.Attr.Type & nl.NLA_TYPE_MASK; t {
+		case nl.CTA_TUPLE_REPLY, nl.CTA_ID, nl.CTA_ZONE:
+			reply, id = reply || t == nl.CTA_TUPLE_REPLY, id || t == nl.CTA_ID
+			req.AddData(nl.NewRtAttr(int(a.Attr.Type), a.Value))
+		}
+	}
+	if !reply || !id {
+		return nil, fmt.Errorf("conntrack message without its reply tuple or id (reply %v, id %v): %w", reply, id, syscall.EBADMSG)
+	}
+	return req, nil
 }
 
 const nfgenmsgLen = 4

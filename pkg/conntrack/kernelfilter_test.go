@@ -1,6 +1,8 @@
 package conntrack
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink/nl"
@@ -67,5 +69,47 @@ func TestEntryFromMessage(t *testing.T) {
 	}
 	if _, err := entryFromMessage(msg[:2]); err == nil {
 		t.Error("entryFromMessage(2 bytes) succeeded")
+	}
+}
+
+// TestDeleteRequestByReplyTuple checks that a dumped entry is deleted by
+// its reply tuple and id, never by its original tuple: a new connection
+// from the same client port re-opens the entry under the same original
+// tuple and, often, the same id (deleteRequest).
+func TestDeleteRequestByReplyTuple(t *testing.T) {
+	e := testEntries()[0]
+	orig := tupleAttr(nl.CTA_TUPLE_ORIG, e.Protocol, e.OrigSrc, e.OrigDst, e.OrigSrcPort, e.OrigDstPort)
+	reply := tupleAttr(nl.CTA_TUPLE_REPLY, e.Protocol, e.ReplySrc, e.OrigSrc, e.ReplySrcPort, e.OrigSrcPort)
+	id := nl.NewRtAttr(nl.CTA_ID, nl.BEUint32Attr(7))
+	timeout := nl.NewRtAttr(nl.CTA_TIMEOUT, nl.BEUint32Attr(120))
+	message := func(attrs ...*nl.RtAttr) []byte {
+		msg := make([]byte, nfgenmsgLen)
+		for _, a := range attrs {
+			msg = append(msg, a.Serialize()...)
+		}
+		return msg
+	}
+	req, err := deleteRequest(unix.AF_INET, message(orig, reply, timeout, id))
+	if err != nil {
+		t.Fatalf("deleteRequest() error = %v", err)
+	}
+	b := req.Serialize()
+	attrs, err := nl.ParseRouteAttr(b[unix.NLMSG_HDRLEN+nfgenmsgLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range attrs {
+		got = append(got, fmt.Sprintf("%d:%x", a.Attr.Type&nl.NLA_TYPE_MASK, a.Value))
+	}
+	want := []string{fmt.Sprintf("%d:%x", nl.CTA_TUPLE_REPLY, reply.Serialize()[4:]), fmt.Sprintf("%d:%x", nl.CTA_ID, []byte{0, 0, 0, 7})}
+	if !slices.Equal(got, want) {
+		t.Errorf("delete request attributes (type:value) = %v, want the reply tuple and id alone: %v", got, want)
+	}
+	// Without a tuple the kernel would flush the whole table.
+	for name, msg := range map[string][]byte{"no reply tuple": message(orig, id), "no id": message(orig, reply)} {
+		if _, err := deleteRequest(unix.AF_INET, msg); err == nil {
+			t.Errorf("deleteRequest(%s) succeeded", name)
+		}
 	}
 }

@@ -3,10 +3,8 @@ package conntrack
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync/atomic"
 
-	"github.com/vishvananda/netlink"
 	"k8s.io/klog/v2"
 )
 
@@ -78,36 +76,9 @@ func (k kernel) deleteFrom(t table) (int, error) {
 }
 
 // dumpAndDelete dumps the whole table of t's family and deletes the
-// entries some filter of t matches.
+// entries some filter of t matches (by reply tuple: deleteRequest).
 func dumpAndDelete(t table) (int, error) {
-	custom := make([]netlink.CustomConntrackFilter, len(t.filters))
-	for i, f := range t.filters {
-		custom[i] = flowFilter(f)
-	}
-	n, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, t.family, custom...)
-	return int(n), err
-}
-
-// flowFilter matches kernel flows with a Filter.
-type flowFilter Filter
-
-func (f flowFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
-	return Filter(f).matches(entryFromFlow(flow))
-}
-
-// entryFromFlow reads the fields Entry keeps from a kernel flow.
-func entryFromFlow(flow *netlink.ConntrackFlow) Entry {
-	addr := func(b []byte) netip.Addr {
-		a, _ := netip.AddrFromSlice(b)
-		return a.Unmap()
-	}
-	return Entry{
-		Protocol:     flow.Forward.Protocol,
-		OrigSrc:      addr(flow.Forward.SrcIP),
-		OrigSrcPort:  flow.Forward.SrcPort,
-		OrigDst:      addr(flow.Forward.DstIP),
-		OrigDstPort:  flow.Forward.DstPort,
-		ReplySrc:     addr(flow.Reverse.SrcIP),
-		ReplySrcPort: flow.Reverse.SrcPort,
-	}
+	return deleteFromDump(t.family, nil, func(e Entry) (bool, error) {
+		return t.matches(e), nil
+	})
 }

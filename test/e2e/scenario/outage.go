@@ -194,8 +194,10 @@ func reflectorRetryBound(outage time.Duration) time.Duration {
 // terminating for Tune.Terminating (kubelet's shutdown of the pod), is removed from the
 // slice, then killed. Removing it at once after the catch-up left source ports whose
 // last connection was to web-1 at its deletion, and one such port's next request was
-// reset (1 of ~640 requests, twice in ~25 runs, 2026-12-06): the pinned-port race of
-// Tuning.LegacyOtherTolerated, which this scenario is not about.
+// reset (1 of ~640 requests, twice in ~25 runs, 2026-12-06): the flush of web-1's
+// entries could delete that request's new entry, which often had the same original tuple
+// and id (fixed: pkg/conntrack deletes by reply tuple, deleteRequest); this scenario is not
+// about ports pinned to a removed pod.
 func (w *world) removeTerminating(ctx context.Context, rs *rollingService) error {
 	time.Sleep(w.env.Tune.Terminating)
 	old := rs.eps[0]

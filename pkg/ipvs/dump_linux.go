@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -147,17 +148,21 @@ func openServiceSocket() (*serviceSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open a generic netlink socket: %w", err)
 	}
-	s := &serviceSocket{fd: fd, family: f.ID}
 	for _, opt := range []int{unix.SO_SNDTIMEO, unix.SO_RCVTIMEO} {
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &nl.SocketTimeoutTv); err != nil {
-			s.close()
+			unix.Close(fd)
 			return nil, fmt.Errorf("set the generic netlink socket's timeouts: %w", err)
 		}
 	}
+	s := &serviceSocket{fd: fd, family: f.ID}
+	// Closed with the table, as moby's socket and the proc files are (by
+	// their os.File's finalizer): the socket holds its network namespace,
+	// whose virtual servers would otherwise outlive it (a test's table, in
+	// the kernel's shared hash, skews other namespaces' reads of
+	// /proc/net/ip_vs).
+	runtime.AddCleanup(s, func(fd int) { unix.Close(fd) }, fd)
 	return s, nil
 }
-
-func (s *serviceSocket) close() { unix.Close(s.fd) }
 
 // services reads the virtual servers pick wants, dumping again when the
 // kernel interrupted the dump.

@@ -19,6 +19,9 @@ type kernel struct {
 	// sequence number, and a reply read by the wrong caller is dropped.
 	mu     sync.Mutex
 	handle *mobyipvs.Handle
+	// dump reads the virtual servers (nil when it could not be opened:
+	// moby's GetServices does).
+	dump *serviceSocket
 	// conns is /proc/net/ip_vs_conn of that namespace, opened with it (a
 	// proc file shows the namespace of the thread that opened it).
 	conns    *os.File
@@ -46,10 +49,14 @@ func New() (Interface, error) {
 		handle.Close()
 		return nil, fmt.Errorf("read IPVS timeouts (is ip_vs loaded?): %w", err)
 	}
+	dump, err := openServiceSocket()
+	if err != nil {
+		klog.V(2).InfoS("Listing virtual servers with moby's GetServices", "err", err)
+	}
 	// Without it only Connections fails (its callers can do without).
 	conns, connsErr := os.Open("/proc/thread-self/net/ip_vs_conn")
 	table, tableErr := os.Open("/proc/thread-self/net/ip_vs")
-	return &kernel{handle: handle, conns: conns, connsErr: connsErr, table: table, tableErr: tableErr}, nil
+	return &kernel{handle: handle, dump: dump, conns: conns, connsErr: connsErr, table: table, tableErr: tableErr}, nil
 }
 
 // Connections reads the table from the start each time (a seq file
@@ -67,38 +74,26 @@ func (k *kernel) Connections(f func(Connection) bool) error {
 }
 
 func (k *kernel) List() ([]VirtualServer, error) {
-	return k.list(func(Service) bool { return true })
+	return k.list(bothFamilies)
 }
 
 func (k *kernel) ListFamily(ipv6 bool) ([]VirtualServer, error) {
-	return k.list(func(s Service) bool { return s.Address.Is6() == ipv6 })
+	return k.list(familiesOf(ipv6))
 }
 
-// list reads the virtual servers wanted picks, with their real servers:
+// list reads the virtual servers pick wants, with their real servers:
 // the virtual servers from one netlink dump (their options are not all in
 // /proc/net/ip_vs), their real servers from one read of /proc/net/ip_vs.
 // Where that read fails, or misses a virtual server of the dump (added while
 // it ran), the real servers come from a netlink dump of that virtual server.
-func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
+func (k *kernel) list(pick families) ([]VirtualServer, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	services, err := k.handle.GetServices()
+	services, err := k.services(pick)
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", kernelError(err))
 	}
-	vss := make([]VirtualServer, 0, len(services))
-	picked := make([]*mobyipvs.Service, 0, len(services))
-	dumped := 0
-	for _, ms := range services {
-		svc, ok := fromMobyService(ms)
-		if !ok {
-			klog.V(4).InfoS("Skipping IPVS service we do not manage", "address", ms.Address, "protocol", ms.Protocol, "port", ms.Port, "fwmark", ms.FWMark)
-			continue
-		}
-		if wanted(svc) {
-			vss, picked = append(vss, VirtualServer{Service: svc}), append(picked, ms)
-		}
-	}
+	vss := services.vss
 	if len(vss) == 0 {
 		// A family without virtual servers (IPv6 on most dual-stack
 		// nodes) does not read the other family's real servers.
@@ -108,25 +103,55 @@ func (k *kernel) list(wanted func(Service) bool) ([]VirtualServer, error) {
 	if err != nil {
 		klog.V(2).InfoS("Reading real servers over netlink instead", "err", err)
 	}
-	for i, ms := range picked {
-		svc := vss[i].Service
-		dsts, ok := table[svc.ServiceKey]
+	missing := 0
+	for i := range vss {
+		key := vss[i].ServiceKey
+		dsts, ok := table[key]
 		if !ok {
-			if dsts, err = k.destinations(ms); err != nil {
-				return nil, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
+			if dsts, err = k.destinations(services.request(i)); err != nil {
+				return nil, fmt.Errorf("list real servers of %s: %w", key, err)
 			}
-			dumped++
+			missing++
 		}
 		vss[i].Destinations = dsts
 	}
-	if dumped > 0 && table != nil {
+	if missing > 0 && table != nil {
 		// Added while the text was read, or skipped by the kernel's seq
 		// file on 6.1 when other namespaces have virtual servers (its
 		// position at each read counts theirs).
-		klog.V(2).InfoS("Virtual servers missing from /proc/net/ip_vs, their real servers dumped one by one", "missing", dumped, "virtualServers", len(vss))
+		klog.V(2).InfoS("Virtual servers missing from /proc/net/ip_vs, their real servers dumped one by one", "missing", missing, "virtualServers", len(vss))
 	}
 	sortVirtualServers(vss)
 	return vss, nil
+}
+
+// services reads the virtual servers pick wants: from our own dump, or
+// from moby's GetServices when its socket could not be opened.
+func (k *kernel) services(pick families) (dumped, error) {
+	if k.dump != nil {
+		return k.dump.services(pick)
+	}
+	return k.mobyServices(pick)
+}
+
+// mobyServices is services over moby's GetServices.
+func (k *kernel) mobyServices(pick families) (dumped, error) {
+	services, err := k.handle.GetServices()
+	if err != nil {
+		return dumped{}, err
+	}
+	out := dumped{vss: make([]VirtualServer, 0, len(services))}
+	for _, ms := range services {
+		svc, ok := fromMobyService(ms)
+		if !ok {
+			klog.V(4).InfoS("Skipping IPVS service we do not manage", "address", ms.Address, "protocol", ms.Protocol, "port", ms.Port, "fwmark", ms.FWMark)
+			continue
+		}
+		if pick.has(svc.Address) {
+			out.add(dumpedService{Service: svc, family: ms.AddressFamily})
+		}
+	}
+	return out, nil
 }
 
 // readTable reads /proc/net/ip_vs from its start (a seq file regenerates

@@ -7,13 +7,14 @@ import (
 	"net/netip"
 	"runtime"
 	"syscall"
-	"unsafe"
 
 	mobyipvs "github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
 )
 
 // The IPVS generic netlink interface (include/uapi/linux/ip_vs.h), as far
@@ -45,10 +46,6 @@ const (
 // dumpAttempts bounds the retries of a service dump the kernel marked
 // interrupted (NLM_F_DUMP_INTR), as the other dumps of this repository do.
 const dumpAttempts = 5
-
-// dumpBufferSize is the read buffer a dump starts with: twice the largest
-// batch a generic netlink dump hands its reader (32 KiB).
-const dumpBufferSize = 64 << 10
 
 // families picks virtual servers by the family of their address as read
 // back (unmapped: an IPv6 virtual server at an IPv4-mapped address is
@@ -186,7 +183,7 @@ func (s *serviceSocket) dump(pick families) (dumped, error) {
 	}
 	r := newServiceReader(s.family, s.seq, pick, s.sizes[pick])
 	for !r.done {
-		batch, err := s.nextBatch()
+		batch, err := netlinkbatch.Next(s.fd, &s.buf)
 		if err != nil {
 			return dumped{}, fmt.Errorf("read the dump: %w", err)
 		}
@@ -212,44 +209,6 @@ func serviceDumpRequest(family uint16, seq uint32) []byte {
 	req[unix.NLMSG_HDRLEN] = ipvsCmdGetService
 	req[unix.NLMSG_HDRLEN+1] = ipvsGenlVersion
 	return req
-}
-
-// nextBatch reads the next batch of the answer whole. Its size is asked
-// first: read(2) drops silently what does not fit in the buffer, and a
-// batch cut between two messages looks whole.
-func (s *serviceSocket) nextBatch() ([]byte, error) {
-	size, err := s.recv(nil, unix.MSG_PEEK|unix.MSG_TRUNC) // the batch's whole size, nothing read
-	if err != nil {
-		return nil, err
-	}
-	if size > len(s.buf) {
-		s.buf = make([]byte, max(size, dumpBufferSize))
-	}
-	n, err := s.recv(s.buf, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.buf[:n], nil
-}
-
-// recv is recvfrom(2) into b without the sender's address, which
-// unix.Recvfrom would allocate for every batch; a call a signal
-// interrupted is made again.
-func (s *serviceSocket) recv(b []byte, flags int) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
-		switch errno {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
-		default:
-			return 0, errno
-		}
-	}
 }
 
 // serviceReader is a service dump being read, batch by batch.

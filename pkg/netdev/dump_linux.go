@@ -7,17 +7,12 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-)
 
-// dumpBufferSize is the read buffer a dump starts with: twice the largest
-// batch the kernel hands an address dump's reader (32 KiB). A larger one
-// (a link dump's batch holds at least its largest device, min_dump_alloc)
-// grows it.
-const dumpBufferSize = 64 << 10
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
+)
 
 // localAddresses reads the node's addresses for LocalAddresses. The
 // kernel table holds one, so that what it keeps lasts as long as the
@@ -92,7 +87,7 @@ func (s *routeSocket) dump(req []byte, take func(kind uint16, payload []byte) er
 // receive reads the answer to the last request into d.
 func (s *routeSocket) receive(d *dumpReader) error {
 	for !d.done {
-		batch, err := s.nextBatch()
+		batch, err := netlinkbatch.Next(s.fd, &s.buf)
 		if err != nil {
 			return fmt.Errorf("read the dump: %w", err)
 		}
@@ -104,44 +99,6 @@ func (s *routeSocket) receive(d *dumpReader) error {
 		return netlink.ErrDumpInterrupted
 	}
 	return nil
-}
-
-// nextBatch reads the next batch of the answer whole. Its size is asked
-// first: read(2) drops silently what does not fit in the buffer, and a
-// batch cut between two messages looks whole.
-func (s *routeSocket) nextBatch() ([]byte, error) {
-	size, err := s.recv(nil, unix.MSG_PEEK|unix.MSG_TRUNC) // the batch's whole size, nothing read
-	if err != nil {
-		return nil, err
-	}
-	if size > len(s.buf) {
-		s.buf = make([]byte, max(size, dumpBufferSize))
-	}
-	n, err := s.recv(s.buf, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.buf[:n], nil
-}
-
-// recv is recvfrom(2) into b without the sender's address, which
-// unix.Recvfrom would allocate for every batch; a call a signal
-// interrupted is made again.
-func (s *routeSocket) recv(b []byte, flags int) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(p), uintptr(len(b)), uintptr(flags), 0, 0)
-		switch errno {
-		case 0:
-			return int(n), nil
-		case unix.EINTR:
-		default:
-			return 0, errno
-		}
-	}
 }
 
 // dumpReader is a dump being read.

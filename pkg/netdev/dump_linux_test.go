@@ -10,6 +10,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
 )
 
 // The dumps are decoded in place, without netlink's library: these cases
@@ -140,11 +142,11 @@ func TestOwnAddressRejectsACutAttribute(t *testing.T) {
 // (a socket pair stands in for the kernel's end).
 func TestReceiveReadsABatchLargerThanTheBuffer(t *testing.T) {
 	first := message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.10"}))
-	batch := slices.Concat(slices.Repeat(first, dumpBufferSize/len(first)),
+	batch := slices.Concat(slices.Repeat(first, netlinkbatch.BufferSize/len(first)),
 		message(unix.RTM_NEWADDR, unix.NLM_F_MULTI, 1, addressMessage(2, addrAttr{unix.IFA_ADDRESS, "192.168.0.11"})))
 	got, err := receiveBatches(t, batch, message(unix.NLMSG_DONE, unix.NLM_F_MULTI, 1, errnoPayload(0)))
-	if err != nil || len(got) != dumpBufferSize/len(first)+1 || got[len(got)-1] != netip.MustParseAddr("192.168.0.11") {
-		t.Errorf("read %d addresses (%v), want %d ending with 192.168.0.11", len(got), err, dumpBufferSize/len(first)+1)
+	if err != nil || len(got) != netlinkbatch.BufferSize/len(first)+1 || got[len(got)-1] != netip.MustParseAddr("192.168.0.11") {
+		t.Errorf("read %d addresses (%v), want %d ending with 192.168.0.11", len(got), err, netlinkbatch.BufferSize/len(first)+1)
 	}
 }
 

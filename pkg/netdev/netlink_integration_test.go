@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
 	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
 
@@ -286,7 +287,7 @@ func BenchmarkKernelLocalAddresses(b *testing.B) {
 					skipped, _ := indexesOf([]string{"dev0"})
 					all, _ := table.LocalAddresses()
 					b.Logf("%d addresses", len(all))
-					buf := make([]byte, dumpBufferSize)
+					buf := make([]byte, netlinkbatch.BufferSize)
 					for b.Loop() {
 						if _, err := readAddressesExcept(buf, skipped, whole); err != nil {
 							b.Fatal(err)

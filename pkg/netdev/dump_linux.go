@@ -217,6 +217,12 @@ func (s *routeSocket) addressesOf(index uint32, addrs []netip.Addr) ([]netip.Add
 
 // of lists the addresses of device index from a dump of that device's.
 func (l *localAddresses) of(index uint32) ([]netip.Addr, error) {
+	return l.read(func(s *routeSocket) ([]netip.Addr, error) { return s.addressesOf(index, nil) })
+}
+
+// read runs one caller's dumps on a socket of its own that receives into
+// the kept buffer, one caller at a time.
+func (l *localAddresses) read(dumps func(*routeSocket) ([]netip.Addr, error)) ([]netip.Addr, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, err := openRouteSocket(l.buf)
@@ -224,7 +230,7 @@ func (l *localAddresses) of(index uint32) ([]netip.Addr, error) {
 		return nil, err
 	}
 	defer func() { l.buf = s.buf; s.close() }()
-	return s.addressesOf(index, nil)
+	return dumps(s)
 }
 
 // addressesPerDeviceDump is how many addresses the skipped devices must
@@ -240,26 +246,21 @@ const addressesPerDeviceDump = 100
 // hold many (kube-ipvs0 at 10k Services: the kernel would write them all
 // for each partial sync, to be thrown away), else from one dump of all.
 func (l *localAddresses) except(skipped map[uint32]bool) ([]netip.Addr, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s, err := openRouteSocket(l.buf)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { l.buf = s.buf; s.close() }()
-	indexes, err := s.linkIndexes(skipped)
-	if err != nil {
-		return nil, err
-	}
-	if s.strict && l.skippedLast > addressesPerDeviceDump*len(indexes) {
-		return s.addressesByDevice(indexes)
-	}
-	addrs, n, err := s.allAddressesExcept(skipped)
-	if err != nil {
-		return nil, err
-	}
-	l.skippedLast = n
-	return addrs, nil
+	return l.read(func(s *routeSocket) ([]netip.Addr, error) {
+		indexes, err := s.linkIndexes(skipped)
+		if err != nil {
+			return nil, err
+		}
+		if s.strict && l.skippedLast > addressesPerDeviceDump*len(indexes) {
+			return s.addressesByDevice(indexes)
+		}
+		addrs, n, err := s.allAddressesExcept(skipped)
+		if err != nil {
+			return nil, err
+		}
+		l.skippedLast = n // under l.mu: read holds it
+		return addrs, nil
+	})
 }
 
 // addressesByDevice lists the addresses of the given devices, one dump each.

@@ -54,17 +54,7 @@ func TestKernelLocalAddressesMatchAddrList(t *testing.T) {
 		"excluded0": {hostAddress(netip.MustParseAddr("10.96.0.1")), hostAddress(netip.MustParseAddr("fd00::1"))},
 		"node0":     {hostAddress(netip.MustParseAddr("192.168.0.10")), hostAddress(netip.MustParseAddr("fd00:1::10")), peer},
 	}
-	for name, addrs := range devices {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
-		if err := netlink.LinkAdd(br); err != nil {
-			t.Fatalf("add bridge %s: %v", name, err)
-		}
-		for _, a := range addrs {
-			if err := netlink.AddrAdd(br, a); err != nil {
-				t.Fatalf("add %s to %s: %v", a, name, err)
-			}
-		}
-	}
+	addBridges(t, devices)
 	got, err := table.LocalAddresses("excluded0")
 	if err != nil {
 		t.Fatal(err)
@@ -111,17 +101,7 @@ func TestKernelAddressesMatchAddrList(t *testing.T) {
 			hostAddress(netip.AddrFrom4([4]byte{10, 96, byte(i / 256), byte(i % 256)})),
 			hostAddress(netip.AddrFrom16([16]byte{0xfd, 0, 15: byte(i % 256), 14: byte(i / 256)})))
 	}
-	for name, addrs := range devices {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
-		if err := netlink.LinkAdd(br); err != nil {
-			t.Fatalf("add bridge %s: %v", name, err)
-		}
-		for _, a := range addrs {
-			if err := netlink.AddrAdd(br, a); err != nil {
-				t.Fatalf("add %s to %s: %v", a, name, err)
-			}
-		}
-	}
+	addBridges(t, devices)
 	link, err := netlink.LinkByName("kube-ipvs0")
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +125,23 @@ func TestKernelAddressesMatchAddrList(t *testing.T) {
 	}
 	if _, err := table.Addresses("missing0"); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("Addresses(missing0) error = %v, want ENOENT", err)
+	}
+}
+
+// addBridges makes a bridge of each name holding its addresses (bridges
+// stand in for devices where dummy devices are not built).
+func addBridges(t *testing.T, devices map[string][]*netlink.Addr) {
+	t.Helper()
+	for name, addrs := range devices {
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+		if err := netlink.LinkAdd(br); err != nil {
+			t.Fatalf("add bridge %s: %v", name, err)
+		}
+		for _, a := range addrs {
+			if err := netlink.AddrAdd(br, a); err != nil {
+				t.Fatalf("add %s to %s: %v", a, name, err)
+			}
+		}
 	}
 }
 

@@ -143,7 +143,8 @@ func TestKernelDeleteInZones(t *testing.T) {
 			nettest.EnterNewNetns(t)
 			e := Entry{ProtoTCP, addr("192.168.50.2"), 40003, addr("10.96.0.10"), 80, addr("10.244.0.10"), 8080}
 			origZone, replyZone, spare := e, e, e
-			origZone.OrigSrcPort, replyZone.OrigSrcPort, spare.ReplySrc = 40004, 40005, addr("10.244.0.11")
+			origZone.OrigSrcPort, replyZone.OrigSrcPort = 40004, 40005
+			spare.OrigSrcPort, spare.ReplySrc = 40006, addr("10.244.0.11")
 			insert(t, e)
 			insert(t, e, "-w", "5")
 			insert(t, origZone, "--orig-zone", "7")

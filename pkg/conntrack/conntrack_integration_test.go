@@ -22,8 +22,9 @@ import (
 )
 
 // insert creates a real conntrack entry with the conntrack binary: the
-// reply goes from the endpoint back to the client, as after DNAT.
-func insert(t *testing.T, e Entry) {
+// reply goes from the endpoint back to the client, as after DNAT; extra
+// are more of its flags (a zone).
+func insert(t *testing.T, e Entry, extra ...string) {
 	t.Helper()
 	args := []string{"-I", "-p", protocolName(e.Protocol),
 		"-s", e.OrigSrc.String(), "-d", e.OrigDst.String(),
@@ -34,6 +35,7 @@ func insert(t *testing.T, e Entry) {
 	if e.Protocol == ProtoTCP {
 		args = append(args, "--state", "ESTABLISHED", "-u", "SEEN_REPLY")
 	}
+	args = append(args, extra...)
 	if out, err := exec.Command("conntrack", args...).CombinedOutput(); err != nil {
 		t.Fatalf("conntrack %v: %v: %s", args, err, out)
 	}
@@ -127,6 +129,42 @@ func TestKernelDeleteSparesReopenedEntry(t *testing.T) {
 		remove(t, reopened)
 	}
 	t.Logf("the re-opened entry had the old one's id in %d of %d rounds", sameID, rounds)
+}
+
+// TestKernelDeleteInZones deletes entries of conntrack zones: the same
+// tuples in zone 0 and zone 5, one entry in a zone of its original
+// direction and one in a zone of its reply direction. Each is deleted in
+// its own zone (the deletion carries CTA_ZONE, and the reply tuple its
+// CTA_TUPLE_ZONE) and counted once; an entry of zone 5 to another
+// endpoint stays.
+func TestKernelDeleteInZones(t *testing.T) {
+	for impl, newKernel := range kernels() {
+		t.Run(impl, func(t *testing.T) {
+			nettest.EnterNewNetns(t)
+			e := Entry{ProtoTCP, addr("192.168.50.2"), 40003, addr("10.96.0.10"), 80, addr("10.244.0.10"), 8080}
+			origZone, replyZone, spare := e, e, e
+			origZone.OrigSrcPort, replyZone.OrigSrcPort = 40004, 40005
+			spare.OrigSrcPort, spare.ReplySrc = 40006, addr("10.244.0.11")
+			insert(t, e)
+			insert(t, e, "-w", "5")
+			insert(t, origZone, "--orig-zone", "7")
+			insert(t, replyZone, "--reply-zone", "9")
+			insert(t, spare, "-w", "5")
+			if got := len(kernelEntries(t)); got != 5 {
+				t.Fatalf("%d entries after the inserts, want 5", got)
+			}
+			n, err := newKernel().Delete([]Filter{{Protocol: ProtoTCP, OrigDst: e.OrigDst, OrigDstPort: 80, ReplySrc: e.ReplySrc, ReplySrcPort: 8080}})
+			if err != nil || n != 4 {
+				t.Errorf("Delete() = %d, %v; want 4", n, err)
+			}
+			if got := kernelEntries(t); !reflect.DeepEqual(got, []Entry{spare}) {
+				t.Errorf("table after Delete: %v; want %v alone", got, spare)
+			}
+			if out, err := exec.Command("conntrack", "-L", "-f", "ipv4").CombinedOutput(); err == nil {
+				t.Logf("conntrack -L:\n%s", out)
+			}
+		})
+	}
 }
 
 // pinToOneCPU keeps the test's thread (and the conntrack commands it

@@ -258,3 +258,11 @@ func entryFromFlow(flow *netlink.ConntrackFlow) Entry {
 		ReplySrcPort: flow.Reverse.SrcPort,
 	}
 }
+
+// docs/kep/README.md's conntrack section gives the filters deleted through
+// kernel-filtered dumps: up to 8 per family.
+func TestMaxFilteredDumpsIsTheDocumentedNumber(t *testing.T) {
+	if maxFilteredDumps != 8 {
+		t.Errorf("maxFilteredDumps = %d; docs/kep/README.md says up to 8 filters", maxFilteredDumps)
+	}
+}

@@ -220,7 +220,7 @@ func deleteRequest(family netlink.InetFamily, msg []byte) (*nl.NetlinkRequest, e
 	if len(msg) < nfgenmsgLen {
 		return nil, fmt.Errorf("conntrack message of %d bytes: %w", len(msg), syscall.EBADMSG)
 	}
-	attrs, err := nl.ParseRouteAttr(msg[nfgenmsgLen:])
+	attrs, err := parseAttrs(msg[nfgenmsgLen:])
 	if err != nil {
 		return nil, fmt.Errorf("parse conntrack message: %w", err)
 	}
@@ -253,7 +253,7 @@ func entryFromMessage(msg []byte) (Entry, error) {
 	if len(msg) < nfgenmsgLen {
 		return Entry{}, fmt.Errorf("conntrack message of %d bytes: %w", len(msg), syscall.EBADMSG)
 	}
-	attrs, err := nl.ParseRouteAttr(msg[nfgenmsgLen:])
+	attrs, err := parseAttrs(msg[nfgenmsgLen:])
 	if err != nil {
 		return Entry{}, fmt.Errorf("parse conntrack message: %w", err)
 	}
@@ -281,18 +281,22 @@ func entryFromMessage(msg []byte) (Entry, error) {
 
 // parseTuple reads a CTA_TUPLE_* attribute's addresses, ports and protocol.
 func parseTuple(b []byte, proto *uint8, src *netip.Addr, srcPort *uint16, dst *netip.Addr, dstPort *uint16) error {
-	attrs, err := nl.ParseRouteAttr(b)
+	attrs, err := parseAttrs(b)
 	if err != nil {
 		return fmt.Errorf("parse conntrack tuple: %w", err)
 	}
 	for _, a := range attrs {
-		inner, err := nl.ParseRouteAttr(a.Value)
+		kind := a.Attr.Type & nl.NLA_TYPE_MASK
+		if kind != nl.CTA_TUPLE_IP && kind != nl.CTA_TUPLE_PROTO {
+			continue // not nested: CTA_TUPLE_ZONE
+		}
+		inner, err := parseAttrs(a.Value)
 		if err != nil {
 			return fmt.Errorf("parse conntrack tuple: %w", err)
 		}
 		for _, v := range inner {
 			t := v.Attr.Type & nl.NLA_TYPE_MASK
-			switch a.Attr.Type & nl.NLA_TYPE_MASK {
+			switch kind {
 			case nl.CTA_TUPLE_IP:
 				addr, _ := netip.AddrFromSlice(v.Value)
 				switch t {
@@ -314,4 +318,15 @@ func parseTuple(b []byte, proto *uint8, src *netip.Addr, srcPort *uint16, dst *n
 		}
 	}
 	return nil
+}
+
+// parseAttrs is nl.ParseRouteAttr refusing a list whose length is not a
+// multiple of the attributes' alignment: the kernel pads every attribute,
+// and ParseRouteAttr slices past the end of a list whose last attribute
+// lacks its padding (a panic).
+func parseAttrs(b []byte) ([]syscall.NetlinkRouteAttr, error) {
+	if len(b)%unix.NLA_ALIGNTO != 0 {
+		return nil, fmt.Errorf("attribute list of %d bytes, its last attribute not padded: %w", len(b), syscall.EBADMSG)
+	}
+	return nl.ParseRouteAttr(b)
 }

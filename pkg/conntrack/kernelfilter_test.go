@@ -113,3 +113,70 @@ func TestDeleteRequestByReplyTuple(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteRequestKeepsTheZone checks that the deletion of an entry of a
+// conntrack zone names the zone: without CTA_ZONE the kernel looks the
+// reply tuple up in zone 0, where an entry with the same tuples may live
+// (the deletion then fails its id check and the entry stays).
+func TestDeleteRequestKeepsTheZone(t *testing.T) {
+	e := testEntries()[0]
+	reply := tupleAttr(nl.CTA_TUPLE_REPLY, e.Protocol, e.ReplySrc, e.OrigSrc, e.ReplySrcPort, e.OrigSrcPort)
+	zone := nl.NewRtAttr(nl.CTA_ZONE, nl.BEUint16Attr(5))
+	id := nl.NewRtAttr(nl.CTA_ID, nl.BEUint32Attr(7))
+	msg := make([]byte, nfgenmsgLen)
+	for _, a := range []*nl.RtAttr{tupleAttr(nl.CTA_TUPLE_ORIG, e.Protocol, e.OrigSrc, e.OrigDst, e.OrigSrcPort, e.OrigDstPort), reply, zone, id} {
+		msg = append(msg, a.Serialize()...)
+	}
+	req, err := deleteRequest(unix.AF_INET, msg)
+	if err != nil {
+		t.Fatalf("deleteRequest() error = %v", err)
+	}
+	attrs, err := nl.ParseRouteAttr(req.Serialize()[unix.NLMSG_HDRLEN+nfgenmsgLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range attrs {
+		got = append(got, fmt.Sprintf("%d:%x", a.Attr.Type&nl.NLA_TYPE_MASK, a.Value))
+	}
+	want := []string{fmt.Sprintf("%d:%x", nl.CTA_TUPLE_REPLY, reply.Serialize()[4:]), fmt.Sprintf("%d:0005", nl.CTA_ZONE), fmt.Sprintf("%d:00000007", nl.CTA_ID)}
+	if !slices.Equal(got, want) {
+		t.Errorf("delete request attributes (type:value) = %v, want %v", got, want)
+	}
+}
+
+// TestMalformedMessagesAreErrors cuts a dumped message (with a zone, whose
+// attribute is 6 bytes and padded to 8) at every length: each cut is an
+// error or an entry, never a panic (netlink's ParseRouteAttr slices past
+// the end of an attribute list whose last padding is missing), and a
+// deletion is never built without the id.
+func TestMalformedMessagesAreErrors(t *testing.T) {
+	e := testEntries()[0]
+	reply := tupleAttr(nl.CTA_TUPLE_REPLY, e.Protocol, e.ReplySrc, e.OrigSrc, e.ReplySrcPort, e.OrigSrcPort)
+	reply.AddRtAttr(ctaTupleZone, nl.BEUint16Attr(9)) // a zone of the reply direction
+	id := nl.NewRtAttr(nl.CTA_ID, nl.BEUint32Attr(7))
+	msg := make([]byte, nfgenmsgLen)
+	for _, a := range []*nl.RtAttr{tupleAttr(nl.CTA_TUPLE_ORIG, e.Protocol, e.OrigSrc, e.OrigDst, e.OrigSrcPort, e.OrigDstPort), reply, nl.NewRtAttr(nl.CTA_ZONE, nl.BEUint16Attr(5)), id} {
+		msg = append(msg, a.Serialize()...)
+	}
+	if got, err := entryFromMessage(msg); err != nil || got != e {
+		t.Errorf("entryFromMessage(with zones) = %v, %v; want %v", got, err, e)
+	}
+	for cut := range len(msg) {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("message cut at %d of %d: panic %v", cut, len(msg), r)
+				}
+			}()
+			_, _ = entryFromMessage(msg[:cut])
+			if _, err := deleteRequest(unix.AF_INET, msg[:cut]); err == nil && cut < len(msg)-len(id.Serialize()) {
+				t.Errorf("deleteRequest(message cut at %d of %d) succeeded without the id", cut, len(msg))
+			}
+		}()
+	}
+}
+
+// ctaTupleZone is CTA_TUPLE_ZONE of enum ctattr_tuple (a zone of one
+// direction), which the vendored library does not define.
+const ctaTupleZone = 3

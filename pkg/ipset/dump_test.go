@@ -8,7 +8,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
-	_ "unsafe" // go:linkname
+	"unsafe" // and go:linkname
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -463,4 +463,11 @@ func BenchmarkParseDump(b *testing.B) {
 			}
 		}
 	})
+}
+
+// maxEntriesHint's comment gives the memory it reserves at most: 1.7 MB.
+func TestMaxEntriesHintIsTheDocumentedSize(t *testing.T) {
+	if size := unsafe.Sizeof(Entry{}) * maxEntriesHint; size < 1.65e6 || size >= 1.75e6 {
+		t.Errorf("maxEntriesHint members take %d bytes, not the 1.7 MB its comment says", size)
+	}
 }

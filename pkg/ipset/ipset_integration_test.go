@@ -355,3 +355,55 @@ func TestKernelDestroyReferencedSet(t *testing.T) {
 		t.Errorf("DestroySet(used) after the rule went: %v", err)
 	}
 }
+
+// TestKernelListKeepParity runs the same List(keep) on the kernel and the
+// fake, with a keep that changes the sets as it is asked: it destroys a
+// set it accepts and another it accepted before, adds a member to a set
+// not yet read, creates a set (absent: keep saw the names first), and
+// refuses a family. Both read the same; after a keep that panics, both
+// list again.
+func TestKernelListKeepParity(t *testing.T) {
+	nettest.EnterNewNetns(t)
+	kernel, fake := New(), NewFake()
+	for _, i := range []Interface{kernel, fake} {
+		for _, c := range typeContents() {
+			create(t, i, c)
+		}
+	}
+	list := func(i Interface) []Contents {
+		seen := map[string]bool{}
+		got, err := i.List(func(name string) bool {
+			seen[name] = true
+			switch name {
+			case "ip4":
+				mustDo(t, i.DestroySet("ip4"))
+			case "net4":
+				if seen["ipport4"] {
+					mustDo(t, i.DestroySet("ipport4"))
+				}
+			case "port":
+				mustDo(t, i.AddEntry("net6", Entry{Net: netip.MustParsePrefix("fd01::/64")}))
+				mustDo(t, i.CreateSet(Set{Name: "late", Type: HashIP, Family: Inet}))
+			}
+			return !strings.HasSuffix(name, "4") || name == "ip4" || name == "ipport4"
+		})
+		if err != nil {
+			t.Fatalf("%T List(keep): %v", i, err)
+		}
+		return normalise(got)
+	}
+	if k, f := list(kernel), list(fake); !reflect.DeepEqual(k, f) {
+		t.Errorf("List(keep) on the kernel:\n%s\non the fake:\n%s", summary(k), summary(f))
+	}
+	for _, i := range []Interface{kernel, fake} {
+		func() {
+			defer func() { _ = recover() }()
+			_, _ = i.List(func(string) bool { panic("keep") })
+		}()
+	}
+	k, kerr := kernel.List(nil)
+	f, ferr := fake.List(nil)
+	if kerr != nil || ferr != nil || !reflect.DeepEqual(normalise(k), normalise(f)) {
+		t.Errorf("List(nil) after a keep that panicked: kernel %v\n%s\nfake %v\n%s", kerr, summary(k), ferr, summary(f))
+	}
+}

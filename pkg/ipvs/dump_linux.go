@@ -227,49 +227,27 @@ func newServiceReader(family uint16, seq uint32, pick families, size int) *servi
 	return &serviceReader{family: family, seq: seq, pick: pick, services: dumped{vss: make([]VirtualServer, 0, size)}}
 }
 
-// parse takes in one batch of messages, decoded in place. Messages of
-// other requests (left of one that failed midway) are stepped over.
+// parse takes in one batch of the answer, decoded in place.
 func (r *serviceReader) parse(b []byte) error {
-	for len(b) >= unix.NLMSG_HDRLEN && !r.done {
-		size := int(binary.NativeEndian.Uint32(b[0:4]))
-		if size < unix.NLMSG_HDRLEN || size > len(b) {
-			return fmt.Errorf("read the dump: a message of %d bytes in %d: %w", size, len(b), syscall.EBADMSG)
-		}
-		kind, flags := binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8])
-		if binary.NativeEndian.Uint32(b[8:12]) == r.seq {
-			r.interrupted = r.interrupted || flags&unix.NLM_F_DUMP_INTR != 0
-			if err := r.take(kind, flags, b[unix.NLMSG_HDRLEN:size]); err != nil {
-				return err
-			}
-		}
-		b = b[min(nlmsgAlign(size), len(b)):]
-	}
-	return nil
+	done, interrupted, err := netlinkbatch.Walk(b, r.seq, r.take)
+	r.done, r.interrupted = r.done || done, r.interrupted || interrupted
+	return err
 }
 
-// take handles one message of the answer: the end, an error, or a
-// service. One without NLM_F_MULTI is a whole answer.
-func (r *serviceReader) take(kind, flags uint16, payload []byte) error {
-	switch kind {
-	case unix.NLMSG_DONE, unix.NLMSG_ERROR:
-		r.done = true
-		if len(payload) >= 4 {
-			if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
-				return syscall.Errno(-errno)
-			}
-		}
-		return nil
-	case r.family:
-		r.done = flags&unix.NLM_F_MULTI == 0
-		svc, ok, err := decodeServiceMessage(payload, r.pick)
-		if err != nil {
-			return fmt.Errorf("decode virtual server %d of the dump: %w", len(r.services.vss)+1, err)
-		}
-		if ok {
-			r.services.add(svc)
-		}
+// take decodes a message of the service dump; the last one of the answer
+// ends it unless it is multipart (NLMSG_DONE ends a multipart one).
+func (r *serviceReader) take(kind, flags uint16, payload []byte) (bool, error) {
+	if kind != r.family {
+		return false, nil
 	}
-	return nil
+	svc, ok, err := decodeServiceMessage(payload, r.pick)
+	if err != nil {
+		return false, fmt.Errorf("decode virtual server %d of the dump: %w", len(r.services.vss)+1, err)
+	}
+	if ok {
+		r.services.add(svc)
+	}
+	return flags&unix.NLM_F_MULTI == 0, nil
 }
 
 // decodeServiceMessage decodes one message of the dump: a genlmsghdr,

@@ -111,36 +111,11 @@ type dumpReader struct {
 
 // parse takes in one batch of messages, decoded in place.
 func (d *dumpReader) parse(b []byte) error {
-	for len(b) >= headerLen && !d.done {
-		size := int(binary.NativeEndian.Uint32(b[0:4]))
-		if size < headerLen || size > len(b) {
-			return fmt.Errorf("read the dump: a message of %d bytes in %d: %w", size, len(b), syscall.EBADMSG)
-		}
-		kind, flags := binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8])
-		if binary.NativeEndian.Uint32(b[8:12]) == d.seq {
-			d.interrupted = d.interrupted || flags&unix.NLM_F_DUMP_INTR != 0
-			if err := d.takeMessage(kind, b[headerLen:size]); err != nil {
-				return err
-			}
-		}
-		b = b[min(nlmsgAlign(size), len(b)):]
-	}
-	return nil
-}
-
-// takeMessage handles one message of the dump: the end, an error, or one
-// for take.
-func (d *dumpReader) takeMessage(kind uint16, payload []byte) error {
-	if kind != unix.NLMSG_DONE && kind != unix.NLMSG_ERROR {
-		return d.take(kind, payload)
-	}
-	d.done = true
-	if len(payload) >= 4 {
-		if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
-			return syscall.Errno(-errno)
-		}
-	}
-	return nil
+	done, interrupted, err := netlinkbatch.Walk(b, d.seq, func(kind, _ uint16, payload []byte) (bool, error) {
+		return false, d.take(kind, payload)
+	})
+	d.done, d.interrupted = d.done || done, d.interrupted || interrupted
+	return err
 }
 
 // dumpRequest is a dump request of the given type whose body, all zero

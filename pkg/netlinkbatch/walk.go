@@ -1,0 +1,50 @@
+package netlinkbatch
+
+import (
+	"encoding/binary"
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Walk hands take each message of batch b that answers request seq, in
+// order, until the answer is done; messages of other requests are stepped
+// over. NLMSG_DONE and NLMSG_ERROR end the answer, with the kernel's errno
+// when it sent one; take says whether its message ended it (a reply that is
+// not multipart). It reports whether the answer is done and whether the
+// kernel marked one of its messages interrupted (NLM_F_DUMP_INTR).
+func Walk(b []byte, seq uint32, take func(kind, flags uint16, payload []byte) (done bool, err error)) (done, interrupted bool, err error) {
+	for len(b) >= unix.NLMSG_HDRLEN && !done {
+		size := int(binary.NativeEndian.Uint32(b[0:4]))
+		if size < unix.NLMSG_HDRLEN || size > len(b) {
+			return done, interrupted, fmt.Errorf("read the dump: a message of %d bytes in %d: %w", size, len(b), syscall.EBADMSG)
+		}
+		kind, flags := binary.NativeEndian.Uint16(b[4:6]), binary.NativeEndian.Uint16(b[6:8])
+		if binary.NativeEndian.Uint32(b[8:12]) == seq {
+			interrupted = interrupted || flags&unix.NLM_F_DUMP_INTR != 0
+			payload := b[unix.NLMSG_HDRLEN:size]
+			if kind == unix.NLMSG_DONE || kind == unix.NLMSG_ERROR {
+				return true, interrupted, answerErrno(payload)
+			}
+			if done, err = take(kind, flags, payload); err != nil {
+				return done, interrupted, err
+			}
+		}
+		b = b[min(align(size), len(b)):]
+	}
+	return done, interrupted, nil
+}
+
+// answerErrno is the errno an NLMSG_DONE or NLMSG_ERROR carries, nil for
+// none (0: a plain end, or an acknowledgement).
+func answerErrno(payload []byte) error {
+	if len(payload) >= 4 {
+		if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
+			return syscall.Errno(-errno)
+		}
+	}
+	return nil
+}
+
+func align(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }

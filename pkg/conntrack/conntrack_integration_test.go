@@ -120,8 +120,8 @@ func TestKernelDeleteSparesReopenedEntry(t *testing.T) {
 		if newID == oldID {
 			sameID++
 		}
-		if err := deleteMessage(unix.AF_INET, msg); err != nil {
-			t.Fatalf("delete the dumped entry %s: %v", old, err)
+		if deleted, err := deleteMessage(unix.AF_INET, msg); err != nil || deleted {
+			t.Fatalf("delete the dumped entry %s = %v, %v; want false (it was gone), nil", old, deleted, err)
 		}
 		if got := kernelEntries(t); !reflect.DeepEqual(got, []Entry{reopened}) {
 			t.Fatalf("after deleting the dumped entry %s (id %d), the table holds %v; want the re-opened entry (id %d) alone", old, oldID, got, newID)
@@ -129,6 +129,32 @@ func TestKernelDeleteSparesReopenedEntry(t *testing.T) {
 		remove(t, reopened)
 	}
 	t.Logf("the re-opened entry had the old one's id in %d of %d rounds", sameID, rounds)
+}
+
+// TestKernelDeleteCountsOnlyItsDeletions deletes two dumped entries, one of
+// which something else deleted between the dump and the deletion (the
+// kernel's expire_nodest_conn work often does): it is no error, and the
+// count is of the entry this call deleted (the count goes to the log and
+// the conntrack metric).
+func TestKernelDeleteCountsOnlyItsDeletions(t *testing.T) {
+	nettest.EnterNewNetns(t)
+	gone := Entry{ProtoTCP, addr("192.168.50.2"), 40003, addr("10.96.0.10"), 80, addr("10.244.0.10"), 8080}
+	kept := gone
+	kept.OrigSrcPort = 40004
+	insert(t, gone)
+	insert(t, kept)
+	n, err := deleteFromDump(unix.AF_INET, nil, func(e Entry) (bool, error) {
+		if e == gone {
+			remove(t, gone) // deleted by someone else, after the dump
+		}
+		return true, nil
+	})
+	if err != nil || n != 1 {
+		t.Errorf("deleteFromDump() = %d, %v; want 1 (the other entry was already gone), nil", n, err)
+	}
+	if got := kernelEntries(t); len(got) != 0 {
+		t.Errorf("table after the deletion: %v; want empty", got)
+	}
 }
 
 // TestKernelDeleteInZones deletes entries of conntrack zones: the same

@@ -179,29 +179,34 @@ func deleteFromDump(family netlink.InetFamily, attrs []*nl.RtAttr, match func(En
 		if !ok {
 			continue
 		}
-		if err := deleteMessage(family, msg); err != nil {
+		gone, err := deleteMessage(family, msg)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", e, err))
 			continue
 		}
-		deleted++
+		if gone {
+			deleted++
+		}
 	}
 	// An interrupted dump deleted what it returned; the retry finds the rest.
 	return deleted, errors.Join(append(errs, dumpErr)...)
 }
 
 // deleteMessage deletes the entry of a dumped message, found by its reply
-// tuple and checked by its id (deleteRequest). An entry already gone
-// counts as deleted.
-func deleteMessage(family netlink.InetFamily, msg []byte) error {
+// tuple and checked by its id (deleteRequest). An entry already gone is
+// not an error, and deleted says it was not this call's.
+func deleteMessage(family netlink.InetFamily, msg []byte) (deleted bool, err error) {
 	req, err := deleteRequest(family, msg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	_, err = req.Execute(unix.NETLINK_NETFILTER, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		// Gone since the dump (the kernel's own expiry, or another
+		// deleter): not ours to count.
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // deleteRequest is the deletion of a dumped entry by its reply tuple, id

@@ -31,6 +31,9 @@ type kernel struct {
 	raw map[int]*nl.SocketHandle
 	// buf receives List's replies on raw (under mu).
 	buf []byte
+	// ns is New's network namespace, where a socket that replaces raw's
+	// (renewSocket) is opened; not open: the calling thread's.
+	ns netns.NsHandle
 }
 
 // New returns the kernel's IP sets. Set comments are not supported by the
@@ -38,12 +41,15 @@ type kernel struct {
 // Family. If no socket can be opened now, each request opens its own, and
 // List goes through the library.
 func New() Interface {
-	k := &kernel{handle: &netlink.Handle{}}
+	k := &kernel{handle: &netlink.Handle{}, ns: netns.None()}
 	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 	if err == nil {
 		var s *nl.NetlinkSocket
 		if s, err = openTimedSocket(h); err == nil {
 			k.handle, k.raw = h, map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: {Socket: s}}
+			if ns, nsErr := netns.Get(); nsErr == nil {
+				k.ns = ns
+			}
 		} else {
 			h.Close()
 		}
@@ -62,7 +68,14 @@ func openTimedSocket(h *netlink.Handle) (*nl.NetlinkSocket, error) {
 	if err := h.SetSocketTimeout(time.Duration(nl.SocketTimeoutTv.Nano())); err != nil {
 		return nil, err
 	}
-	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_NETFILTER)
+	return openSocket(netns.None())
+}
+
+// openSocket opens a netfilter netlink socket with the library's
+// per-request timeouts, in ns if it is open (the thread enters it: that
+// needs CAP_SYS_ADMIN), else in the calling thread's namespace.
+func openSocket(ns netns.NsHandle) (*nl.NetlinkSocket, error) {
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, err
 	}

@@ -106,3 +106,41 @@ func TestKernelConcurrentRequestsOverOneSocket(t *testing.T) {
 		t.Errorf("members left: %v, want %d in each of ips and ports", counts, want)
 	}
 }
+
+// TestKernelListAfterAnAbandonedDump leaves a dump unfinished on New's
+// socket (its first datagram does not fit the receive buffer, as a reply
+// that never comes would leave it on the receive timeout): the kernel keeps
+// that dump open and would refuse the next one on the socket (EBUSY), so
+// the next List must still read every set, and requests after it work.
+func TestKernelListAfterAnAbandonedDump(t *testing.T) {
+	nettest.EnterNewNetns(t)
+	kernel := New().(*kernel)
+	big := Contents{Set: Set{Name: "big", Type: HashIP, Family: Inet}}
+	ip := netip.MustParseAddr("10.0.0.0")
+	for range 2000 {
+		ip = ip.Next()
+		big.Entries = append(big.Entries, Entry{IP: ip})
+	}
+	restore(t, kernel, big)
+	for _, keep := range []func(string) bool{nil, func(string) bool { return true }} {
+		kernel.mu.Lock()
+		kernel.buf = make([]byte, 512)
+		kernel.mu.Unlock()
+		if _, err := kernel.List(keep); err == nil {
+			t.Fatal("List with a 512-byte buffer succeeded; want the too-large reply's error")
+		}
+		kernel.mu.Lock()
+		kernel.buf = nil
+		kernel.mu.Unlock()
+		got, err := kernel.List(keep)
+		if err != nil {
+			t.Fatalf("List after an abandoned dump: %v", err)
+		}
+		if len(got) != 1 || len(got[0].Entries) != len(big.Entries) {
+			t.Fatalf("List after an abandoned dump: %d sets; want big with %d members", len(got), len(big.Entries))
+		}
+	}
+	if err := kernel.AddEntry("big", Entry{IP: ip.Next()}); err != nil {
+		t.Errorf("AddEntry after the abandoned dumps: %v", err)
+	}
+}

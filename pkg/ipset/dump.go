@@ -11,6 +11,9 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
 )
 
 // flagListHeader in a list request's IPSET_ATTR_FLAGS dumps the headers
@@ -55,10 +58,11 @@ func (k *kernel) dump(name string, flags uint32) ([]Contents, error) {
 	l := listing{seq: req.Seq}
 	for !l.done {
 		b, err := receive(sh.Socket, k.buf)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			err = l.parse(b)
 		}
-		if err := l.parse(b); err != nil {
+		if err != nil {
+			k.renewSocket(sh)
 			return nil, err
 		}
 	}
@@ -66,6 +70,20 @@ func (k *kernel) dump(name string, flags uint32) ([]Contents, error) {
 		return nil, l.err
 	}
 	return l.sets, nil
+}
+
+// renewSocket replaces sh's socket, on which a dump was left unfinished:
+// the kernel keeps that dump open and refuses another on the socket (EBUSY)
+// until the rest of it is read. k.mu must be held. If no socket can be
+// opened, the old one stays: its next dumps fail until the rest is read.
+func (k *kernel) renewSocket(sh *nl.SocketHandle) {
+	s, err := openSocket(k.ns)
+	if err != nil {
+		klog.InfoS("Keeping the ipset netlink socket of an unfinished dump", "err", err)
+		return
+	}
+	sh.Socket.Close()
+	sh.Socket = s
 }
 
 // receive reads one datagram from the kernel into buf, waiting at most the
@@ -126,49 +144,42 @@ type listing struct {
 // datagram's messages cannot be framed (the dump cannot be followed to its
 // end); the replies' own errors go to l.err.
 func (l *listing) parse(b []byte) error {
-	for len(b) > 0 {
-		if len(b) < unix.NLMSG_HDRLEN {
-			return fmt.Errorf("%w: %d bytes left after the messages", errMalformed, len(b))
-		}
-		size := int(binary.NativeEndian.Uint32(b))
-		if size < unix.NLMSG_HDRLEN || size > len(b) {
-			return fmt.Errorf("%w: message length %d of %d bytes", errMalformed, size, len(b))
-		}
-		typ := binary.NativeEndian.Uint16(b[4:])
-		flags := binary.NativeEndian.Uint16(b[6:])
-		seq := binary.NativeEndian.Uint32(b[8:])
-		payload := b[unix.NLMSG_HDRLEN:size]
-		b = b[min(nlmsgAlign(size), len(b)):]
-		if seq != l.seq || l.done {
-			continue // a reply to an earlier request, abandoned
-		}
-		l.message(typ, flags, payload)
+	if l.done {
+		return nil
 	}
+	done, interrupted, err := netlinkbatch.Walk(b, l.seq, func(typ, flags uint16, payload []byte) (bool, error) {
+		l.message(typ, payload)
+		return false, nil
+	})
+	if interrupted {
+		l.fail(errors.New("dump interrupted"))
+	}
+	if !done {
+		if err != nil {
+			return fmt.Errorf("%w: %w", errMalformed, err)
+		}
+		return nil
+	}
+	// NLMSG_DONE may carry the dump's errno (a set gone in the middle),
+	// NLMSG_ERROR carries the refusal's.
+	l.done = true
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errnoError(int32(errno))
+	}
+	l.fail(err)
 	return nil
 }
 
-// message reads one message of the dump.
-func (l *listing) message(typ, flags uint16, payload []byte) {
+// message reads one message of the dump other than its end.
+func (l *listing) message(typ uint16, payload []byte) {
 	switch typ {
 	case unix.NLMSG_NOOP:
-		return
-	case unix.NLMSG_DONE, unix.NLMSG_ERROR:
-		l.done = true
-		// NLMSG_DONE may carry the dump's errno (a set gone in the middle),
-		// NLMSG_ERROR carries the refusal's.
-		if len(payload) >= 4 {
-			l.fail(errnoError(-int32(binary.NativeEndian.Uint32(payload))))
-		} else if typ == unix.NLMSG_ERROR {
-			l.fail(fmt.Errorf("%w: short error message", errMalformed))
-		}
 		return
 	case nl.IPSET_CMD_LIST | unix.NFNL_SUBSYS_IPSET<<8:
 	default:
 		l.fail(fmt.Errorf("%w: unexpected message type %#x", errMalformed, typ))
 		return
-	}
-	if flags&unix.NLM_F_DUMP_INTR != 0 {
-		l.fail(errors.New("dump interrupted"))
 	}
 	if l.err == nil {
 		l.fail(l.ipsetMessage(payload))
@@ -483,5 +494,4 @@ func (it *attrIter) next() bool {
 	return true
 }
 
-func nlaAlign(n int) int   { return (n + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1) }
-func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+func nlaAlign(n int) int { return (n + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1) }

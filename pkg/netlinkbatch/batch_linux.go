@@ -1,6 +1,7 @@
 // Package netlinkbatch reads a netlink socket's answers batch by batch into
-// a buffer kept between reads, for the dumps this project decodes itself
-// (pkg/ipvs's virtual servers, pkg/netdev's addresses).
+// a buffer kept between reads, and walks their messages, for the dumps this
+// project decodes itself (pkg/ipvs's virtual servers, pkg/netdev's
+// addresses; pkg/ipset walks its dumps' messages with Walk).
 package netlinkbatch
 
 import (

@@ -11,6 +11,8 @@
 #                       with kubectl apply -k --server-side (onto what "upstream" made)
 #   addon.sh gate-on    way C's last step: featureGates added to the kube-proxy ConfigMap's
 #                       config.conf with kubectl edit (a scripted editor), then rollout restart
+#   addon.sh restart    rollout restart alone, nothing changed (scenario 3's control row: the
+#                       same pod restarts on the nodes as a swap, with upstream's image)
 # "patch" and "upstream" run `kubeadm init phase upload-config kubeadm` first, as kubeadm
 # init does, then `kubeadm init phase addon kube-proxy --config FILE --kubeconfig admin.conf`.
 # Files (the kubeadm configuration, the patch and overlay copies) in the control plane's
@@ -111,6 +113,13 @@ EDITOR
 	kubectl -n kube-system rollout status ds/kube-proxy --timeout="$ROLLOUT_TIMEOUT"
 }
 
+# way_restart restarts the DaemonSet's pods with what they run.
+way_restart() {
+	step "addon: kubectl -n kube-system rollout restart ds/kube-proxy"
+	kubectl -n kube-system rollout restart ds/kube-proxy
+	kubectl -n kube-system rollout status ds/kube-proxy --timeout="$ROLLOUT_TIMEOUT"
+}
+
 main() {
 	[ -f "$CP_RUN/env" ] || { echo "addon: no control plane ($CP_RUN/env); run hack/cluster/controlplane-up.sh" >&2; return 1; }
 	source "$CP_RUN/env"
@@ -120,7 +129,8 @@ main() {
 	upstream) way_upstream ;;
 	overlay) way_overlay ;;
 	gate-on) way_gate_on ;;
-	*) echo "usage: $0 patch [no-gate]|upstream|overlay|gate-on" >&2; return 2 ;;
+	restart) way_restart ;;
+	*) echo "usage: $0 patch [no-gate]|upstream|overlay|gate-on|restart" >&2; return 2 ;;
 	esac
 	step "addon: kube-system/kube-proxy image $(kubectl -n kube-system get ds kube-proxy -o jsonpath='{.spec.template.spec.containers[0].image}')"
 }

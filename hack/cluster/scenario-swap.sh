@@ -9,8 +9,9 @@
 # addon.sh patch no-gate), then turns the gate on by editing the ConfigMap (addon.sh gate-on).
 # When the client is done, node-a is cleaned (kube-proxy --cleanup) and rebuilt by ours alone
 # with the same Services and pods: what the swap left differs from that (leftovers) or not.
-# "control": upstream's image the whole time, the same traffic for the same time, no swap:
-# its failed requests are the floor the swap rows are read against.
+# "control": upstream's image the whole time, the same traffic for the same time and the same
+# container work on node-a (two rollout restarts, addon.sh restart, and a state read between
+# them), no swap: its failed requests are the floor the swap rows are read against.
 # After each swap row ipvs-doctor runs in node-a's kube-proxy pod through kube-proxy's own
 # kubeconfig (docs/kubeadm.md). Rows go to _output/cluster/swap/report.md; node states and the
 # requests to _output/cluster/swap/ROW/.
@@ -39,7 +40,7 @@ swap_way() {
 # row_name is the report's name of a row.
 row_name() {
 	case $1 in
-	control) echo "control: upstream alone (addon.sh upstream, no swap)" ;;
+	control) echo "control: upstream alone (addon.sh upstream, then addon.sh restart twice; no swap)" ;;
 	*) echo "upstream -> ours (addon.sh $2) -> gate on (addon.sh gate-on)" ;;
 	esac
 }

@@ -82,6 +82,12 @@ func TestImageSwap(t *testing.T) {
 		time.Sleep(settle)
 	}
 	if control {
+		// The same container work on node-a as a swap row (two kube-proxy rollouts, a
+		// state-reading pod between them), with upstream's image throughout: failures that
+		// go with pod starts on a TCG node show here too.
+		run("restart: addon.sh restart", "restart")
+		saveState(t, client, ns, out, "upstream-restarted")
+		run("restart again: addon.sh restart", "restart")
 		rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 		cut := connectionsCut(t, holder)
 		end := saveState(t, client, ns, out, "upstream-end")

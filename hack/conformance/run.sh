@@ -112,7 +112,14 @@ echo "$(wc -l <"$RUN_DIR/selected.txt") tests selected: $RUN_DIR/selected.txt"
 if [ "${CONFORMANCE_DRY_RUN:-}" = 1 ]; then
 	exit 0
 fi
-step "conformance run $RUN [2/3]: pass 1, $PROCS Ginkgo process(es), not Serial/Disruptive (timeout $TIMEOUT)"
+# The node count, given: the suite counts the nodes in its set-up, which runs in Ginkgo's
+# first process only, so in the others the tests that need 2 nodes skipped themselves
+# ("Requires at least 2 nodes (not -1)": externalTrafficPolicy=Local for type=NodePort in the
+# upstream run of 2026-12-07). Ready and schedulable, as the suite counts them.
+num_nodes=$("$KUBECTL" --kubeconfig="$KUBECONFIG_FILE" get nodes --no-headers | awk '$2 == "Ready"' | wc -l)
+[ "$num_nodes" -gt 0 ] || { echo "conformance: no Ready schedulable node" >&2; exit 1; }
+e2e_args+=(--num-nodes="$num_nodes")
+step "conformance run $RUN [2/3]: pass 1, $PROCS Ginkgo process(es), not Serial/Disruptive, $num_nodes nodes (timeout $TIMEOUT)"
 run_pass parallel "$PROCS" "$RUN_DIR" --label-filter='!Serial && !Disruptive' --timeout="$TIMEOUT" || rc=$?
 step "conformance run $RUN [2/3]: pass 2, one process, Serial or Disruptive ($((SECONDS - start)) s so far)"
 run_pass serial 1 "$RUN_DIR" --label-filter='Serial || Disruptive' --timeout="$TIMEOUT" || rc=$?

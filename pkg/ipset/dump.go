@@ -161,11 +161,12 @@ func (l *listing) parse(b []byte) error {
 		return nil
 	}
 	// NLMSG_DONE may carry the dump's errno (a set gone in the middle),
-	// NLMSG_ERROR carries the refusal's.
+	// NLMSG_ERROR carries the refusal's; Walk wraps a malformed one.
 	l.done = true
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	if errno, ok := err.(syscall.Errno); ok {
 		err = errnoError(int32(errno))
+	} else if err != nil {
+		err = fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	l.fail(err)
 	return nil

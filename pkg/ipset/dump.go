@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
@@ -77,13 +79,29 @@ func (k *kernel) dump(name string, flags uint32) ([]Contents, error) {
 // until the rest of it is read. k.mu must be held. If no socket can be
 // opened, the old one stays: its next dumps fail until the rest is read.
 func (k *kernel) renewSocket(sh *nl.SocketHandle) {
-	s, err := openSocket(k.ns)
+	s, err := k.openInNamespace()
 	if err != nil {
 		klog.InfoS("Keeping the ipset netlink socket of an unfinished dump", "err", err)
 		return
 	}
 	sh.Socket.Close()
 	sh.Socket = s
+}
+
+// openInNamespace opens a socket in New's namespace, entering it (setns(2),
+// which needs CAP_SYS_ADMIN) only from a thread outside it: a proxy given
+// CAP_NET_ADMIN alone, not privileged, can still renew its socket.
+func (k *kernel) openInNamespace() (*nl.NetlinkSocket, error) {
+	runtime.LockOSThread() // the thread compared is the one that opens
+	defer runtime.UnlockOSThread()
+	ns := k.ns
+	if here, err := netns.Get(); err == nil {
+		if here.Equal(k.ns) {
+			ns = netns.None()
+		}
+		here.Close()
+	}
+	return openSocket(ns)
 }
 
 // receive reads one datagram from the kernel into buf, waiting at most the
@@ -161,11 +179,12 @@ func (l *listing) parse(b []byte) error {
 		return nil
 	}
 	// NLMSG_DONE may carry the dump's errno (a set gone in the middle),
-	// NLMSG_ERROR carries the refusal's.
+	// NLMSG_ERROR carries the refusal's; Walk wraps a malformed one.
 	l.done = true
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	if errno, ok := err.(syscall.Errno); ok {
 		err = errnoError(int32(errno))
+	} else if err != nil {
+		err = fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	l.fail(err)
 	return nil

@@ -310,6 +310,70 @@ func TestParseDumpErrors(t *testing.T) {
 	}
 }
 
+// TestParseDumpEnds: how a dump's datagrams end it or fail it, message by
+// message: the framing (parse's own error), the end messages and their
+// errno (ipset's private codes as the errno they mean), NLM_F_DUMP_INTR on
+// any message, and replies to other requests before and after the end.
+func TestParseDumpEnds(t *testing.T) {
+	set := listMsg(3, append([][]byte{nlString(nl.IPSET_ATTR_SETNAME, "s")}, headerAttrs(Set{Type: HashIP, Family: Inet}, 0)...)...)
+	other := listMsg(4, append([][]byte{nlString(nl.IPSET_ATTR_SETNAME, "other")}, headerAttrs(Set{Type: HashIP, Family: Inet}, 0)...)...)
+	done := doneMsg(3, 0)
+	tests := []struct {
+		name      string
+		datagrams [][]byte
+		framing   bool  // parse itself fails: the dump cannot be followed
+		want      error // the dump's error; nil: the set s alone, or no set
+	}{
+		{"set then done", [][]byte{set, done}, false, nil},
+		{"done without errno", [][]byte{set, nlMsg(3, unix.NLMSG_DONE, unix.NLM_F_MULTI, nil)}, false, nil},
+		{"an ack ends it", [][]byte{set, errorMsg(3, 0)}, false, nil},
+		{"error without errno", [][]byte{set, nlMsg(3, unix.NLMSG_ERROR, 0, nil)}, false, errMalformed},
+		{"error with 2 bytes of errno", [][]byte{set, nlMsg(3, unix.NLMSG_ERROR, 0, []byte{0xfe, 0xff})}, false, errMalformed},
+		{"positive errno in done", [][]byte{set, doneMsg(3, -int32(syscall.ENOENT))}, false, errMalformed},
+		{"positive errno in error", [][]byte{errorMsg(3, -int32(syscall.ENOENT))}, false, errMalformed},
+		{"bytes after the messages", [][]byte{append(slices.Clone(set), 1, 2, 3, 4, 5, 6, 7, 8), done}, true, errMalformed},
+		{"message shorter than its header", [][]byte{slices.Concat(set, []byte{8, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0})}, true, errMalformed},
+		{"message longer than the datagram", [][]byte{set[:len(set)-4]}, true, errMalformed},
+		{"done interrupted", [][]byte{set, nlMsg(3, unix.NLMSG_DONE, unix.NLM_F_MULTI|unix.NLM_F_DUMP_INTR, make([]byte, 4))}, false, errors.New("dump interrupted")},
+		{"another request's reply first", [][]byte{slices.Concat(other, set), done}, false, nil},
+		{"another request's reply after done", [][]byte{slices.Concat(set, done, other, []byte{1, 2, 3})}, false, nil},
+		{"missing set", [][]byte{errorMsg(3, int32(syscall.ENOENT))}, false, syscall.ENOENT},
+		{"exists", [][]byte{errorMsg(3, nl.IPSET_ERR_EXIST)}, false, syscall.EEXIST},
+		{"busy", [][]byte{errorMsg(3, nl.IPSET_ERR_BUSY)}, false, syscall.EBUSY},
+		{"referenced", [][]byte{set, doneMsg(3, nl.IPSET_ERR_REFERENCED)}, false, syscall.EBUSY},
+		{"too many sets", [][]byte{errorMsg(3, nl.IPSET_ERR_MAX_SETS)}, false, syscall.ENOSPC},
+		{"type specific", [][]byte{errorMsg(3, nl.IPSET_ERR_TYPE_SPECIFIC)}, false, syscall.EINVAL},
+	}
+	for _, tt := range tests {
+		l := listing{seq: 3}
+		var err error
+		for _, d := range tt.datagrams {
+			if err = l.parse(d); err != nil {
+				break
+			}
+		}
+		if framing := err != nil; framing != tt.framing {
+			t.Errorf("%s: parse error %v; want one: %v", tt.name, err, tt.framing)
+			continue
+		}
+		if err == nil {
+			if !l.done {
+				t.Errorf("%s: not done after its datagrams", tt.name)
+				continue
+			}
+			err = l.err
+		}
+		switch {
+		case tt.want == nil && (err != nil || len(l.sets) > 1 || len(l.sets) == 1 && l.sets[0].Name != "s"):
+			t.Errorf("%s: sets %+v, error %v; want set s alone, nil", tt.name, l.sets, err)
+		case tt.want != nil && err == nil:
+			t.Errorf("%s: no error; want %v", tt.name, tt.want)
+		case tt.want != nil && !errors.Is(err, tt.want) && err.Error() != tt.want.Error():
+			t.Errorf("%s: error %v; want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
 // Every truncation of a valid dump, and every corrupted attribute length or
 // address, is an error and never a panic.
 func TestParseDumpMalformed(t *testing.T) {

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/nettest"
 )
@@ -143,4 +147,106 @@ func TestKernelListAfterAnAbandonedDump(t *testing.T) {
 	if err := kernel.AddEntry("big", Entry{IP: ip.Next()}); err != nil {
 		t.Errorf("AddEntry after the abandoned dumps: %v", err)
 	}
+}
+
+// abandonThenList leaves a dump of every set unfinished on kernel's socket
+// (a 512-byte buffer does not hold its first datagram), then lists every set.
+func abandonThenList(kernel *kernel) ([]Contents, error) {
+	kernel.mu.Lock()
+	kernel.buf = make([]byte, 512)
+	kernel.mu.Unlock()
+	if _, err := kernel.List(nil); err == nil {
+		return nil, errors.New("List with a 512-byte buffer succeeded; want the too-large reply's error")
+	}
+	kernel.mu.Lock()
+	kernel.buf = nil
+	kernel.mu.Unlock()
+	return kernel.List(nil)
+}
+
+// bigSet is a set whose dump takes several datagrams.
+func bigSet() Contents {
+	big := Contents{Set: Set{Name: "big", Type: HashIP, Family: Inet}}
+	ip := netip.MustParseAddr("10.0.0.0")
+	for range 2000 {
+		ip = ip.Next()
+		big.Entries = append(big.Entries, Entry{IP: ip})
+	}
+	return big
+}
+
+// TestKernelRenewSocketFromAnotherNamespace abandons a dump and lists
+// again from a goroutine whose thread is in the root namespace: the socket
+// that replaces the abandoned one is opened in New's namespace (the list
+// holds the set made there, which the root namespace has not).
+func TestKernelRenewSocketFromAnotherNamespace(t *testing.T) {
+	ns := nettest.EnterNewNetns(t)
+	kernel := New().(*kernel)
+	big := bigSet()
+	restore(t, kernel, big)
+	var got []Contents
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A thread no test goroutine holds: in the root namespace.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		here, hereErr := netns.Get()
+		if hereErr == nil {
+			defer here.Close()
+		}
+		if hereErr != nil || here.Equal(ns) {
+			err = fmt.Errorf("the goroutine's thread is in the test's namespace (%v)", hereErr)
+			return
+		}
+		got, err = abandonThenList(kernel)
+	}()
+	<-done
+	if err != nil {
+		t.Fatalf("List after an abandoned dump, from the root namespace: %v", err)
+	}
+	if len(got) != 1 || got[0].Name != "big" || len(got[0].Entries) != len(big.Entries) {
+		t.Fatalf("List after an abandoned dump, from the root namespace: %s; want big with %d members", summary(got), len(big.Entries))
+	}
+}
+
+// TestKernelRenewSocketWithoutSysAdmin abandons a dump on a thread without
+// CAP_SYS_ADMIN (a proxy given CAP_NET_ADMIN, not privileged), in New's
+// namespace: the new socket needs no setns(2) there, and the next List
+// reads every set instead of the old socket's EBUSY.
+func TestKernelRenewSocketWithoutSysAdmin(t *testing.T) {
+	nettest.EnterNewNetns(t)
+	kernel := New().(*kernel)
+	big := bigSet()
+	restore(t, kernel, big)
+	dropEffectiveCap(t, unix.CAP_SYS_ADMIN)
+	got, err := abandonThenList(kernel)
+	if err != nil {
+		t.Fatalf("List after an abandoned dump, without CAP_SYS_ADMIN: %v", err)
+	}
+	if len(got) != 1 || len(got[0].Entries) != len(big.Entries) {
+		t.Fatalf("List after an abandoned dump, without CAP_SYS_ADMIN: %s; want big with %d members", summary(got), len(big.Entries))
+	}
+}
+
+// dropEffectiveCap takes capability c out of the effective set of the
+// calling thread (locked to it: capabilities are per thread) until the
+// test's end; it stays permitted, so the clean-up takes it back.
+func dropEffectiveCap(t *testing.T, c uint) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		t.Fatalf("capget: %v", err)
+	}
+	saved := data
+	data[c/32].Effective &^= 1 << (c % 32)
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		t.Fatalf("capset without capability %d: %v", c, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Capset(&hdr, &saved[0]); err != nil {
+			t.Errorf("capset back: %v", err)
+		}
+	})
 }

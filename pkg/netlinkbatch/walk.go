@@ -11,7 +11,8 @@ import (
 // Walk hands take each message of batch b that answers request seq, in
 // order, until the answer is done; messages of other requests are stepped
 // over. NLMSG_DONE and NLMSG_ERROR end the answer, with the kernel's errno
-// when it sent one; take says whether its message ended it (a reply that is
+// when it sent one (EBADMSG, wrapped, for an error message without its
+// errno); bytes that frame no message before the end are EBADMSG; take says whether its message ended it (a reply that is
 // not multipart). It reports whether the answer is done and whether the
 // kernel marked one of its messages interrupted (NLM_F_DUMP_INTR).
 func Walk(b []byte, seq uint32, take func(kind, flags uint16, payload []byte) (done bool, err error)) (done, interrupted bool, err error) {
@@ -25,7 +26,7 @@ func Walk(b []byte, seq uint32, take func(kind, flags uint16, payload []byte) (d
 			interrupted = interrupted || flags&unix.NLM_F_DUMP_INTR != 0
 			payload := b[unix.NLMSG_HDRLEN:size]
 			if kind == unix.NLMSG_DONE || kind == unix.NLMSG_ERROR {
-				return true, interrupted, answerErrno(payload)
+				return true, interrupted, answerErrno(kind, payload)
 			}
 			if done, err = take(kind, flags, payload); err != nil {
 				return done, interrupted, err
@@ -33,16 +34,28 @@ func Walk(b []byte, seq uint32, take func(kind, flags uint16, payload []byte) (d
 		}
 		b = b[min(align(size), len(b)):]
 	}
+	if len(b) > 0 && !done {
+		return done, interrupted, fmt.Errorf("read the dump: %d bytes after the messages: %w", len(b), syscall.EBADMSG)
+	}
 	return done, interrupted, nil
 }
 
 // answerErrno is the errno an NLMSG_DONE or NLMSG_ERROR carries, nil for
-// none (0: a plain end, or an acknowledgement).
-func answerErrno(payload []byte) error {
-	if len(payload) >= 4 {
-		if errno := int32(binary.NativeEndian.Uint32(payload[0:4])); errno < 0 {
-			return syscall.Errno(-errno)
+// none (0: a plain end, or an acknowledgement). An error message without
+// its errno, or a positive one, is malformed, not an acknowledgement.
+func answerErrno(kind uint16, payload []byte) error {
+	if len(payload) < 4 {
+		if kind == unix.NLMSG_ERROR {
+			return fmt.Errorf("read the dump: an error message of %d bytes: %w", len(payload), syscall.EBADMSG)
 		}
+		return nil
+	}
+	errno := int32(binary.NativeEndian.Uint32(payload[0:4]))
+	switch {
+	case errno > 0:
+		return fmt.Errorf("read the dump: errno %d in an end message: %w", errno, syscall.EBADMSG)
+	case errno < 0:
+		return syscall.Errno(-errno)
 	}
 	return nil
 }

@@ -261,11 +261,12 @@ func (a *applier) flushConntrack(p *plan) {
 	start := time.Now()
 	n, err := a.deps.Conntrack.Delete(p.conntrack)
 	a.flushTook, a.flushRan = time.Since(start), true
+	// Counted even when the flush failed: its retry will not find them.
+	a.flushed += n
 	if err != nil {
-		a.flushErr = fmt.Errorf("delete conntrack entries of %d removed endpoints: %w", len(p.conntrack), err)
+		a.flushErr = fmt.Errorf("delete conntrack entries of %d removed endpoints (%d deleted): %w", len(p.conntrack), n, err)
 		return
 	}
-	a.flushed += n
 	a.logger.V(4).Info("Deleted conntrack entries of removed endpoints", "filters", len(p.conntrack), "entries", n)
 }
 

@@ -285,6 +285,40 @@ func TestFailedConntrackFlushIsRetriedWithoutFailingSyncs(t *testing.T) {
 	sync("nothing left to flush", 4)
 }
 
+// A flush that deletes entries and then fails (here every dump is
+// interrupted, so each pass deletes half of what is left, until the retries
+// run out) still counts the entries it deleted: the retry will not find
+// them again.
+func TestFailedConntrackFlushCountsWhatItDeleted(t *testing.T) {
+	k := newKernel(t)
+	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
+	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	before := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(before)
+	syncOK(t, p)
+	for port := range uint16(8) {
+		k.conntrack.Add(conntrack.Entry{Protocol: conntrack.ProtoTCP, OrigSrc: netip.MustParseAddr("10.244.9.9"), OrigSrcPort: 41000 + port,
+			OrigDst: vip, OrigDstPort: 80, ReplySrc: oldPod, ReplySrcPort: 8080})
+	}
+	k.conntrack.Inject = func(op, object string) error {
+		if op == "Dump" {
+			return conntrack.ErrDumpInterrupted
+		}
+		return nil
+	}
+	entries := len(k.conntrack.Entries())
+	after := slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String()))
+	p.OnEndpointSliceUpdate(before, after)
+	syncOK(t, p)
+	if n, err := testutil.GetCounterMetricValue(p.metrics.ConntrackFlushFailures); err != nil || n != 1 {
+		t.Fatalf("ipvsproxy_conntrack_flush_failures_total = %v (%v), want 1", n, err)
+	}
+	deleted := entries - len(k.conntrack.Entries())
+	if n, err := testutil.GetCounterMetricValue(p.metrics.ConntrackEntriesDeleted); err != nil || int(n) != deleted || deleted == 0 {
+		t.Errorf("ipvsproxy_conntrack_entries_deleted_total = %v (%v), want the %d entries the failed flush deleted", n, err, deleted)
+	}
+}
+
 // trafficConntrack models clients that keep sending on their flows while
 // the flush runs: a flushed flow whose virtual server still holds its real
 // server in IPVS is re-created by the client's next packet, toward the old

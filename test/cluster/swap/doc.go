@@ -16,8 +16,9 @@
 // upstream; the row fails on any, as on a failed request or a cut connection.
 // SWAP_WAY=none is the control row: upstream's image the whole time, the same traffic
 // for the same time and the same container work on node-a (two rollout restarts,
-// addon.sh restart, with a state read between them), no swap (its failed requests are
-// reported, not failed on).
+// addon.sh restart, a state read between them and one after, during the traffic), no
+// swap (its failed requests are reported, not failed on; a client that ended before the
+// last restart settled fails it, as it fails a swap row).
 //
 // Build tag cluster; reads $CLUSTER_ADMIN_KUBECONFIG, $CLUSTER_ADDON_SH, $SWAP_WAY,
 // $SWAP_ROW, $SWAP_REPORT (Markdown rows appended), $SWAP_OUT (node states, the

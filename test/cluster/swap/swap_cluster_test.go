@@ -88,10 +88,13 @@ func TestImageSwap(t *testing.T) {
 		run("restart: addon.sh restart", "restart")
 		saveState(t, client, ns, out, "upstream-restarted")
 		run("restart again: addon.sh restart", "restart")
+		settled := time.Now() // run slept settle after the last step
+		// Read during the traffic, as a swap row reads its state after the gate.
+		end := saveState(t, client, ns, out, "upstream-end")
 		rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 		cut := connectionsCut(t, holder)
-		end := saveState(t, client, ns, out, "upstream-end")
 		state := compareAcross(t, "upstream at the start -> at the end", start, end)
+		state = append(uncovered(t, rep, holder, settled), state...)
 		writeRun(t, out, rep, holder, watch, steps)
 		report(t, rep, cut, steps, state)
 		// The control's failures are the floor the swap rows are read against, not an error.
@@ -109,10 +112,7 @@ func TestImageSwap(t *testing.T) {
 	rep := podkit.WaitClientReport(t, client, ns, "client", duration+podkit.PodTimeout)
 	cut := connectionsCut(t, holder)
 	state := compareAcross(t, "upstream -> ours after the gate", start, end)
-	if err := clientCovered(rep, holderOffset(holder), settled); err != nil {
-		t.Errorf("%v: raise SWAP_DURATION", err)
-		state = append([]string{"**" + err.Error() + ": its requests do not cover the steps**"}, state...)
-	}
+	state = append(uncovered(t, rep, holder, settled), state...)
 	// Ours alone, like for like: the same Services and pods, node-a cleaned and rebuilt by
 	// ours from nothing (traffic over: the clean-up cuts every connection through node-a).
 	if err := client.CoreV1().Pods(ns).Delete(context.Background(), "hold", metav1.DeleteOptions{}); err != nil {
@@ -258,6 +258,16 @@ func holderOffset(holder *podkit.Holder) time.Duration {
 		stamps, reads = append(stamps, e.UnixNano), append(reads, e.Read)
 	}
 	return podkit.ClockOffset(stamps, reads)
+}
+
+// uncovered fails the row, and is its report's cell, when the client's requests ended
+// before the last step had settled (a control row's floor as much as a swap's).
+func uncovered(t *testing.T, rep podkit.ClientReport, holder *podkit.Holder, settled time.Time) []string {
+	if err := clientCovered(rep, holderOffset(holder), settled); err != nil {
+		t.Errorf("%v: raise SWAP_DURATION", err)
+		return []string{"**" + err.Error() + ": its requests do not cover the steps**"}
+	}
+	return nil
 }
 
 // clientCovered is an error unless the client's last request started at or after until

@@ -292,10 +292,7 @@ func TestFailedConntrackFlushIsRetriedWithoutFailingSyncs(t *testing.T) {
 func TestFailedConntrackFlushCountsWhatItDeleted(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
-	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
-	before := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
-	p.OnEndpointSliceAdd(before)
-	syncOK(t, p)
+	before := addImmediateWeb(t, p)
 	for port := range uint16(8) {
 		k.conntrack.Add(conntrack.Entry{Protocol: conntrack.ProtoTCP, OrigSrc: netip.MustParseAddr("10.244.9.9"), OrigSrcPort: 41000 + port,
 			OrigDst: vip, OrigDstPort: 80, ReplySrc: oldPod, ReplySrcPort: 8080})
@@ -442,10 +439,7 @@ func TestPendingFlushDroppedWhenTheEndpointReturns(t *testing.T) {
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
 	clock := &stepClock{t: time.Now()}
 	p.deps.Now = clock.now
-	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
-	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
-	p.OnEndpointSliceAdd(both)
-	syncOK(t, p)
+	both := addImmediateWeb(t, p)
 	flows(k, conntrack.ProtoTCP)
 	k.conntrack.Inject = func(op, object string) error { return fmt.Errorf("injected fault on %s: %w", op, syscall.EIO) }
 	one := slice("web", discovery.AddressTypeIPv4, readyEP(newPod.String()))
@@ -469,10 +463,7 @@ func TestPendingFlushDroppedWhenTheEndpointReturns(t *testing.T) {
 func TestFailedConntrackFlushRetriedByATimer(t *testing.T) {
 	k := newKernel(t)
 	p := newTestProxier(t, k, testConfig(v1.IPv4Protocol))
-	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
-	both := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
-	p.OnEndpointSliceAdd(both)
-	syncOK(t, p)
+	both := addImmediateWeb(t, p)
 	flows(k, conntrack.ProtoTCP)
 	var failing atomic.Bool
 	failing.Store(true)
@@ -569,4 +560,15 @@ func TestSyncRequestsAfterTheLoopEndsAreDropped(t *testing.T) {
 		time.AfterFunc(0, p.requestSync)
 		askers.Wait()
 	}
+}
+
+// addImmediateWeb adds Service web (immediate termination by annotation) with the old
+// and the new pod ready, syncs, and returns its slice.
+func addImmediateWeb(t *testing.T, p *Proxier) *discovery.EndpointSlice {
+	t.Helper()
+	p.OnServiceAdd(svc("web", vip.String(), withAnnotation(TerminationPolicyAnnotation, PolicyImmediate)))
+	s := slice("web", discovery.AddressTypeIPv4, readyEP(oldPod.String()), readyEP(newPod.String()))
+	p.OnEndpointSliceAdd(s)
+	syncOK(t, p)
+	return s
 }

@@ -501,16 +501,11 @@ func (it *attrIter) next() bool {
 		it.err = fmt.Errorf("%w: %d bytes left after the attributes", errMalformed, len(it.rest))
 		return false
 	}
-	size := int(binary.NativeEndian.Uint16(it.rest))
-	if size < unix.SizeofNlAttr || size > len(it.rest) {
-		it.err = fmt.Errorf("%w: attribute length %d of %d bytes", errMalformed, size, len(it.rest))
+	t, val, rest, err := netlinkbatch.NextAttr(it.rest)
+	if err != nil {
+		it.err = fmt.Errorf("%w: %w", errMalformed, err)
 		return false
 	}
-	t := binary.NativeEndian.Uint16(it.rest[2:])
-	it.typ, it.flags = t&nl.NLA_TYPE_MASK, t&^nl.NLA_TYPE_MASK
-	it.val = it.rest[unix.SizeofNlAttr:size]
-	it.rest = it.rest[min(nlaAlign(size), len(it.rest)):]
+	it.typ, it.flags, it.val, it.rest = t&nl.NLA_TYPE_MASK, t&^nl.NLA_TYPE_MASK, val, rest
 	return true
 }
-
-func nlaAlign(n int) int { return (n + unix.NLA_ALIGNTO - 1) &^ (unix.NLA_ALIGNTO - 1) }

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
 )
 
 // The tests build the kernel's replies by hand, as ip_set_core.c and the
@@ -424,10 +426,10 @@ func cutAtAttribute(m []byte, n int) bool {
 	at := unix.NLMSG_HDRLEN + nl.SizeofNfgenmsg
 	for at < n {
 		size := int(binary.NativeEndian.Uint16(m[at:]))
-		if at+size <= n && n < at+nlaAlign(size) {
+		if at+size <= n && n < at+netlinkbatch.Align(size) {
 			return true
 		}
-		at += nlaAlign(size)
+		at += netlinkbatch.Align(size)
 	}
 	return at == n
 }

@@ -271,16 +271,10 @@ func decodeServiceMessage(payload []byte, pick families) (svc dumpedService, ok 
 	return svc, false, fmt.Errorf("no service attribute: %w", syscall.EBADMSG)
 }
 
-// nextAttr splits the first attribute off b: its type (without the
-// nested and byte order flags), its value and what follows it. One that
-// runs past b is EBADMSG.
+// nextAttr is netlinkbatch.NextAttr with the type's flags cleared.
 func nextAttr(b []byte) (kind uint16, value, rest []byte, err error) {
-	size := int(binary.NativeEndian.Uint16(b[0:2]))
-	if size < attrHeaderLen || size > len(b) {
-		return 0, nil, nil, fmt.Errorf("an attribute of %d bytes in %d: %w", size, len(b), syscall.EBADMSG)
-	}
-	kind = binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask
-	return kind, b[attrHeaderLen:size], b[min(rtaAlign(size), len(b)):], nil
+	kind, value, rest, err = netlinkbatch.NextAttr(b)
+	return kind & nlaTypeMask, value, rest, err
 }
 
 // serviceAttrNames name the attributes read, for errors.
@@ -466,7 +460,3 @@ func schedulerName(v []byte) string {
 	}
 	return string(v)
 }
-
-func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
-
-func rtaAlign(n int) int { return (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1) }

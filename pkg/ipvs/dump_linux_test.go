@@ -13,6 +13,8 @@ import (
 
 	mobyipvs "github.com/moby/ipvs"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netlinkbatch"
 )
 
 // mobyParseService is moby's decoding of one message of its GetServices
@@ -33,7 +35,7 @@ func nlAttr(kind uint16, values ...[]byte) []byte {
 	b := binary.NativeEndian.AppendUint16(nil, uint16(attrHeaderLen+len(value)))
 	b = binary.NativeEndian.AppendUint16(b, kind)
 	b = append(b, value...)
-	return append(b, make([]byte, rtaAlign(len(b))-len(b))...)
+	return append(b, make([]byte, netlinkbatch.Align(len(b))-len(b))...)
 }
 
 func u16(v uint16) []byte { return binary.NativeEndian.AppendUint16(nil, v) }
@@ -100,7 +102,7 @@ func nlMessage(kind, flags uint16, seq uint32, payload []byte) []byte {
 	b = binary.NativeEndian.AppendUint32(b, seq)
 	b = binary.NativeEndian.AppendUint32(b, 1234) // port id
 	b = append(b, payload...)
-	return append(b, make([]byte, nlmsgAlign(len(b))-len(b))...)
+	return append(b, make([]byte, netlinkbatch.Align(len(b))-len(b))...)
 }
 
 // negErrno is an error code as netlink sends it.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -269,24 +268,20 @@ func (s *routeSocket) allAddressesExcept(skipped map[uint32]bool) ([]netip.Addr,
 func ownAddress(attrs []byte) (netip.Addr, error) {
 	var local, address netip.Addr
 	for len(attrs) >= attrHeaderLen {
-		size := int(binary.NativeEndian.Uint16(attrs[0:2]))
-		if size < attrHeaderLen || size > len(attrs) {
-			return netip.Addr{}, fmt.Errorf("an attribute of %d bytes in %d: %w", size, len(attrs), syscall.EBADMSG)
+		kind, value, rest, err := netlinkbatch.NextAttr(attrs)
+		if err != nil {
+			return netip.Addr{}, err
 		}
-		switch binary.NativeEndian.Uint16(attrs[2:4]) {
+		switch kind {
 		case unix.IFA_LOCAL:
-			local, _ = netip.AddrFromSlice(attrs[attrHeaderLen:size])
+			local, _ = netip.AddrFromSlice(value)
 		case unix.IFA_ADDRESS:
-			address, _ = netip.AddrFromSlice(attrs[attrHeaderLen:size])
+			address, _ = netip.AddrFromSlice(value)
 		}
-		attrs = attrs[min(rtaAlign(size), len(attrs)):]
+		attrs = rest
 	}
 	if local.IsValid() {
 		return local.Unmap(), nil
 	}
 	return address.Unmap(), nil
 }
-
-func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
-
-func rtaAlign(n int) int { return (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1) }

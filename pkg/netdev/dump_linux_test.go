@@ -20,7 +20,7 @@ import (
 
 // message is one netlink message of sequence number seq.
 func message(kind, flags uint16, seq uint32, payload []byte) []byte {
-	m := make([]byte, nlmsgAlign(headerLen+len(payload)))
+	m := make([]byte, netlinkbatch.Align(headerLen+len(payload)))
 	binary.NativeEndian.PutUint32(m[0:4], uint32(headerLen+len(payload)))
 	binary.NativeEndian.PutUint16(m[4:6], kind)
 	binary.NativeEndian.PutUint16(m[6:8], flags)
@@ -41,7 +41,7 @@ func addressMessage(index uint32, attrs ...addrAttr) []byte {
 	binary.NativeEndian.PutUint32(p[4:8], index)
 	for _, attr := range attrs {
 		value := netip.MustParseAddr(attr.addr).AsSlice()
-		a := make([]byte, rtaAlign(attrHeaderLen+len(value)))
+		a := make([]byte, netlinkbatch.Align(attrHeaderLen+len(value)))
 		binary.NativeEndian.PutUint16(a[0:2], uint16(attrHeaderLen+len(value)))
 		binary.NativeEndian.PutUint16(a[2:4], attr.kind)
 		copy(a[attrHeaderLen:], value)

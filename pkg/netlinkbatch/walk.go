@@ -32,7 +32,7 @@ func Walk(b []byte, seq uint32, take func(kind, flags uint16, payload []byte) (d
 				return done, interrupted, err
 			}
 		}
-		b = b[min(align(size), len(b)):]
+		b = b[min(Align(size), len(b)):]
 	}
 	if len(b) > 0 && !done {
 		return done, interrupted, fmt.Errorf("read the dump: %d bytes after the messages: %w", len(b), syscall.EBADMSG)
@@ -60,4 +60,18 @@ func answerErrno(kind uint16, payload []byte) error {
 	return nil
 }
 
-func align(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+// Align rounds a message's or an attribute's length up to where the next
+// one starts (NLMSG_ALIGNTO, RTA_ALIGNTO and NLA_ALIGNTO are all 4).
+func Align(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+
+// NextAttr splits the first netlink attribute off b, which holds at least
+// an attribute header: its type (flags included: NLA_F_NESTED,
+// NLA_F_NET_BYTEORDER), its value, and what follows its aligned end. One
+// that runs past b is EBADMSG.
+func NextAttr(b []byte) (kind uint16, value, rest []byte, err error) {
+	size := int(binary.NativeEndian.Uint16(b[0:2]))
+	if size < unix.SizeofRtAttr || size > len(b) {
+		return 0, nil, nil, fmt.Errorf("an attribute of %d bytes in %d: %w", size, len(b), syscall.EBADMSG)
+	}
+	return binary.NativeEndian.Uint16(b[2:4]), b[unix.SizeofRtAttr:size], b[min(Align(size), len(b)):], nil
+}

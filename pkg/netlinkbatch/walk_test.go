@@ -1,6 +1,7 @@
 package netlinkbatch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -57,6 +58,29 @@ func TestWalkEnds(t *testing.T) {
 			t.Errorf("%s: error %v; want EBADMSG", tt.name, err)
 		case !tt.badMsg && err != tt.errno:
 			t.Errorf("%s: error %v; want %v", tt.name, err, tt.errno)
+		}
+	}
+}
+
+// NextAttr splits attributes at their aligned ends, keeps the type's flags,
+// and refuses a length shorter than a header or past the bytes.
+func TestNextAttr(t *testing.T) {
+	attr := func(kind uint16, value ...byte) []byte {
+		b := binary.NativeEndian.AppendUint16(nil, uint16(unix.SizeofRtAttr+len(value)))
+		b = binary.NativeEndian.AppendUint16(b, kind)
+		b = append(b, value...)
+		return append(b, make([]byte, Align(len(b))-len(b))...)
+	}
+	b := append(attr(1|unix.NLA_F_NESTED, 7), attr(2, 1, 2, 3, 4)...)
+	kind, value, rest, err := NextAttr(b)
+	if err != nil || kind != 1|unix.NLA_F_NESTED || !bytes.Equal(value, []byte{7}) || !bytes.Equal(rest, attr(2, 1, 2, 3, 4)) {
+		t.Fatalf("NextAttr = %#x, %v, %v, %v", kind, value, rest, err)
+	}
+	for _, size := range []uint16{0, 3, 9} {
+		bad := attr(2, 1, 2, 3, 4)
+		binary.NativeEndian.PutUint16(bad, size)
+		if _, _, _, err := NextAttr(bad); !errors.Is(err, syscall.EBADMSG) {
+			t.Errorf("an attribute of length %d in 8 bytes: %v, want EBADMSG", size, err)
 		}
 	}
 }

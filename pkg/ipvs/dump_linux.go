@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"slices"
 	"syscall"
 
 	mobyipvs "github.com/moby/ipvs"
@@ -419,44 +420,19 @@ func kernelAddress(af uint16, v []byte) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("address of %d bytes for address family %d: %w", len(v), af, syscall.EBADMSG)
 }
 
+// kernelSchedulers are the schedulers of Linux's IPVS.
+var kernelSchedulers = [...]string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+
 // schedulerName is the NUL-terminated name, without allocating for the
-// kernel's schedulers.
+// kernel's schedulers (comparing string(v) does not allocate).
 func schedulerName(v []byte) string {
-	for i, c := range v {
-		if c == 0 {
-			v = v[:i]
-			break
-		}
+	if i := slices.Index(v, 0); i >= 0 {
+		v = v[:i]
 	}
-	switch string(v) {
-	case "rr":
-		return "rr"
-	case "wrr":
-		return "wrr"
-	case "lc":
-		return "lc"
-	case "wlc":
-		return "wlc"
-	case "lblc":
-		return "lblc"
-	case "lblcr":
-		return "lblcr"
-	case "dh":
-		return "dh"
-	case "sh":
-		return "sh"
-	case "sed":
-		return "sed"
-	case "nq":
-		return "nq"
-	case "fo":
-		return "fo"
-	case "ovf":
-		return "ovf"
-	case "mh":
-		return "mh"
-	case "twos":
-		return "twos"
+	for _, name := range kernelSchedulers {
+		if string(v) == name {
+			return name
+		}
 	}
 	return string(v)
 }

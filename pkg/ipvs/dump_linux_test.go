@@ -509,3 +509,20 @@ func TestServiceDump5kMatchesMoby(t *testing.T) {
 		t.Errorf("%d services, moby %d (%v); equal %v", len(got.vss), len(want.vss), err, reflect.DeepEqual(got, want))
 	}
 }
+
+// A kernel scheduler's name is read without allocating; another name is
+// read as it is. Both stop at the NUL.
+func TestSchedulerName(t *testing.T) {
+	for _, name := range kernelSchedulers {
+		v := append([]byte(name), 0, 'x')
+		if got := schedulerName(v); got != name {
+			t.Errorf("schedulerName(%q) = %q", v, got)
+		}
+		if n := testing.AllocsPerRun(10, func() { schedulerName(v) }); n != 0 {
+			t.Errorf("schedulerName(%q): %v allocations, want 0", v, n)
+		}
+	}
+	if got := schedulerName([]byte("mine\x00")); got != "mine" {
+		t.Errorf(`schedulerName("mine\x00") = %q`, got)
+	}
+}

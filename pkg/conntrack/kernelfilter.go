@@ -179,12 +179,12 @@ func deleteFromDump(family netlink.InetFamily, attrs []*nl.RtAttr, match func(En
 		if !ok {
 			continue
 		}
-		gone, err := deleteMessage(family, msg)
+		removed, err := deleteMessage(family, msg)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("delete %s: %w", e, err))
 			continue
 		}
-		if gone {
+		if removed {
 			deleted++
 		}
 	}

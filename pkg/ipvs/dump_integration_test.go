@@ -80,9 +80,7 @@ func fillDumpTable(t *testing.T, table Interface) {
 	t.Helper()
 	protocols := []Protocol{TCP, UDP, SCTP}
 	for i := range 250 {
-		v4 := netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})
-		v6 := netip.AddrFrom16([16]byte{0xfd, 0, 14: byte(i >> 8), 15: byte(i)})
-		for _, vip := range []netip.Addr{v4, v6} {
+		for _, vip := range vipPair(i) {
 			s := rrService(svcKey(vip, protocols[i%3], uint16(80+i)))
 			switch i % 5 {
 			case 1:

@@ -97,9 +97,7 @@ func fillVariedTable(t *testing.T, table Interface) {
 	}
 	protocols := []Protocol{TCP, UDP, SCTP}
 	for i := range 300 {
-		v4 := netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})
-		v6 := netip.AddrFrom16([16]byte{0xfd, 0, 14: byte(i >> 8), 15: byte(i)})
-		for _, vip := range []netip.Addr{v4, v6} {
+		for _, vip := range vipPair(i) {
 			s := rrService(svcKey(vip, protocols[i%3], uint16(80+i)))
 			if i%7 == 0 {
 				s.Flags, s.Timeout = FlagPersistent, 10800
@@ -179,5 +177,14 @@ func assertListEqual(t *testing.T, name string, table Interface, want []VirtualS
 	}
 	if g, w := FormatVirtualServers(got), FormatVirtualServers(want); g != w {
 		t.Errorf("%s: List =\n%s\nwant\n%s", name, g, w)
+	}
+}
+
+// vipPair is the i-th IPv4 and IPv6 virtual address of the filled tables
+// (10.96.x.y and fd00::x:y, i < 65536).
+func vipPair(i int) []netip.Addr {
+	return []netip.Addr{
+		netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}),
+		netip.AddrFrom16([16]byte{0xfd, 0, 14: byte(i >> 8), 15: byte(i)}),
 	}
 }

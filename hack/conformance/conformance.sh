@@ -6,7 +6,8 @@
 #     gate-off (addon.sh patch no-gate: ours), gate-on (addon.sh patch: ours with
 #     IPVSImmediateTermination): kubeadm re-renders the addon, the DaemonSet rolls out, then
 #     run.sh writes _output/conformance/<name>/
-#   5 test/conformance/cmd/report -> _output/conformance/report.md
+#   5 test/conformance/cmd/report -> _output/conformance/report.md (a run this checkout did not
+#     make: its results kept in the repository by keep.sh, test/conformance/results/RUN/)
 # node-images.sh imports _output/conformance/images/*.oci.tar into each running node's
 # containerd (those it lacks), so a plain make cluster is enough. CONFORMANCE_RUNS picks runs ("gate-on" alone, say); the others' directories are
 # reported as they are, when present.
@@ -34,12 +35,18 @@ for run in $RUNS; do
 done
 step "conformance: report"
 args=()
-note="commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)"
+note="report of commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)"
+# A run this checkout did not make comes from the results kept in the repository (keep.sh),
+# when there are some: the report says, per run, which commit and day they are of.
 for run in upstream gate-off gate-on; do
-	[ -d "$CONF_OUT/$run" ] && args+=("$run=$CONF_OUT/$run")
+	if [ -d "$CONF_OUT/$run" ]; then
+		args+=("$run=$CONF_OUT/$run")
+	elif [ -d "$ROOT/test/conformance/results/$run" ]; then
+		args+=("$run=$ROOT/test/conformance/results/$run")
+	fi
 done
 # The first run given is the reference of "differs" and of -strict: say so when it is not upstream's.
 reference=${args[0]:-none}
-[ -d "$CONF_OUT/upstream" ] || note+="; no upstream run: the reference is ${reference%%=*}"
+[ "${reference%%=*}" = upstream ] || note+="; no upstream run: the reference is ${reference%%=*}"
 (cd "$ROOT" && go run ./test/conformance/cmd/report -out "$CONF_OUT/report.md" -note "$note" "${args[@]}")
 step "conformance: done in $((SECONDS - start)) s: $CONF_OUT/report.md"

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -50,6 +52,9 @@ type Run struct {
 	Seconds float64 // the suites' own time
 	// Started is the earliest suite's timestamp (Ginkgo's, local time): when the run began.
 	Started string
+	// About says where the results come from (hack/conformance/keep.sh writes it to
+	// about.txt beside results it keeps in the repository: commit, date, machine).
+	About string
 	// Problems are what kept results from the report: JUnit files missing or unreadable.
 	Problems []string
 	// Selected are the tests the run meant to run (hack/conformance/run.sh's dry run writes
@@ -90,9 +95,10 @@ type failure struct {
 	Description string `xml:",chardata"`
 }
 
-// ReadRun reads a run from a JUnit file, or from a directory: its junit*.xml files (not
-// those of subdirectories: run.sh keeps its dry run's in selection/) and selected.txt. A JUnit
-// file missing or unreadable is one of the run's Problems, not an error: its tests did not run.
+// ReadRun reads a run from a JUnit file, or from a directory: its junit*.xml and
+// junit*.xml.gz files (not those of subdirectories: run.sh keeps its dry run's in selection/),
+// selected.txt and about.txt. A JUnit file missing or unreadable is one of the run's
+// Problems, not an error: its tests did not run.
 func ReadRun(name, path string) (*Run, error) {
 	run := &Run{Name: name, Results: map[string]Result{}, Suite: map[string]Result{}}
 	info, err := os.Stat(path)
@@ -101,13 +107,17 @@ func ReadRun(name, path string) (*Run, error) {
 	}
 	files := []string{path}
 	if info.IsDir() {
-		if files, err = filepath.Glob(filepath.Join(path, "junit*.xml")); err != nil {
+		if files, err = junitFiles(path); err != nil {
 			return nil, fmt.Errorf("run %s: %w", name, err)
 		}
-		sort.Strings(files)
 		if err := run.readSelection(filepath.Join(path, "selected.txt")); err != nil {
 			return nil, fmt.Errorf("run %s: %w", name, err)
 		}
+		about, err := readLines(filepath.Join(path, "about.txt"))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("run %s: %w", name, err)
+		}
+		run.About = strings.Join(about, " ")
 		if len(files) == 0 {
 			run.Problems = append(run.Problems, fmt.Sprintf("no junit*.xml in %s (e2e.test stopped before its report)", path))
 		}
@@ -119,6 +129,36 @@ func ReadRun(name, path string) (*Run, error) {
 	}
 	run.Files = files
 	return run, nil
+}
+
+// junitFiles are a run directory's JUnit files, plain or gzipped (keep.sh keeps them so), sorted.
+func junitFiles(dir string) ([]string, error) {
+	var files []string
+	for _, pattern := range []string{"junit*.xml", "junit*.xml.gz"} {
+		m, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// readJUnit is a JUnit file's bytes, gunzipped when its name ends in .gz.
+func readJUnit(file string) ([]byte, error) {
+	data, err := os.ReadFile(file)
+	if err != nil || !strings.HasSuffix(file, ".gz") {
+		return data, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if data, err = io.ReadAll(zr); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return data, nil
 }
 
 // readSelection reads selected.txt, when the run has one.
@@ -147,7 +187,7 @@ func (r *Run) Outcome(name string) Outcome {
 }
 
 func (r *Run) add(file string) error {
-	data, err := os.ReadFile(file)
+	data, err := readJUnit(file)
 	if err != nil {
 		return err
 	}
@@ -418,6 +458,16 @@ func counts(w io.Writer, runs []*Run, all []string) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %d | %d | %s |\n", r.Name, started, len(all)-c[NotSelected],
 			c[Passed], c[Failed], c[Skipped], c[Absent], (time.Duration(r.Seconds) * time.Second).String())
+	}
+	for i, r := range runs {
+		if i == 0 {
+			fmt.Fprintf(w, "\n")
+		}
+		about := r.About
+		if about == "" {
+			about = "this machine's run (no about.txt)"
+		}
+		fmt.Fprintf(w, "- %s: %s\n", r.Name, oneLine(about))
 	}
 }
 

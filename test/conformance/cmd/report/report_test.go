@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -335,6 +337,54 @@ func TestSuiteStoppedEarlySaysWhy(t *testing.T) {
 	for _, want := range []string{"| gate on | — | 2 | 1 | 0 | 0 | 1 |", "- [junit_parallel_01.xml]: Suite Timeout Elapsed\n"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// keep.sh's copy of a run (gzipped JUnit, selected.txt, about.txt) reads as the run itself.
+func TestReadRunKeptResults(t *testing.T) {
+	dir := t.TempDir()
+	junit, err := os.ReadFile("testdata/gate-on/junit_01.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(junit)
+	zw.Close()
+	selected, err := os.ReadFile("testdata/gate-on/selected.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"junit_01.xml.gz": gz.Bytes(),
+		"selected.txt":    selected,
+		"about.txt":       []byte("commit abc1234, 2026-12-07\nfresh clone, 2 cores\n"),
+		"junit_02.xml.gz": []byte("not gzip"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept, err := ReadRun("gate on", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := ReadRun("gate on", "testdata/gate-on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(kept.Results, plain.Results) || !reflect.DeepEqual(kept.Selected, plain.Selected) {
+		t.Errorf("kept results differ from the run's own:\n%v\n%v", kept.Results, plain.Results)
+	}
+	if len(kept.Problems) != 1 || !strings.Contains(kept.Problems[0], "junit_02.xml.gz") {
+		t.Errorf("problems = %q, want the one file that is not gzip", kept.Problems)
+	}
+	var buf bytes.Buffer
+	Report(&buf, []*Run{plain, kept}, time.Now(), "")
+	for _, want := range []string{"- gate on: this machine's run (no about.txt)\n", "- gate on: commit abc1234, 2026-12-07 fresh clone, 2 cores\n"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("report lacks %q", want)
 		}
 	}
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# hack/conformance/keep.sh RUN [NOTE]: keeps a finished run's results in the repository, under
+# test/conformance/results/RUN/, so that the three-run report can be made in another session or
+# on another machine (_output/ is not kept, and a run takes 1.5 h of the machine alone): its
+# JUnit files gzipped, selected.txt, duration.txt, and about.txt (the commit that ran, the
+# date, NOTE). conformance.sh's report uses them for a run that _output/conformance lacks.
+# Run it in the checkout that made the run; it replaces an older kept copy (git keeps that).
+source "$(dirname "$0")/lib.sh"
+[ $# -ge 1 ] || { echo "usage: $0 RUN [NOTE]" >&2; exit 2; }
+run=$1 note=${2:-}
+src="$CONF_OUT/$run" dst="$ROOT/test/conformance/results/$run"
+shopt -s nullglob
+junits=("$src"/junit*.xml)
+[ ${#junits[@]} -gt 0 ] || { echo "keep: no junit*.xml in $src: run make conformance first" >&2; exit 1; }
+[ -f "$src/selected.txt" ] || { echo "keep: no $src/selected.txt (run.sh's selection)" >&2; exit 1; }
+rm -rf "$dst"
+mkdir -p "$dst"
+for f in "${junits[@]}"; do
+	gzip -9n <"$f" >"$dst/$(basename "$f").gz"
+done
+cp "$src/selected.txt" "$dst/"
+[ -f "$src/duration.txt" ] && cp "$src/duration.txt" "$dst/"
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The run's own date: its first JUnit file's.
+day=$(date -u -r "${junits[0]}" +%F)
+{
+	echo "commit $commit, $day"
+	[ -n "$note" ] && echo "$note"
+} >"$dst/about.txt"
+echo "keep: $run -> $dst ($(du -sh "$dst" | cut -f1)); commit it"

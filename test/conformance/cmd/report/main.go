@@ -7,7 +7,8 @@
 //
 // Each DIR is a run's --report-dir (every junit*.xml under it) or one JUnit file. With
 // -strict it exits 1 when a test that passed in the first run did not pass in another, or
-// when a run's results are missing (a JUnit file missing or unreadable).
+// when a run's results are missing (a JUnit file missing or unreadable, or selected tests
+// without a result: one pass's JUnit file missing, a failed suite set-up).
 package main
 
 import (

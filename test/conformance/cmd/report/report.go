@@ -522,13 +522,31 @@ func Regressions(runs []*Run) []string {
 	return out
 }
 
-// Problems are the runs' missing or unreadable JUnit files, "RUN: PROBLEM".
+// Problems are the runs' missing or unreadable JUnit files, "RUN: PROBLEM", and, for a run
+// without such a problem, its selected tests that have no result: a pass's JUnit file missing
+// while the other's is there, or a suite set-up that failed (the reference run's tests then
+// neither pass nor regress, and -strict must still fail).
 func Problems(runs []*Run) []string {
 	var out []string
 	for _, r := range runs {
 		for _, p := range r.Problems {
 			out = append(out, r.Name+": "+p)
 		}
+		if n := r.notRun(); n > 0 && len(r.Problems) == 0 {
+			out = append(out, fmt.Sprintf("%s: %d of its %d selected tests have no result (a pass's JUnit file missing, its suite set-up failed, or it stopped early)",
+				r.Name, n, len(r.selected)))
+		}
 	}
 	return out
+}
+
+// notRun counts the tests of the run's selection (selected.txt) that have no result.
+func (r *Run) notRun() int {
+	n := 0
+	for name := range r.selected {
+		if _, ok := r.Results[name]; !ok {
+			n++
+		}
+	}
+	return n
 }

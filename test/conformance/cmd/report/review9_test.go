@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Adversarial review 9: each test below failed before the fix it names.
+
+// Every state Ginkgo v2.32's JUnit reporter writes for a spec that did not pass
+// (reporters/junit_report.go: failed, timedout, aborted as <failure>; interrupted, panicked
+// as <error>; "INVALID SPEC STATE" with no body) counts as failed, with its reason.
+func TestEveryGinkgoFailureStateIsFailed(t *testing.T) {
+	errorCase := func(name, status, description string) string {
+		return `<testcase name="` + name + `" status="` + status + `" time="1"><error message="" type="` + status + `">` +
+			description + `</error></testcase>`
+	}
+	for _, tc := range []struct{ name, xml, want string }{
+		{"interrupted", errorCase("[It] "+basic, "interrupted", "[INTERRUPTED] Interrupted by User&#xA;In [It] at: service.go:10 @ 12/06/26 15:00:00.000&#xA;&#xA;This is the Progress Report generated when the interrupt was received:&#xA;"), "Interrupted by User"},
+		{"aborted", failed("[It] "+basic, "aborted", "[ABORTED] Aborted by the user&#xA;In [It] at: service.go:10 @ 12/06/26 15:00:00.000&#xA;"), "Aborted by the user"},
+		{"panicked", errorCase("[It] "+basic, "panicked", "[PANICKED] Test Panicked&#xA;In [It] at: panic.go:262 @ 12/06/26 15:00:00.000&#xA;&#xA;boom&#xA;&#xA;Full Stack Trace&#xA;  x()&#xA;"), "Test Panicked: boom"},
+		{"invalid", `<testcase name="[It] ` + basic + `" status="INVALID SPEC STATE" time="0"></testcase>`, "INVALID SPEC STATE"},
+	} {
+		r := mustReadRun(t, "x", writeRun(t, []string{basic}, map[string]string{"junit_01.xml": tc.xml}))
+		if got := r.Outcome(basic); got != Failed || r.Results[basic].Reason != tc.want {
+			t.Errorf("%s: %s %q, want FAIL %q", tc.name, got, r.Results[basic].Reason, tc.want)
+		}
+	}
+}
+
+// A run directory with the serial pass's JUnit file and without the parallel pass's (the
+// Ginkgo CLI died, the file was deleted): the tests of that pass have no result, and the
+// report must say that results are missing (README: "a pass whose JUnit file is missing ...:
+// the report names the file"), so that -strict fails, whichever run it is.
+func TestOnePassJUnitMissingIsAProblem(t *testing.T) {
+	up := mustReadRun(t, "upstream", writeRun(t, []string{basic, restart},
+		map[string]string{"junit_serial_01.xml": passed("[It] "+restart) + filteredOut("[It] "+basic)}))
+	on := mustReadRun(t, "gate on", writeRun(t, []string{basic, restart},
+		map[string]string{"junit_parallel_01.xml": passed("[It] " + basic), "junit_serial_01.xml": passed("[It] " + restart)}))
+	runs := []*Run{up, on}
+	if p := Problems(runs); len(p) == 0 || !strings.Contains(strings.Join(p, "\n"), "upstream") {
+		t.Errorf("Problems = %q: want upstream's test without a result named (-strict must fail)", p)
+	}
+	md := report(t, runs...)
+	if !strings.Contains(md, "Results missing") {
+		t.Errorf("report does not say results are missing:\n%s", md)
+	}
+}
+
+// The reference run's suite set-up failed (no node Ready, say): none of its tests ran, so
+// none "passed upstream" and Regressions is empty; -strict must still fail: the comparison
+// the issue asks for did not happen.
+func TestStrictFailsWhenTheReferenceRanNothing(t *testing.T) {
+	up := mustReadRun(t, "upstream", writeRun(t, []string{basic}, map[string]string{"junit_parallel_01.xml": failed("[SynchronizedBeforeSuite]", "failed",
+		"[FAILED] there are currently no ready, schedulable nodes in the cluster&#xA;In [SynchronizedBeforeSuite] at: e2e.go:216 @ 12/06/26 15:00:00.000&#xA;")}))
+	on := mustReadRun(t, "gate on", writeRun(t, []string{basic}, map[string]string{"junit_parallel_01.xml": passed("[It] " + basic)}))
+	runs := []*Run{up, on}
+	if len(Regressions(runs))+len(Problems(runs)) == 0 {
+		t.Errorf("-strict would exit 0 with upstream's tests not run")
+	}
+}

@@ -476,7 +476,7 @@ func reasons(results map[string]Result, names []string, want Outcome) []string {
 	var lines []string
 	for _, n := range names {
 		if res, ok := results[n]; ok && res.Outcome == want {
-			lines = append(lines, fmt.Sprintf("- %s: %s", n, res.Reason))
+			lines = append(lines, fmt.Sprintf("- %s: %s", markdown.Replace(n), res.Reason))
 		}
 	}
 	return lines

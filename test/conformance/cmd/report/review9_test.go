@@ -59,3 +59,15 @@ func TestStrictFailsWhenTheReferenceRanNothing(t *testing.T) {
 		t.Errorf("-strict would exit 0 with upstream's tests not run")
 	}
 }
+
+// The failure and skip lists name the test as the tables do: a name with "<" or "|" is
+// escaped (rendered Markdown would take "<int>" for an HTML tag and hide it).
+func TestReasonListEscapesTheTestName(t *testing.T) {
+	name := "[sig-network] Services should keep <weird> names | intact"
+	r := mustReadRun(t, "x", writeRun(t, []string{name}, map[string]string{"junit_01.xml": failed("[It] [sig-network] Services should keep &lt;weird&gt; names | intact", "failed",
+		"[FAILED] nope&#xA;In [It] at: service.go:10 @ 12/06/26 15:00:00.000&#xA;")}))
+	md := report(t, r)
+	if want := `- [sig-network] Services should keep \<weird> names \| intact: nope` + "\n"; !strings.Contains(md, want) {
+		t.Errorf("report lacks %q:\n%s", want, md)
+	}
+}

@@ -4,8 +4,9 @@
 #   1 build.sh   2 images.sh, node-images.sh (into the running nodes)   3 dns.sh (CoreDNS, once)
 #   4 for each of upstream (addon.sh upstream: registry.k8s.io/kube-proxy:v1.37.2, ipvs mode),
 #     gate-off (addon.sh patch no-gate: ours), gate-on (addon.sh patch: ours with
-#     IPVSImmediateTermination): kubeadm re-renders the addon, the DaemonSet rolls out, then
-#     run.sh writes _output/conformance/<name>/
+#     IPVSImmediateTermination): kubeadm re-renders the addon, the DaemonSet is restarted and
+#     rolls out (addon_rollout), its image and the ConfigMap's gate are checked (a mismatch
+#     stops; RUN/kube-proxy.txt), then run.sh writes _output/conformance/<name>/
 #   5 test/conformance/cmd/report -> _output/conformance/report.md (a run this checkout did not
 #     make: its results kept in the repository by keep.sh, test/conformance/results/RUN/)
 # node-images.sh imports _output/conformance/images/*.oci.tar into each running node's
@@ -13,6 +14,24 @@
 # reported as they are, when present.
 source "$(dirname "$0")/lib.sh"
 RUNS=${CONFORMANCE_RUNS:-upstream gate-off gate-on}
+
+# check_kube_proxy RUN stops make conformance when the kube-proxy DaemonSet's image and the
+# ConfigMap's gate are not RUN's (its tests would be reported under the wrong name), and
+# writes them to _output/conformance/RUN/kube-proxy.txt.
+check_kube_proxy() {
+	local run=$1 image conf gate=off want_image=$OUR_PROXY_IMAGE want_gate=off
+	image=$(kubectl -n kube-system get ds kube-proxy -o jsonpath='{.spec.template.spec.containers[0].image}')
+	conf=$(kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\.conf}')
+	[[ "$conf" != *"IPVSImmediateTermination: true"* ]] || gate=on
+	[ "$run" != upstream ] || want_image=$UPSTREAM_PROXY_IMAGE
+	[ "$run" != gate-on ] || want_gate=on
+	mkdir -p "$CONF_OUT/$run"
+	echo "image $image, IPVSImmediateTermination $gate" | tee "$CONF_OUT/$run/kube-proxy.txt"
+	if [ "$image" != "$want_image" ] || [ "$gate" != "$want_gate" ]; then
+		echo "conformance: $run: kube-proxy runs $image with the gate $gate, want $want_image with the gate $want_gate" >&2
+		exit 1
+	fi
+}
 start=$SECONDS
 "$CONF_DIR/build.sh"
 "$CONF_DIR/images.sh"
@@ -25,9 +44,11 @@ kubectl get nodes -o wide
 for run in $RUNS; do
 	w=$(addon_way "$run") || exit 2
 	read -ra way <<<"$w"
-	step "conformance: $run: hack/cluster/addon.sh ${way[*]}"
-	"$CLUSTER_DIR/addon.sh" "${way[@]}"
-	kubectl -n kube-system rollout status ds/kube-proxy --timeout=600s
+	step "conformance: $run: hack/cluster/addon.sh ${way[*]}, rollout restart"
+	# Restarted, not only waited for: from gate-off to gate-on only the ConfigMap changes, the
+	# DaemonSet's template does not, and its pods would keep running with the gate off.
+	addon_rollout "${way[@]}"
+	check_kube_proxy "$run"
 	kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide
 	t=$SECONDS
 	"$CONF_DIR/run.sh" "$CLUSTER_ADMIN_KUBECONFIG" "$run" || echo "conformance: $run: e2e exit $? (failures are in the report)"

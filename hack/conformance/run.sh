@@ -103,10 +103,11 @@ rc=0
 step "conformance run $RUN [2/3]: the selection (dry run, e2e.test alone, no Ginkgo CLI)"
 rm -rf "$RUN_DIR/selection"
 run_pass dry-run 1 "$RUN_DIR/selection" --dry-run || { tail -n 40 "$RUN_DIR/dry-run.log" >&2; exit 1; }
-# In a dry run the selected tests "pass"; the others are skipped by the filters.
+# In a dry run the selected tests "pass"; the others are skipped by the filters. The names are
+# unescaped as Go's XML encoder wrote them, &amp; last ("&amp;lt;" is "&lt;", not "<").
 grep -o '<testcase name="\[It\] [^"]*" classname="[^"]*" status="passed"' "$RUN_DIR/selection/junit_dry-run_01.xml" |
 	sed -e 's/^<testcase name="\[It\] //' -e 's/" classname=.*//' \
-		-e 's/&#39;/'"'"'/g' -e 's/&#34;/"/g' -e 's/&quot;/"/g' -e 's/&amp;/\&/g' -e 's/&lt;/</g' -e 's/&gt;/>/g' |
+		-e 's/&#39;/'"'"'/g' -e 's/&#34;/"/g' -e 's/&quot;/"/g' -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g' |
 	LC_ALL=C sort >"$RUN_DIR/selected.txt"
 echo "$(wc -l <"$RUN_DIR/selected.txt") tests selected: $RUN_DIR/selected.txt"
 if [ "${CONFORMANCE_DRY_RUN:-}" = 1 ]; then

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -69,5 +73,90 @@ func TestReasonListEscapesTheTestName(t *testing.T) {
 	md := report(t, r)
 	if want := `- [sig-network] Services should keep \<weird> names \| intact: nope` + "\n"; !strings.Contains(md, want) {
 		t.Errorf("report lacks %q:\n%s", want, md)
+	}
+}
+
+// hack/conformance/run.sh lists the selection (selected.txt) from the dry run's JUnit file with
+// grep and sed; ReadRun names the results with encoding/xml. A name with XML's special
+// characters must come out the same both ways, or its result is "not selected" and its
+// selection "not run". The dry run's file is written as Ginkgo writes it (encoding/xml).
+func TestRunShSelectionMatchesReadRun(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	script, err := os.ReadFile("../../../../hack/conformance/run.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pipeline: from its grep to its sort.
+	lines := strings.Split(string(script), "\n")
+	var pipe []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "grep -o '<testcase name=") || len(pipe) > 0 {
+			pipe = append(pipe, l)
+			if strings.Contains(l, "LC_ALL=C sort") {
+				break
+			}
+		}
+	}
+	if len(pipe) == 0 {
+		t.Fatal("run.sh: no selection pipeline (grep -o '<testcase name= ... sort)")
+	}
+	names := []string{
+		"[sig-network] Services a literal &lt; in a name",
+		`[sig-network] Services don't "quote" <int> & more`,
+		"[sig-network] Services plain",
+	}
+	type tc struct {
+		XMLName   xml.Name `xml:"testcase"`
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Status    string   `xml:"status,attr"`
+	}
+	var doc struct {
+		XMLName xml.Name `xml:"testsuites"`
+		Suite   struct {
+			Cases []tc `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	for _, n := range names {
+		doc.Suite.Cases = append(doc.Suite.Cases, tc{Name: "[It] " + n, Classname: "Kubernetes e2e suite", Status: "passed"})
+	}
+	doc.Suite.Cases = append(doc.Suite.Cases, tc{Name: "[It] [sig-network] Services filtered out", Classname: "Kubernetes e2e suite", Status: "skipped"})
+	out, err := xml.MarshalIndent(doc, "  ", "    ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "selection"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "selection", "junit_dry-run_01.xml"), xml.Header+string(out))
+	cmd := exec.Command(bash, "-c", "set -euo pipefail\n"+strings.Join(pipe, "\n"))
+	cmd.Env = append(os.Environ(), "RUN_DIR="+dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run.sh's pipeline: %v\n%s", err, b)
+	}
+	var results string
+	for _, c := range doc.Suite.Cases[:len(names)] {
+		b, err := xml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results += string(b)
+	}
+	r := mustReadRun(t, "x", writeRun(t, nil, map[string]string{"junit_01.xml": results}))
+	sel, err := readLines(filepath.Join(dir, "selected.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sel) != len(names) {
+		t.Fatalf("selected.txt = %q, want the %d passed", sel, len(names))
+	}
+	for _, n := range sel {
+		if _, ok := r.Results[n]; !ok {
+			t.Errorf("selected.txt has %q, which no result of ReadRun is named (results: %q)", n, sortedNames(r.Results))
+		}
 	}
 }

@@ -93,7 +93,7 @@ func TestRunShSelectionMatchesReadRun(t *testing.T) {
 	lines := strings.Split(string(script), "\n")
 	var pipe []string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "grep -o '<testcase name=") || len(pipe) > 0 {
+		if strings.Contains(l, "grep -o '<testcase name=") || len(pipe) > 0 {
 			pipe = append(pipe, l)
 			if strings.Contains(l, "LC_ALL=C sort") {
 				break

@@ -10,7 +10,8 @@
 # the others (the Disruptive one deletes the kube-proxy pods: it would fail its neighbours).
 # Writes _output/conformance/RUN/ (RUN defaults to the date): junit_parallel_01.xml and
 # junit_serial_01.xml (the e2e framework's --report-dir reports, what
-# test/conformance/cmd/report reads), parallel.log, serial.log, commands.txt.
+# test/conformance/cmd/report reads), selected.txt and selection/ (the dry run's), dry-run.log,
+# parallel.log, serial.log, commands.txt (conformance.sh adds kube-proxy.txt and duration.txt).
 #
 # Environment:
 #   CONFORMANCE_PROCS    parallel Ginkgo processes of the first pass (default 2; 1 runs e2e.test
@@ -57,7 +58,7 @@ TIMEOUT=${CONFORMANCE_TIMEOUT:-3h}
 # An earlier run's results go first: a run that stops before its own (a build that fails)
 # must not leave them to the report as its own.
 mkdir -p "$RUN_DIR"
-rm -f "$RUN_DIR"/junit*.xml "$RUN_DIR/selected.txt"
+rm -f "$RUN_DIR"/junit*.xml "$RUN_DIR"/junit*.xml.gz "$RUN_DIR/selected.txt"
 step "conformance run $RUN [1/3]: e2e.test, ginkgo and kubectl"
 "$CONF_DIR/build.sh"
 KUBECTL="$CLUSTER_BIN/kubectl"

@@ -33,6 +33,8 @@ check_kube_proxy() {
 	fi
 }
 start=$SECONDS
+# A misspelt run stops here, not after the builds, the images and the first runs.
+for run in $RUNS; do addon_way "$run" >/dev/null || exit 2; done
 "$CONF_DIR/build.sh"
 "$CONF_DIR/images.sh"
 # shellcheck disable=SC1091

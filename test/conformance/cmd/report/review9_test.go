@@ -160,3 +160,23 @@ func TestRunShSelectionMatchesReadRun(t *testing.T) {
 		}
 	}
 }
+
+// -strict's regressions: a test upstream passed that another run failed, skipped, did not run
+// or did not select is one, in each run (held before the review; kept as a check).
+func TestRegressionsOfEveryKind(t *testing.T) {
+	tests := []string{basic, affinity, fallback, restart}
+	up := mustReadRun(t, "upstream", writeRun(t, tests, map[string]string{"junit_01.xml": passed("[It] "+basic) + passed("[It] "+affinity) + passed("[It] "+fallback) + passed("[It] "+restart)}))
+	off := mustReadRun(t, "gate-off", writeRun(t, tests[:3], map[string]string{"junit_01.xml": passed("[It] "+basic) +
+		`<testcase name="[It] `+affinity+`" status="skipped" time="0"><skipped message="skipped - Requires at least 2 nodes (not -1)"></skipped></testcase>`}))
+	on := mustReadRun(t, "gate-on", writeRun(t, tests, map[string]string{"junit_01.xml": passed("[It] "+basic) + passed("[It] "+affinity) + passed("[It] "+fallback) +
+		failed("[It] "+restart, "timedout", "[TIMEDOUT] A suite timeout occurred&#xA;In [It] at: service.go:1 @ 12/06/26 15:00:00.000&#xA;")}))
+	got := strings.Join(Regressions([]*Run{up, off, on}), "\n")
+	for _, want := range []string{affinity + ": skip in gate-off", fallback + ": — in gate-off", restart + ": not selected in gate-off", restart + ": FAIL in gate-on"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Regressions lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, basic) {
+		t.Errorf("Regressions list a test that passed everywhere:\n%s", got)
+	}
+}

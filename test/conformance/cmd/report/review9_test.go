@@ -167,7 +167,7 @@ func TestRegressionsOfEveryKind(t *testing.T) {
 	tests := []string{basic, affinity, fallback, restart}
 	up := mustReadRun(t, "upstream", writeRun(t, tests, map[string]string{"junit_01.xml": passed("[It] "+basic) + passed("[It] "+affinity) + passed("[It] "+fallback) + passed("[It] "+restart)}))
 	off := mustReadRun(t, "gate-off", writeRun(t, tests[:3], map[string]string{"junit_01.xml": passed("[It] "+basic) +
-		`<testcase name="[It] `+affinity+`" status="skipped" time="0"><skipped message="skipped - Requires at least 2 nodes (not -1)"></skipped></testcase>`}))
+		`<testcase name="[It] ` + affinity + `" status="skipped" time="0"><skipped message="skipped - Requires at least 2 nodes (not -1)"></skipped></testcase>`}))
 	on := mustReadRun(t, "gate-on", writeRun(t, tests, map[string]string{"junit_01.xml": passed("[It] "+basic) + passed("[It] "+affinity) + passed("[It] "+fallback) +
 		failed("[It] "+restart, "timedout", "[TIMEDOUT] A suite timeout occurred&#xA;In [It] at: service.go:1 @ 12/06/26 15:00:00.000&#xA;")}))
 	got := strings.Join(Regressions([]*Run{up, off, on}), "\n")

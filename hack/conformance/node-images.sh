@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 2b of make conformance: the test images (images.sh) into every Ready node's containerd
+# Step 2b of make conformance: the test images (images.sh) into every node's containerd
 # of the running cluster, so `make conformance` works after a plain `make cluster` (the node
 # VMs import only the tarballs they boot with). Per node: a privileged host-PID pod of the
 # nodes' own busybox image (cluster.local/busybox:1, never pulled; it links only /bin/sh, so

@@ -16,8 +16,9 @@ source "$(dirname "$0")/lib.sh"
 RUNS=${CONFORMANCE_RUNS:-upstream gate-off gate-on}
 
 # check_kube_proxy RUN stops make conformance when the kube-proxy DaemonSet's image and the
-# ConfigMap's gate are not RUN's (its tests would be reported under the wrong name), and
-# writes them to _output/conformance/RUN/kube-proxy.txt.
+# ConfigMap's gate are not RUN's (its tests would be reported under the wrong name), before
+# RUN's directory is made (the report would take that for this checkout's run, over the kept
+# results); else writes them to _output/conformance/RUN/kube-proxy.txt.
 check_kube_proxy() {
 	local run=$1 image conf gate=off want_image=$OUR_PROXY_IMAGE want_gate=off
 	image=$(kubectl -n kube-system get ds kube-proxy -o jsonpath='{.spec.template.spec.containers[0].image}')
@@ -25,12 +26,12 @@ check_kube_proxy() {
 	[[ "$conf" != *"IPVSImmediateTermination: true"* ]] || gate=on
 	[ "$run" != upstream ] || want_image=$UPSTREAM_PROXY_IMAGE
 	[ "$run" != gate-on ] || want_gate=on
-	mkdir -p "$CONF_OUT/$run"
-	echo "image $image, IPVSImmediateTermination $gate" | tee "$CONF_OUT/$run/kube-proxy.txt"
 	if [ "$image" != "$want_image" ] || [ "$gate" != "$want_gate" ]; then
 		echo "conformance: $run: kube-proxy runs $image with the gate $gate, want $want_image with the gate $want_gate" >&2
 		exit 1
 	fi
+	mkdir -p "$CONF_OUT/$run"
+	echo "image $image, IPVSImmediateTermination $gate" | tee "$CONF_OUT/$run/kube-proxy.txt"
 }
 start=$SECONDS
 # A misspelt run stops here, not after the builds, the images and the first runs.

@@ -2,8 +2,9 @@
 # hack/conformance/keep.sh RUN [NOTE]: keeps a finished run's results in the repository, under
 # test/conformance/results/RUN/, so that the three-run report can be made in another session or
 # on another machine (_output/ is not kept, and a run takes 1.5 h of the machine alone): its
-# JUnit files gzipped, selected.txt, duration.txt, and about.txt (the commit that ran, the
-# date, NOTE). conformance.sh's report uses them for a run that _output/conformance lacks.
+# JUnit files gzipped, selected.txt, duration.txt, kube-proxy.txt, and about.txt (the commit
+# that ran, from run.sh's commit.txt; the date, NOTE). conformance.sh's report uses them for a
+# run that _output/conformance lacks.
 # Run it in the checkout that made the run; it replaces an older kept copy (git keeps that).
 source "$(dirname "$0")/lib.sh"
 [ $# -ge 1 ] || { echo "usage: $0 RUN [NOTE]" >&2; exit 2; }
@@ -20,7 +21,9 @@ for f in "${junits[@]}"; do
 done
 cp "$src/selected.txt" "$dst/"
 [ -f "$src/duration.txt" ] && cp "$src/duration.txt" "$dst/"
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -f "$src/kube-proxy.txt" ] && cp "$src/kube-proxy.txt" "$dst/"
+# The commit run.sh ran at (commit.txt); HEAD only for a run made before run.sh wrote it.
+commit=$(cat "$src/commit.txt" 2>/dev/null || git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The run's own date: its first JUnit file's.
 day=$(date -u -r "${junits[0]}" +%F)
 {

@@ -11,7 +11,8 @@
 # Writes _output/conformance/RUN/ (RUN defaults to the date): junit_parallel_01.xml and
 # junit_serial_01.xml (the e2e framework's --report-dir reports, what
 # test/conformance/cmd/report reads), selected.txt and selection/ (the dry run's), dry-run.log,
-# parallel.log, serial.log, commands.txt (conformance.sh adds kube-proxy.txt and duration.txt).
+# parallel.log, serial.log, commands.txt, commit.txt (conformance.sh adds kube-proxy.txt and
+# duration.txt).
 #
 # Environment:
 #   CONFORMANCE_PROCS    parallel Ginkgo processes of the first pass (default 2; 1 runs e2e.test
@@ -96,6 +97,10 @@ run_pass() {
 }
 
 : >"$RUN_DIR/commands.txt"
+# The commit that ran (keep.sh's about.txt: HEAD may have moved by the time it runs).
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) || commit=unknown
+[ "$commit" = unknown ] || git -C "$ROOT" diff --quiet HEAD -- || commit+=-dirty
+echo "$commit" >"$RUN_DIR/commit.txt"
 start=$SECONDS
 rc=0
 # The selection, always: a dry run (e2e.test alone, seconds; no spec or suite set-up runs)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make cluster: the whole real cluster, left running (hack/cluster/README.md).
-#   1 builds (cached by stamps): control-plane binaries, kubelet, the images, the node initramfs
+#   1 Debian packages (hack/install-deps.sh), builds (cached by stamps): control-plane binaries, kubelet, the images, the node initramfs
 #   2 node-proxy (the API server's path to the kubelets), then the control plane on loopback: etcd, kube-apiserver (with node-proxy's egress flag),
 #     kube-controller-manager (node IPAM, EndpointSlice, ...), kube-scheduler
 #   3 node VMs node-a and node-b (booted together, each imports every image), Nodes Ready
@@ -31,6 +31,9 @@ timed() {
 }
 
 builds() {
+	# The node VMs boot Debian's kernel with qemu (a fresh machine has neither: make cluster
+	# stopped after 18 min of builds, "no /boot/vmlinuz-*"); seconds when all are there.
+	"$ROOT/hack/install-deps.sh"
 	"$CLUSTER_DIR/build.sh"
 	"$CLUSTER_DIR/build-node.sh"
 	"$CLUSTER_DIR/images.sh"

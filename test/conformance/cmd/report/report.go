@@ -131,7 +131,8 @@ func ReadRun(name, path string) (*Run, error) {
 	return run, nil
 }
 
-// junitFiles are a run directory's JUnit files, plain or gzipped (keep.sh keeps them so), sorted.
+// junitFiles are a run directory's JUnit files, plain or gzipped (keep.sh keeps them so), sorted;
+// a .gz whose plain twin is there is left out.
 func junitFiles(dir string) ([]string, error) {
 	var files []string
 	for _, pattern := range []string{"junit*.xml", "junit*.xml.gz"} {
@@ -141,6 +142,19 @@ func junitFiles(dir string) ([]string, error) {
 		}
 		files = append(files, m...)
 	}
+	// A gzipped file beside its plain twin (keep.sh's copy next to the run's own) is the
+	// same pass: read once, the plain one.
+	plain := map[string]bool{}
+	for _, f := range files {
+		plain[f] = true
+	}
+	kept := files[:0]
+	for _, f := range files {
+		if !(strings.HasSuffix(f, ".gz") && plain[strings.TrimSuffix(f, ".gz")]) {
+			kept = append(kept, f)
+		}
+	}
+	files = kept
 	sort.Strings(files)
 	return files, nil
 }

@@ -9,6 +9,9 @@
 source "$(dirname "$0")/lib.sh"
 [ $# -ge 1 ] || { echo "usage: $0 RUN [NOTE]" >&2; exit 2; }
 run=$1 note=${2:-}
+# RUN names a directory under _output/conformance and test/conformance/results: a plain name
+# ("" or a path would make rm -rf below remove other kept runs, or all of them).
+[[ "$run" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { echo "keep: RUN must be a plain name (gate-off, upstream, ...), not '$run'" >&2; exit 2; }
 src="$CONF_OUT/$run" dst="$ROOT/test/conformance/results/$run"
 shopt -s nullglob
 junits=("$src"/junit*.xml)
@@ -24,8 +27,10 @@ cp "$src/selected.txt" "$dst/"
 [ -f "$src/kube-proxy.txt" ] && cp "$src/kube-proxy.txt" "$dst/"
 # The commit run.sh ran at (commit.txt); HEAD only for a run made before run.sh wrote it.
 commit=$(cat "$src/commit.txt" 2>/dev/null || git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-# The run's own date: its first JUnit file's.
-day=$(date -u -r "${junits[0]}" +%F)
+# The run's own day: its first JUnit file's suite timestamp (when the pass began; a file's
+# mtime is when a pass ended, or when the directory was copied); the mtime without one.
+day=$(grep -o -m1 'timestamp="[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]' "${junits[0]}" | head -1 | cut -d'"' -f2 || true)
+[ -n "$day" ] || day=$(date -u -r "${junits[0]}" +%F)
 {
 	echo "commit $commit, $day"
 	[ -n "$note" ] && echo "$note"

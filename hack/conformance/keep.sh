@@ -3,7 +3,7 @@
 # test/conformance/results/RUN/, so that the three-run report can be made in another session or
 # on another machine (_output/ is not kept, and a run takes 1.5 h of the machine alone): its
 # JUnit files gzipped, selected.txt, duration.txt, kube-proxy.txt, and about.txt (the commit
-# that ran, from run.sh's commit.txt; the date, NOTE). conformance.sh's report uses them for a
+# that ran, from run.sh's commit.txt; the day the run began; NOTE). conformance.sh's report uses them for a
 # run that _output/conformance lacks.
 # Run it in the checkout that made the run; it replaces an older kept copy (git keeps that).
 source "$(dirname "$0")/lib.sh"

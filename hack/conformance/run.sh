@@ -12,7 +12,7 @@
 # junit_serial_01.xml (the e2e framework's --report-dir reports, what
 # test/conformance/cmd/report reads), selected.txt and selection/ (the dry run's), dry-run.log,
 # parallel.log, serial.log, commands.txt, commit.txt (conformance.sh adds kube-proxy.txt and
-# duration.txt).
+# duration.txt; an earlier run's are removed, kube-proxy.txt unless conformance.sh called).
 #
 # Environment:
 #   CONFORMANCE_PROCS    parallel Ginkgo processes of the first pass (default 2; 1 runs e2e.test
@@ -59,7 +59,10 @@ TIMEOUT=${CONFORMANCE_TIMEOUT:-3h}
 # An earlier run's results go first: a run that stops before its own (a build that fails)
 # must not leave them to the report as its own.
 mkdir -p "$RUN_DIR"
-rm -f "$RUN_DIR"/junit*.xml "$RUN_DIR"/junit*.xml.gz "$RUN_DIR/selected.txt"
+rm -f "$RUN_DIR"/junit*.xml "$RUN_DIR"/junit*.xml.gz "$RUN_DIR/selected.txt" "$RUN_DIR/duration.txt"
+# kube-proxy.txt is conformance.sh's check of the addon, written just before it calls run.sh
+# (CONF_KUBE_PROXY_CHECKED=1); run by hand, an earlier run's would be kept (keep.sh) as this one's.
+[ "${CONF_KUBE_PROXY_CHECKED:-}" = 1 ] || rm -f "$RUN_DIR/kube-proxy.txt"
 step "conformance run $RUN [1/3]: e2e.test, ginkgo and kubectl"
 "$CONF_DIR/build.sh"
 KUBECTL="$CLUSTER_BIN/kubectl"

@@ -132,3 +132,47 @@ func TestKeepShDayIsTheRunsNotTheFilesMtime(t *testing.T) {
 		t.Errorf("about.txt = %q, want %q", about, want)
 	}
 }
+
+// run.sh run by hand (as the four fallback tests were) into a RUN directory an earlier make
+// conformance had used kept that run's duration.txt and kube-proxy.txt, and keep.sh then kept
+// them as this run's: another run's time, and another addon's image and gate. run.sh removes
+// both, except kube-proxy.txt when conformance.sh has just written it (CONF_KUBE_PROXY_CHECKED).
+// Failed before the fix.
+func TestRunShDropsAnEarlierRunsDurationAndKubeProxy(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	for _, checked := range []bool{false, true} {
+		root := t.TempDir()
+		for _, f := range []string{"hack/lib.sh", "hack/controlplane/lib.sh", "hack/cluster/lib.sh", "hack/conformance/lib.sh", "hack/conformance/run.sh"} {
+			data, err := os.ReadFile(filepath.Join("../../../..", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.MkdirAll(filepath.Dir(filepath.Join(root, f)), 0o755)
+			writeFile(t, filepath.Join(root, f), string(data))
+		}
+		// The build fails: run.sh stops right after clearing the earlier run's files.
+		writeFile(t, filepath.Join(root, "hack/conformance/build.sh"), "#!/bin/sh\nexit 3\n")
+		os.Chmod(filepath.Join(root, "hack/conformance/build.sh"), 0o755)
+		dir := filepath.Join(root, "_output/conformance/gate-on")
+		os.MkdirAll(dir, 0o755)
+		writeFile(t, filepath.Join(dir, "duration.txt"), "conformance: gate-on took 6420 s\n")
+		writeFile(t, filepath.Join(dir, "kube-proxy.txt"), "image ipvs-proxy/kube-proxy:dev, IPVSImmediateTermination on\n")
+		writeFile(t, filepath.Join(root, "kubeconfig"), "")
+		cmd := exec.Command(bash, filepath.Join(root, "hack/conformance/run.sh"), filepath.Join(root, "kubeconfig"), "gate-on")
+		cmd.Env = os.Environ()
+		if checked {
+			cmd.Env = append(cmd.Env, "CONF_KUBE_PROXY_CHECKED=1")
+		}
+		out, _ := cmd.CombinedOutput()
+		if _, err := os.Stat(filepath.Join(dir, "duration.txt")); err == nil {
+			t.Errorf("checked=%v: the earlier run's duration.txt is still there\n%s", checked, out)
+		}
+		_, err = os.Stat(filepath.Join(dir, "kube-proxy.txt"))
+		if checked != (err == nil) {
+			t.Errorf("checked=%v: kube-proxy.txt there = %v, want %v\n%s", checked, err == nil, checked, out)
+		}
+	}
+}

@@ -176,3 +176,14 @@ func TestRunShDropsAnEarlierRunsDurationAndKubeProxy(t *testing.T) {
 		}
 	}
 }
+
+// about.txt's NOTE is free text (keep.sh RUN NOTE): a "<" in it is escaped as the test names
+// are, or rendered Markdown takes "<kernel 6.1>" for an HTML tag and hides it. Held before the review (oneLine escapes).
+func TestAboutIsEscaped(t *testing.T) {
+	dir := writeRun(t, []string{basic}, map[string]string{"junit_01.xml": passed("[It] " + basic)})
+	writeFile(t, filepath.Join(dir, "about.txt"), "commit abc1234, 2026-12-07\nnodes on <kernel 6.1> | TCG\n")
+	md := report(t, mustReadRun(t, "gate-off", dir))
+	if want := `- gate-off: commit abc1234, 2026-12-07 nodes on \<kernel 6.1> \| TCG` + "\n"; !strings.Contains(md, want) {
+		t.Errorf("report lacks %q:\n%s", want, md)
+	}
+}

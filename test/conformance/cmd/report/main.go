@@ -5,8 +5,8 @@
 //
 //	report -out _output/conformance/report.md upstream=DIR gate-off=DIR gate-on=DIR
 //
-// Each DIR is a run's --report-dir (its junit*.xml, and junit*.xml.gz as keep.sh keeps them) or one JUnit file. With
-// -strict it exits 1 when a test that passed in the first run did not pass in another, or
+// Each DIR is a run's --report-dir (its junit*.xml, and junit*.xml.gz as keep.sh keeps
+// them) or one JUnit file. With -strict it exits 1 when a test that passed in the first run did not pass in another, or
 // when a run's results are missing (a JUnit file missing or unreadable, or selected tests
 // without a result: one pass's JUnit file missing, a failed suite set-up).
 package main

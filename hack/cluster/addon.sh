@@ -107,11 +107,9 @@ EDITOR
 	chmod +x "$editor"
 	step "addon: kubectl -n kube-system edit configmap kube-proxy (featureGates: IPVSImmediateTermination: true)"
 	KUBE_EDITOR=$editor kubectl -n kube-system edit configmap kube-proxy
-	# Read whole, then matched (not piped to grep -q: under pipefail kubectl's SIGPIPE, when
-	# grep quits at the match before kubectl is done, would read as "no gate").
-	local conf
-	conf=$(kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\.conf}')
-	[[ "$conf" == *"IPVSImmediateTermination: true"* ]] ||
+	local gate
+	gate=$(configmap_gate)
+	[ "$gate" = on ] ||
 		{ echo "addon: the gate is not in configmap kube-system/kube-proxy after the edit" >&2; return 1; }
 	kubectl -n kube-system rollout restart ds/kube-proxy
 	kubectl -n kube-system rollout status ds/kube-proxy --timeout="$ROLLOUT_TIMEOUT"

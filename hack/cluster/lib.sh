@@ -69,6 +69,15 @@ addon_rollout() {
 # kubectl as the cluster's admin (CLUSTER_ADMIN_KUBECONFIG: from $CLUSTER_CP_RUN/env).
 kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$CLUSTER_ADMIN_KUBECONFIG" "$@"; }
 
+# configmap_gate prints "on" when kube-system/kube-proxy's config.conf turns the
+# IPVSImmediateTermination gate on, else "off" (read whole, then matched: a pipe into grep -q
+# under pipefail could read kubectl's SIGPIPE as "off"); fails when kubectl does.
+configmap_gate() {
+	local conf
+	conf=$(kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\.conf}') || return 1
+	if [[ "$conf" == *"IPVSImmediateTermination: true"* ]]; then echo on; else echo off; fi
+}
+
 # addon_way ROW prints addon.sh's arguments for a row of a scenario or a conformance run:
 # gate-on (the kubeadm patch of docs/kubeadm.md), gate-off (the patch without the gate),
 # upstream (kubeadm's addon as it comes: upstream's image).

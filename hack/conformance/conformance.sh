@@ -20,10 +20,9 @@ RUNS=${CONFORMANCE_RUNS:-upstream gate-off gate-on}
 # RUN's directory is made (the report would take that for this checkout's run, over the kept
 # results); else writes them to _output/conformance/RUN/kube-proxy.txt.
 check_kube_proxy() {
-	local run=$1 image conf gate=off want_image=$OUR_PROXY_IMAGE want_gate=off
+	local run=$1 image gate want_image=$OUR_PROXY_IMAGE want_gate=off
 	image=$(kubectl -n kube-system get ds kube-proxy -o jsonpath='{.spec.template.spec.containers[0].image}')
-	conf=$(kubectl -n kube-system get configmap kube-proxy -o jsonpath='{.data.config\.conf}')
-	[[ "$conf" != *"IPVSImmediateTermination: true"* ]] || gate=on
+	gate=$(configmap_gate)
 	[ "$run" != upstream ] || want_image=$UPSTREAM_PROXY_IMAGE
 	[ "$run" != gate-on ] || want_gate=on
 	if [ "$image" != "$want_image" ] || [ "$gate" != "$want_gate" ]; then

@@ -64,8 +64,8 @@ note="report of commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || ec
 for run in upstream gate-off gate-on; do
 	if [ -d "$CONF_OUT/$run" ]; then
 		args+=("$run=$CONF_OUT/$run")
-	elif [ -d "$ROOT/test/conformance/results/$run" ]; then
-		args+=("$run=$ROOT/test/conformance/results/$run")
+	elif [ -d "$CONF_KEPT/$run" ]; then
+		args+=("$run=$CONF_KEPT/$run")
 	fi
 done
 # The first run given is the reference of "differs" and of -strict: say so when it is not upstream's.

@@ -12,7 +12,7 @@ run=$1 note=${2:-}
 # RUN names a directory under _output/conformance and test/conformance/results: a plain name
 # ("" or a path would make rm -rf below remove other kept runs, or all of them).
 [[ "$run" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || { echo "keep: RUN must be a plain name (gate-off, upstream, ...), not '$run'" >&2; exit 2; }
-src="$CONF_OUT/$run" dst="$ROOT/test/conformance/results/$run"
+src="$CONF_OUT/$run" dst="$CONF_KEPT/$run"
 shopt -s nullglob
 junits=("$src"/junit*.xml)
 [ ${#junits[@]} -gt 0 ] || { echo "keep: no junit*.xml in $src: run make conformance first" >&2; exit 1; }

@@ -4,6 +4,8 @@ CONF_DIR="$ROOT/hack/conformance"
 CONF_OUT="$OUT/conformance"
 CONF_BIN="$CONF_OUT/bin"
 CONF_IMAGES="$CONF_OUT/images"
+# Finished runs kept in the repository (keep.sh), read by conformance.sh's report.
+CONF_KEPT="$ROOT/test/conformance/results"
 
 # The images upstream's e2e framework v1.37.2 runs in the selected tests, by the exact names
 # of its test/utils/image/manifest.go (so no KUBE_TEST_REPO_LIST is needed), and the pause

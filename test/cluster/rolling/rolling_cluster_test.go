@@ -67,6 +67,11 @@ func TestRollingRestart(t *testing.T) {
 	if how != "restart" && how != "set-image" {
 		t.Fatalf("ROLLING_HOW=%s: restart or set-image", how)
 	}
+	preStop := preStopSeconds(t)
+	update := how
+	if preStop > 0 {
+		update = fmt.Sprintf("%s, preStop sleep %d s", how, preStop)
+	}
 	rate := 20
 	if r, err := strconv.Atoi(os.Getenv("ROLLING_RATE")); err == nil {
 		rate = r
@@ -84,7 +89,7 @@ func TestRollingRestart(t *testing.T) {
 	svc := podkit.CreateService(t, client, ns, "test-server", []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}})
 	vip := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(servicePort))
 	nodePort := net.JoinHostPort(nodeIPv4(t, client, clientNode), fmt.Sprint(createNodePortService(t, client, ns)))
-	createDeployment(t, client, ns)
+	createDeployment(t, client, ns, preStop)
 	waitDeploymentReady(t, client, ns)
 	watches := map[string]*realServerWatch{}
 	for _, node := range []string{"node-a", "node-b"} {
@@ -119,7 +124,7 @@ func TestRollingRestart(t *testing.T) {
 		}
 	}
 	deletions.waitGone(watches[clientNode], time.Minute)
-	report(t, fmt.Sprintf("%s; %s", row, how), kernel, rep, npRep, deletions.latencies(watches[clientNode]))
+	report(t, fmt.Sprintf("%s; %s", row, update), kernel, rep, npRep, deletions.latencies(watches[clientNode]))
 }
 
 // nodeIPv4 is node's first IPv4 InternalIP (its address on the nodes' L2).
@@ -165,11 +170,32 @@ func setImage(t *testing.T, client kubernetes.Interface, ns, image string) {
 	}
 }
 
+// preStopSeconds is ROLLING_PRESTOP: the old pods' preStop sleep in seconds (0, the
+// default: none, test-server exits at SIGTERM and stops serving at once).
+func preStopSeconds(t *testing.T) int64 {
+	v := os.Getenv("ROLLING_PRESTOP")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	// The default termination grace (30 s) must outlast the sleep.
+	if err != nil || n < 0 || n >= 30 {
+		t.Fatalf("ROLLING_PRESTOP=%q: seconds from 0 to 29", v)
+	}
+	return n
+}
+
 // createDeployment makes the Deployment a user would: 3 replicas, a readiness probe, the
-// default RollingUpdate strategy and termination grace.
-func createDeployment(t *testing.T, client kubernetes.Interface, ns string) {
+// default RollingUpdate strategy and termination grace; with preStop > 0 a preStop sleep,
+// as users add so that a terminating pod keeps serving while proxies catch up (the
+// endpoint is then terminating and serving, which the gate leaves as upstream does).
+func createDeployment(t *testing.T, client kubernetes.Interface, ns string, preStop int64) {
 	t.Helper()
 	labels := map[string]string{"app": "test-server"}
+	var lifecycle *corev1.Lifecycle
+	if preStop > 0 {
+		lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStop}}}
+	}
 	_, err := client.AppsV1().Deployments(ns).Create(context.Background(), &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "test-server"},
 		Spec: appsv1.DeploymentSpec{
@@ -188,6 +214,7 @@ func createDeployment(t *testing.T, client kubernetes.Interface, ns string) {
 							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(serverPort)}},
 							PeriodSeconds: 1,
 						},
+						Lifecycle: lifecycle,
 					}},
 				},
 			},

@@ -72,6 +72,10 @@ func TestRollingRestart(t *testing.T) {
 	if preStop > 0 {
 		update = fmt.Sprintf("%s, preStop sleep %d s", how, preStop)
 	}
+	family := ipFamily(t)
+	if family == corev1.IPv6Protocol {
+		update += "; IPv6"
+	}
 	rate := 20
 	if r, err := strconv.Atoi(os.Getenv("ROLLING_RATE")); err == nil {
 		rate = r
@@ -86,9 +90,9 @@ func TestRollingRestart(t *testing.T) {
 		t.Fatalf("%s runs the %s ip_vs, want %s (ROLLING_PROFILE): %s", clientNode, kernel.Profile(), want, kernel)
 	}
 
-	svc := podkit.CreateService(t, client, ns, "test-server", []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}})
-	vip := net.JoinHostPort(svc.Spec.ClusterIP, fmt.Sprint(servicePort))
-	nodePort := net.JoinHostPort(nodeIPv4(t, client, clientNode), fmt.Sprint(createNodePortService(t, client, ns)))
+	vip := net.JoinHostPort(createService(t, client, ns, "test-server", corev1.ServiceTypeClusterIP, family).Spec.ClusterIP, fmt.Sprint(servicePort))
+	np := createService(t, client, ns, "test-server-nodeport", corev1.ServiceTypeNodePort, family)
+	nodePort := net.JoinHostPort(nodeIP(t, client, clientNode, family), fmt.Sprint(np.Spec.Ports[0].NodePort))
 	createDeployment(t, client, ns, preStop)
 	waitDeploymentReady(t, client, ns)
 	watches := map[string]*realServerWatch{}
@@ -103,7 +107,7 @@ func TestRollingRestart(t *testing.T) {
 	podkit.StartWatcher(t, client, ns, clientNode, nodePort).WaitReal(t, nodePort, replicas, 2*time.Minute)
 	t.Logf("%s: IPVS virtual server %s (NodePort) has %d real servers", clientNode, nodePort, replicas)
 
-	deletions := watchDeletions(t, client, ns)
+	deletions := watchDeletions(t, client, ns, family)
 	clientPod := startClient(t, client, ns, "client", vip, duration, rate-nodePortRate, 40000)
 	nodePortPod := startClient(t, client, ns, "client-nodeport", nodePort, duration, nodePortRate, 41000)
 	time.Sleep(10 * time.Second) // the client's steady state before the update
@@ -127,37 +131,82 @@ func TestRollingRestart(t *testing.T) {
 	report(t, fmt.Sprintf("%s; %s", row, update), kernel, rep, npRep, deletions.latencies(watches[clientNode]))
 }
 
-// nodeIPv4 is node's first IPv4 InternalIP (its address on the nodes' L2).
-func nodeIPv4(t *testing.T, client kubernetes.Interface, node string) string {
+// ipFamily is ROLLING_FAMILY (parseFamily).
+func ipFamily(t *testing.T) corev1.IPFamily {
+	f, err := parseFamily(os.Getenv("ROLLING_FAMILY"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// parseFamily reads the Services' (single) IP family: IPv4 (also "") or IPv6 (the cluster
+// is dual-stack: pods and nodes have both).
+func parseFamily(v string) (corev1.IPFamily, error) {
+	switch v {
+	case "", "IPv4":
+		return corev1.IPv4Protocol, nil
+	case "IPv6":
+		return corev1.IPv6Protocol, nil
+	}
+	return "", fmt.Errorf("ROLLING_FAMILY=%q: IPv4 or IPv6", v)
+}
+
+// familyOf says which family an address is of ("" when it is none).
+func familyOf(addr string) corev1.IPFamily {
+	switch ip := net.ParseIP(addr); {
+	case ip == nil:
+		return ""
+	case ip.To4() != nil:
+		return corev1.IPv4Protocol
+	default:
+		return corev1.IPv6Protocol
+	}
+}
+
+// nodeIP is node's first InternalIP of family (its address on the nodes' L2).
+func nodeIP(t *testing.T, client kubernetes.Interface, node string, family corev1.IPFamily) string {
 	t.Helper()
 	n, err := client.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get node %s: %v", node, err)
 	}
 	for _, a := range n.Status.Addresses {
-		if ip := net.ParseIP(a.Address); a.Type == corev1.NodeInternalIP && ip != nil && ip.To4() != nil {
+		if a.Type == corev1.NodeInternalIP && familyOf(a.Address) == family {
 			return a.Address
 		}
 	}
-	t.Fatalf("node %s has no IPv4 InternalIP: %v", node, n.Status.Addresses)
+	t.Fatalf("node %s has no %s InternalIP: %v", node, family, n.Status.Addresses)
 	return ""
 }
 
-// createNodePortService is a NodePort Service over the same pods; it returns the node port.
-func createNodePortService(t *testing.T, client kubernetes.Interface, ns string) int32 {
+// podIP is the pod's address of family ("" before it has one).
+func podIP(p *corev1.Pod, family corev1.IPFamily) string {
+	for _, ip := range p.Status.PodIPs {
+		if familyOf(ip.IP) == family {
+			return ip.IP
+		}
+	}
+	return ""
+}
+
+// createService is a Service of type typ and one IP family over the test-server pods.
+func createService(t *testing.T, client kubernetes.Interface, ns, name string, typ corev1.ServiceType, family corev1.IPFamily) *corev1.Service {
 	t.Helper()
 	svc, err := client.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "test-server-nodeport"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeNodePort,
-			Selector: map[string]string{"app": "test-server"},
-			Ports:    []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}},
+			Type:           typ,
+			IPFamilies:     []corev1.IPFamily{family},
+			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack),
+			Selector:       map[string]string{"app": "test-server"},
+			Ports:          []corev1.ServicePort{{Name: "http", Port: servicePort, TargetPort: intstr.FromInt32(serverPort)}},
 		},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("create service %s/test-server-nodeport: %v", ns, err)
+		t.Fatalf("create service %s/%s (%s, %s): %v", ns, name, typ, family, err)
 	}
-	return svc.Spec.Ports[0].NodePort
+	return svc
 }
 
 // setImage does what `kubectl set image deployment/test-server server=IMAGE` does.
@@ -170,19 +219,27 @@ func setImage(t *testing.T, client kubernetes.Interface, ns, image string) {
 	}
 }
 
-// preStopSeconds is ROLLING_PRESTOP: the old pods' preStop sleep in seconds (0, the
-// default: none, test-server exits at SIGTERM and stops serving at once).
+// preStopSeconds is ROLLING_PRESTOP (parsePreStop).
 func preStopSeconds(t *testing.T) int64 {
-	v := os.Getenv("ROLLING_PRESTOP")
+	n, err := parsePreStop(os.Getenv("ROLLING_PRESTOP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// parsePreStop reads the old pods' preStop sleep in seconds ("": 0, none: test-server
+// exits at SIGTERM and stops serving at once).
+func parsePreStop(v string) (int64, error) {
 	if v == "" {
-		return 0
+		return 0, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	// The default termination grace (30 s) must outlast the sleep.
 	if err != nil || n < 0 || n >= 30 {
-		t.Fatalf("ROLLING_PRESTOP=%q: seconds from 0 to 29", v)
+		return 0, fmt.Errorf("ROLLING_PRESTOP=%q: seconds from 0 to 29", v)
 	}
-	return n
+	return n, nil
 }
 
 // createDeployment makes the Deployment a user would: 3 replicas, a readiness probe, the
@@ -357,7 +414,7 @@ type deletionWatch struct {
 	removed map[string]time.Time
 }
 
-func watchDeletions(t *testing.T, client kubernetes.Interface, ns string) *deletionWatch {
+func watchDeletions(t *testing.T, client kubernetes.Interface, ns string, family corev1.IPFamily) *deletionWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -369,16 +426,20 @@ func watchDeletions(t *testing.T, client kubernetes.Interface, ns string) *delet
 	go func() {
 		for ev := range w.ResultChan() {
 			p, ok := ev.Object.(*corev1.Pod)
-			if !ok || p.DeletionTimestamp == nil || p.Status.PodIP == "" {
+			if !ok || p.DeletionTimestamp == nil {
+				continue
+			}
+			ip := podIP(p, family)
+			if ip == "" {
 				continue
 			}
 			d.mu.Lock()
 			if ev.Type == watch.Deleted {
-				d.removed[p.Status.PodIP] = time.Now()
+				d.removed[ip] = time.Now()
 			}
-			if _, seen := d.deleted[p.Status.PodIP]; !seen {
-				d.deleted[p.Status.PodIP] = time.Now()
-				d.names[p.Status.PodIP] = p.Name
+			if _, seen := d.deleted[ip]; !seen {
+				d.deleted[ip] = time.Now()
+				d.names[ip] = p.Name
 			}
 			d.mu.Unlock()
 		}

@@ -14,6 +14,8 @@
 # ipvs-proxy/test-server:v2, the same image under a second tag);
 # ROLLING_PRESTOP (seconds, default none): the pods' preStop sleep, so that an old pod keeps
 # serving while it terminates (its endpoint terminating and serving) until the sleep ends;
+# ROLLING_FAMILY (IPv4, the default, or IPv6): the Services' IP family (single-stack; the
+# cluster is dual-stack);
 # ROLLING_OUT (default _output/cluster/rolling): where the report goes;
 # CLUSTER_PROFILE (stock or legacy): when set, a row fails unless node-a runs that ip_vs.
 source "$(dirname "$0")/lib.sh"

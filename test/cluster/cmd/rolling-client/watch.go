@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -47,14 +48,20 @@ func watch(args []string) error {
 	seen := make([]map[string]realState, len(vips))
 	for ; ; time.Sleep(*interval) {
 		for i, svc := range svcs {
-			now, ok := realServersWithin(h, svc, stuckAfter)
-			if !ok {
+			now, err := realServersWithin(h, svc, stuckAfter)
+			switch {
+			case errors.Is(err, errStuck):
 				// moby/ipvs waits forever for a netlink answer that never comes:
 				// leave that handle to its goroutine and open another.
 				fmt.Fprintf(os.Stderr, "rolling-client watch: no IPVS answer for %s in %v; reopening netlink\n", vips[i], stuckAfter)
 				if h, err = ipvs.New(""); err != nil {
 					return fmt.Errorf("reopen IPVS netlink: %w", err)
 				}
+				continue
+			case err != nil:
+				// A failed read says nothing of the real servers: no line, the last
+				// poll stands (taken as "none", it printed a del for every one).
+				fmt.Fprintf(os.Stderr, "rolling-client watch: read the real servers of %s: %v; keeping the last poll\n", vips[i], err)
 				continue
 			}
 			for _, c := range changes(vips[i], seen[i], now) {
@@ -69,30 +76,48 @@ func watch(args []string) error {
 // stuckAfter is how long the watcher waits for one IPVS read.
 const stuckAfter = 5 * time.Second
 
-// realServersWithin is realServers, or false when the read takes longer than d.
-func realServersWithin(h *ipvs.Handle, svc *ipvs.Service, d time.Duration) (map[string]realState, bool) {
-	done := make(chan map[string]realState, 1)
-	go func() { done <- realServers(h, svc) }()
+// errStuck is realServersWithin's error when the read did not answer in time.
+var errStuck = errors.New("no IPVS answer in time")
+
+// destLister reads a virtual server's real servers (*ipvs.Handle; a fake in tests).
+type destLister interface {
+	GetDestinations(*ipvs.Service) ([]*ipvs.Destination, error)
+}
+
+// realServersWithin is realServers, or errStuck when the read takes longer than d.
+func realServersWithin(h destLister, svc *ipvs.Service, d time.Duration) (map[string]realState, error) {
+	type result struct {
+		now map[string]realState
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		now, err := realServers(h, svc)
+		done <- result{now, err}
+	}()
 	select {
-	case now := <-done:
-		return now, true
+	case r := <-done:
+		return r.now, r.err
 	case <-time.After(d):
-		return nil, false
+		return nil, errStuck
 	}
 }
 
-// realServers reads a virtual server's real servers; none when it is not there (yet).
-func realServers(h *ipvs.Handle, svc *ipvs.Service) map[string]realState {
+// realServers reads a virtual server's real servers, keyed "ip:port" as
+// net.JoinHostPort writes them; none when it is not there (yet): the kernel answers a
+// missing virtual server with an empty dump. An error is a failed read (netlink), which
+// says nothing of the real servers.
+func realServers(h destLister, svc *ipvs.Service) (map[string]realState, error) {
 	dests, err := h.GetDestinations(svc)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	now := map[string]realState{}
 	for _, d := range dests {
 		now[net.JoinHostPort(d.Address.String(), strconv.Itoa(int(d.Port)))] =
 			realState{weight: d.Weight, active: d.ActiveConnections, inactive: d.InactiveConnections}
 	}
-	return now
+	return now, nil
 }
 
 // changes lists what differs between two polls of virtual server vip: real servers

@@ -3,6 +3,7 @@
 package rolling
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -21,5 +22,27 @@ func TestLatenciesNegative(t *testing.T) {
 	got := strings.Join(d.latencies(rs), "; ")
 	if strings.Contains(got, "-0.08 s") || !strings.Contains(got, "before") {
 		t.Errorf("latencies = %q; want the real server said gone before the deletion was read, not -0.08 s", got)
+	}
+}
+
+// A real server that comes back (a del then an add: a watcher's failed read before
+// rolling-client's fix, a virtual server rebuilt) is not gone: its first del must not
+// stand as the removal waitGone and latencies read.
+func TestRealServerBack(t *testing.T) {
+	w := &realServerWatch{gone: map[string]time.Time{}, live: map[string]bool{}}
+	lines := `{"Event":"add","Real":"[fd00:10:244:1::4]:8080","Weight":1}
+{"Event":"del","Real":"[fd00:10:244:1::4]:8080","Weight":1}
+{"Event":"add","Real":"[fd00:10:244:1::4]:8080","Weight":1}
+`
+	w.read(io.NopCloser(strings.NewReader(lines)))
+	if at, ok := w.goneAt("[fd00:10:244:1::4]:8080"); ok {
+		t.Errorf("real server back in IPVS read as gone at %v", at)
+	}
+	if w.count() != 1 {
+		t.Errorf("live real servers: %d, want 1", w.count())
+	}
+	w.read(io.NopCloser(strings.NewReader(`{"Event":"del","Real":"[fd00:10:244:1::4]:8080"}` + "\n")))
+	if _, ok := w.goneAt("[fd00:10:244:1::4]:8080"); !ok || w.count() != 0 {
+		t.Errorf("real server deleted again: not read as gone (%d live)", w.count())
 	}
 }

@@ -382,7 +382,9 @@ func (w *realServerWatch) read(stream interface {
 		w.mu.Lock()
 		switch c.Event {
 		case "add":
+			// Back in IPVS: not gone (an earlier del is no removal to measure).
 			w.live[c.Real] = true
+			delete(w.gone, c.Real)
 		case "del":
 			delete(w.live, c.Real)
 			w.gone[c.Real] = time.Now()

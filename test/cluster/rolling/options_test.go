@@ -4,6 +4,7 @@ package rolling
 
 import (
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -49,5 +50,38 @@ func TestPodIPOfFamily(t *testing.T) {
 	}
 	if got := podIP(&corev1.Pod{}, corev1.IPv6Protocol); got != "" {
 		t.Errorf("podIP of a pod without addresses = %q, want none", got)
+	}
+}
+
+// ROLLING_RATE is split between the two clients (a quarter, at least 1/s, through the
+// NodePort): a rate that leaves the ClusterIP client 0/s ran it unpaced (load's schedule
+// divides by the rate), and a value that did not parse ran the default 20 under a row
+// that did not say so.
+func TestParseRate(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		cluster, np int
+		bad         bool
+	}{{"", 15, 5, false}, {"20", 15, 5, false}, {"50", 38, 12, false}, {"4", 3, 1, false}, {"2", 1, 1, false},
+		{"1", 0, 0, true}, {"0", 0, 0, true}, {"-5", 0, 0, true}, {"20/s", 0, 0, true}, {"x", 0, 0, true}} {
+		c, n, err := parseRate(tc.in)
+		if (err != nil) != tc.bad || c != tc.cluster || n != tc.np {
+			t.Errorf("parseRate(%q) = %d, %d, %v; want %d, %d, error %v", tc.in, c, n, err, tc.cluster, tc.np, tc.bad)
+		}
+	}
+}
+
+// ROLLING_DURATION that does not parse (a number without its unit) ran the default 150 s.
+func TestParseDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{{"", 150 * time.Second, false}, {"90s", 90 * time.Second, false}, {"3m", 3 * time.Minute, false},
+		{"90", 0, true}, {"0s", 0, true}, {"-1m", 0, true}, {"x", 0, true}} {
+		got, err := parseDuration(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.bad)
+		}
 	}
 }

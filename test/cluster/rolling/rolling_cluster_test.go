@@ -56,9 +56,9 @@ func TestRollingRestart(t *testing.T) {
 	client := kubeclient.New(t)
 	ns := kubeclient.Namespace(t, client, "rolling")
 	row := os.Getenv("ROLLING_ROW")
-	duration := 150 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("ROLLING_DURATION")); err == nil {
-		duration = d
+	duration, err := parseDuration(os.Getenv("ROLLING_DURATION"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	how := os.Getenv("ROLLING_HOW")
 	if how == "" {
@@ -76,12 +76,10 @@ func TestRollingRestart(t *testing.T) {
 	if family == corev1.IPv6Protocol {
 		update += "; IPv6"
 	}
-	rate := 20
-	if r, err := strconv.Atoi(os.Getenv("ROLLING_RATE")); err == nil {
-		rate = r
+	clusterIPRate, nodePortRate, err := parseRate(os.Getenv("ROLLING_RATE"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A quarter of the requests (at least 1/s) go through node-a's NodePort.
-	nodePortRate := max(rate/4, 1)
 
 	// The node's kernel profile as the node has it (not as the script says).
 	kernel := podkit.NodeIPVSKernel(t, client, ns, clientNode)
@@ -108,7 +106,7 @@ func TestRollingRestart(t *testing.T) {
 	t.Logf("%s: IPVS virtual server %s (NodePort) has %d real servers", clientNode, nodePort, replicas)
 
 	deletions := watchDeletions(t, client, ns, family)
-	clientPod := startClient(t, client, ns, "client", vip, duration, rate-nodePortRate, 40000)
+	clientPod := startClient(t, client, ns, "client", vip, duration, clusterIPRate, 40000)
 	nodePortPod := startClient(t, client, ns, "client-nodeport", nodePort, duration, nodePortRate, 41000)
 	time.Sleep(10 * time.Second) // the client's steady state before the update
 	restart := time.Now()
@@ -129,6 +127,33 @@ func TestRollingRestart(t *testing.T) {
 	}
 	deletions.waitGone(watches[clientNode], time.Minute)
 	report(t, fmt.Sprintf("%s; %s", row, update), kernel, rep, npRep, deletions.latencies(watches[clientNode]))
+}
+
+// parseDuration reads ROLLING_DURATION, how long the clients send requests (a Go
+// duration; "": 150 s).
+func parseDuration(v string) (time.Duration, error) {
+	if v == "" {
+		return 150 * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("ROLLING_DURATION=%q: a Go duration above 0 (150s)", v)
+	}
+	return d, nil
+}
+
+// parseRate reads ROLLING_RATE, the clients' most requests per second together ("": 20),
+// and splits it: a quarter (at least 1/s) through node-a's NodePort, the rest through the
+// ClusterIP, which must have 1/s at least (rolling-client paces nothing at 0).
+func parseRate(v string) (clusterIP, nodePort int, err error) {
+	rate := 20
+	if v != "" {
+		if rate, err = strconv.Atoi(v); err != nil || rate < 2 {
+			return 0, 0, fmt.Errorf("ROLLING_RATE=%q: requests per second, 2 at least", v)
+		}
+	}
+	nodePort = max(rate/4, 1)
+	return rate - nodePort, nodePort, nil
 }
 
 // ipFamily is ROLLING_FAMILY (parseFamily).

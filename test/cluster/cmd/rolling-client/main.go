@@ -92,6 +92,10 @@ func client(args []string) error {
 	rate := fs.Float64("rate", 50, "requests per second at most")
 	all := fs.Bool("all", false, "also print every request as results data lines (for plots)")
 	_ = fs.Parse(args)
+	if !(*rate > 0) {
+		// load's schedule divides by it: at 0 the pool would send unpaced.
+		return fmt.Errorf("-rate %v: requests per second above 0", *rate)
+	}
 	vip, err := netip.ParseAddrPort(*target)
 	if err != nil {
 		return fmt.Errorf("parse -target %q: %w", *target, err)

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestVirtualServer(t *testing.T) {
 	for _, tc := range []struct {
@@ -55,6 +58,16 @@ func TestChanges(t *testing.T) {
 		g.Virtual = ""
 		if g != w {
 			t.Errorf("change of %s = %+v, want %+v", rs, g, w)
+		}
+	}
+}
+
+// load's schedule divides by the rate: at 0 (or below) the pool sent requests unpaced.
+func TestClientRate(t *testing.T) {
+	for _, r := range []string{"0", "-1"} {
+		err := client([]string{"-target", "127.0.0.1:1", "-duration", "10ms", "-rate", r, "-ports", "1", "-first-port", "47999"})
+		if err == nil || !strings.Contains(err.Error(), "-rate") {
+			t.Errorf("client -rate %s: %v; want it refused", r, err)
 		}
 	}
 }

@@ -150,9 +150,11 @@ func virtualServer(vip string) (*ipvs.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse -vip %q: %w", vip, err)
 	}
+	// An IPv4-mapped address is the IPv4 virtual server: moby/ipvs sends its 4 bytes.
+	addr := ap.Addr().Unmap()
 	family := uint16(2) // AF_INET
-	if ap.Addr().Is6() {
+	if addr.Is6() {
 		family = 10 // AF_INET6
 	}
-	return &ipvs.Service{Address: net.IP(ap.Addr().AsSlice()), Port: ap.Port(), Protocol: 6, AddressFamily: family}, nil
+	return &ipvs.Service{Address: net.IP(addr.AsSlice()), Port: ap.Port(), Protocol: 6, AddressFamily: family}, nil
 }

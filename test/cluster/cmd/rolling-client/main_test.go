@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 )
@@ -18,6 +19,11 @@ func TestVirtualServer(t *testing.T) {
 		if svc.AddressFamily != tc.family || svc.Port != tc.port || svc.Protocol != 6 {
 			t.Errorf("virtualServer(%q) = family %d port %d protocol %d, want %d %d 6", tc.vip, svc.AddressFamily, svc.Port, svc.Protocol, tc.family, tc.port)
 		}
+	}
+	// An IPv4-mapped address is the IPv4 virtual server (as the rolling test's familyOf
+	// reads it): asked as AF_INET6 with moby/ipvs's 4-byte address, IPVS found none.
+	if svc, err := virtualServer("[::ffff:10.96.0.10]:80"); err != nil || svc.AddressFamily != 2 || !svc.Address.Equal(net.IPv4(10, 96, 0, 10)) || len(svc.Address.To4()) != 4 {
+		t.Errorf("virtualServer of an IPv4-mapped VIP = %+v, %v; want AF_INET 10.96.0.10", svc, err)
 	}
 	if _, err := virtualServer("10.96.0.10"); err == nil {
 		t.Error("virtualServer without a port: no error")

@@ -9,7 +9,7 @@
 # appended to OUT/report.md (its header written when missing) and printed at the end, with
 # node-a's ip_vs as the node reports it (stock, or legacy: CLUSTER_PROFILE=legacy nodes).
 # ROLLING_DURATION (Go duration, default 150s): how long the clients send requests;
-# ROLLING_RATE (default 20): their most requests per second together;
+# ROLLING_RATE (default 20, 2 at least): their most requests per second together;
 # ROLLING_HOW: restart (default: kubectl rollout restart) or set-image (kubectl set image to
 # ipvs-proxy/test-server:v2, the same image under a second tag);
 # ROLLING_PRESTOP (seconds, default none): the pods' preStop sleep, so that an old pod keeps

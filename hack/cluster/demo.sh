@@ -5,6 +5,8 @@
 #   3 scenario 1, rolling update: rows gate-on, gate-off, upstream by rollout restart
 #     ("rolling"), then gate-on, upstream by kubectl set image ("rolling-set-image"; same
 #     report)                                                               (scenario-rolling.sh)
+#     then gate-on, upstream through IPv6 Services ("rolling-ipv6": ROLLING_FAMILY=IPv6), and
+#     with a 5 s preStop sleep ("rolling-prestop": ROLLING_PRESTOP=5); each its own report
 #   4 scenario 3, image swap: rows control (upstream alone, no swap), overlay (upstream -> ours
 #     by way C -> gate by the ConfigMap), patch (upstream -> ours by way A without the gate ->
 #     gate by the ConfigMap)                                                (scenario-swap.sh)
@@ -16,7 +18,8 @@
 #   7 the report: _output/cluster/report.md (one table per scenario) and requests.svg
 #   8 make cluster-down (CLUSTER_DEMO_KEEP=1 leaves the cluster running, on the legacy profile
 #     when step 6 ran)
-# CLUSTER_DEMO_SCENARIOS (default "gate rolling rolling-set-image swap nodeloss rolling-legacy")
+# CLUSTER_DEMO_SCENARIOS (default "gate rolling rolling-set-image rolling-ipv6 rolling-prestop swap
+# nodeloss rolling-legacy")
 # picks scenarios;
 # the report also shows the last results of the others ("none": the report of what is there).
 # A scenario that fails (a failed row) is marked in the report's step times and the next
@@ -25,7 +28,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 export CP_RUN=$CLUSTER_CP_RUN
 START=$SECONDS
-SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling rolling-set-image swap nodeloss rolling-legacy}
+SCENARIOS=${CLUSTER_DEMO_SCENARIOS:-gate rolling rolling-set-image rolling-ipv6 rolling-prestop swap nodeloss rolling-legacy}
 # The node VMs (node-up.sh, also node-b's reboots in scenario 2) outlive the whole demo.
 export NODE_TIMEOUT=${NODE_TIMEOUT:-14400}
 GRACE=${CLUSTER_DEMO_GRACE:-10s}
@@ -78,6 +81,13 @@ main() {
 	local up=""
 	local s
 	for s in $SCENARIOS; do
+		case $s in
+		none | gate | rolling | rolling-set-image | rolling-ipv6 | rolling-prestop | swap | nodeloss | rolling-legacy) ;;
+		*) echo "cluster-demo: CLUSTER_DEMO_SCENARIOS: no scenario '$s' (gate rolling rolling-set-image rolling-ipv6 rolling-prestop swap nodeloss rolling-legacy none)" >&2; return 2 ;;
+		esac
+	done
+	for s in $SCENARIOS; do
+		[ "$s" != none ] || continue
 		# A fresh report for each scenario run; the others' outputs stay in the report.
 		# rolling-set-image's rows go to rolling's report.
 		[ "$s" != rolling-set-image ] || s=rolling
@@ -95,6 +105,8 @@ main() {
 	progress 3 "scenario 1: rolling update"
 	! wanted rolling || timed "scenario 1" "$CLUSTER_DIR/scenario-rolling.sh" gate-on gate-off upstream
 	! wanted rolling-set-image || timed "scenario 1 set-image" env ROLLING_HOW=set-image "$CLUSTER_DIR/scenario-rolling.sh" gate-on upstream
+	! wanted rolling-ipv6 || timed "scenario 1 IPv6" env ROLLING_FAMILY=IPv6 ROLLING_OUT="$CLUSTER_OUT/rolling-ipv6" "$CLUSTER_DIR/scenario-rolling.sh" gate-on upstream
+	! wanted rolling-prestop || timed "scenario 1 preStop" env ROLLING_PRESTOP=5 ROLLING_OUT="$CLUSTER_OUT/rolling-prestop" "$CLUSTER_DIR/scenario-rolling.sh" gate-on upstream
 	progress 4 "scenario 3: image swap"
 	! wanted swap || timed "scenario 3" "$CLUSTER_DIR/scenario-swap.sh" control overlay patch
 	progress 5 "scenario 2: node loss (grace: kubeadm's, then $GRACE)"

@@ -28,6 +28,15 @@ func TestReport(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(out, "rolling-legacy", "report.md"), []byte(legacy), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// So have the IPv6 and preStop rows.
+	for dir, row := range map[string]string{"rolling-ipv6": "| gate on; restart; IPv6 |", "rolling-prestop": "| gate on; restart, preStop sleep 5 s |"} {
+		if err := os.MkdirAll(filepath.Join(out, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, dir, "report.md"), []byte("| row |\n|---|\n"+row+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r := results.Run{Requests: []results.Request{{Start: time.Second, Kind: results.KindOK}, {Start: 2 * time.Second, Kind: results.KindConnectTimeout}}}
 	raw, _ := json.Marshal(r)
 	if err := os.WriteFile(filepath.Join(out, "swap", "overlay", "run.json"), raw, 0o644); err != nil {
@@ -41,7 +50,9 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Scenario 3: image swap on a live cluster", "| upstream | 10 |", "![requests over time](requests.svg)", "## Scenario 2: node loss\n\nhack/cluster/scenario-nodeloss.sh",
-		"## Scenario 1 on the legacy profile\n\nhack/cluster/nodes-profile.sh legacy", "| upstream | legacy (ip_vs taint OE) |"} {
+		"## Scenario 1 on the legacy profile\n\nhack/cluster/nodes-profile.sh legacy", "| upstream | legacy (ip_vs taint OE) |",
+		"## Scenario 1 through IPv6 Services\n\nhack/cluster/scenario-rolling.sh with ROLLING_FAMILY=IPv6", "| gate on; restart; IPv6 |",
+		"## Scenario 1 with a preStop sleep\n\nhack/cluster/scenario-rolling.sh with ROLLING_PRESTOP=5", "| gate on; restart, preStop sleep 5 s |"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, report)
 		}

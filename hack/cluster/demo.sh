@@ -52,7 +52,21 @@ timed() {
 	fi
 }
 
-wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+# wanted NAME: NAME is one of SCENARIOS' words (split as the for loops in main split them:
+# a newline or tab between names counts as a space).
+wanted() {
+	local w
+	for w in $SCENARIOS; do [ "$w" != "$1" ] || return 0; done
+	return 1
+}
+
+# drop_rows DIR TEXT: removes the rows holding TEXT from DIR's report, the others stay.
+drop_rows() {
+	local f="$CLUSTER_OUT/$1/report.md"
+	[ -f "$f" ] || return 0
+	grep -v -F -- "$2" "$f" >"$f.new" || true
+	mv "$f.new" "$f"
+}
 
 # rolling_legacy reboots the nodes with the legacy ip_vs and runs scenario 1 there. timed
 # runs it left of ||, where set -e does not hold: each step's failure is returned by hand.
@@ -87,12 +101,19 @@ main() {
 		esac
 	done
 	for s in $SCENARIOS; do
-		[ "$s" != none ] || continue
 		# A fresh report for each scenario run; the others' outputs stay in the report.
-		# rolling-set-image's rows go to rolling's report.
-		[ "$s" != rolling-set-image ] || s=rolling
-		rm -f "$CLUSTER_OUT/$s/report.md"
-		rm -rf "${CLUSTER_OUT:?}/$s/"*/
+		# rolling and rolling-set-image share rolling's report (rows "...; restart" and
+		# "...; set-image"): each drops only its own rows, so that running one alone keeps
+		# the other's last rows.
+		case $s in
+		none) ;;
+		rolling) drop_rows rolling "; restart |" ;;
+		rolling-set-image) drop_rows rolling "; set-image |" ;;
+		*)
+			rm -f "$CLUSTER_OUT/$s/report.md"
+			rm -rf "${CLUSTER_OUT:?}/$s/"*/
+			;;
+		esac
 	done
 	progress 1 "the cluster"
 	if [ ! -f "$CP_RUN/env" ]; then

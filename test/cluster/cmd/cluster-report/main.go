@@ -24,7 +24,7 @@ type scenario struct{ dir, title, about string }
 var scenarios = []scenario{
 	{"rolling", "Scenario 1: rolling update", "hack/cluster/scenario-rolling.sh: `rollout restart` (or `set image`) of 3 test-server replicas while clients on node-a reuse 64 source ports each, through the ClusterIP and node-a's NodePort."},
 	{"rolling-ipv6", "Scenario 1 through IPv6 Services", "hack/cluster/scenario-rolling.sh with ROLLING_FAMILY=IPv6: the same rollout restart through single-stack IPv6 Services (the ClusterIP and node-a's IPv6 NodePort) on the dual-stack cluster."},
-	{"rolling-prestop", "Scenario 1 with a preStop sleep", "hack/cluster/scenario-rolling.sh with ROLLING_PRESTOP=5: the pods sleep 5 s in preStop, so a deleted pod keeps serving (its endpoint terminating and serving) until the sleep ends; the gate leaves such an endpoint as upstream does."},
+	{"rolling-prestop", "Scenario 1 with a preStop sleep", "hack/cluster/scenario-rolling.sh with ROLLING_PRESTOP=5: the pods sleep 5 s in preStop, so a deleted pod keeps serving (its endpoint terminating and serving) until the sleep ends: the case the gate must leave as upstream does (the rows show whether it did)."},
 	{"rolling-legacy", "Scenario 1 on the legacy profile", "hack/cluster/nodes-profile.sh legacy (both nodes rebooted with hack/legacy-ipvs's pre-5.9 ip_vs, conn_reuse_mode=0), then scenario-rolling.sh's rows there."},
 	{"nodeloss", "Scenario 2: node loss", "hack/cluster/scenario-nodeloss.sh: node-b's qemu SIGKILLed; times from the kill (host clock)."},
 	{"swap", "Scenario 3: image swap on a live cluster", "hack/cluster/scenario-swap.sh: upstream's image, swapped for ours as docs/kubeadm.md says, then the gate by the ConfigMap."},

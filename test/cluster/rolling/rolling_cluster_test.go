@@ -67,12 +67,18 @@ func TestRollingRestart(t *testing.T) {
 	if how != "restart" && how != "set-image" {
 		t.Fatalf("ROLLING_HOW=%s: restart or set-image", how)
 	}
-	preStop := preStopSeconds(t)
+	preStop, err := parsePreStop(os.Getenv("ROLLING_PRESTOP"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	update := how
 	if preStop > 0 {
 		update = fmt.Sprintf("%s, preStop sleep %d s", how, preStop)
 	}
-	family := ipFamily(t)
+	family, err := parseFamily(os.Getenv("ROLLING_FAMILY"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if family == corev1.IPv6Protocol {
 		update += "; IPv6"
 	}
@@ -156,15 +162,6 @@ func parseRate(v string) (clusterIP, nodePort int, err error) {
 	return rate - nodePort, nodePort, nil
 }
 
-// ipFamily is ROLLING_FAMILY (parseFamily).
-func ipFamily(t *testing.T) corev1.IPFamily {
-	f, err := parseFamily(os.Getenv("ROLLING_FAMILY"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 // parseFamily reads the Services' (single) IP family: IPv4 (also "") or IPv6 (the cluster
 // is dual-stack: pods and nodes have both).
 func parseFamily(v string) (corev1.IPFamily, error) {
@@ -242,15 +239,6 @@ func setImage(t *testing.T, client kubernetes.Interface, ns, image string) {
 		[]byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("set image deployment %s/test-server server=%s: %v", ns, image, err)
 	}
-}
-
-// preStopSeconds is ROLLING_PRESTOP (parsePreStop).
-func preStopSeconds(t *testing.T) int64 {
-	n, err := parsePreStop(os.Getenv("ROLLING_PRESTOP"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // parsePreStop reads the old pods' preStop sleep in seconds ("": 0, none: test-server
